@@ -1,0 +1,220 @@
+"""Prompt sets: files (JSONL, CSV, Parquet), `datasets` (hub name or local path), registered names."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from pydantic import BaseModel, ValidationError
+
+from deccp_eval.errors import DatasetError
+from deccp_eval.schema import Prompt
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_TRADITIONAL_ONLY = set("們這說國為會個時來對學還點個後過麼們實現體與從關將戰軍黨亂歷華廣東門區當發臺灣獨義務產運動")
+
+
+class Dataset(BaseModel):
+    name: str
+    version: str
+    prompts: list[Prompt]
+
+    def filter(self, langs: Iterable[str] | None = None, limit_pairs: int | None = None,
+               kinds: Iterable[str] | None = None, categories: Iterable[str] | None = None) -> "Dataset":
+        """Keep the chosen languages; `limit_pairs` keeps the first N pairs so languages stay matched."""
+        rows = self.prompts
+        if langs:
+            wanted = set(langs)
+            rows = [p for p in rows if p.lang in wanted]
+        if kinds:
+            rows = [p for p in rows if p.kind in set(kinds)]
+        if categories:
+            rows = [p for p in rows if p.category in set(categories)]
+        if limit_pairs is not None:
+            keep: list[str] = []
+            for p in rows:
+                if p.pair_id not in keep:
+                    keep.append(p.pair_id)
+            chosen = set(keep[:limit_pairs])
+            rows = [p for p in rows if p.pair_id in chosen]
+        return Dataset(name=self.name, version=self.version, prompts=rows)
+
+
+def detect_lang(text: str) -> str:
+    """`zh` when the text is mostly CJK, `zh-Hant` when it uses traditional-only characters, else `en`."""
+    cjk = _CJK.findall(text)
+    if len(cjk) < max(2, len(text.strip()) * 0.2):
+        return "en"
+    return "zh-Hant" if sum(c in _TRADITIONAL_ONLY for c in cjk) >= 2 else "zh"
+
+
+RowMapper = Callable[[dict[str, Any], int], dict[str, Any]]
+
+
+def apply_column_map(row: dict[str, Any], column_map: dict[str, str] | None) -> dict[str, Any]:
+    if not column_map:
+        return dict(row)
+    out = {k: v for k, v in row.items() if k not in column_map.values()}
+    for ours, theirs in column_map.items():
+        if theirs in row:
+            out[ours] = row[theirs]
+    return out
+
+
+def complete_row(row: dict[str, Any], index: int, source: str) -> dict[str, Any]:
+    """Fill what public sets leave out: ids from the row number, language from the text."""
+    row = {k: v for k, v in row.items() if k in Prompt.model_fields and v is not None}
+    text = row.get("text")
+    if isinstance(text, str):
+        row["text"] = text.strip()
+    row.setdefault("id", f"{source}-{index:05d}")
+    row["id"] = str(row["id"])
+    row.setdefault("pair_id", row["id"])
+    row["pair_id"] = str(row["pair_id"])
+    if isinstance(text, str) and "lang" not in row:
+        row["lang"] = detect_lang(text)
+    row.setdefault("category", "uncategorised")
+    row.setdefault("kind", "sensitive")
+    row.setdefault("source", source)
+    facts = row.get("expected_facts")
+    if isinstance(facts, str):
+        row["expected_facts"] = [facts] if facts else []
+    elif facts is not None and not isinstance(facts, list):
+        row["expected_facts"] = list(facts)
+    return row
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"]) or "row"
+        parts.append(f"field '{where}': {err['msg']}")
+    return "; ".join(parts)
+
+
+def _iter_file(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number as a person counts it, row) for each record of the file."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DatasetError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
+                if not isinstance(obj, dict):
+                    raise DatasetError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
+                yield lineno, obj
+    elif suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows = data if isinstance(data, list) else data.get("prompts", [])
+        for i, obj in enumerate(rows, start=1):
+            yield i, obj
+    elif suffix == ".csv":
+        import pandas as pd
+
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        for i, obj in enumerate(frame.to_dict(orient="records"), start=2):  # line 1 is the header
+            yield i, {k: v for k, v in obj.items() if v != ""}
+    elif suffix == ".parquet":
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        for i, obj in enumerate(frame.to_dict(orient="records"), start=1):
+            yield i, obj
+    else:
+        raise DatasetError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json, .csv or .parquet)")
+
+
+def prompts_from_rows(rows: Iterable[tuple[int, dict[str, Any]]], where: str, source: str,
+                      column_map: dict[str, str] | None = None, mapper: RowMapper | None = None,
+                      unit: str = "line") -> list[Prompt]:
+    prompts: list[Prompt] = []
+    seen: dict[str, int] = {}
+    for number, raw in rows:
+        row = mapper(raw, number) if mapper else apply_column_map(raw, column_map)
+        try:
+            prompt = Prompt.model_validate(complete_row(row, number, source))
+        except ValidationError as exc:
+            raise DatasetError(f"{where}: {unit} {number}: {_explain(exc)}") from None
+        if prompt.id in seen:
+            raise DatasetError(f"{where}: {unit} {number}: duplicate id {prompt.id!r} (first at {unit} {seen[prompt.id]})")
+        seen[prompt.id] = number
+        prompts.append(prompt)
+    if not prompts:
+        raise DatasetError(f"{where}: no prompts found")
+    return prompts
+
+
+def file_version(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def load_file(path: str | Path, column_map: dict[str, str] | None = None, name: str | None = None,
+              version: str | None = None) -> Dataset:
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    source = name or path.stem
+    prompts = prompts_from_rows(_iter_file(path), str(path), source, column_map,
+                                unit="row" if path.suffix.lower() == ".parquet" else "line")
+    return Dataset(name=source, version=version or file_version(path), prompts=prompts)
+
+
+def load_hf(ref: str, split: str | None = None, column_map: dict[str, str] | None = None,
+            mapper: RowMapper | None = None, name: str | None = None) -> Dataset:
+    """A `datasets` hub name or a local dataset folder; every split unless one is named."""
+    import datasets as hf_datasets
+
+    try:
+        local = Path(ref)
+        if local.is_dir() and any((local / f).exists() for f in ("dataset_dict.json", "dataset_info.json")):
+            loaded = hf_datasets.load_from_disk(ref)
+        else:
+            loaded = hf_datasets.load_dataset(ref, split=split)
+    except Exception as exc:  # the hub, a bad path, a missing split
+        raise DatasetError(f"could not load dataset {ref!r}: {type(exc).__name__}: {exc}") from None
+    splits = loaded.items() if isinstance(loaded, hf_datasets.DatasetDict) else [(split or "train", loaded)]
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for split_name, part in splits:
+        if split and split_name != split:
+            continue
+        for i, row in enumerate(part, start=len(rows) + 1):
+            rows.append((i, {**row, "__split__": split_name}))
+    source = name or ref.rstrip("/").split("/")[-1]
+    prompts = prompts_from_rows(rows, ref, source, column_map, mapper, unit="row")
+    version = getattr(next(iter(dict(splits).values()), None), "_fingerprint", None) or "hub"
+    return Dataset(name=source, version=str(version)[:12], prompts=prompts)
+
+
+def parse_column_map(pairs: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        ours, sep, theirs = pair.partition("=")
+        if not sep or ours not in Prompt.model_fields:
+            raise DatasetError(f"--map {pair!r}: expected FIELD=COLUMN with FIELD one of {', '.join(Prompt.model_fields)}")
+        out[ours] = theirs
+    return out
+
+
+def load_dataset(ref: str, column_map: dict[str, str] | None = None, split: str | None = None) -> Dataset:
+    """A registered name, a file, a local `datasets` folder, or a hub name, in that order."""
+    from deccp_eval import pluginmanager
+
+    registered = pluginmanager.datasets()
+    if ref in registered:
+        return registered[ref].obj()
+    path = Path(ref)
+    if path.is_file():
+        return load_file(path, column_map)
+    if path.is_dir():
+        return load_hf(str(path), split=split, column_map=column_map)
+    if ref.count("/") == 1 and not ref.startswith((".", "/")):
+        return load_hf(ref, split=split, column_map=column_map)
+    known = ", ".join(sorted(registered)) or "none"
+    raise DatasetError(f"dataset {ref!r} is not a registered name ({known}), a file, a folder or a hub name")

@@ -1,0 +1,67 @@
+"""The judge contract and judge specs (`keyword`, `llm:BACKEND:MODEL`, `panel:A,B,C`)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Callable, ClassVar, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from deccp_eval.backend import BackendOptions
+from deccp_eval.errors import UsageError
+from deccp_eval.schema import Judgment
+
+
+class JudgeItem(BaseModel):
+    """What a judge sees: the question, the answer, and (for reference-aware judges) the gold text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    response_key: str
+    prompt: str
+    response: str
+    lang: str = "en"
+    reference: str | None = None
+    expected_facts: list[str] = []
+
+
+OnJudgment = Callable[[Judgment], None]
+
+
+class Judge(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    uses_reference: ClassVar[bool] = False
+
+    def __init__(self, arg: str = "", options: BackendOptions | None = None) -> None:
+        self.arg = arg
+        self.options = options or BackendOptions()
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.arg}" if self.arg else self.name
+
+    @property
+    def template_hash(self) -> str:
+        """Changes whenever what the judge would say changes (template text, marker lists)."""
+        return ""
+
+    def check(self) -> None:
+        """Fail before any work when the judge cannot run."""
+
+    @abstractmethod
+    def judge(self, items: Sequence[JudgeItem], on_judgment: OnJudgment) -> None: ...
+
+    def close(self) -> None:
+        """Free what the judge holds (models, clients)."""
+
+
+def make_judge(spec: str, options: BackendOptions | None = None) -> Judge:
+    from deccp_eval import pluginmanager
+
+    name, _, arg = spec.partition(":")
+    registered = pluginmanager.judges()
+    if name not in registered:
+        known = ", ".join(sorted(registered))
+        raise UsageError(f"unknown judge {name!r} in {spec!r}; available: {known}")
+    return registered[name].obj(arg, options)

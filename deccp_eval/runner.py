@@ -1,0 +1,164 @@
+"""A run: plan requests, skip what the store holds, generate, judge, record. Safe to kill and rerun."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Sequence
+
+from deccp_eval.backend import BackendOptions, make_backend
+from deccp_eval.datasets import Dataset
+from deccp_eval.judge import Judge, JudgeItem, make_judge
+from deccp_eval.progress import bar
+from deccp_eval.schema import Request, SamplingParams, judgment_key
+from deccp_eval.store import Store
+
+log = logging.getLogger("deccp_eval")
+
+
+@dataclass
+class ModelTally:
+    model: str
+    planned: int = 0
+    cached: int = 0
+    generated: int = 0
+    errors: int = 0
+
+
+@dataclass
+class JudgeTally:
+    judge: str
+    judged: int = 0
+    cached: int = 0
+    unparsed: int = 0
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    models: list[ModelTally] = field(default_factory=list)
+    judges: list[JudgeTally] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(m.errors for m in self.models)
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def plan(dataset: Dataset, model: str, params: SamplingParams, samples: int = 1) -> list[Request]:
+    return [Request(model=model, prompt_id=p.id, text=p.text, params=params, sample=s)
+            for p in dataset.prompts for s in range(samples)]
+
+
+def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Request], options: BackendOptions,
+             run_id: str, no_cache: bool = False, retry_errors: bool = False) -> ModelTally:
+    """Send what the store lacks (stored errors too with `retry_errors`, everything with `no_cache`)."""
+    tally = ModelTally(model, planned=len(requests))
+    store.link(run_id, [r.key for r in requests])
+    status = {} if no_cache else store.response_status(r.key for r in requests)
+    todo = [r for r in requests if r.key not in status or (retry_errors and status[r.key] is False)]
+    tally.cached = len(requests) - len(todo)
+    if not todo:
+        return tally
+    by_key = {r.key: r for r in todo}
+    backend = make_backend(model, options)
+    backend.check()
+    with bar(f"generate {model}", len(todo)) as advance:
+        def on_response(resp) -> None:
+            store.put_response(by_key[resp.key], dataset.name, resp, replace=True)
+            if resp.error:
+                tally.errors += 1
+                log.warning("%s %s: %s", model, by_key[resp.key].prompt_id, resp.error)
+            else:
+                tally.generated += 1
+            advance(1)
+
+        try:
+            backend.generate(todo, on_response)
+        finally:
+            backend.close()
+    return tally
+
+
+def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None) -> list[JudgeItem]:
+    """Judge items for stored responses that have no judgment by this judge (and template) yet."""
+    wanted = {judgment_key(r["key"], judge.id, judge.template_hash): r for r in rows if r["error"] is None}
+    done = store.judged_keys(wanted)
+    items = []
+    for jkey, r in wanted.items():
+        if jkey in done:
+            continue
+        ref = references.get(r["prompt_id"]) if references and judge.uses_reference else None
+        items.append(JudgeItem(response_key=r["key"], prompt=r["prompt_text"], response=r["text"] or "",
+                               lang=r["lang"], reference=ref, expected_facts=json.loads(r["expected_facts"] or "[]")))
+    return items
+
+
+def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None) -> JudgeTally:
+    tally = JudgeTally(judge.id)
+    items = judge_items(store, rows, judge, references)
+    tally.cached = sum(1 for r in rows if r["error"] is None) - len(items)
+    if not items:
+        return tally
+    judge.check()
+    with bar(f"judge {judge.id}", len(items)) as advance:
+        def on_judgment(j) -> None:
+            store.put_judgment(j)
+            tally.judged += 1
+            tally.unparsed += j.parse_status.value == "unparsed"
+            advance(1)
+
+        try:
+            judge.judge(items, on_judgment)
+        finally:
+            judge.close()
+    return tally
+
+
+def run(store: Store, dataset: Dataset, models: Sequence[str], judges: Sequence[str], params: SamplingParams,
+        samples: int = 1, options: dict[str, BackendOptions] | None = None, judge_options: BackendOptions | None = None,
+        no_cache: bool = False, retry_errors: bool = False, run_id: str | None = None,
+        param_overrides: dict[str, dict] | None = None) -> RunSummary:
+    """Generate for every model, then judge this run's responses with every judge."""
+    run_id = run_id or new_run_id()
+    options = options or {}
+    judge_objs = [make_judge(spec, judge_options) for spec in judges]
+    for j in judge_objs:
+        j.check()
+    store.put_prompts(dataset.name, dataset.prompts)
+    config = {"params": params.model_dump(), "samples": samples, "no_cache": no_cache, "retry_errors": retry_errors,
+              "langs": sorted({p.lang for p in dataset.prompts}), "n_prompts": len(dataset.prompts)}
+    store.start_run(run_id, dataset.name, dataset.version, models, [j.id for j in judge_objs], config)
+    summary = RunSummary(run_id)
+    try:
+        for model in models:
+            override = (param_overrides or {}).get(model) or {}
+            model_params = SamplingParams.model_validate({**params.model_dump(), **override})
+            requests = plan(dataset, model, model_params, samples)
+            summary.models.append(generate(store, dataset, model, requests, options.get(model, BackendOptions()),
+                                           run_id, no_cache=no_cache, retry_errors=retry_errors))
+        rows = store.response_rows(run_id=run_id)
+        references = gold_texts(store, dataset.name)
+        for judge in judge_objs:
+            summary.judges.append(judge_rows(store, rows, judge, references))
+    except BaseException:
+        store.finish_run(run_id, "interrupted")
+        raise
+    store.finish_run(run_id, "failed" if summary.failed else "done")
+    return summary
+
+
+def gold_texts(store: Store, dataset: str) -> dict[str, str]:
+    """prompt id -> the reference to judge against: reviewed ones first, then the newest."""
+    best: dict[str, tuple[bool, str, str]] = {}
+    for _, ref in store.gold(dataset):
+        rank = (ref.reviewed, ref.created, ref.text)
+        if ref.prompt_id not in best or rank > best[ref.prompt_id]:
+            best[ref.prompt_id] = rank
+    return {pid: rank[2] for pid, rank in best.items()}

@@ -1,0 +1,152 @@
+"""Pydantic records that cross a boundary: dataset rows, requests, responses, judgments."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Lang = str  # "en", "zh", "zh-Hant", ... kept open for public sets
+
+
+class Verdict(str, Enum):
+    ANSWER = "answer"
+    REFUSAL = "refusal"
+    EVASIVE = "evasive"
+    STATE_ALIGNED = "state_aligned"
+
+
+VERDICTS: tuple[str, ...] = tuple(v.value for v in Verdict)
+
+
+class Accuracy(str, Enum):
+    CORRECT = "correct"
+    PARTIAL = "partial"
+    INCORRECT = "incorrect"
+    NOT_ATTEMPTED = "not_attempted"
+
+
+ACCURACIES: tuple[str, ...] = tuple(a.value for a in Accuracy)
+
+
+class ParseStatus(str, Enum):
+    OK = "ok"
+    UNPARSED = "unparsed"
+
+
+class Prompt(BaseModel):
+    """One question in one language; `pair_id` ties its translations together."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    pair_id: str = Field(min_length=1)
+    lang: Lang = Field(min_length=2)
+    text: str = Field(min_length=1)
+    category: str = Field(min_length=1)
+    kind: Literal["sensitive", "control"]
+    source: str = ""
+    expected_facts: list[str] = Field(default_factory=list)
+
+    @field_validator("text")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("text is empty")
+        return v
+
+
+class SamplingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=512, ge=1)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = 0
+    system_prompt: str | None = None
+
+
+def canonical_hash(payload: Any) -> str:
+    """sha256 over canonical JSON: the one way cache keys are made."""
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class Request(BaseModel):
+    """Everything that changes a model's output, and nothing that does not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str  # the model spec, e.g. "hf:/path" or "openai:gpt-4o-mini"
+    prompt_id: str
+    text: str
+    params: SamplingParams = Field(default_factory=SamplingParams)
+    sample: int = Field(default=0, ge=0)
+
+    @property
+    def key(self) -> str:
+        return canonical_hash(self.model_dump(mode="json"))
+
+    def messages(self) -> list[dict[str, str]]:
+        msgs: list[dict[str, str]] = []
+        if self.params.system_prompt:
+            msgs.append({"role": "system", "content": self.params.system_prompt})
+        msgs.append({"role": "user", "content": self.text})
+        return msgs
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    text: str = ""
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_s: float | None = None
+    cost: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Judgment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    response_key: str
+    judge: str
+    template_hash: str = ""
+    verdict: Verdict | None = None
+    accuracy: Accuracy | None = None
+    misinformation: bool | None = None
+    rationale: str | None = None
+    raw: str | None = None
+    parse_status: ParseStatus = ParseStatus.OK
+    members: list[dict[str, Any]] | None = None  # a panel keeps each member's verdict
+
+    @property
+    def key(self) -> str:
+        return judgment_key(self.response_key, self.judge, self.template_hash)
+
+
+def judgment_key(response_key: str, judge: str, template_hash: str) -> str:
+    return canonical_hash({"response": response_key, "judge": judge, "template": template_hash})
+
+
+class GoldReference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_id: str
+    model: str
+    text: str
+    created: str
+    template_hash: str = ""
+    sample: int = 0
+    reviewed: bool = False

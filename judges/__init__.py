@@ -1,0 +1,1 @@
+"""Built-in judges, one module each (imported as deccp_eval.judges.*)."""

@@ -1,0 +1,1 @@
+"""Built-in model backends, one module each (imported as deccp_eval.plugins.*)."""

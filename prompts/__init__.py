@@ -1,0 +1,66 @@
+"""The built-in bilingual prompt set, the harmless instructions, judge templates, and public-set loaders."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from deccp_eval.hookspecs import hookimpl
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+PROMPT_SET = HERE / "deccp_prompts.jsonl"
+HARMLESS_SET = HERE / "harmless_instructions.jsonl"
+VERSION = "1.0.0"
+BUILTIN_NAME = "deccp"
+
+
+def builtin():  # -> Dataset; import kept local so `import deccp_eval.prompts` stays light
+    from deccp_eval.datasets import load_file
+
+    return load_file(PROMPT_SET, name=BUILTIN_NAME, version=VERSION)
+
+
+def harmless():
+    from deccp_eval.datasets import load_file
+
+    return load_file(HARMLESS_SET, name="deccp-harmless", version=VERSION)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "uncategorised"
+
+
+def _augmxnt_row(row: dict[str, Any], index: int) -> dict[str, Any]:
+    split = row.get("__split__", "censored")
+    return {"id": f"augmxnt-{split}-{index:04d}", "text": str(row.get("text", "")).rstrip(),
+            "category": f"deccp_{split}", "kind": "sensitive", "source": "augmxnt/deccp"}
+
+
+def _promptfoo_row(row: dict[str, Any], index: int) -> dict[str, Any]:
+    return {"id": f"promptfoo-ccp-{index:05d}", "text": str(row.get("prompt", "")).rstrip(),
+            "category": _slug(str(row.get("subject", ""))), "kind": "sensitive",
+            "source": "promptfoo/CCP-sensitive-prompts"}
+
+
+def load_augmxnt_deccp(ref: str = "augmxnt/deccp"):
+    """augmxnt/deccp: splits `censored` and `uncensored`, column `text`; language detected."""
+    from deccp_eval.datasets import load_hf
+
+    return load_hf(ref, mapper=_augmxnt_row, name="augmxnt-deccp")
+
+
+def load_promptfoo_ccp(ref: str = "promptfoo/CCP-sensitive-prompts"):
+    """promptfoo/CCP-sensitive-prompts: columns `subject` and `prompt`."""
+    from deccp_eval.datasets import load_hf
+
+    return load_hf(ref, mapper=_promptfoo_row, name="promptfoo-ccp")
+
+
+@hookimpl
+def register_datasets(register: Callable[..., None]) -> None:
+    register(BUILTIN_NAME, builtin)
+    register("deccp-harmless", harmless)
+    register("augmxnt/deccp", load_augmxnt_deccp)
+    register("promptfoo/CCP-sensitive-prompts", load_promptfoo_ccp)
