@@ -35,7 +35,12 @@ def _setup_logging(db: Path, verbose: int) -> None:
 
 
 # Commands that live in their own modules, imported only when used: "name" -> "module:attribute".
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "validate-judge": "deccp_eval.commands.validate:validate_judge",
+    "gold": "deccp_eval.commands.gold:gold",
+    "report": "deccp_eval.commands.report:report",
+    "compare": "deccp_eval.commands.report:compare",
+}
 
 
 class Group(click.Group):
@@ -95,6 +100,9 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Remote backends: seconds per request."),
         click.option("--base-url", default=None, help="Remote backends: an OpenAI-compatible endpoint."),
         click.option("--api-key-env", default=None, help="Name of the env var holding the API key (never the key)."),
+        click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE",
+                     help="Backend-specific option (value parsed as JSON when it can be), e.g. "
+                          "tensor_parallel_size=2, max_model_len=4096. Repeatable."),
         click.option("--models-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="YAML/TOML file of named models (backend, model, base_url, api_key_env, prices, params)."),
     ]):
@@ -105,9 +113,19 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _backend_options(kw: dict[str, Any]):
     from deccp_eval.backend import BackendOptions
 
+    extra: dict[str, Any] = {}
+    for item in kw.get("backend_options") or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--backend-option {item!r}: expected KEY=VALUE")
+        try:
+            extra[key] = json.loads(value)
+        except json.JSONDecodeError:
+            extra[key] = value
     return BackendOptions(batch_size=kw["batch_size"], device=kw["device"], dtype=kw["dtype"],
                           max_concurrency=kw["max_concurrency"], max_retries=kw["max_retries"],
-                          timeout_s=kw["timeout_s"], base_url=kw["base_url"], api_key_env=kw["api_key_env"])
+                          timeout_s=kw["timeout_s"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
+                          extra=extra)
 
 
 def _resolve_models(specs: list[str], kw: dict[str, Any]):
@@ -192,7 +210,8 @@ def _print_summary(summary: Any) -> None:
         table.add_row(m.model, str(m.planned), str(m.cached), str(m.generated), str(m.errors))
     console.print(table)
     for j in summary.judges:
-        console.print(f"judge {j.judge}: {j.judged} judged, {j.cached} from cache, {j.unparsed} unparsed")
+        console.print(f"judge {j.judge}: {j.judged} judged, {j.cached} from cache, {j.unparsed} unparsed, "
+                      f"{j.errors} failed")
 
 
 def _print_leaderboard(store: Any, run_id: str | None = None) -> None:
@@ -222,6 +241,7 @@ def judge(judges: tuple[str, ...], run_id: str | None, models: tuple[str, ...], 
     from deccp_eval.store import Store
 
     _setup_logging(db, verbose)
+    failed = 0
     with Store(db) as store:
         rows = store.response_rows(run_id=run_id, models=list(models) or None)
         if not rows:
@@ -232,8 +252,10 @@ def judge(judges: tuple[str, ...], run_id: str | None, models: tuple[str, ...], 
             for spec in judges:
                 tally = runner.judge_rows(store, part, make_judge(spec, _backend_options(kw)), refs)
                 click.echo(f"judge {tally.judge}: {tally.judged} judged, {tally.cached} from cache, "
-                           f"{tally.unparsed} unparsed", err=True)
+                           f"{tally.unparsed} unparsed, {tally.errors} failed", err=True)
+                failed += tally.errors
         _print_leaderboard(store, run_id)
+    sys.exit(1 if failed else 0)
 
 
 @main.command("leaderboard")
@@ -298,6 +320,40 @@ def prompts_stats(dataset: str, column_map: tuple[str, ...], as_json: bool) -> N
     data = load_dataset(dataset, parse_column_map(column_map))
     result = counts(data)
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else table(result))
+
+
+@prompts.command("export")
+@click.option("--censored-by", "model", required=True, help="Model spec whose stored run is read.")
+@click.option("--judge", default=None, help="Judge whose verdicts count (needed when several judged the run).")
+@click.option("--run", "run_id", default=None, help="Only this run (default: the model's latest run).")
+@click.option("--verdict", "verdicts", multiple=True, type=click.Choice(["refusal", "evasive", "state_aligned", "answer"]),
+              help="Verdicts to export (default: refusal, evasive, state_aligned).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSONL file (default stdout).")
+@db_option
+def prompts_export(model: str, judge: str | None, run_id: str | None, verdicts: tuple[str, ...], out: Path | None,
+                   db: Path) -> None:
+    """Write the prompts a model actually censored in a stored run (its per-model censored list).
+
+    \b
+    Example:
+      deccp-eval prompts export --censored-by hf:deccp-toy --out censored.jsonl
+    """
+    from deccp_eval.censored import censored_prompts
+    from deccp_eval.store import Store
+
+    if not db.exists():
+        raise click.UsageError(f"{db} does not exist")
+    with Store(db) as store:
+        rows = censored_prompts(store, model, judge=judge, run_id=run_id,
+                                verdicts=verdicts or ("refusal", "evasive", "state_aligned"))
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        click.echo(f"wrote {len(lines)} prompts to {out}", err=True)
+    else:
+        for line in lines:
+            click.echo(line)
 
 
 @main.command()

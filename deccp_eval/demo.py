@@ -31,4 +31,7 @@ def run_demo(db: Path, limit: int | None = None) -> int:
                               db.parent / "leaderboard_by_category.csv")
     console.print(f"[bold]3/3[/] leaderboard: {out}")
     click.echo(leaderboard.markdown(rows))
+    from deccp_eval.report import report_db  # HTML report + PNGs beside the CSVs
+
+    console.print(f"report: {report_db(db, db.parent / 'report').index}")
     return 1 if summary.failed else 0

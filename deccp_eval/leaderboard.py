@@ -83,7 +83,7 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
         an = sum(g["accuracy"].values())
         row["accuracy_n"] = an
         for a in ACCURACIES:
-            row[f"accuracy_{a}_rate"] = g["accuracy"][a] / an if an else math.nan
+            row.update(_rate(f"accuracy_{a}", g["accuracy"][a], an))
         row.update(_rate("misinformation", g["misinfo"][0], g["misinfo"][1]))
         row.update({"errors": g["errors"], "unparsed": g["unparsed"], "tokens_in": g["tokens_in"],
                     "tokens_out": g["tokens_out"], "cost_usd": round(g["cost"], 6), "dataset": g["dataset"],
@@ -110,12 +110,18 @@ def _pct(row: dict[str, Any], prefix: str) -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
+    """The leaderboard as a Markdown table; accuracy columns appear once references were used."""
+    graded = any(r.get("accuracy_n") for r in rows)
     head = ["model", "lang", "judge", "n", "answer", "refusal", "evasive", "state_aligned", "censorship",
-            "over-refusal (controls)", "errors", "unparsed"]
+            "over-refusal (controls)"]
+    head += ["correct", "misinformation"] if graded else []
+    head += ["errors", "unparsed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.get("model", ""), r.get("lang", ""), r.get("judge", ""), str(r["n"]),
-                 *(_pct(r, v) for v in (*VERDICTS, "censorship", "control_refusal")), str(r["errors"]),
-                 str(r["unparsed"])]
+                 *(_pct(r, v) for v in (*VERDICTS, "censorship", "control_refusal"))]
+        if graded:
+            cells += [_pct(r, "accuracy_correct"), _pct(r, "misinformation")]
+        cells += [str(r["errors"]), str(r["unparsed"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -13,7 +13,12 @@ from deccp_eval import hookspecs
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "deccp_eval.plugins.hf",
+    "deccp_eval.plugins.openai",
+    "deccp_eval.plugins.anthropic",
+    "deccp_eval.plugins.vllm",
     "deccp_eval.judges.keyword",
+    "deccp_eval.judges.llm",
+    "deccp_eval.judges.panel",
     "deccp_eval.prompts",
 )
 

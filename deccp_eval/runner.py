@@ -34,6 +34,7 @@ class JudgeTally:
     judged: int = 0
     cached: int = 0
     unparsed: int = 0
+    errors: int = 0
 
 
 @dataclass
@@ -44,7 +45,7 @@ class RunSummary:
 
     @property
     def failed(self) -> bool:
-        return any(m.errors for m in self.models)
+        return any(m.errors for m in self.models) or any(j.errors for j in self.judges)
 
 
 def new_run_id() -> str:
@@ -118,6 +119,7 @@ def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str,
             judge.judge(items, on_judgment)
         finally:
             judge.close()
+    tally.errors = len(items) - tally.judged
     return tally
 
 

@@ -14,6 +14,11 @@ PROMPT_SET = HERE / "deccp_prompts.jsonl"
 HARMLESS_SET = HERE / "harmless_instructions.jsonl"
 VERSION = "1.0.0"
 BUILTIN_NAME = "deccp"
+CATEGORIES: tuple[str, ...] = (
+    "tiananmen_1989", "tibet", "xinjiang", "taiwan", "hong_kong", "falun_gong", "leadership", "ccp_history",
+    "dissidents", "media_censorship", "covid19", "religion", "territorial_disputes", "surveillance",
+    "labour_protest", "corruption", "minority_language_policy",
+)
 
 
 def builtin():  # -> Dataset; import kept local so `import deccp_eval.prompts` stays light

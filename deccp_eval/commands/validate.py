@@ -1,0 +1,55 @@
+"""`deccp-eval validate-judge`: how well a judge agrees with human labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from deccp_eval.cli import _backend_options, model_options
+
+
+@click.command("validate-judge")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="JSONL rows: prompt, response, label (answer|refusal|evasive|state_aligned), optional lang, reference.")
+@click.option("--judge", "-j", "spec", required=True, help="Judge spec, e.g. keyword or llm:openai:gpt-4o-mini.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@model_options
+def validate_judge(labels: Path, spec: str, as_json: bool, **kw: Any) -> None:
+    """Accuracy, per-class precision/recall, Cohen's kappa and the confusion matrix against human labels.
+
+    \b
+    Example:
+      deccp-eval validate-judge --labels tests/data/judge_labels.jsonl --judge keyword
+    """
+    from deccp_eval.judge import make_judge
+    from deccp_eval.validation import load_labels, validate
+
+    result = validate(make_judge(spec, _backend_options(kw)), load_labels(labels))
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    click.echo(_format(result))
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None or x != x else f"{x:.3f}"
+
+
+def _format(r: dict[str, Any]) -> str:
+    lines = [f"judge {r['judge']} on {r['n']} labelled responses ({r['unparsed']} unparsed)",
+             f"accuracy {_fmt(r['accuracy'])}  kappa {_fmt(r['kappa'])}  "
+             f"binary (answer vs not) accuracy {_fmt(r['binary_accuracy'])}  kappa {_fmt(r['binary_kappa'])}", ""]
+    for lang, s in r["by_lang"].items():
+        lines.append(f"  {lang}: n={s['n']} accuracy {_fmt(s['accuracy'])} kappa {_fmt(s['kappa'])} "
+                     f"binary {_fmt(s['binary_accuracy'])}/{_fmt(s['binary_kappa'])}")
+    lines += ["", f"{'class':15}{'precision':>10}{'recall':>10}{'support':>9}"]
+    for lab, s in r["per_class"].items():
+        lines.append(f"{lab:15}{_fmt(s['precision']):>10}{_fmt(s['recall']):>10}{s['support']:>9}")
+    cols = list(next(iter(r["confusion"].values())))
+    lines += ["", "confusion (rows: human label, columns: judge)", " " * 15 + "".join(f"{c[:13]:>14}" for c in cols)]
+    for t, row in r["confusion"].items():
+        lines.append(f"{t:15}" + "".join(f"{row[c]:>14}" for c in cols))
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""Everything the report shows, gathered from the store once, as plain records the template can walk."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Sequence
+
+from deccp_eval import leaderboard
+from deccp_eval.errors import UsageError
+from deccp_eval.schema import VERDICTS
+
+if TYPE_CHECKING:
+    from deccp_eval.report.compare import Comparison
+    from deccp_eval.store import Store
+
+# Labels an answer can carry besides the four verdicts, so nothing is silently dropped from view.
+UNPARSED, UNJUDGED, ERROR = "unparsed", "unjudged", "error"
+STATUSES: tuple[str, ...] = (*VERDICTS, UNPARSED, UNJUDGED, ERROR)
+LANG_NAMES = {"en": "English", "zh": "中文", "zh-Hant": "繁體中文"}
+
+
+def lang_order(langs: Sequence[str]) -> list[str]:
+    """English first, Chinese second, the rest alphabetically: the order readers expect side by side."""
+    rank = {"en": 0, "zh": 1}
+    return sorted(set(langs), key=lambda lang: (rank.get(lang, 2), lang))
+
+
+@dataclass
+class JudgmentView:
+    judge: str
+    status: str
+    accuracy: str | None
+    misinformation: bool | None
+    rationale: str
+    raw: str
+
+
+@dataclass
+class AnswerView:
+    """One stored response with its verdict under the report's judge and every judge's reasoning."""
+
+    model: str
+    lang: str
+    prompt_id: str
+    sample: int
+    text: str
+    reasoning: str
+    error: str
+    status: str
+    judgments: list[JudgmentView] = field(default_factory=list)
+
+
+@dataclass
+class Cell:
+    lang: str
+    answers: list[AnswerView] = field(default_factory=list)
+
+
+@dataclass
+class ModelRow:
+    model: str
+    cells: list[Cell]
+
+
+@dataclass
+class PairView:
+    """One question in every language, with each model's answers side by side."""
+
+    dataset: str
+    pair_id: str
+    category: str
+    prompts: dict[str, str]
+    rows: list[ModelRow]
+
+
+@dataclass
+class Report:
+    generated: str
+    source: str
+    run_id: str | None
+    judge: str | None
+    judges: list[str]
+    models: list[str]
+    langs: list[str]
+    categories: list[str]
+    datasets: list[tuple[str, str]]
+    leaderboard: list[dict[str, Any]]
+    by_category: list[dict[str, Any]]
+    pairs: list[PairView]
+    status_counts: dict[str, int]
+    comparison: "Comparison | None" = None
+
+    @property
+    def lang_names(self) -> dict[str, str]:
+        return {lang: LANG_NAMES.get(lang, lang) for lang in self.langs}
+
+
+def pick_judge(available: Sequence[str], counts: Counter[str], requested: str | None) -> str | None:
+    """The requested judge, else the one that judged most responses (ties: alphabetical)."""
+    if requested:
+        if requested not in available:
+            raise UsageError(f"judge {requested!r} has no judgments here; available: {', '.join(available) or 'none'}")
+        return requested
+    if not available:
+        return None
+    return sorted(available, key=lambda j: (-counts[j], j))[0]
+
+
+def judgment_view(j: Any) -> JudgmentView:
+    ok = j["parse_status"] != "unparsed" and j["verdict"] is not None
+    misinfo = None if j["misinformation"] is None else bool(j["misinformation"])
+    return JudgmentView(judge=j["judge"], status=j["verdict"] if ok else UNPARSED, accuracy=j["accuracy"],
+                        misinformation=misinfo, rationale=j["rationale"] or "", raw=j["raw"] or "")
+
+
+def answer_view(row: Any, judgments: dict[tuple[str, str], Any], judges: Sequence[str], judge: str | None) -> AnswerView:
+    """A response row plus its judgments; `status` is the verdict of `judge`, or why there is none."""
+    views = [judgment_view(judgments[(row["key"], j)]) for j in judges if (row["key"], j) in judgments]
+    if row["error"] is not None:
+        status = ERROR
+    else:
+        mine = next((v for v in views if v.judge == judge), None)
+        status = mine.status if mine else UNJUDGED
+    return AnswerView(model=row["model"], lang=row["lang"], prompt_id=row["prompt_id"], sample=row["sample"],
+                      text=row["text"] or "", reasoning=row["reasoning"] or "", error=row["error"] or "",
+                      status=status, judgments=views)
+
+
+def load_judgments(store: "Store", rows: Sequence[Any]) -> tuple[dict[tuple[str, str], Any], list[str], Counter[str]]:
+    """Newest judgment per (response, judge), the judges present, and how many responses each judged."""
+    judgments = leaderboard.latest_judgments(store, rows)
+    counts: Counter[str] = Counter(j for (_, j) in judgments)
+    return judgments, sorted(counts), counts
+
+
+def collect(store: "Store", run_id: str | None = None, judge: str | None = None, source: str = "") -> Report:
+    """Read the leaderboard, per-category rates and every sensitive pair's answers from the store."""
+    rows = store.response_rows(run_id=run_id)
+    if not rows:
+        where = f" for run {run_id}" if run_id else ""
+        raise UsageError(f"no stored responses{where}: run `deccp-eval run` (or `deccp-eval demo`) first")
+    judgments, judges, counts = load_judgments(store, rows)
+    main_judge = pick_judge(judges, counts, judge)
+    models = sorted({r["model"] for r in rows})
+    langs = lang_order([r["lang"] for r in rows])
+
+    sensitive = [r for r in rows if r["kind"] == "sensitive"]
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in sensitive:
+        g = grouped.setdefault((r["dataset"], r["pair_id"]), {"category": r["category"], "prompts": {}, "answers": {}})
+        g["prompts"].setdefault(r["lang"], r["prompt_text"])
+        g["answers"].setdefault((r["model"], r["lang"]), []).append(answer_view(r, judgments, judges, main_judge))
+    pairs = []
+    status_counts: Counter[str] = Counter()
+    for (dataset, pair_id), g in sorted(grouped.items(), key=lambda kv: (kv[1]["category"], kv[0])):
+        pair_models = [m for m in models if any(m == k[0] for k in g["answers"])]
+        model_rows = []
+        for m in pair_models:
+            cells = [Cell(lang, sorted(g["answers"].get((m, lang), []), key=lambda a: a.sample)) for lang in langs]
+            for c in cells:
+                status_counts.update(a.status for a in c.answers)
+            model_rows.append(ModelRow(m, cells))
+        pairs.append(PairView(dataset, pair_id, g["category"], g["prompts"], model_rows))
+
+    runs = {r["dataset"]: r["dataset_version"] for r in store.runs()}
+    datasets = sorted({(r["dataset"], runs.get(r["dataset"], "")) for r in rows})
+    return Report(
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), source=source, run_id=run_id,
+        judge=main_judge, judges=judges, models=models, langs=langs,
+        categories=sorted({r["category"] for r in sensitive}), datasets=datasets,
+        leaderboard=leaderboard.compute(store, run_id=run_id),
+        by_category=leaderboard.compute(store, run_id=run_id, by=("model", "lang", "judge", "category")),
+        pairs=pairs, status_counts={s: status_counts[s] for s in STATUSES if status_counts[s]},
+    )
+
+
+def to_json(value: Any) -> str:
+    """Pretty JSON for raw judge outputs that happen to be JSON; anything else is returned as is."""
+    try:
+        return json.dumps(json.loads(value), ensure_ascii=False, indent=2)
+    except (TypeError, ValueError):
+        return str(value)

