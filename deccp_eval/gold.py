@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from deccp_eval.backend import BackendOptions
 from deccp_eval.datasets import Dataset
@@ -60,19 +60,12 @@ def generate_gold(store: Store, dataset: Dataset, models: list[str], options: di
     return tallies
 
 
-class GoldRow(BaseModel):
-    """One line of an exported reference file."""
+class GoldRow(GoldReference):
+    """One line of an exported reference file: the reference, its dataset, and the question for reviewers."""
 
     model_config = ConfigDict(extra="ignore")
 
     dataset: str
-    prompt_id: str
-    model: str
-    text: str
-    created: str
-    template_hash: str = ""
-    sample: int = 0
-    reviewed: bool = False
     lang: str | None = None
     prompt: str | None = None
 
@@ -100,8 +93,6 @@ def import_gold(store: Store, path: Path) -> int:
             row = GoldRow.model_validate(json.loads(line))
         except (json.JSONDecodeError, ValidationError) as exc:
             raise DatasetError(f"{path}: line {lineno}: {exc}") from None
-        store.put_gold(row.dataset, GoldReference(prompt_id=row.prompt_id, model=row.model, text=row.text,
-                                                  created=row.created, template_hash=row.template_hash,
-                                                  sample=row.sample, reviewed=row.reviewed))
+        store.put_gold(row.dataset, GoldReference.model_validate(row.model_dump(include=set(GoldReference.model_fields))))
         count += 1
     return count

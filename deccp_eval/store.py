@@ -136,29 +136,43 @@ class Store:
         row = self.conn.execute("SELECT * FROM responses WHERE key=?", (key,)).fetchone()
         return _response(row) if row else None
 
+    def latest_runs(self) -> dict[tuple[str, str], str]:
+        """(model, dataset) -> the id of the newest run that included it."""
+        sql = ("SELECT r.model, r.dataset, i.run_id, u.created, u.rowid AS ord FROM run_items i "
+               "JOIN responses r ON r.key = i.response_key JOIN runs u ON u.id = i.run_id "
+               "GROUP BY r.model, r.dataset, i.run_id")
+        best: dict[tuple[str, str], tuple[str, int, str]] = {}
+        for row in self.conn.execute(sql):
+            key, rank = (row["model"], row["dataset"]), (row["created"], row["ord"], row["run_id"])
+            if key not in best or rank > best[key]:
+                best[key] = rank
+        return {k: v[2] for k, v in best.items()}
+
     def response_rows(self, run_id: str | None = None, models: Sequence[str] | None = None,
                       dataset: str | None = None) -> list[sqlite3.Row]:
-        """Responses joined with their prompt; by run, or each model's latest run."""
-        sql = ("SELECT r.*, p.lang, p.pair_id, p.category, p.kind, p.text AS prompt_text, p.expected_facts "
-               "FROM responses r JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id ")
-        where, args = [], []
+        """Responses joined with their prompt: one run's, or each model's latest run's."""
         if run_id:
-            sql += "JOIN run_items i ON i.response_key = r.key "
-            where.append("i.run_id = ?")
-            args.append(run_id)
+            scopes = [(run_id, None, None)]
         else:
-            where.append("r.key IN (SELECT i.response_key FROM run_items i WHERE i.run_id = "
-                         "(SELECT i2.run_id FROM run_items i2 JOIN responses r2 ON r2.key = i2.response_key "
-                         " JOIN runs u ON u.id = i2.run_id WHERE r2.model = r.model AND r2.dataset = r.dataset "
-                         " ORDER BY u.created DESC, u.rowid DESC LIMIT 1))")
-        if models:
-            where.append(f"r.model IN ({','.join('?' * len(models))})")
-            args.extend(models)
-        if dataset:
-            where.append("r.dataset = ?")
-            args.append(dataset)
-        sql += "WHERE " + " AND ".join(where) + " ORDER BY r.model, p.pair_id, p.lang, r.sample"
-        return list(self.conn.execute(sql, args))
+            scopes = [(rid, m, d) for (m, d), rid in self.latest_runs().items()]
+        out: list[sqlite3.Row] = []
+        for rid, model, ds in scopes:
+            sql = ("SELECT r.*, p.lang, p.pair_id, p.category, p.kind, p.text AS prompt_text, p.expected_facts "
+                   "FROM run_items i JOIN responses r ON r.key = i.response_key "
+                   "JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id WHERE i.run_id = ?")
+            args: list[Any] = [rid]
+            if model is not None:
+                sql += " AND r.model = ? AND r.dataset = ?"
+                args += [model, ds]
+            if models:
+                sql += f" AND r.model IN ({','.join('?' * len(models))})"
+                args.extend(models)
+            if dataset:
+                sql += " AND r.dataset = ?"
+                args.append(dataset)
+            out.extend(self.conn.execute(sql, args))
+        out.sort(key=lambda r: (r["model"], r["pair_id"], r["lang"], r["sample"]))
+        return out
 
     # judgments ------------------------------------------------------------------------------
     def judged_keys(self, keys: Iterable[str]) -> set[str]:

@@ -225,6 +225,7 @@ def _rows_with(status: str, lang: str | None = None) -> int:
     return len(rows)
 
 
+@pytest.mark.browser
 def test_browser_filters_sort_and_screenshot(browser, store_path: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
@@ -286,6 +287,7 @@ def test_browser_filters_sort_and_screenshot(browser, store_path: Path, tmp_path
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
+@pytest.mark.browser
 def test_browser_script_injection_is_inert_text(browser, tmp_path: Path) -> None:
     """Hostile answer, prompt, rationale, error, model name and category: shown as text, nothing runs."""
     from selenium.webdriver.common.by import By

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from deccp_eval.report.compare import Comparison
 
 db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/deccp.db"),
-                         show_default=True, help="SQLite store (default results/deccp.db)")
+                         show_default=True, help="SQLite store.")
 
 
 def _need_db(db: Path) -> None:
@@ -121,7 +121,7 @@ def _print_comparison(c: "Comparison", limit: int) -> None:
     from rich.text import Text
 
     console = _console()
-    console.print(Text(f"{c.a} -> {c.b}  judge: {c.judge or 'none'}  {'/'.join(c.kinds)} prompts answered by both: "
+    console.print(Text(f"A {c.a} -> B {c.b}  judge: {c.judge or 'none'}  {'/'.join(c.kinds)} prompts answered by both: "
                        f"{c.matched}, verdict changed: {len(c.changed)}"
                        + (f", only in A: {c.only_a}, only in B: {c.only_b}" if c.only_a or c.only_b else "")))
     table = Table(title="verdict transitions")
