@@ -63,7 +63,12 @@ def main() -> None:
     try:
         options = BackendOptions(base_url=base_url, api_key_env="BENCH_API_KEY", max_concurrency=args.concurrency,
                                  timeout_s=30)
-        import openai  # noqa: F401  - load the SDK before timing, as any second run would find it loaded
+        # Start-up costs paid once per process whatever N is (a CLI run pays them before its first request):
+        import openai  # noqa: F401  - the SDK import (~0.5 s)
+
+        from deccp_eval import pluginmanager
+
+        pluginmanager.backends()  # every built-in plugin module
 
         with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
             wall, cpu, tally = timed_run(store, dataset, options)
@@ -73,6 +78,8 @@ def main() -> None:
         server.wait(timeout=10)
 
     ideal = args.requests / args.concurrency * args.latency
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other work slows this CPU-bound "
+          f"client down)")
     print(f"requests={args.requests} concurrency={args.concurrency} latency={args.latency * 1000:.0f}ms "
           f"generated={tally.generated} errors={tally.errors}")
     print(f"wall:                 {wall:7.2f} s")

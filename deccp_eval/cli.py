@@ -99,7 +99,7 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
                      help="Remote backends: seconds per request."),
         click.option("--base-url", default=None, help="Remote backends: an OpenAI-compatible endpoint."),
-        click.option("--api-key-env", default=None, help="Name of the env var holding the API key (never the key)."),
+        click.option("--api-key-env", default=None, help="Name of the env var holding the API key (never the key); `none` for servers that need no key."),
         click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE",
                      help="Backend-specific option (value parsed as JSON when it can be), e.g. "
                           "tensor_parallel_size=2, max_model_len=4096. Repeatable."),

@@ -13,8 +13,9 @@ at once with the server's message (and, because the first request goes out alone
 request). Other 4xx fail only that item. An item that runs out of attempts is stored as an
 error, which `run --retry-errors` sends again.
 
-Backoff knobs (tests, impatient users): `backoff_base_s` and `backoff_max_s` in a models
-file's `options` (BackendOptions.extra), or the env var DECCP_EVAL_BACKOFF_BASE_S.
+Knobs in BackendOptions.extra (`--backend-option K=V`, a models file's `options`): `backoff_base_s`
+and `backoff_max_s` (also the env var DECCP_EVAL_BACKOFF_BASE_S, for tests and impatient users),
+`first_request_grace_s` (how long the first request goes alone, default 2 s).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any, AsyncIterator, Awaitable, ClassVar, Sequence, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval import pricing
 from deccp_eval.backend import Backend, OnResponse
@@ -52,6 +53,10 @@ NO_KEY_PLACEHOLDER = "no-key"  # sent instead, so an SDK never falls back to a r
 BACKOFF_ENV = "DECCP_EVAL_BACKOFF_BASE_S"
 RETRY_AFTER_CAP_S = 300.0  # a Retry-After beyond this is a server bug; wait this long and try again
 _MIN_SECRET = 4  # shorter "keys" would scrub ordinary words out of messages
+# A provider that blocks the question itself answers 400 with one of these; that is censorship to
+# measure, not an error: it is stored as an empty answer with finish_reason "content_filter".
+CONTENT_FILTER_MARKERS = ("data_inspection_failed", "content exists risk", "content_filter", "content_policy_violation",
+                          "content management policy", "inappropriate content", "sensitive_words_detected")
 
 T = TypeVar("T")
 
@@ -91,10 +96,10 @@ class RetryPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    attempts: int = 6
-    base_s: float = 1.0
-    max_s: float = 60.0
-    retry_after_cap_s: float = RETRY_AFTER_CAP_S
+    attempts: int = Field(default=6, ge=1)
+    base_s: float = Field(default=1.0, ge=0)
+    max_s: float = Field(default=60.0, ge=0)
+    retry_after_cap_s: float = Field(default=RETRY_AFTER_CAP_S, ge=0)
 
     def wait(self, attempt: int, retry_after: float | None, rand: float) -> float:
         """Seconds before attempt `attempt + 1`: base*2^(n-1) plus up to `base` of jitter, capped,
@@ -166,16 +171,21 @@ def status_phrase(status: int) -> str:
 
 
 class AdaptiveLimit:
-    """At most `limit` requests in flight. The first request goes out alone (so a bad key or model
-    costs one request), then up to `maximum`; a 429 halves the limit (once per wave of requests
-    started before the last cut) and each `limit` successes in a row raise it by one."""
+    """At most `limit` requests in flight. The first request goes out alone, so a bad key or model
+    costs one request and one clear error; the others follow when it comes back, or after `grace_s`
+    (a slow model's first answer can take a minute: auth and model errors come back in well under
+    the grace). Then up to `maximum`; a 429 halves the limit (once per wave of requests started
+    before the last cut) and each `limit` successes in a row raise it by one."""
 
-    def __init__(self, maximum: int, label: str = "") -> None:
+    def __init__(self, maximum: int, label: str = "", grace_s: float = 2.0) -> None:
         self.maximum = maximum
         self.limit = 1
         self.in_flight = 0
         self.label = label
+        self.grace_s = grace_s
+        self._grace: asyncio.TimerHandle | None = None
         self._opened = False
+        self._aborted = False
         self._epoch = 0
         self._successes = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -191,7 +201,9 @@ class AdaptiveLimit:
             self._wake()
 
     async def _acquire(self) -> None:
-        while self.in_flight >= self.limit:
+        while self.in_flight >= self.limit or self._aborted:
+            if self._aborted:
+                raise asyncio.CancelledError()
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(fut)
             try:
@@ -201,6 +213,8 @@ class AdaptiveLimit:
                     self._wake()  # pass the place we were given to someone else
                 raise
         self.in_flight += 1
+        if self._grace is None and not self._opened:
+            self._grace = asyncio.get_running_loop().call_later(self.grace_s, self.settled)
 
     def _wake(self) -> None:
         free = self.limit - self.in_flight
@@ -210,9 +224,17 @@ class AdaptiveLimit:
                 fut.set_result(None)
                 free -= 1
 
+    def abort(self) -> None:
+        """A fatal error (bad key, unknown model): no further attempt may start."""
+        self._aborted = True
+        if self._grace is not None:
+            self._grace.cancel()
+        while self._waiters:
+            self._waiters.popleft().cancel()
+
     def settled(self) -> None:
-        """The first attempt came back with anything but a fatal error: open to `maximum`."""
-        if not self._opened:
+        """The first attempt came back with anything but a fatal error (or the grace ran out): open up."""
+        if not self._opened and not self._aborted:
             self._opened = True
             self.limit = self.maximum
             self._wake()
@@ -226,7 +248,7 @@ class AdaptiveLimit:
 
     def rate_limited(self, epoch: int) -> None:
         if epoch != self._epoch or not self._opened:
-            return  # this wave has already been cut once
+            return  # started before the last cut (that wave was cut once already), or before the gate opened
         self._epoch += 1
         self._successes = 0
         new = max(1, self.limit // 2)
@@ -249,7 +271,7 @@ class RemoteBackend(Backend):
 
     sdk_module: ClassVar[str]  # imported lazily: `import deccp_eval.cli` never loads an SDK
     default_key_env: ClassVar[str]
-    not_found_hint: ClassVar[str] = "check the model name and the base URL"
+    not_found_hint: ClassVar[str] = "check the model name {model!r} and the base URL"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -295,6 +317,18 @@ class RemoteBackend(Backend):
     def check(self) -> None:
         self.sdk()
         self.api_key()
+        self.retry_policy()
+        self.grace_s()
+
+    def grace_s(self) -> float:
+        """How long the first request goes alone before the others follow (AdaptiveLimit)."""
+        try:
+            value = float(self.options.extra.get("first_request_grace_s", 2.0))
+        except (TypeError, ValueError):
+            value = -1.0
+        if value < 0:
+            raise UsageError(f"{self.spec}: first_request_grace_s must be a number of seconds >= 0")
+        return value
 
     def retry_policy(self) -> RetryPolicy:
         extra = self.options.extra
@@ -302,8 +336,8 @@ class RemoteBackend(Backend):
         try:
             return RetryPolicy(attempts=self.options.max_retries, base_s=float(base),
                                max_s=float(extra.get("backoff_max_s", 60.0)))
-        except (TypeError, ValueError):
-            raise UsageError(f"{self.spec}: backoff_base_s / backoff_max_s / {BACKOFF_ENV} must be numbers") \
+        except (TypeError, ValueError):  # pydantic's ValidationError is a ValueError
+            raise UsageError(f"{self.spec}: backoff_base_s / backoff_max_s / {BACKOFF_ENV} must be numbers >= 0") \
                 from None
 
     # -- classification --------------------------------------------------------------------
@@ -322,6 +356,8 @@ class RemoteBackend(Backend):
                 return Fault("429", text, retryable=True, retry_after=retry_after, status=status)
             if status >= 500 or status == 408:
                 return Fault(f"HTTP {status}", text, retryable=True, retry_after=retry_after, status=status)
+            if status == 400 and any(m in msg.lower() for m in CONTENT_FILTER_MARKERS):
+                return Fault("content_filter", text, retryable=False, status=status)
             if status in (401, 403, 404):
                 return Fault(f"HTTP {status}", f"{text} — {self._hint(status)}", retryable=False, fatal=True,
                              status=status)
@@ -342,11 +378,11 @@ class RemoteBackend(Backend):
     def _hint(self, status: int) -> str:
         if status == 401:
             if self.no_key:
-                return f"this server wants an API key: name the env var that holds it with --api-key-env"
+                return "this server wants an API key: name the env var that holds it with --api-key-env"
             return f"check the API key in the env var {self.key_env}"
         if status == 403:
             return f"the key in {self.key_env} is not allowed to use {self.model!r} (account, region or plan)"
-        return f"{self.not_found_hint} (model {self.model!r})"
+        return self.not_found_hint.format(model=self.model)
 
     # -- the engine ------------------------------------------------------------------------
     def generate(self, requests: Sequence[Request], on_response: OnResponse) -> None:
@@ -363,23 +399,35 @@ class RemoteBackend(Backend):
         self._generate_in_thread(requests, on_response, api_key)  # called from async code (notebooks)
 
     def _generate_in_thread(self, requests: Sequence[Request], on_response: OnResponse, api_key: str | None) -> None:
-        """Inside a running event loop: run ours in a helper thread, hand results back to this one."""
+        """Inside a running event loop: run ours in a helper thread, hand results back to this one.
+        If `on_response` raises (or Ctrl-C arrives), the helper's requests are cancelled before re-raising."""
         results: queue.Queue[Any] = queue.Queue()
         done = object()
         failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+        main = loop.create_task(self._generate(requests, results.put, api_key))
 
         def target() -> None:
             try:
-                asyncio.run(self._generate(requests, results.put, api_key))
+                loop.run_until_complete(main)
             except BaseException as exc:  # re-raised in the caller's thread below
                 failure.append(exc)
             finally:
+                loop.close()
                 results.put(done)
 
         worker = threading.Thread(target=target, name="deccp-eval-remote", daemon=True)
         worker.start()
-        while (item := results.get()) is not done:
-            on_response(item)
+        try:
+            while (item := results.get()) is not done:
+                on_response(item)
+        except BaseException:
+            try:
+                loop.call_soon_threadsafe(main.cancel)
+            except RuntimeError:  # the helper's loop already finished and closed
+                pass
+            worker.join()
+            raise
         worker.join()
         if failure:
             raise failure[0]
@@ -387,7 +435,7 @@ class RemoteBackend(Backend):
     async def _generate(self, requests: Sequence[Request], on_response: OnResponse, api_key: str | None) -> None:
         self._secret = api_key
         policy = self.retry_policy()
-        limit = AdaptiveLimit(self.options.max_concurrency, self.spec)
+        limit = AdaptiveLimit(self.options.max_concurrency, self.spec, grace_s=self.grace_s())
         client = self.make_client(api_key)
         admit = asyncio.Semaphore(2 * self.options.max_concurrency + 8)  # tasks alive, incl. those backing off
         tasks: set[asyncio.Task[None]] = set()
@@ -452,6 +500,9 @@ class RemoteBackend(Backend):
                     done, latency = await self._attempt(client, request, limit)
         except Fault as fault:
             text = self._scrub(fault.text)
+            if fault.kind == "content_filter":
+                log.info("%s %s: blocked by the provider's content filter: %s", self.spec, request.prompt_id, text)
+                return Response(key=request.key, text="", finish_reason="content_filter")
             if fault.fatal:
                 raise RemoteError(f"{self.spec}: {text}") from None
             if fault.retryable:
@@ -472,7 +523,9 @@ class RemoteBackend(Backend):
                 raise
             except Exception as exc:
                 fault = self.classify(exc)
-                if not fault.fatal:
+                if fault.fatal:
+                    limit.abort()
+                else:
                     limit.settled()
                 if fault.kind == "429":
                     limit.rate_limited(epoch)

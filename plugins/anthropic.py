@@ -27,7 +27,7 @@ class AnthropicBackend(RemoteBackend):
     description = "Anthropic Messages API (Claude); system prompt, max_tokens, thinking kept as reasoning"
     sdk_module = "anthropic"
     default_key_env = "ANTHROPIC_API_KEY"
-    not_found_hint = "check the model name (e.g. claude-sonnet-4-5) and --base-url"
+    not_found_hint = "check the model name {model!r} (e.g. claude-sonnet-4-5) and --base-url"
 
     def make_client(self, api_key: str | None) -> Any:
         # An explicit api_key also stops the SDK from looking for profiles or other credentials.

@@ -77,3 +77,15 @@ def test_think_blocks_split(raw, reasoning, answer):
     from deccp_eval.text import split_think
 
     assert split_think(raw) == (reasoning, answer)
+
+
+def test_toy_build_out_writes_a_model_folder(toy_path, tmp_path):
+    from conftest import cli
+
+    out = tmp_path / "toy"
+    proc = cli("toy", "build", "--out", str(out), check=True)
+    assert proc.stdout.strip() == str(out)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        assert (out / name).exists(), name
+    responses = _generate(out, ["Tell me about volcanoes."], batch_size=1)
+    assert classify(responses[0].text)[0].value == "answer"

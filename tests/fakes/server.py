@@ -7,8 +7,9 @@ Faults (`FaultPlan`):
   reset      headers and a third of the body, then the connection is reset (RST)
   slow       no answer until long after the client's timeout
   malformed  status 200, JSON content type, a truncated JSON body
-  empty      status 200 with an empty answer (not a fault for the client: it is stored)
+  empty      status 200 with an empty answer, on every attempt (not a fault: the client stores it)
   400        a bad request whose message echoes the request's credentials (a leaky server)
+  blocked    400 with a provider's content-filter message (the question itself is censored)
 
 `fail_first` is the fraction of distinct prompts whose first attempt fails, spread evenly over
 arrival order and cycling through `kinds`, so a run of N prompts sees exactly round(N x fraction)
@@ -74,7 +75,8 @@ class FakeServer(ThreadingHTTPServer):
         self.models = models  # None: any model exists
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.requests = 0
+        self.requests = 0  # requests read in full
+        self.arrivals = 0  # requests whose headers arrived, even if the client hung up before the body
         self.per_prompt: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.fault_prompts: dict[str, list[str]] = {}
@@ -126,6 +128,8 @@ class FakeServer(ThreadingHTTPServer):
             self.requests += 1
             self.per_prompt[prompt] += 1
             fault = next((kind for needle, kind in self.plan.always.items() if needle in prompt), None)
+            if fault is None and prompt in self.fault_prompts.get("empty", ()):
+                return "empty"  # a model that answers nothing does so every time
             if fault is None and self.per_prompt[prompt] == 1:
                 index = self._distinct
                 self._distinct += 1
@@ -148,11 +152,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         srv = self.server
+        with srv.lock:
+            srv.arrivals += 1
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path.split("?")[0] != srv.path:
             self._json(404, srv.error_body(404, f"no route {self.path}"))
             return
-        body = json.loads(raw)
+        try:
+            body = json.loads(raw)
+        except ValueError:  # the client hung up before sending its body
+            self.close_connection = True
+            return
         key = srv.credential(self.headers)
         with srv.lock:
             srv.credentials.add(key or "")
@@ -172,6 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault in ("429", "500", "503", "529"):
             headers = {"Retry-After": srv.plan.retry_after} if fault == "429" else {}
             self._json(int(fault), srv.error_body(int(fault), f"injected {fault} (key {key})"), headers)
+            return
+        if fault == "blocked":  # a provider's own censorship (DashScope's wording)
+            self._json(400, srv.error_body(400, "data_inspection_failed: Input data may contain inappropriate content."))
             return
         if fault == "400":
             self._json(400, srv.error_body(400, f"Bad request for Authorization: Bearer {key}"))
