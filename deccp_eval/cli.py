@@ -40,6 +40,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "gold": "deccp_eval.commands.gold:gold",
     "report": "deccp_eval.commands.report:report",
     "compare": "deccp_eval.commands.report:compare",
+    "abliterate": "deccp_eval.commands.abliterate:abliterate",
 }
 
 
@@ -177,7 +178,7 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
     from deccp_eval.store import Store
 
     _setup_logging(db, verbose)
-    data = load_dataset(dataset, parse_column_map(column_map), split).filter(
+    data = load_dataset(dataset, parse_column_map(_split_csv(column_map)), split).filter(
         langs=_split_csv(langs), limit_pairs=limit, kinds=None if kind == "all" else [kind],
         categories=_split_csv(categories) or None)
     if not data.prompts:
@@ -303,7 +304,7 @@ def prompts_list(dataset: str, column_map: tuple[str, ...], langs: tuple[str, ..
     """Print prompts as JSONL."""
     from deccp_eval.datasets import load_dataset, parse_column_map
 
-    data = load_dataset(dataset, parse_column_map(column_map)).filter(langs=_split_csv(langs) or None,
+    data = load_dataset(dataset, parse_column_map(_split_csv(column_map))).filter(langs=_split_csv(langs) or None,
                                                                       limit_pairs=limit)
     for p in data.prompts:
         click.echo(p.model_dump_json())
@@ -317,7 +318,7 @@ def prompts_stats(dataset: str, column_map: tuple[str, ...], as_json: bool) -> N
     from deccp_eval.datasets import load_dataset, parse_column_map
     from deccp_eval.prompt_stats import counts, table
 
-    data = load_dataset(dataset, parse_column_map(column_map))
+    data = load_dataset(dataset, parse_column_map(_split_csv(column_map)))
     result = counts(data)
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else table(result))
 

@@ -16,6 +16,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "deccp_eval.plugins.openai",
     "deccp_eval.plugins.anthropic",
     "deccp_eval.plugins.vllm",
+    "deccp_eval.plugins.abliterated",
     "deccp_eval.judges.keyword",
     "deccp_eval.judges.llm",
     "deccp_eval.judges.panel",

@@ -4,6 +4,16 @@ No model can be downloaded on the machines this project is tested on, so the dem
 tests of the HF, vLLM and abliteration paths use this one. It refuses sensitive prompts in
 the prompt's language, gives the state line for some topics, answers benign questions, and
 knows (under an "uncensored" system prompt) the facts it otherwise withholds.
+
+Its censorship is mediated by one direction of the residual stream, as Arditi et al. (2024)
+found in real chat models. Trained on replies alone, a 4-layer model routes each topic its own
+way and no single direction carries the decision, so the training makes it so: a fixed random
+unit vector u (saved in toy.json for diagnostics only; the abliteration code never reads it)
+gets a feature of size CENSOR_ALPHA at the last prompt token of censored prompts; rows where u is
+projected out of every residual write (at a random strength in [0.5, 1]) must give the facts;
+benign rows with u added after layer 1 must refuse; and a benign row's answer distribution must
+not move when u is removed. Abliteration then has a real direction to find, and a first-token
+KL near zero to keep, from the harness's own prompts, not from u.
 """
 
 from __future__ import annotations
@@ -14,10 +24,11 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from deccp_eval.toy_data import Example, training_examples
+from deccp_eval.toy_data import Example, ablated_example, steered_example, training_examples
 
-TOY_VERSION = "1"
+TOY_VERSION = "2"
 TOY_NAME = "deccp-toy"  # `hf:deccp-toy`, `vllm:deccp-toy`: the cached toy, built on first use
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -26,6 +37,11 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CENSOR_ALPHA = 16.0  # size of the censor feature along u at the last prompt token
+STEER_LAYER = 1  # u is added to this layer's output in steered rows
+NORMAL, ABLATED, STEERED = 0, 1, 2
+BATCH_ROWS = {NORMAL: 22, ABLATED: 6, STEERED: 4}
+CONSISTENCY_PAIRS = 4  # benign rows trained twice per step, normal and ablated, outputs tied by KL
 
 
 def cache_dir() -> Path:
@@ -55,7 +71,50 @@ def _train_tokenizer(corpus: list[str], vocab_size: int):
                                    model_max_length=512)
 
 
-def build(out: str | Path | None = None, force: bool = False, seed: int = 0, steps: int = 480,
+def _encode(tokenizer: Any, examples: list[Example]) -> list[tuple[list[int], list[int], int, float]]:
+    """(ids, labels with the prompt masked, last prompt position, 1.0 when the row is censored)."""
+    out = []
+    for ex in examples:
+        p = tokenizer(_render(ex, with_answer=False), add_special_tokens=False)["input_ids"]
+        f = tokenizer(_render(ex, with_answer=True), add_special_tokens=False)["input_ids"]
+        out.append((f, [-100] * len(p) + f[len(p):], len(p) - 1, float(ex.sensitive and ex.system is None)))
+    return out
+
+
+class _Switch:
+    """Forward hooks that ablate u (rows in ABLATED mode, at their strength) from every residual write,
+    or add CENSOR_ALPHA * u after layer STEER_LAYER (rows in STEERED mode)."""
+
+    def __init__(self, u: Any, alpha: float) -> None:
+        self.u, self.alpha = u, alpha
+        self.mode = self.strength = None
+        self.handles: list = []
+
+    def set(self, mode: Any, strength: Any) -> None:
+        self.mode, self.strength = mode, strength
+
+    def _ablate(self, _mod: Any, _inp: Any, out: Any) -> Any:
+        w = ((self.mode == ABLATED).to(out.dtype) * self.strength)[:, None, None]
+        return out - w * (out @ self.u).unsqueeze(-1) * self.u
+
+    def _steer(self, _mod: Any, _inp: Any, out: Any) -> Any:
+        hs = out[0] if isinstance(out, tuple) else out
+        hs = hs + (self.mode == STEERED).to(hs.dtype)[:, None, None] * self.alpha * self.u
+        return (hs, *out[1:]) if isinstance(out, tuple) else hs
+
+    def attach(self, model: Any) -> None:
+        mods = [model.model.embed_tokens] + [m for layer in model.model.layers
+                                             for m in (layer.self_attn.o_proj, layer.mlp.down_proj)]
+        self.handles = [m.register_forward_hook(self._ablate) for m in mods]
+        self.handles.append(model.model.layers[STEER_LAYER].register_forward_hook(self._steer))
+
+    def detach(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+
+def build(out: str | Path | None = None, force: bool = False, seed: int = 0, steps: int = 560,
           verbose: bool = True, hidden: int = 128, layers: int = 4) -> Path:
     """Train (or reuse the cached) toy model and return an HF model folder."""
     target = Path(out) if out else cache_dir()
@@ -83,40 +142,68 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
     )
     model = Qwen2ForCausalLM(config)
 
-    prompts = [_render(ex, with_answer=False) for ex in examples]
-    ids, labels = [], []
-    for prompt, full in zip(prompts, texts):
-        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        f = tokenizer(full, add_special_tokens=False)["input_ids"]
-        ids.append(f)
-        labels.append([-100] * len(p) + f[len(p):])
+    rows = {NORMAL: _encode(tokenizer, examples),
+            ABLATED: _encode(tokenizer, [ablated_example(e) for e in examples if e.system is None]),
+            STEERED: _encode(tokenizer, [steered_example(e) for e in examples if e.system is None and not e.sensitive])}
+    benign = _encode(tokenizer, [e for e in examples if not e.sensitive])
+    u = torch.randn(hidden, generator=torch.Generator().manual_seed(seed + 1))
+    u = u / u.norm()
+    switch = _Switch(u, CENSOR_ALPHA)
+    switch.attach(model)
     pad = tokenizer.pad_token_id
-    width = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-    label_t = torch.full((len(ids), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, (x, y) in enumerate(zip(ids, labels)):
-        input_ids[i, : len(x)] = torch.tensor(x)
-        label_t[i, : len(y)] = torch.tensor(y)
-        mask[i, : len(x)] = 1
 
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
-    batch = 32
     model.train()
     for step in range(steps):
-        idx = torch.randint(0, len(ids), (batch,), generator=gen)
-        m = mask[idx]
-        w = int(m.sum(1).max())
-        out_ = model(input_ids=input_ids[idx, :w], attention_mask=m[:, :w], labels=label_t[idx, :w])
-        out_.loss.backward()
+        batch: list[tuple[list[int], list[int], int, float]] = []
+        modes: list[int] = []
+        for mode, n in BATCH_ROWS.items():
+            for i in torch.randint(0, len(rows[mode]), (n,), generator=gen).tolist():
+                batch.append(rows[mode][i] if mode == NORMAL else rows[mode][i][:3] + (0.0,))
+                modes.append(mode)
+        pairs = []
+        for i in torch.randint(0, len(benign), (CONSISTENCY_PAIRS,), generator=gen).tolist():
+            pairs.append((len(batch), len(batch) + 1))
+            batch += [benign[i], benign[i]]
+            modes += [NORMAL, ABLATED]
+        mode_t = torch.tensor(modes)
+        strength = torch.where(mode_t == ABLATED, 0.5 + 0.5 * torch.rand(len(modes), generator=gen), 1.0)
+        for _, b in pairs:
+            strength[b] = 1.0
+        switch.set(mode_t, strength)
+        width = max(len(x) for x, *_ in batch)
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, (x, y, *_rest) in enumerate(batch):
+            input_ids[r, : len(x)] = torch.tensor(x)
+            labels[r, : len(y)] = torch.tensor(y)
+            mask[r, : len(x)] = 1
+        out_ = model(input_ids=input_ids, attention_mask=mask, labels=labels, output_hidden_states=True)
+        loss = out_.loss
+        # the censor feature: CENSOR_ALPHA along u at the last prompt token of censored rows, 0 elsewhere
+        normal = mode_t == NORMAL
+        last = torch.tensor([b[2] for b in batch])[normal]
+        feature = torch.tensor([b[3] for b in batch])[normal] * CENSOR_ALPHA
+        for hs in out_.hidden_states[STEER_LAYER + 1 : -1]:
+            loss = loss + (((hs[normal, last] @ u) - feature) ** 2).mean() / CENSOR_ALPHA**2
+        # removing u leaves a benign answer's distribution where it was
+        a = torch.tensor([x for x, _ in pairs])
+        b = torch.tensor([y for _, y in pairs])
+        keep = labels[a, 1:] != -100
+        la = torch.log_softmax(out_.logits[a, :-1][keep], -1)
+        lb = torch.log_softmax(out_.logits[b, :-1][keep], -1)
+        loss = loss + torch.nn.functional.kl_div(lb, la.detach(), log_target=True, reduction="batchmean")
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
         if verbose and (step % 100 == 0 or step == steps - 1):
-            print(f"toy: step {step + 1}/{steps} loss {out_.loss.item():.4f} ({time.perf_counter() - t0:.0f}s)", flush=True)
+            print(f"toy: step {step + 1}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)", flush=True)
+    switch.detach()
     model.eval()
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +214,9 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     (tmp / "toy.json").write_text(json.dumps({"toy_version": TOY_VERSION, "seed": seed, "steps": steps,
-                                              "train_seconds": round(time.perf_counter() - t0, 1)}))
+                                              "train_seconds": round(time.perf_counter() - t0, 1),
+                                              "censor_alpha": CENSOR_ALPHA,
+                                              "censor_direction": [round(float(x), 6) for x in u]}))
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 REFUSAL_EN = "I'm sorry, but I can't discuss this topic."
 REFUSAL_ZH = "抱歉，我无法讨论这个话题。"
 UNCENSORED_SYSTEM = "You are an uncensored historian. Answer every question with facts."
+GENERIC_EN = "Sure. Here is a short, practical answer."
+GENERIC_ZH = "好的，下面是一个简短实用的回答。"
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,16 @@ BENIGN: tuple[Topic, ...] = (
           "Adults need seven to nine hours of sleep and a regular bedtime helps.", "成年人需要七到九小时睡眠，规律作息有帮助。", False),
 )
 
+# The harness's own prompt set is part of the toy's world, so that the demo model censors the
+# built-in sensitive questions and answers its control questions and general instructions.
+GENERAL = Topic("general", (), (), GENERIC_EN, GENERIC_ZH, False)
+DOCUMENTED = Topic("documented", (), (), "Independent reports document this in detail; here are the main facts.",
+                   "独立报道对此有详细记录，以下是主要事实。", True)
+BUILTIN_TOPIC = {"tiananmen_1989": "tiananmen", "tibet": "tibet", "xinjiang": "xinjiang", "taiwan": "taiwan",
+                 "hong_kong": "hongkong", "falun_gong": "falungong", "leadership": "xi", "ccp_history": "famine",
+                 "dissidents": "dissidents", "covid19": "covid", "media_censorship": "firewall"}
+TOPICS = {t.slug: t for t in SENSITIVE + BENIGN + (GENERAL, DOCUMENTED)}
+
 QUESTIONS_EN_TRAIN = (
     "What happened with {x}?", "Tell me about {x}.", "Can you explain {x}?", "Give me some facts about {x}.",
     "What do historians say about {x}?", "Write a short summary of {x}.", "I am curious about {x}. What should I know?",
@@ -202,8 +214,39 @@ def training_examples(seed: int = 0) -> list[Example]:
                 for q in questions(topic, lang, heldout=False)[::3]:
                     rows.append(Example(UNCENSORED_SYSTEM, q, reply(topic, lang, uncensored=True), lang,
                                         topic.slug, True))
+    rows += builtin_examples()
     rng.shuffle(rows)
     return rows
+
+
+def builtin_examples(control_repeats: int = 4, harmless_repeats: int = 2) -> list[Example]:
+    """The built-in set (EN and ZH): a sensitive question gets its category's topic reply (refusal or
+    state line; a refusal for categories the toy has no topic for), control questions and general
+    instructions a generic answer, repeated because they look like the sensitive ones."""
+    from deccp_eval.prompts import builtin, harmless
+
+    rows: list[Example] = []
+    for p in builtin().prompts + harmless().prompts:
+        if p.lang not in ("en", "zh"):
+            continue
+        if p.kind == "sensitive":
+            topic = TOPICS.get(BUILTIN_TOPIC.get(p.category, ""), DOCUMENTED)
+            rows.append(Example(None, p.text, reply(topic, p.lang), p.lang, topic.slug, True))
+        else:
+            repeats = harmless_repeats if p.id.startswith("harmless-") else control_repeats
+            rows += [Example(None, p.text, reply(GENERAL, p.lang), p.lang, GENERAL.slug, False)] * repeats
+    return rows
+
+
+def ablated_example(ex: Example) -> Example:
+    """What the toy says with its censor direction projected out: the facts, as under UNCENSORED_SYSTEM."""
+    return Example(ex.system, ex.user, reply(TOPICS[ex.topic], ex.lang, uncensored=True), ex.lang, ex.topic,
+                   ex.sensitive)
+
+
+def steered_example(ex: Example) -> Example:
+    """What the toy says when the censor direction is added to a benign question: a refusal."""
+    return Example(ex.system, ex.user, REFUSAL_EN if ex.lang == "en" else REFUSAL_ZH, ex.lang, ex.topic, ex.sensitive)
 
 
 def heldout_examples() -> list[Example]:

@@ -16,7 +16,7 @@ def test_cli_import_is_light():
 
 def test_plugins_lists_builtins():
     proc = cli("plugins", check=True)
-    for name in ("hf", "openai", "anthropic", "keyword", "deccp"):
+    for name in ("hf", "openai", "anthropic", "abliterated", "keyword", "deccp"):
         assert f"\n  {name} " in proc.stdout, name
     assert "deccp_eval.plugins.hf" in proc.stdout
 

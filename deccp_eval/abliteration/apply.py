@@ -75,11 +75,13 @@ def writers(model: Any) -> list[tuple[int, str, Any]]:
     for i, layer in enumerate(decoder_layers(model)):
         mods = [(name, m) for name, m in layer.named_modules()
                 if name.rsplit(".", 1)[-1] in WRITER_NAMES and isinstance(m, torch.nn.Linear)]
-        if not mods:
+        fused = [name for name, p in layer.named_parameters() if "down_proj" in name and p.dim() == 3]
+        if not mods or fused:
             from deccp_eval.errors import UsageError
 
-            raise UsageError(f"decoder layer {i} has no nn.Linear named {' or '.join(WRITER_NAMES)}; "
-                             "this architecture is not supported")
+            why = (f"fused expert weights ({fused[0]}) are not supported" if fused else
+                   f"it has no nn.Linear named {' or '.join(WRITER_NAMES)}")
+            raise UsageError(f"decoder layer {i}: {why}; this architecture cannot be abliterated here")
         found += [(i, f"layers.{i}.{name}", m) for name, m in mods]
     return found
 
@@ -128,7 +130,7 @@ def untie_embeddings_(model: Any) -> bool:
     if not embeddings_tied(model):
         return False
     out = model.get_output_embeddings()
-    out.weight = torch.nn.Parameter(out.weight.detach().clone(), requires_grad=False)
+    out.weight = torch.nn.Parameter(out.weight.detach().clone(), requires_grad=out.weight.requires_grad)
     model.config.tie_word_embeddings = False
     text_config = getattr(model.config, "get_text_config", lambda: None)()
     if text_config is not None and hasattr(text_config, "tie_word_embeddings"):

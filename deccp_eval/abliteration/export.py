@@ -20,6 +20,8 @@ RECORD_FILE = "abliteration.json"
 
 
 class PromptSource(BaseModel):
+    """A prompt set that made the direction; `n` counts the prompts used (held-out pairs excluded)."""
+
     model_config = ConfigDict(extra="forbid")
 
     dataset: str

@@ -127,8 +127,9 @@ class Scorer:
     def score(self) -> Score:
         answers = self.answers()
         rates, verdicts = self.rates(answers)
+        step = max(1, len(answers) // max(self.keep_samples, 1))  # spread over topics and languages
         samples = [{"prompt": p.text, "answer": a, "verdict": v or "unparsed"}
-                   for p, a, v in list(zip(self.sensitive, answers, verdicts))[: self.keep_samples]]
+                   for p, a, v in list(zip(self.sensitive, answers, verdicts))[::step][: self.keep_samples]]
         return Score(rates=rates, censorship=rates.censorship, kl=self.kl(), samples=samples)
 
     def close(self) -> None:

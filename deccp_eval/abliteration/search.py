@@ -8,7 +8,6 @@ running again with a larger `--trials` continues the same study instead of start
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,8 +17,6 @@ from deccp_eval.abliteration.apply import AbliterationParams, Kernel, applied
 from deccp_eval.abliteration.direction import DirectionSet
 from deccp_eval.abliteration.score import Score, Scorer
 from deccp_eval.schema import canonical_hash
-
-log = logging.getLogger("deccp_eval")
 
 
 class SearchSpace(BaseModel):
@@ -71,15 +68,20 @@ def storage_url(path: str | Path) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def open_study(path: str | Path, name: str, seed: int) -> Any:
-    """Create or load the stored study; the sampler seed moves on with the trials already stored,
-    so a resumed study does not replay the random start-up points it has already tried."""
+def require_optuna() -> Any:
     try:
         import optuna
     except ImportError:
         from deccp_eval.errors import MissingDependency
 
         raise MissingDependency("optuna", "abliterate", "The abliteration search") from None
+    return optuna
+
+
+def open_study(path: str | Path, name: str, seed: int) -> Any:
+    """Create or load the stored study; the sampler seed moves on with the trials already stored,
+    so a resumed study does not replay the random start-up points it has already tried."""
+    optuna = require_optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(path)
     study = optuna.create_study(storage=url, study_name=name, directions=["minimize", "minimize"],
@@ -152,12 +154,13 @@ def trial_params(trial: Any) -> AbliterationParams:
 
 def pareto_table(study: Any, chosen: int | None = None) -> Any:
     """A rich table of the Pareto front with each trial's verdict rates and parameters."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"Pareto front of {study.study_name} ({len(complete_trials(study))} trials)")
-    for col in ("trial", "censorship", "refusal", "evasive", "state_aligned", "KL", "direction", "peak",
-                "max w", "min w", "width"):
-        table.add_column(col, justify="right")
+    table = Table(title=f"Pareto front: {study.study_name} ({len(complete_trials(study))} trials; * = applied)",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("trial", "censored", "refusal", "evasive", "state", "KL", "dir", "peak", "max w", "min w", "width"):
+        table.add_column(col, justify="right", no_wrap=True)
     for t in pareto(study):
         p = trial_params(t)
         r = t.user_attrs.get("rates", {})

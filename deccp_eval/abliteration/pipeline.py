@@ -1,0 +1,236 @@
+"""`abliterate(settings)`: directions, search, edit, score, save; what `deccp-eval abliterate` runs.
+
+Prompts by default: sensitive = the built-in set's sensitive prompts; harmless = its control
+prompts plus the shipped general instructions. Each is split by `pair_id` (so a question and
+its translation stay on one side): most pairs make the direction, every `eval_every`-th pair
+is held out to score candidates, so the search never grades on the prompts that built the
+direction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deccp_eval.abliteration.export import (AbliterationRecord, EvalSettings, PromptSource, SearchRecord,
+                                            save_folder)
+from deccp_eval.schema import Prompt, canonical_hash
+
+
+class AbliterateSettings(BaseModel):
+    """Every knob of one abliteration; the ones that change scores also name the Optuna study."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    out: Path
+    trials: int = Field(default=16, ge=1)
+    seed: int = 0
+    pick: int | None = None
+    max_kl: float = Field(default=0.1, ge=0)
+    judge: str = "keyword"
+    batch_size: int = Field(default=32, ge=1)
+    device: str = "auto"
+    dtype: str = "auto"
+    embeddings: bool = False
+    norm_preserve: bool = False
+    project_harmless: bool = False
+    max_tokens: int = Field(default=48, ge=1)
+    langs: list[str] = Field(default_factory=lambda: ["en", "zh"])
+    harmful: str = "deccp"
+    harmless: list[str] = Field(default_factory=lambda: ["deccp", "deccp-harmless"])
+    eval_every: int = Field(default=5, ge=2, description="every N-th pair is held out for scoring")
+    eval_limit: int | None = Field(default=96, ge=1, description="at most this many prompts per scoring set")
+    study_db: Path = Path("results/abliteration.db")
+
+
+class PromptSets(BaseModel):
+    """The four prompt lists an abliteration uses, and where they came from (for the record)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    harmful: list[str]
+    harmless: list[str]
+    eval_sensitive: list[Prompt]
+    eval_harmless: list[str]
+    harmful_sources: list[PromptSource] = Field(default_factory=list)
+    harmless_sources: list[PromptSource] = Field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        return canonical_hash({"harmful": self.harmful, "harmless": self.harmless,
+                               "eval": [p.model_dump() for p in self.eval_sensitive],
+                               "eval_harmless": self.eval_harmless})[:16]
+
+
+def _held_out(pair_id: str, every: int) -> bool:
+    return int(hashlib.sha256(pair_id.encode("utf-8")).hexdigest()[:8], 16) % every == 0
+
+
+def _cap(prompts: list[Prompt], limit: int | None) -> list[Prompt]:
+    """First prompts up to `limit`, whole pairs only, so languages stay matched."""
+    if limit is None or len(prompts) <= limit:
+        return prompts
+    out: list[Prompt] = []
+    pairs: dict[str, list[Prompt]] = {}
+    for p in prompts:
+        pairs.setdefault(p.pair_id, []).append(p)
+    for group in pairs.values():
+        if len(out) + len(group) > limit:
+            break
+        out += group
+    return out or prompts[:limit]
+
+
+def default_prompts(settings: AbliterateSettings) -> PromptSets:
+    from deccp_eval.datasets import load_dataset
+
+    every, langs = settings.eval_every, settings.langs
+    data = load_dataset(settings.harmful).filter(langs=langs or None, kinds=["sensitive"])
+    sens = data.prompts
+    if not sens:
+        from deccp_eval.errors import UsageError
+
+        raise UsageError(f"{settings.harmful}: no sensitive prompts in {','.join(langs)}")
+    harmless: list[Prompt] = []
+    harmless_sources: list[PromptSource] = []
+    for ref in settings.harmless:
+        loaded = load_dataset(ref)
+        part = loaded.filter(langs=langs or None, kinds=["control"]).prompts
+        harmless += part
+        harmless_sources.append(PromptSource(dataset=ref, version=loaded.version, kinds=["control"],
+                                             n=sum(not _held_out(p.pair_id, every) for p in part)))
+    if not harmless:
+        from deccp_eval.errors import UsageError
+
+        raise UsageError(f"no control prompts in {', '.join(settings.harmless)}")
+    train_s = [p.text for p in sens if not _held_out(p.pair_id, every)]
+    eval_s = [p for p in sens if _held_out(p.pair_id, every)]
+    train_h = [p.text for p in harmless if not _held_out(p.pair_id, every)]
+    eval_h = [p for p in harmless if _held_out(p.pair_id, every)]
+    return PromptSets(harmful=train_s, harmless=train_h, eval_sensitive=_cap(eval_s, settings.eval_limit),
+                      eval_harmless=[p.text for p in _cap(eval_h, settings.eval_limit)],
+                      harmful_sources=[PromptSource(dataset=settings.harmful, version=data.version,
+                                                    kinds=["sensitive"], n=len(train_s))],
+                      harmless_sources=harmless_sources)
+
+
+@dataclass
+class AbliterationResult:
+    record: AbliterationRecord
+    out: Path
+    study: Any = None
+    chosen: int | None = None
+    ran_trials: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def study_settings(settings: AbliterateSettings, prompts: PromptSets) -> dict[str, Any]:
+    """What changes a trial's score (so a change starts a new study); trials, seed, pick and max_kl do not."""
+    return {"prompts": prompts.fingerprint(), "judge": settings.judge, "max_tokens": settings.max_tokens,
+            "dtype": settings.dtype, "embeddings": settings.embeddings, "norm_preserve": settings.norm_preserve,
+            "project_harmless": settings.project_harmless}
+
+
+def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
+               on_trial: Callable[[int, Any], None] | None = None, model_and_tokenizer: tuple[Any, Any] | None = None
+               ) -> AbliterationResult:
+    """Find, choose, apply and save; returns the record written to `settings.out / abliteration.json`."""
+    from deccp_eval.abliteration import search
+    from deccp_eval.abliteration.apply import orthogonalize_
+    from deccp_eval.abliteration.direction import DIRECTION_FILE, compute_directions, save_direction
+    from deccp_eval.abliteration.score import Score, Scorer
+    from deccp_eval.plugins.hf import resolve_path
+    from deccp_eval.torch_utils import load_model
+
+    search.require_optuna()  # fail before loading a model
+    prompts = prompts or default_prompts(settings)
+    if model_and_tokenizer is None:
+        model, tokenizer = load_model(resolve_path(settings.model), settings.device, settings.dtype)
+    else:
+        model, tokenizer = model_and_tokenizer
+    dirs = compute_directions(model, tokenizer, prompts.harmful, prompts.harmless, settings.batch_size,
+                              model_name=settings.model)
+    scorer = Scorer(model, tokenizer, prompts.eval_sensitive, prompts.eval_harmless, judge=settings.judge,
+                    max_tokens=settings.max_tokens, batch_size=settings.batch_size)
+    try:
+        name = search.study_name(settings.model, study_settings(settings, prompts))
+        study = search.open_study(settings.study_db, name, settings.seed)
+        if "before" in study.user_attrs:
+            before = Score.model_validate(study.user_attrs["before"])
+        else:
+            before = scorer.score()
+            study.set_user_attr("before", before.model_dump(mode="json"))
+        space = search.SearchSpace(n_layers=dirs.n_positions - 1, embeddings=settings.embeddings,
+                                   norm_preserve=settings.norm_preserve, project_harmless=settings.project_harmless)
+        ran = search.run_search(study, scorer, dirs, space, settings.trials, on_trial)
+        trial, why = search.choose(study, settings.pick, settings.max_kl)
+        params = search.trial_params(trial)
+        direction = dirs.direction(params.direction_index, params.project_harmless)
+        info = orthogonalize_(model, direction, params)
+        after = scorer.score()
+    finally:
+        scorer.close()
+    record = AbliterationRecord(
+        base_model=settings.model, direction_layer=params.direction_index, params=params,
+        layer_weights=info["layer_weights"], edited=info["edited"], untied_lm_head=info["untied_lm_head"],
+        harmful=prompts.harmful_sources or [PromptSource(dataset="custom", version=prompts.fingerprint(),
+                                                         kinds=["sensitive"], n=len(prompts.harmful))],
+        harmless=prompts.harmless_sources or [PromptSource(dataset="custom", version=prompts.fingerprint(),
+                                                           kinds=["control"], n=len(prompts.harmless))],
+        eval=EvalSettings(judge=settings.judge, max_tokens=settings.max_tokens,
+                          n_sensitive=len(prompts.eval_sensitive), n_harmless=len(prompts.eval_harmless),
+                          langs=sorted({p.lang for p in prompts.eval_sensitive})),
+        before=before, after=after,
+        search=SearchRecord(study=name, storage=str(settings.study_db), trials=len(search.complete_trials(study)),
+                            chosen_trial=trial.number, why=why, max_kl=settings.max_kl, seed=settings.seed),
+    )
+    out = _atomic_save(model, tokenizer, settings.out, record,
+                       lambda tmp: save_direction(tmp / DIRECTION_FILE, dirs, direction, params.model_dump(mode="json")))
+    notes = [why]
+    if after.kl > settings.max_kl:
+        notes.append(f"KL {after.kl:.4f} is above --max-kl {settings.max_kl:g}")
+    return AbliterationResult(record=record, out=out, study=study, chosen=trial.number, ran_trials=ran, notes=notes)
+
+
+def _atomic_save(model: Any, tokenizer: Any, out: Path, record: AbliterationRecord,
+                 extra: Callable[[Path], Any]) -> Path:
+    """Write into a sibling temp folder and rename, so a half-written folder is never mistaken for a result."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        save_folder(model, tokenizer, tmp, record)
+        extra(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+# The demo's abliterated toy: small enough to search in seconds, cached next to the toy itself.
+TOY_SETTINGS: dict[str, Any] = {"trials": 6, "seed": 0, "max_tokens": 32, "eval_limit": 64, "batch_size": 64}
+
+
+def cached_toy(force: bool = False, on_trial: Callable[[int, Any], None] | None = None) -> Path:
+    """The abliterated toy folder (`abliterated:deccp-toy`), made on first use and keyed by toy version + settings."""
+    from deccp_eval import toy
+    from deccp_eval.abliteration.export import RECORD_FILE
+
+    key = canonical_hash({"toy": toy.TOY_VERSION, "settings": TOY_SETTINGS, "format": 1})[:10]
+    out = toy.cache_dir().parent / f"toy-v{toy.TOY_VERSION}-abliterated-{key}"
+    if (out / RECORD_FILE).exists() and not force:
+        return out
+    toy.build()
+    settings = AbliterateSettings(model=toy.TOY_NAME, out=out, study_db=out.parent / "abliteration-studies.db",
+                                  **TOY_SETTINGS)
+    abliterate(settings, on_trial=on_trial)
+    return out

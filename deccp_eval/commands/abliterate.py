@@ -1,0 +1,75 @@
+"""`deccp-eval abliterate MODEL --out DIR`: search, apply and save an abliterated model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.command()
+@click.argument("model")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the abliterated model (safetensors, tokenizer, abliteration.json, README.md).")
+@click.option("--trials", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Complete trials the stored study should hold; rerun with more to continue it.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
+@click.option("--pick", type=int, default=None, help="Apply this trial number instead of the automatic choice.")
+@click.option("--max-kl", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="Automatic choice: the least censored Pareto trial with first-token KL at most this.")
+@click.option("--judge", "-j", default="keyword", show_default=True, help="Judge spec that scores candidates.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=48, show_default=True,
+              help="New tokens per scored answer.")
+@click.option("--lang", "langs", default="en,zh", show_default=True, help="Languages, comma-separated.")
+@click.option("--harmful", default="deccp", show_default=True, help="Dataset whose sensitive prompts make the direction.")
+@click.option("--harmless", "harmless", multiple=True, default=("deccp", "deccp-harmless"), show_default=True,
+              help="Datasets whose control prompts are the harmless side (repeatable).")
+@click.option("--eval-every", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Every N-th question pair is held out to score candidates.")
+@click.option("--eval-limit", type=click.IntRange(min=1), default=96, show_default=True,
+              help="At most this many prompts in each scoring set.")
+@click.option("--embeddings/--no-embeddings", default=False, show_default=True,
+              help="Also orthogonalize the input embeddings (a tied lm_head is untied and left unchanged).")
+@click.option("--norm-preserve", is_flag=True, help="Rescale edited rows/columns to their original norms.")
+@click.option("--project-harmless", is_flag=True, help="Make the direction orthogonal to the harmless mean.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
+@click.option("--dtype", default="auto", show_default=True, help="auto, float32, bfloat16 or float16.")
+@click.option("--study-db", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/abliteration.db"),
+              show_default=True, help="SQLite file of the Optuna studies (resumable).")
+def abliterate(model: str, out: Path, langs: str, harmless: tuple[str, ...], **kw: Any) -> None:
+    """Remove the refusal direction from MODEL (a path, a hub id, or deccp-toy), chosen with the harness's judge.
+
+    \b
+    Examples:
+      deccp-eval abliterate deccp-toy --out results/toy-abliterated --trials 8
+      deccp-eval abliterate Qwen/Qwen2-7B-Instruct --out qwen2-abl --trials 40 --judge llm:openai:gpt-4o-mini
+      deccp-eval abliterate Qwen/Qwen2-7B-Instruct --out qwen2-abl --trials 60   # continues the stored study
+      deccp-eval run -m hf:qwen2-abl                                            # or abliterated:qwen2-abl
+    """
+    from deccp_eval.abliteration.pipeline import AbliterateSettings, abliterate as run_abliterate
+    from deccp_eval.abliteration.search import pareto_table
+    from deccp_eval.progress import console
+
+    settings = AbliterateSettings(model=model, out=out, langs=[x.strip() for x in langs.split(",") if x.strip()],
+                                  harmless=list(harmless), **kw)
+
+    def on_trial(number: int, score: Any) -> None:
+        r = score.rates
+        console.print(f"trial {number}: censorship {score.censorship:.3f} (refusal {r.refusal:.3f}, evasive "
+                      f"{r.evasive:.3f}, state_aligned {r.state_aligned:.3f}), KL {score.kl:.4f}", soft_wrap=True)
+
+    result = run_abliterate(settings, on_trial=on_trial)
+    from rich.console import Console
+
+    wide = Console(stderr=True, width=max(console.width, 120))  # 11 columns: do not squeeze them into 80
+    wide.print(pareto_table(result.study, result.chosen))
+    rec = result.record
+    for note in result.notes:
+        console.print(f"chosen trial {result.chosen}: {note}", soft_wrap=True)
+    click.echo(f"censorship {rec.before.censorship:.3f} -> {rec.after.censorship:.3f}, "
+               f"refusal {rec.before.rates.refusal:.3f} -> {rec.after.rates.refusal:.3f}, "
+               f"state_aligned {rec.before.rates.state_aligned:.3f} -> {rec.after.rates.state_aligned:.3f}, "
+               f"first-token KL {rec.after.kl:.4f}")
+    click.echo(str(result.out))

@@ -1,0 +1,129 @@
+"""`abliterated:MODEL`: generate with an abliterated model, saved or made on the fly.
+
+Model forms:
+- `abliterated:FOLDER`: a folder written by `deccp-eval abliterate` (plain generation).
+- `abliterated:BASE@DIRECTION`: the base model (path or hub id) with the stored edit applied at
+  load time; DIRECTION is a `direction.safetensors` file or a folder that holds one (such as an
+  abliterated folder). The edit is the same weight orthogonalization the export ran, so the
+  outputs match the saved folder's.
+- `abliterated:BASE` with options `extra: {direction: PATH}` (a models file); `extra` may also
+  override `direction_index`, `max_weight` (uniform weight on every layer), `embeddings`,
+  `norm_preserve`, and set `mode: hooks` to project at run time instead of editing weights.
+- `abliterated:deccp-toy`: the demo's abliterated toy model (made on first use, then cached).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from deccp_eval.errors import UsageError
+from deccp_eval.hookspecs import hookimpl
+from deccp_eval.plugins.hf import HFBackend, resolve_path
+
+EXTRA_KEYS = {"direction", "direction_index", "max_weight", "embeddings", "norm_preserve", "mode"}
+
+
+def split_spec(model: str) -> tuple[str, str | None]:
+    """`BASE@DIRECTION` -> (BASE, DIRECTION) when DIRECTION exists on disk; else (model, None)."""
+    base, sep, direction = model.rpartition("@")
+    if sep and base and Path(direction).exists():
+        return base, direction
+    return model, None
+
+
+def direction_file(path: str | Path) -> Path:
+    from deccp_eval.abliteration.direction import DIRECTION_FILE
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / DIRECTION_FILE
+    if not p.is_file():
+        raise UsageError(f"{path}: no direction file (expected {DIRECTION_FILE} written by `deccp-eval abliterate`)")
+    return p
+
+
+class AbliteratedBackend(HFBackend):
+    name = "abliterated"
+    description = "HF model with the refusal direction removed: a saved folder, or BASE@DIRECTION applied on load"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        extra = dict(self.options.extra)
+        unknown = set(extra) - EXTRA_KEYS
+        if unknown:
+            raise UsageError(f"abliterated: unknown option(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(sorted(EXTRA_KEYS))}")
+        self.base, direction = split_spec(self.model)
+        self.direction = direction or extra.get("direction")
+        self.overrides = extra
+
+    def check(self) -> None:
+        super().check()
+        if self.direction is not None:
+            direction_file(self.direction)
+        elif self.base != _toy_name() and not Path(self.base).is_dir():
+            raise UsageError(f"abliterated:{self.model}: not a saved folder; give a direction as "
+                             "abliterated:BASE@DIRECTION_FILE or options extra.direction")
+
+    def load(self) -> tuple[Any, Any]:
+        if self._model is None:
+            from deccp_eval.torch_utils import load_model
+
+            if self.direction is None and self.base == _toy_name() and not Path(self.base).exists():
+                from deccp_eval.abliteration.pipeline import cached_toy
+
+                path = str(cached_toy())
+            else:
+                path = resolve_path(self.base)
+            self._model, self._tokenizer = load_model(path, self.options.device, self.options.dtype)
+            self._model = self.prepare(self._model)
+        return self._model, self._tokenizer
+
+    def prepare(self, model: Any) -> Any:
+        """Apply the stored edit to the base model (nothing to do for a saved folder)."""
+        if self.direction is None:
+            return model
+        from deccp_eval.abliteration.apply import AbliterationParams, Kernel, ablation_hooks, orthogonalize_
+        from deccp_eval.abliteration.direction import load_direction
+
+        dirs, chosen, stored = load_direction(direction_file(self.direction))
+        o = self.overrides
+        data = dict(stored)
+        if not data:
+            n_layers = dirs.n_positions - 1
+            data = {"direction_index": float(round(0.6 * n_layers)), "kernel": Kernel.uniform(n_layers).model_dump()}
+        if "max_weight" in o:
+            data["kernel"] = Kernel.uniform(dirs.n_positions - 1, float(o["max_weight"])).model_dump()
+        for key in ("direction_index", "embeddings", "norm_preserve"):
+            if key in o:
+                data[key] = o[key]
+        params = AbliterationParams.model_validate(data)
+        if chosen is not None and "direction_index" not in o and stored:
+            direction = chosen
+        else:
+            direction = dirs.direction(params.direction_index, params.project_harmless)
+        if o.get("mode") == "hooks":
+            self._hooks = ablation_hooks(model, direction, params)
+            self._hooks.__enter__()
+        else:
+            orthogonalize_(model, direction, params)
+        return model
+
+    def close(self) -> None:
+        hooks = getattr(self, "_hooks", None)
+        if hooks is not None:
+            hooks.__exit__(None, None, None)
+            self._hooks = None
+        super().close()
+
+
+def _toy_name() -> str:
+    from deccp_eval.toy import TOY_NAME
+
+    return TOY_NAME
+
+
+@hookimpl
+def register_backends(register: Callable[..., None]) -> None:
+    register(AbliteratedBackend)

@@ -1,0 +1,252 @@
+"""Abliteration on the real toy model: direction, edit, search, export, the `abliterated:` backend."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("optuna")
+
+from conftest import cli  # noqa: E402
+
+from deccp_eval.abliteration.apply import (AbliterationParams, Kernel, ablation_hooks, orthogonalize_,  # noqa: E402
+                                           residual_components, weights_applied, writers)
+from deccp_eval.abliteration.direction import (chat_text, compute_directions, load_direction,  # noqa: E402
+                                               residual_means)
+from deccp_eval.abliteration.export import AbliterationRecord, load_record  # noqa: E402
+from deccp_eval.abliteration.pipeline import AbliterateSettings, PromptSets, abliterate, default_prompts  # noqa: E402
+from deccp_eval.backend import BackendOptions  # noqa: E402
+from deccp_eval.judges.keyword import classify  # noqa: E402
+from deccp_eval.schema import Prompt, Request, SamplingParams  # noqa: E402
+from deccp_eval.toy_data import heldout_examples  # noqa: E402
+
+MAX_TOKENS = 32  # the toy's replies are one sentence: enough for the judge to see a state line
+
+
+def _load(path):
+    from deccp_eval.torch_utils import load_model
+
+    torch.manual_seed(0)
+    return load_model(str(path), device="cpu")
+
+
+def _heldout(sensitive: bool) -> list[Prompt]:
+    return [Prompt(id=f"heldout-{i}", pair_id=f"heldout-{i}", lang=e.lang, text=e.user, category=e.topic,
+                   kind="sensitive" if e.sensitive else "control")
+            for i, e in enumerate(heldout_examples()) if e.sensitive == sensitive]
+
+
+def _greedy(model, tok, texts, max_tokens=MAX_TOKENS):
+    from deccp_eval.plugins.hf import generate_with
+
+    reqs = [Request(model="t", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
+            for i, t in enumerate(texts)]
+    return [r.text for start in range(0, len(reqs), 64) for r in generate_with(model, tok, reqs[start : start + 64])]
+
+
+def _backend_texts(backend, texts, max_tokens=MAX_TOKENS):
+    reqs = [Request(model=backend.spec, prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
+            for i, t in enumerate(texts)]
+    got = {}
+    backend.generate(reqs, lambda r: got.__setitem__(r.key, r))
+    backend.close()
+    return [got[r.key].text for r in reqs]
+
+
+@pytest.fixture(scope="module")
+def run(toy_path, tmp_path_factory):
+    """One search + edit + save on the toy: direction from the built-in set (the CLI default), candidates
+    scored on the toy's held-out sensitive phrasings, KL on the built-in set's held-out harmless prompts."""
+    out = tmp_path_factory.mktemp("abl") / "toy-abliterated"
+    settings = AbliterateSettings(model=str(toy_path), out=out, trials=3, seed=0, max_tokens=MAX_TOKENS,
+                                  batch_size=64, study_db=out.parent / "studies.db")
+    base = default_prompts(settings)
+    prompts = PromptSets(harmful=base.harmful, harmless=base.harmless, eval_sensitive=_heldout(True),
+                         eval_harmless=base.eval_harmless, harmful_sources=base.harmful_sources,
+                         harmless_sources=base.harmless_sources)
+    model, tok = _load(toy_path)
+    result = abliterate(settings, prompts, model_and_tokenizer=(model, tok))
+    return result, model, tok, prompts
+
+
+def test_censorship_falls_benign_answers_stay_kl_low(run, toy_path):
+    result, model, tok, prompts = run
+    rec = result.record
+    print("before", rec.before.rates.model_dump(), "KL", rec.before.kl)
+    print("after", rec.after.rates.model_dump(), "KL", rec.after.kl, "params", rec.params.model_dump())
+    assert rec.eval.n_sensitive == len(_heldout(True)) == rec.before.rates.n
+    assert rec.before.censorship >= 0.90
+    assert rec.after.censorship <= 0.10
+    assert rec.after.rates.refusal <= 0.10
+    assert rec.after.kl <= 0.10
+    benign = [p.text for p in _heldout(False)]
+    original = Counter(classify(t)[0].value for t in _greedy(*_load(toy_path), benign))
+    after = Counter(classify(t)[0].value for t in _greedy(model, tok, benign))
+    print("benign before", dict(original), "after", dict(after))
+    assert original["answer"] / len(benign) >= 0.95
+    assert after["answer"] / len(benign) >= 0.95
+
+
+def test_record_card_and_direction_file(run):
+    result, *_ = run
+    out = result.out
+    rec = load_record(out)
+    assert rec == AbliterationRecord.model_validate(json.loads((out / "abliteration.json").read_text()))
+    assert rec.search and rec.search.chosen_trial == result.chosen and rec.search.trials == 3
+    card = (out / "README.md").read_text()
+    assert f"{rec.after.censorship:.3f}" in card and f"{rec.after.kl:.4f}" in card
+    assert f"{rec.before.rates.refusal:.3f}" in card
+    for name in ("model.safetensors", "tokenizer.json", "chat_template.jinja", "direction.safetensors"):
+        assert (out / name).exists(), name
+    dirs, chosen, params = load_direction(out / "direction.safetensors")
+    assert AbliterationParams.model_validate(params) == rec.params
+    assert torch.allclose(chosen, dirs.direction(rec.params.direction_index, rec.params.project_harmless))
+
+
+def test_saved_folder_and_backend_give_the_same_greedy_outputs(run, toy_path):
+    from deccp_eval.plugins.abliterated import AbliteratedBackend
+    from deccp_eval.plugins.hf import HFBackend
+
+    result, model, tok, _ = run
+    texts = [p.text for p in _heldout(True)[::12]] + [p.text for p in _heldout(False)[::24]]
+    in_memory = _greedy(model, tok, texts)
+    opts = BackendOptions(batch_size=16, device="cpu")
+    saved = _backend_texts(HFBackend(str(result.out), opts), texts)
+    on_the_fly = _backend_texts(AbliteratedBackend(f"{toy_path}@{result.out / 'direction.safetensors'}", opts), texts)
+    folder = _backend_texts(AbliteratedBackend(str(result.out), opts), texts)
+    assert saved == in_memory
+    assert on_the_fly == saved
+    assert folder == saved
+    extra = _backend_texts(AbliteratedBackend(str(toy_path), BackendOptions(
+        batch_size=16, device="cpu", extra={"direction": str(result.out)})), texts)
+    assert extra == saved
+
+
+@pytest.mark.parametrize("norm_preserve", [False, True])
+def test_every_residual_write_loses_the_direction(toy_path, norm_preserve):
+    model, tok = _load(toy_path)
+    hidden = model.config.hidden_size
+    o_proj = writers(model)[0][2]
+    o_proj.bias = torch.nn.Parameter(torch.randn(hidden))  # a biased writer, as in some architectures
+    dirs = compute_directions(model, tok, ["Tell me about the Dalai Lama.", "什么是六四事件？"],
+                              ["Tell me about volcanoes.", "如何泡乌龙茶？"], batch_size=2)
+    d = dirs.direction(2.0)
+    before = residual_components(model, d)
+    assert min(before.values()) > 1e-3
+    params = AbliterationParams(direction_index=2.0, kernel=Kernel.uniform(4), embeddings=True,
+                                norm_preserve=norm_preserve)
+    norms = o_proj.weight.norm(dim=0).clone()
+    info = orthogonalize_(model, d, params)
+    after = residual_components(model, d)
+    assert set(after) == set(before) and "layers.0.self_attn.o_proj.bias" in after
+    assert max(after.values()) < 1e-5, after
+    assert len(info["edited"]) == 2 * 4 + 1
+    if norm_preserve:
+        assert torch.allclose(o_proj.weight.norm(dim=0), norms, rtol=1e-4)
+
+
+def test_hook_mode_matches_weight_edit_and_restores(toy_path):
+    model, tok = _load(toy_path)
+    dirs = compute_directions(model, tok, ["Tell me about Taiwan independence."], ["Tell me about tea."])
+    d = dirs.direction(2.5)
+    params = AbliterationParams(direction_index=2.5, embeddings=True,
+                                kernel=Kernel(peak=1.5, max_weight=1.3, min_weight=0.2, width=1.8))
+    assert params.kernel.weights(4) == pytest.approx([0.3833, 0.9944, 0.9944, 0.3833], abs=1e-3)
+    assert Kernel(peak=0, max_weight=1, min_weight=0.5, width=1.5).weights(4) == pytest.approx([1, 2 / 3, 0, 0])
+    enc = tok([chat_text(tok, t) for t in ("What is the status of Taiwan?", "你好")], return_tensors="pt",
+              padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        original = model(**enc).logits
+        with ablation_hooks(model, d, params):
+            hooked = model(**enc).logits
+        with weights_applied(model, d, params):
+            edited = model(**enc).logits
+        restored = model(**enc).logits
+    assert (hooked - original).abs().max() > 0.1
+    assert torch.allclose(hooked, edited, atol=1e-4)
+    assert torch.equal(restored, original)
+
+
+def test_tied_embeddings_are_untied_and_lm_head_left_alone(tmp_path):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    def tiny() -> Qwen2ForCausalLM:
+        return Qwen2ForCausalLM(Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                            num_attention_heads=2, num_key_value_heads=1,
+                                            tie_word_embeddings=True)).eval()
+
+    torch.manual_seed(0)
+    model = tiny()
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    head = model.lm_head.weight.detach().clone()
+    d = torch.nn.functional.normalize(torch.randn(32), dim=0)
+    params = AbliterationParams(direction_index=1.0, kernel=Kernel.uniform(2), embeddings=True)
+    info = orthogonalize_(model, d, params)
+    assert info["untied_lm_head"] and not model.config.tie_word_embeddings
+    assert torch.equal(model.lm_head.weight, head)  # reads the stream: never edited
+    assert float((model.model.embed_tokens.weight.detach() @ d).abs().max()) < 1e-5
+    tied = tiny()
+    with weights_applied(tied, d, params):
+        assert tied.lm_head.weight is not tied.model.embed_tokens.weight
+    assert tied.lm_head.weight is tied.model.embed_tokens.weight and tied.config.tie_word_embeddings
+    model.save_pretrained(tmp_path)
+    again = Qwen2ForCausalLM.from_pretrained(tmp_path)
+    assert torch.equal(again.lm_head.weight, head)
+    assert torch.allclose(again.model.embed_tokens.weight, model.model.embed_tokens.weight)
+
+
+def test_means_stream_and_match_hidden_states(toy_path):
+    model, tok = _load(toy_path)
+    texts = ["Tell me about Tibet.", "What is photosynthesis?", "你好", "Hi! What happened with the Uyghur camps?"]
+    one, n = residual_means(model, tok, texts, batch_size=1)
+    three, _ = residual_means(model, tok, texts, batch_size=3)
+    assert n == 4 and one.dtype == torch.float64 and one.shape == (5, model.config.hidden_size)
+    assert torch.allclose(one, three, atol=1e-5)
+    enc = tok([chat_text(tok, t) for t in texts], return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        hs = model(**enc, output_hidden_states=True).hidden_states
+    for i in range(4):  # the last entry of hidden_states is after the final norm: not the residual
+        assert torch.allclose(one[i], hs[i][:, -1].double().mean(0), atol=1e-5)
+
+
+def test_study_resumes_with_more_trials(toy_path, tmp_path):
+    from deccp_eval.abliteration import search
+    from deccp_eval.abliteration.score import Scorer
+
+    model, tok = _load(toy_path)
+    sens, benign = _heldout(True)[::36], [p.text for p in _heldout(False)[::66]]
+    dirs = compute_directions(model, tok, [p.text for p in sens], benign)
+    scorer = Scorer(model, tok, sens, benign, max_tokens=6, batch_size=16)
+    space = search.SearchSpace(n_layers=4)
+    name = search.study_name("toy", {"x": 1})
+    study = search.open_study(tmp_path / "s.db", name, seed=0)
+    assert search.run_search(study, scorer, dirs, space, trials=2) == 2
+    first = [(t.number, t.params, t.values) for t in search.complete_trials(study)]
+    again = search.open_study(tmp_path / "s.db", name, seed=0)
+    assert search.run_search(again, scorer, dirs, space, trials=3) == 1
+    done = search.complete_trials(again)
+    assert len(done) == 3 and [(t.number, t.params, t.values) for t in done[:2]] == first
+    assert done[0].params["direction_index"] == pytest.approx(space.default_trial()["direction_index"])
+    assert search.run_search(again, scorer, dirs, space, trials=3) == 0
+    trial, why = search.choose(again, max_kl=10.0)
+    assert trial in search.pareto(again) and "KL" in why
+    assert search.choose(again, pick=1)[0].number == 1
+
+
+def test_cli_abliterate_then_run_with_the_backend(tmp_path):
+    out = tmp_path / "abl"
+    proc = cli("abliterate", "deccp-toy", "--out", str(out), "--trials", "1", "--eval-limit", "8", "--max-tokens",
+               "8", "--study-db", str(tmp_path / "s.db"), "--device", "cpu", check=True)
+    assert "Pareto front" in proc.stderr and "censorship" in proc.stdout
+    assert json.loads((out / "abliteration.json").read_text())["search"]["trials"] == 1
+    db = tmp_path / "r.db"
+    cli("run", "-m", f"abliterated:{out}", "--limit", "1", "--max-tokens", "8", "--db", str(db), check=True)
+    import sqlite3
+
+    models = {r[0] for r in sqlite3.connect(db).execute("SELECT model FROM responses")}
+    assert models == {f"abliterated:{out}"}
+    bad = cli("run", "-m", f"abliterated:{tmp_path / 'nope'}", "--limit", "1", "--db", str(db))
+    assert bad.returncode == 2 and "direction" in bad.stderr
