@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("optuna")
+import optuna  # noqa: E402,F401 - a missing extra must fail the suite, not skip it
+import torch  # noqa: E402
 
 from conftest import cli  # noqa: E402
 
