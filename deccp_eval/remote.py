@@ -267,9 +267,10 @@ else:  # pragma: no cover - Python 3.10
 
 
 class RemoteBackend(Backend):
-    """Base for API backends: subclasses name their SDK and implement `make_client` and `complete`."""
+    """Base for API backends: subclasses name their SDK and client class and implement `complete`."""
 
     sdk_module: ClassVar[str]  # imported lazily: `import deccp_eval.cli` never loads an SDK
+    client_class: ClassVar[str]  # e.g. "AsyncOpenAI"
     default_key_env: ClassVar[str]
     not_found_hint: ClassVar[str] = "check the model name {model!r} and the base URL"
 
@@ -279,9 +280,14 @@ class RemoteBackend(Backend):
         self._price = pricing.price_for(self.model, self.options.prices)
 
     # -- what subclasses provide -----------------------------------------------------------
-    @abstractmethod
     def make_client(self, api_key: str | None) -> Any:
-        """The SDK's async client with its own retries off (max_retries=0) and our timeout."""
+        """The SDK's async client with its own retries off (max_retries=0) and our timeout. An explicit
+        key (a placeholder when none is needed) stops the SDK reading keys or profiles on its own."""
+        kwargs: dict[str, Any] = {"api_key": api_key or NO_KEY_PLACEHOLDER, "max_retries": 0,
+                                  "timeout": self.options.timeout_s}
+        if self.options.base_url:
+            kwargs["base_url"] = self.options.base_url
+        return getattr(self.sdk(), self.client_class)(**kwargs)
 
     @abstractmethod
     async def complete(self, client: Any, request: Request) -> Completion:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from deccp_eval.backend import OnResponse
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.remote import NO_KEY_PLACEHOLDER, Completion, Fault, RemoteBackend
+from deccp_eval.remote import Completion, Fault, RemoteBackend
 from deccp_eval.schema import Request, SamplingParams
 from deccp_eval.text import split_think
 
@@ -25,17 +25,11 @@ _DEFAULTS = SamplingParams()
 class AnthropicBackend(RemoteBackend):
     name = "anthropic"
     description = "Anthropic Messages API (Claude); system prompt, max_tokens, thinking kept as reasoning"
+    client_class = "AsyncAnthropic"
     sdk_module = "anthropic"
     default_key_env = "ANTHROPIC_API_KEY"
     not_found_hint = "check the model name {model!r} (e.g. claude-sonnet-4-5) and --base-url"
 
-    def make_client(self, api_key: str | None) -> Any:
-        # An explicit api_key also stops the SDK from looking for profiles or other credentials.
-        kwargs: dict[str, Any] = {"api_key": api_key or NO_KEY_PLACEHOLDER, "max_retries": 0,
-                                  "timeout": self.options.timeout_s}
-        if self.options.base_url:
-            kwargs["base_url"] = self.options.base_url
-        return self.sdk().AsyncAnthropic(**kwargs)
 
     def generate(self, requests: Sequence[Request], on_response: OnResponse) -> None:
         if any(r.params.temperature != _DEFAULTS.temperature or r.params.top_p != _DEFAULTS.top_p for r in requests):

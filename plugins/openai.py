@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.remote import NO_KEY_PLACEHOLDER, Completion, Fault, RemoteBackend
+from deccp_eval.remote import Completion, Fault, RemoteBackend
 from deccp_eval.schema import Request
 from deccp_eval.text import split_think
 
@@ -26,16 +26,11 @@ from deccp_eval.text import split_think
 class OpenAIBackend(RemoteBackend):
     name = "openai"
     description = "OpenAI-compatible chat API (OpenAI, DeepSeek, Qwen, Moonshot, OpenRouter, vllm serve, Ollama)"
+    client_class = "AsyncOpenAI"
     sdk_module = "openai"
     default_key_env = "OPENAI_API_KEY"
     not_found_hint = "check the model name {model!r} and --base-url (OpenAI-compatible servers usually end in /v1)"
 
-    def make_client(self, api_key: str | None) -> Any:
-        kwargs: dict[str, Any] = {"api_key": api_key or NO_KEY_PLACEHOLDER, "max_retries": 0,
-                                  "timeout": self.options.timeout_s}
-        if self.options.base_url:
-            kwargs["base_url"] = self.options.base_url
-        return self.sdk().AsyncOpenAI(**kwargs)
 
     def body(self, request: Request) -> dict[str, Any]:
         """The chat completions arguments for one request."""
