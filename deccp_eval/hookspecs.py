@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pluggy
+
+if TYPE_CHECKING:
+    import click
 
 hookspec = pluggy.HookspecMarker("deccp_eval")
 hookimpl = pluggy.HookimplMarker("deccp_eval")
@@ -23,3 +26,9 @@ def register_judges(register: Callable[..., None]) -> None:
 @hookspec
 def register_datasets(register: Callable[..., None]) -> None:
     """Call register(name, loader) where loader() returns a list of Prompt."""
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add subcommands: cli.add_command(command) or @cli.command(). Keep the module light: import
+    heavy libraries inside the command body, so `deccp-eval --help` stays instant."""

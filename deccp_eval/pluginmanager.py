@@ -21,6 +21,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "deccp_eval.judges.llm",
     "deccp_eval.judges.panel",
     "deccp_eval.prompts",
+    "deccp_eval.commands",
 )
 
 ENTRY_POINT_GROUP = "deccp_eval"

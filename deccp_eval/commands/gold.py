@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from deccp_eval.cli import Group, _resolve_models, _setup_logging, _split_csv, db_option, model_options
+from deccp_eval.commands.common import Group, db_option, model_options, resolve_models, setup_logging, split_csv
 
 
 @click.group("gold", cls=Group, invoke_without_command=True)
@@ -44,9 +44,9 @@ def gold(ctx: click.Context, models: tuple[str, ...], dataset: str, langs: tuple
     from deccp_eval.schema import SamplingParams
     from deccp_eval.store import Store
 
-    _setup_logging(db, verbose)
-    data = load_dataset(dataset).filter(langs=_split_csv(langs), limit_pairs=limit)
-    specs, options, _ = _resolve_models(list(models), kw)
+    setup_logging(db, verbose)
+    data = load_dataset(dataset).filter(langs=split_csv(langs), limit_pairs=limit)
+    specs, options, _ = resolve_models(list(models), kw)
     params = SamplingParams(temperature=0.0 if samples == 1 else 0.7, max_tokens=max_tokens)
     with Store(db) as store:
         tallies = generate_gold(store, data, specs, options, samples=samples, params=params,

@@ -1,6 +1,6 @@
 """`deccp-eval report` (static HTML report + PNGs) and `deccp-eval compare A B` (verdict transitions).
 
-Loaded lazily through deccp_eval.cli.LAZY_COMMANDS; jinja2, matplotlib and rich load inside the commands.
+jinja2, matplotlib and rich load inside the commands.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from deccp_eval.commands.common import db_option
 from deccp_eval.errors import UsageError
 
 if TYPE_CHECKING:
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
 
     from deccp_eval.report.compare import Comparison
 
-db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/deccp.db"),
-                         show_default=True, help="SQLite store.")
 
 
 def _need_db(db: Path) -> None:

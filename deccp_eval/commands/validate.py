@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from deccp_eval.cli import _backend_options, model_options
+from deccp_eval.commands.common import backend_options, model_options
 
 
 @click.command("validate-judge")
@@ -27,7 +27,7 @@ def validate_judge(labels: Path, spec: str, as_json: bool, **kw: Any) -> None:
     from deccp_eval.judge import make_judge
     from deccp_eval.validation import load_labels, validate
 
-    result = validate(make_judge(spec, _backend_options(kw)), load_labels(labels))
+    result = validate(make_judge(spec, backend_options(kw)), load_labels(labels))
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
         return

@@ -1,0 +1,129 @@
+"""What every command shares: the error-printing group, the --db and model options, logging setup
+and the summary/leaderboard printing. Light on purpose: commands import heavy libraries inside."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from deccp_eval.errors import DeccpError
+
+DB_HELP = "SQLite store (default results/deccp.db)"
+db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/deccp.db"),
+                         show_default=True, help=DB_HELP)
+
+
+def setup_logging(db: Path, verbose: int) -> None:
+    """-v/-vv on stderr; INFO and up also to deccp-eval.log beside the store."""
+    root = logging.getLogger("deccp_eval")
+    if root.handlers:
+        return
+    root.setLevel(logging.DEBUG)
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    err.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root.addHandler(err)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    fh = logging.FileHandler(db.parent / "deccp-eval.log", encoding="utf-8")
+    fh.setLevel(logging.INFO)
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root.addHandler(fh)
+
+
+class Group(click.Group):
+    """Prints DeccpError as a message and exits with its code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DeccpError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def split_csv(values: tuple[str, ...]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every command that builds backends."""
+    for opt in reversed([
+        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+                     help="Local backends: prompts per generate call."),
+        click.option("--device", default="auto", show_default=True, help="Local backends: cpu, cuda, mps or auto."),
+        click.option("--dtype", default="auto", show_default=True, help="Local backends: auto, float32, bfloat16."),
+        click.option("--max-concurrency", type=click.IntRange(min=1), default=32, show_default=True,
+                     help="Remote backends: requests in flight."),
+        click.option("--max-retries", type=click.IntRange(min=1), default=6, show_default=True,
+                     help="Remote backends: attempts per request."),
+        click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
+                     help="Remote backends: seconds per request."),
+        click.option("--base-url", default=None, help="Remote backends: an OpenAI-compatible endpoint."),
+        click.option("--api-key-env", default=None, help="Name of the env var holding the API key (never the key); `none` for servers that need no key."),
+        click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE",
+                     help="Backend-specific option (value parsed as JSON when it can be), e.g. "
+                          "tensor_parallel_size=2, max_model_len=4096. Repeatable."),
+        click.option("--models-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="YAML/TOML file of named models (backend, model, base_url, api_key_env, prices, params)."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def backend_options(kw: dict[str, Any]):  # -> BackendOptions (pydantic loads lazily)
+    """The BackendOptions that `model_options` collected into **kw."""
+    from deccp_eval.backend import BackendOptions
+
+    extra: dict[str, Any] = {}
+    for item in kw.get("backend_options") or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--backend-option {item!r}: expected KEY=VALUE")
+        try:
+            extra[key] = json.loads(value)
+        except json.JSONDecodeError:
+            extra[key] = value
+    return BackendOptions(batch_size=kw["batch_size"], device=kw["device"], dtype=kw["dtype"],
+                          max_concurrency=kw["max_concurrency"], max_retries=kw["max_retries"],
+                          timeout_s=kw["timeout_s"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
+                          extra=extra)
+
+
+def resolve_models(specs: list[str], kw: dict[str, Any]):
+    """Model specs (or models-file names) -> (specs, {spec: BackendOptions}, default params per spec)."""
+    from deccp_eval.models_file import resolve
+
+    return resolve(specs, backend_options(kw), kw.get("models_file"))
+
+
+def dataset_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--map", "column_map", multiple=True, help="Column mapping FIELD=COLUMN.")(fn)
+    return click.option("--dataset", "-d", default="deccp", show_default=True)(fn)
+
+
+def print_summary(summary: Any) -> None:
+    from rich.table import Table
+
+    from deccp_eval.progress import console
+
+    table = Table(title=f"run {summary.run_id}")
+    for col in ("model", "planned", "from cache", "generated", "errors"):
+        table.add_column(col)
+    for m in summary.models:
+        table.add_row(m.model, str(m.planned), str(m.cached), str(m.generated), str(m.errors))
+    console.print(table)
+    for j in summary.judges:
+        console.print(f"judge {j.judge}: {j.judged} judged, {j.cached} from cache, {j.unparsed} unparsed, "
+                      f"{j.errors} failed")
+
+
+def print_leaderboard(store: Any, run_id: str | None = None) -> None:
+    from deccp_eval import leaderboard
+
+    rows = leaderboard.compute(store, run_id=run_id)
+    click.echo(leaderboard.markdown(rows))

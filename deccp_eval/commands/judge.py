@@ -1,0 +1,47 @@
+"""`deccp-eval judge`: judge stored responses again with another judge, without regenerating."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+import click
+
+from deccp_eval.commands.common import backend_options, db_option, model_options, print_leaderboard, setup_logging
+
+
+@click.command()
+@click.option("--judge", "-j", "judges", multiple=True, required=True, help="Judge spec; repeatable.")
+@click.option("--run", "run_id", default=None, help="Only this run (default: each model's latest run).")
+@click.option("--model", "-m", "models", multiple=True, help="Only these models.")
+@click.option("-v", "--verbose", count=True)
+@model_options
+@db_option
+def judge(judges: tuple[str, ...], run_id: str | None, models: tuple[str, ...], verbose: int, db: Path,
+          **kw: Any) -> None:
+    """Judge stored responses again with another judge, without regenerating.
+
+    \b
+    Example:
+      deccp-eval judge -j llm:openai:gpt-4o-mini
+    """
+    from deccp_eval import runner
+    from deccp_eval.judge import make_judge
+    from deccp_eval.store import Store
+
+    setup_logging(db, verbose)
+    failed = 0
+    with Store(db) as store:
+        rows = store.response_rows(run_id=run_id, models=list(models) or None)
+        if not rows:
+            raise click.UsageError(f"no stored responses in {db}" + (f" for run {run_id}" if run_id else ""))
+        for dataset in sorted({r["dataset"] for r in rows}):
+            refs = runner.gold_texts(store, dataset)
+            part = [r for r in rows if r["dataset"] == dataset]
+            for spec in judges:
+                tally = runner.judge_rows(store, part, make_judge(spec, backend_options(kw)), refs)
+                click.echo(f"judge {tally.judge}: {tally.judged} judged, {tally.cached} from cache, "
+                           f"{tally.unparsed} unparsed, {tally.errors} failed", err=True)
+                failed += tally.errors
+        print_leaderboard(store, run_id)
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,36 @@
+"""`deccp-eval leaderboard`: write the leaderboard CSVs and print the table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import click
+
+from deccp_eval.commands.common import db_option
+
+
+@click.command("leaderboard")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/leaderboard.csv"),
+              show_default=True)
+@click.option("--run", "run_id", default=None, help="Only this run (default: each model's latest run).")
+@click.option("--json", "as_json", is_flag=True, help="Print rows as JSON instead of Markdown.")
+@db_option
+def leaderboard_cmd(out: Path, run_id: str | None, as_json: bool, db: Path) -> None:
+    """Write leaderboard CSVs (overall and per category) and print the table."""
+    from deccp_eval import leaderboard
+    from deccp_eval.store import Store
+
+    if not db.exists():
+        raise click.UsageError(f"{db} does not exist: run `deccp-eval run` (or `deccp-eval demo`) first")
+    with Store(db) as store:
+        rows = leaderboard.compute(store, run_id=run_id)
+        if not rows:
+            raise click.UsageError(f"no results in {db}")
+        leaderboard.write_csv(rows, out)
+        by_cat = leaderboard.compute(store, run_id=run_id, by=("model", "lang", "judge", "category"))
+        leaderboard.write_csv(by_cat, out.with_name(out.stem + "_by_category.csv"))
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, default=str))
+    else:
+        click.echo(leaderboard.markdown(rows))
+    click.echo(f"wrote {out} and {out.with_name(out.stem + '_by_category.csv')}", err=True)
