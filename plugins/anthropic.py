@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from deccp_eval.backend import OnResponse
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.remote import Completion, Fault, RemoteBackend
+from deccp_eval.remote import Completion, Fault, RemoteBackend, stainless_fault
 from deccp_eval.schema import Request, SamplingParams
 from deccp_eval.text import split_think
 
@@ -30,6 +30,8 @@ class AnthropicBackend(RemoteBackend):
     default_key_env = "ANTHROPIC_API_KEY"
     not_found_hint = "check the model name {model!r} (e.g. claude-sonnet-4-5) and --base-url"
 
+    def sdk_fault(self, exc: BaseException) -> Fault | None:
+        return stainless_fault(self.sdk(), exc, self.options.timeout_s, self._hint)
 
     def generate(self, requests: Sequence[Request], on_response: OnResponse) -> None:
         if any(r.params.temperature != _DEFAULTS.temperature or r.params.top_p != _DEFAULTS.top_p for r in requests):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.remote import Completion, Fault, RemoteBackend
+from deccp_eval.remote import Completion, Fault, RemoteBackend, stainless_fault
 from deccp_eval.schema import Request
 from deccp_eval.text import split_think
 
@@ -31,6 +31,8 @@ class OpenAIBackend(RemoteBackend):
     default_key_env = "OPENAI_API_KEY"
     not_found_hint = "check the model name {model!r} and --base-url (OpenAI-compatible servers usually end in /v1)"
 
+    def sdk_fault(self, exc: BaseException) -> Fault | None:
+        return stainless_fault(self.sdk(), exc, self.options.timeout_s, self._hint)
 
     def body(self, request: Request) -> dict[str, Any]:
         """The chat completions arguments for one request."""

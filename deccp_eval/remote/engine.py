@@ -1,4 +1,4 @@
-"""The async engine every remote API backend shares, so both SDKs behave the same way.
+"""The async engine every remote API backend shares (retries, accounting, the sync-to-async bridge), so both SDKs behave the same way.
 
 A subclass implements one API call (`complete`) and how to build its SDK client; this module
 does the rest: a bounded, adaptive number of requests in flight; one tenacity retry policy
@@ -16,34 +16,34 @@ error, which `run --retry-errors` sends again.
 Knobs in BackendOptions.extra (`--backend-option K=V`, a models file's `options`): `backoff_base_s`
 and `backoff_max_s` (also the env var DECCP_EVAL_BACKOFF_BASE_S, for tests and impatient users),
 `first_request_grace_s` (how long the first request goes alone, default 2 s).
+
+Over 300 lines because the retry loop, the task admission and the thread bridge share one
+class's state; splitting them would scatter one request's life over several files.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import email.utils
-import http
 import importlib
 import json
 import logging
 import os
 import queue
 import random
-import re
 import sys
 import threading
 import time
 from abc import abstractmethod
-from contextlib import asynccontextmanager
 from types import ModuleType
-from typing import Any, AsyncIterator, Awaitable, ClassVar, Sequence, TypeVar
+from typing import Any, Awaitable, ClassVar, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval import pricing
 from deccp_eval.backend import Backend, OnResponse
 from deccp_eval.errors import MissingDependency, UsageError
+from deccp_eval.remote.faults import Fault, RemoteError, malformed_fault, other_fault, scrub, timeout_fault
+from deccp_eval.remote.limit import AdaptiveLimit
 from deccp_eval.schema import Request, Response
 
 log = logging.getLogger("deccp_eval")
@@ -52,11 +52,6 @@ NO_KEY = "none"  # `--api-key-env none`: the server needs no key (vllm serve, Ol
 NO_KEY_PLACEHOLDER = "no-key"  # sent instead, so an SDK never falls back to a real key in its default env var
 BACKOFF_ENV = "DECCP_EVAL_BACKOFF_BASE_S"
 RETRY_AFTER_CAP_S = 300.0  # a Retry-After beyond this is a server bug; wait this long and try again
-_MIN_SECRET = 4  # shorter "keys" would scrub ordinary words out of messages
-# A provider that blocks the question itself answers 400 with one of these; that is censorship to
-# measure, not an error: it is stored as an empty answer with finish_reason "content_filter".
-CONTENT_FILTER_MARKERS = ("data_inspection_failed", "content exists risk", "content_filter", "content_policy_violation",
-                          "content management policy", "inappropriate content", "sensitive_words_detected")
 
 T = TypeVar("T")
 
@@ -71,24 +66,6 @@ class Completion(BaseModel):
     finish_reason: str | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
-
-
-class Fault(Exception):
-    """One failed attempt, classified once so the retry policy and the messages ignore which SDK failed."""
-
-    def __init__(self, kind: str, text: str, *, retryable: bool, fatal: bool = False,
-                 retry_after: float | None = None, status: int | None = None) -> None:
-        super().__init__(text)
-        self.kind = kind  # "429", "HTTP 503", "timeout", "connection error", "malformed response", ...
-        self.text = text
-        self.retryable = retryable
-        self.fatal = fatal
-        self.retry_after = retry_after
-        self.status = status
-
-
-class RemoteError(UsageError):
-    """The endpoint refuses every request alike (bad key, no access, unknown model or URL): stop the run."""
 
 
 class RetryPolicy(BaseModel):
@@ -108,153 +85,6 @@ class RetryPolicy(BaseModel):
         if retry_after is not None:
             backoff = max(backoff, min(retry_after, self.retry_after_cap_s))
         return backoff
-
-
-def scrub(text: str, secrets: Sequence[str | None]) -> str:
-    """Replace every secret in `text` with *** (defence in depth: servers echo keys in errors)."""
-    for secret in secrets:
-        if secret and len(secret) >= _MIN_SECRET and secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds from `retry-after-ms`, or `retry-after` as seconds or an HTTP date; None when absent."""
-    if headers is None:
-        return None
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def server_message(body: Any, limit: int = 300) -> str:
-    """The human part of an error body across providers: {"error": {"message"}}, {"error": "..."},
-    {"message"}, {"detail"} (FastAPI), or plain text."""
-    msg: Any = None
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict):
-            msg = err.get("message") or err.get("detail") or err.get("type")
-        elif isinstance(err, str):
-            msg = err
-        msg = msg or body.get("message") or body.get("detail")
-    elif isinstance(body, (str, bytes)):
-        msg = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    if msg is None:
-        return ""
-    if not isinstance(msg, str):
-        msg = json.dumps(msg, ensure_ascii=False)
-    msg = re.sub(r"\s+", " ", msg).strip()
-    return msg[:limit] + ("..." if len(msg) > limit else "")
-
-
-def status_phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return {529: "Overloaded"}.get(status, "Error")
-
-
-class AdaptiveLimit:
-    """At most `limit` requests in flight. The first request goes out alone, so a bad key or model
-    costs one request and one clear error; the others follow when it comes back, or after `grace_s`
-    (a slow model's first answer can take a minute: auth and model errors come back in well under
-    the grace). Then up to `maximum`; a 429 halves the limit (once per wave of requests started
-    before the last cut) and each `limit` successes in a row raise it by one."""
-
-    def __init__(self, maximum: int, label: str = "", grace_s: float = 2.0) -> None:
-        self.maximum = maximum
-        self.limit = 1
-        self.in_flight = 0
-        self.label = label
-        self.grace_s = grace_s
-        self._grace: asyncio.TimerHandle | None = None
-        self._opened = False
-        self._aborted = False
-        self._epoch = 0
-        self._successes = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[int]:
-        """Hold one of the `limit` places for one attempt; yields the epoch it started in."""
-        await self._acquire()
-        try:
-            yield self._epoch
-        finally:
-            self.in_flight -= 1
-            self._wake()
-
-    async def _acquire(self) -> None:
-        while self.in_flight >= self.limit or self._aborted:
-            if self._aborted:
-                raise asyncio.CancelledError()
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            except asyncio.CancelledError:
-                if fut.done() and not fut.cancelled():
-                    self._wake()  # pass the place we were given to someone else
-                raise
-        self.in_flight += 1
-        if self._grace is None and not self._opened:
-            self._grace = asyncio.get_running_loop().call_later(self.grace_s, self.settled)
-
-    def _wake(self) -> None:
-        free = self.limit - self.in_flight
-        while free > 0 and self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                free -= 1
-
-    def abort(self) -> None:
-        """A fatal error (bad key, unknown model): no further attempt may start."""
-        self._aborted = True
-        if self._grace is not None:
-            self._grace.cancel()
-        while self._waiters:
-            self._waiters.popleft().cancel()
-
-    def settled(self) -> None:
-        """The first attempt came back with anything but a fatal error (or the grace ran out): open up."""
-        if not self._opened and not self._aborted:
-            self._opened = True
-            self.limit = self.maximum
-            self._wake()
-
-    def succeeded(self) -> None:
-        self._successes += 1
-        if self._successes >= self.limit and self.limit < self.maximum:
-            self.limit += 1
-            self._successes = 0
-            self._wake()
-
-    def rate_limited(self, epoch: int) -> None:
-        if epoch != self._epoch or not self._opened:
-            return  # started before the last cut (that wave was cut once already), or before the gate opened
-        self._epoch += 1
-        self._successes = 0
-        new = max(1, self.limit // 2)
-        if new < self.limit:
-            log.info("%s: 429 from the server, concurrency %d -> %d", self.label, self.limit, new)
-        self.limit = new
 
 
 if sys.version_info >= (3, 11):
@@ -347,39 +177,22 @@ class RemoteBackend(Backend):
                 from None
 
     # -- classification --------------------------------------------------------------------
+    def sdk_fault(self, exc: BaseException) -> Fault | None:
+        """The plugin's map from its SDK's exceptions to a Fault (None: not an SDK error)."""
+        return None
+
     def classify(self, exc: BaseException) -> Fault:
         """Map any SDK or transport exception to a Fault a user can act on."""
         if isinstance(exc, Fault):
             return exc
-        sdk = self.sdk()
-        if isinstance(exc, sdk.APIStatusError):
-            status = int(exc.status_code)
-            url = _url(exc.response.request)
-            msg = server_message(exc.body) or ""
-            text = f"{status} {status_phrase(status)} from {url}" + (f": {msg}" if msg else "")
-            retry_after = parse_retry_after(exc.response.headers)
-            if status == 429:
-                return Fault("429", text, retryable=True, retry_after=retry_after, status=status)
-            if status >= 500 or status == 408:
-                return Fault(f"HTTP {status}", text, retryable=True, retry_after=retry_after, status=status)
-            if status == 400 and any(m in msg.lower() for m in CONTENT_FILTER_MARKERS):
-                return Fault("content_filter", text, retryable=False, status=status)
-            if status in (401, 403, 404):
-                return Fault(f"HTTP {status}", f"{text} — {self._hint(status)}", retryable=False, fatal=True,
-                             status=status)
-            return Fault(f"HTTP {status}", text, retryable=False, status=status)
-        if isinstance(exc, (sdk.APITimeoutError, TimeoutError, asyncio.TimeoutError)):
-            where = _url(getattr(exc, "request", None))
-            return Fault("timeout", f"no answer within {self.options.timeout_s:g}s" + (f" from {where}" if where else ""),
-                         retryable=True)
-        if isinstance(exc, sdk.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
-            return Fault("connection error", f"connection error with {_url(exc.request)}: {detail}", retryable=True)
-        if isinstance(exc, (json.JSONDecodeError, sdk.APIResponseValidationError)):
-            return Fault("malformed response", f"malformed response body ({type(exc).__name__}: {exc})"[:400],
-                         retryable=True)
-        return Fault("error", f"{type(exc).__name__}: {exc}"[:500], retryable=False)
+        fault = self.sdk_fault(exc)
+        if fault is not None:
+            return fault
+        if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+            return timeout_fault(self.options.timeout_s)
+        if isinstance(exc, json.JSONDecodeError):
+            return malformed_fault(exc)
+        return other_fault(exc)
 
     def _hint(self, status: int) -> str:
         if status == 401:
@@ -543,14 +356,6 @@ class RemoteBackend(Backend):
 
     def _scrub(self, text: str) -> str:
         return scrub(text, [self._secret])
-
-
-def _url(request: Any) -> str:
-    """The request URL without its query string (where some gateways put keys)."""
-    url = getattr(request, "url", None)
-    if url is None:
-        return ""
-    return str(url).split("?", 1)[0]
 
 
 def _jitter() -> float:
