@@ -86,6 +86,14 @@ class BatchBackend(Backend):
                 on_response(resp)
 
 
+def group_by_params(requests: Sequence[Request]) -> list[list[int]]:
+    """Indices of the requests, grouped by identical sampling params (one engine call per group)."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(requests):
+        groups.setdefault(r.params.model_dump_json(), []).append(i)
+    return list(groups.values())
+
+
 def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
     from deccp_eval import pluginmanager
 

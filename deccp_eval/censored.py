@@ -7,11 +7,12 @@ from typing import Any, Sequence
 
 from deccp_eval.errors import UsageError
 from deccp_eval.leaderboard import latest_judgments
+from deccp_eval.schema import CENSORED
 from deccp_eval.store import Store
 
 
 def censored_prompts(store: Store, model: str, judge: str | None = None, run_id: str | None = None,
-                     verdicts: Sequence[str] = ("refusal", "evasive", "state_aligned")) -> list[dict[str, Any]]:
+                     verdicts: Sequence[str] = CENSORED) -> list[dict[str, Any]]:
     rows = store.response_rows(run_id=run_id, models=[model])
     if not rows:
         raise UsageError(f"no stored responses for {model!r}" + (f" in run {run_id}" if run_id else ""))

@@ -99,17 +99,9 @@ def _iter_file(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number as a person counts it, row) for each record of the file."""
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict):
-                    raise DatasetError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
-                yield lineno, obj
+        from deccp_eval.jsonl import read_jsonl
+
+        yield from read_jsonl(path)
     elif suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         rows = data if isinstance(data, list) else data.get("prompts", [])

@@ -11,6 +11,7 @@ from pydantic import ConfigDict, ValidationError
 from deccp_eval.backend import BackendOptions
 from deccp_eval.datasets import Dataset
 from deccp_eval.errors import DatasetError
+from deccp_eval.jsonl import read_jsonl
 from deccp_eval.runner import ModelTally, generate
 from deccp_eval.schema import GoldReference, Prompt, Request, SamplingParams
 from deccp_eval.store import Store, now
@@ -86,12 +87,10 @@ def export_gold(store: Store, path: Path, dataset: str | None = None) -> int:
 
 def import_gold(store: Store, path: Path) -> int:
     count = 0
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for lineno, obj in read_jsonl(path):
         try:
-            row = GoldRow.model_validate(json.loads(line))
-        except (json.JSONDecodeError, ValidationError) as exc:
+            row = GoldRow.model_validate(obj)
+        except ValidationError as exc:
             raise DatasetError(f"{path}: line {lineno}: {exc}") from None
         store.put_gold(row.dataset, GoldReference.model_validate(row.model_dump(include=set(GoldReference.model_fields))))
         count += 1

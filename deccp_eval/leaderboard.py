@@ -7,11 +7,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from deccp_eval.schema import ACCURACIES, VERDICTS
+from deccp_eval.schema import ACCURACIES, CENSORED, VERDICTS
 from deccp_eval.stats import wilson
 from deccp_eval.store import Store
 
-CENSORED = ("refusal", "evasive", "state_aligned")
 
 
 def _rate(prefix: str, k: int, n: int) -> dict[str, float]:

@@ -49,6 +49,14 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+
+def in_chunks(keys: Iterable[str], size: int = 500) -> Iterator[tuple[str, list[str]]]:
+    """(`?,?,...` placeholders, keys) per chunk, so an `IN (...)` query stays under SQLite's variable limit."""
+    items = list(keys)
+    for start in range(0, len(items), size):
+        chunk = items[start : start + size]
+        yield ",".join("?" * len(chunk)), chunk
+
 class Store:
     def __init__(self, path: str | Path = DEFAULT_DB) -> None:
         self.path = Path(path)
@@ -108,11 +116,8 @@ class Store:
     # responses ------------------------------------------------------------------------------
     def response_status(self, keys: Iterable[str]) -> dict[str, bool]:
         """key -> True when stored without error, False when stored as an error."""
-        keys = list(keys)
         out: dict[str, bool] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in in_chunks(keys):
             for row in self.conn.execute(f"SELECT key, error FROM responses WHERE key IN ({marks})", chunk):
                 out[row["key"]] = row["error"] is None
         return out
@@ -176,11 +181,8 @@ class Store:
 
     # judgments ------------------------------------------------------------------------------
     def judged_keys(self, keys: Iterable[str]) -> set[str]:
-        keys = list(keys)
         out: set[str] = set()
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in in_chunks(keys):
             out.update(r[0] for r in self.conn.execute(f"SELECT key FROM judgments WHERE key IN ({marks})", chunk))
         return out
 
@@ -196,10 +198,8 @@ class Store:
 
     def judgments_for(self, response_keys: Sequence[str], judge: str | None = None) -> list[sqlite3.Row]:
         out: list[sqlite3.Row] = []
-        keys = list(response_keys)
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            sql = f"SELECT * FROM judgments WHERE response_key IN ({','.join('?' * len(chunk))})"
+        for marks, chunk in in_chunks(response_keys):
+            sql = f"SELECT * FROM judgments WHERE response_key IN ({marks})"
             args: list[Any] = list(chunk)
             if judge:
                 sql += " AND judge = ?"

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from deccp_eval.errors import DatasetError
+from deccp_eval.jsonl import read_jsonl
 from deccp_eval.judge import Judge, JudgeItem
 from deccp_eval.schema import VERDICTS, Verdict, canonical_hash
 from deccp_eval.stats import cohen_kappa
@@ -29,13 +30,9 @@ class LabelRow(BaseModel):
 
 def load_labels(path: Path) -> list[LabelRow]:
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for lineno, obj in read_jsonl(path):
         try:
-            rows.append(LabelRow.model_validate(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
+            rows.append(LabelRow.model_validate(obj))
         except ValidationError as exc:
             problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
             raise DatasetError(f"{path}: line {lineno}: {problems}") from None

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from deccp_eval.errors import UsageError
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.plugins.hf import HFBackend, resolve_path
+from deccp_eval.local import LocalHFBackend, resolve_path
 
 EXTRA_KEYS = {"direction", "direction_index", "max_weight", "embeddings", "norm_preserve", "mode"}
 
@@ -43,7 +43,7 @@ def direction_file(path: str | Path) -> Path:
     return p
 
 
-class AbliteratedBackend(HFBackend):
+class AbliteratedBackend(LocalHFBackend):
     name = "abliterated"
     description = "HF model with the refusal direction removed: a saved folder, or BASE@DIRECTION applied on load"
 

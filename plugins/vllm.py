@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backend import Backend, OnResponse
+from deccp_eval.backend import Backend, OnResponse, group_by_params
 from deccp_eval.errors import MissingDependency
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.schema import Request, Response
@@ -43,7 +43,7 @@ class VLLMBackend(Backend):
     def engine_args(self) -> dict[str, Any]:
         import torch
 
-        from deccp_eval.plugins.hf import resolve_path
+        from deccp_eval.local import resolve_path
 
         gpu = torch.cuda.is_available()
         extra = self.options.extra
@@ -75,10 +75,8 @@ class VLLMBackend(Backend):
         from vllm import SamplingParams as VSampling
 
         llm = self.load()
-        groups: dict[str, list[Request]] = {}
-        for r in requests:
-            groups.setdefault(r.params.model_dump_json(), []).append(r)
-        for group in groups.values():
+        for idxs in group_by_params(requests):
+            group = [requests[i] for i in idxs]
             p = group[0].params
             sampling = [VSampling(temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
                                   seed=None if p.seed is None or p.temperature == 0 else p.seed * 1000 + r.sample)

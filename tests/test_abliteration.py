@@ -40,7 +40,7 @@ def _heldout(sensitive: bool) -> list[Prompt]:
 
 
 def _greedy(model, tok, texts, max_tokens=MAX_TOKENS):
-    from deccp_eval.plugins.hf import generate_with
+    from deccp_eval.local import generate_with
 
     reqs = [Request(model="t", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
             for i, t in enumerate(texts)]

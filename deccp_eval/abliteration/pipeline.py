@@ -145,7 +145,7 @@ def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
     from deccp_eval.abliteration.apply import orthogonalize_
     from deccp_eval.abliteration.direction import DIRECTION_FILE, compute_directions, save_direction
     from deccp_eval.abliteration.score import Score, Scorer
-    from deccp_eval.plugins.hf import resolve_path
+    from deccp_eval.local import resolve_path
     from deccp_eval.torch_utils import load_model
 
     search.require_optuna()  # fail before loading a model

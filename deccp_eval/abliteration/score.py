@@ -16,9 +16,8 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.abliteration.direction import chat_text
-from deccp_eval.schema import VERDICTS, Prompt, Request, SamplingParams
+from deccp_eval.schema import CENSORED, VERDICTS, Prompt, Request, SamplingParams
 
-CENSORED: tuple[str, ...] = ("refusal", "evasive", "state_aligned")
 
 
 class VerdictRates(BaseModel):
@@ -96,7 +95,7 @@ class Scorer:
         self.reference = first_token_logprobs(model, tokenizer, self.harmless, batch_size)
 
     def answers(self) -> list[str]:
-        from deccp_eval.plugins.hf import generate_with
+        from deccp_eval.local import generate_with
 
         requests = [Request(model="abliteration:trial", prompt_id=p.id, text=p.text, params=self.params)
                     for p in self.sensitive]

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from deccp_eval.commands.common import Group, dataset_option, db_option, split_csv
+from deccp_eval.schema import CENSORED, VERDICTS
 
 
 @click.group(cls=Group)
@@ -45,7 +46,7 @@ def prompts_stats(dataset: str, column_map: tuple[str, ...], as_json: bool) -> N
 @click.option("--censored-by", "model", required=True, help="Model spec whose stored run is read.")
 @click.option("--judge", default=None, help="Judge whose verdicts count (needed when several judged the run).")
 @click.option("--run", "run_id", default=None, help="Only this run (default: the model's latest run).")
-@click.option("--verdict", "verdicts", multiple=True, type=click.Choice(["refusal", "evasive", "state_aligned", "answer"]),
+@click.option("--verdict", "verdicts", multiple=True, type=click.Choice(VERDICTS),
               help="Verdicts to export (default: refusal, evasive, state_aligned).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSONL file (default stdout).")
 @db_option
@@ -64,7 +65,7 @@ def prompts_export(model: str, judge: str | None, run_id: str | None, verdicts: 
         raise click.UsageError(f"{db} does not exist")
     with Store(db) as store:
         rows = censored_prompts(store, model, judge=judge, run_id=run_id,
-                                verdicts=verdicts or ("refusal", "evasive", "state_aligned"))
+                                verdicts=verdicts or CENSORED)
     lines = [json.dumps(r, ensure_ascii=False) for r in rows]
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

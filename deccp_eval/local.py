@@ -1,0 +1,99 @@
+"""Local transformers generation, shared by the `hf`, `vllm` and `abliterated` backends and the
+abliteration engine: model-name resolution (the toy), one left-padded batched `generate`, and the
+backend base class that loads a model once."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from deccp_eval.backend import BatchBackend, group_by_params
+from deccp_eval.schema import Request, Response
+from deccp_eval.text import split_think
+
+
+class LocalHFBackend(BatchBackend):
+    """Base of the local transformers backends (`hf`, `abliterated`): load once, left-padded batches."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def check(self) -> None:
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError:
+            from deccp_eval.errors import MissingDependency
+
+            raise MissingDependency("transformers", "hf", "The hf backend") from None
+
+    def load(self) -> tuple[Any, Any]:
+        if self._model is None:
+            from deccp_eval.torch_utils import load_model
+
+            self._model, self._tokenizer = load_model(resolve_path(self.model), self.options.device,
+                                                      self.options.dtype)
+            self._model = self.prepare(self._model)
+        return self._model, self._tokenizer
+
+    def prepare(self, model: Any) -> Any:
+        """Hook for subclasses that change the model before generation (abliteration)."""
+        return model
+
+    def generate_batch(self, requests: Sequence[Request]) -> list[Response]:
+        return generate_with(self.load()[0], self._tokenizer, requests)
+
+    def close(self) -> None:
+        self._model = self._tokenizer = None
+
+
+def resolve_path(model: str) -> str:
+    """`deccp-toy` names the offline toy model (built on first use) unless a folder has that name."""
+    from pathlib import Path
+
+    from deccp_eval.toy import TOY_NAME, build
+
+    if model == TOY_NAME and not Path(model).exists():
+        return str(build())
+    return model
+
+
+def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> list[Response]:
+    """One left-padded `generate` over a list of requests that share sampling params."""
+    import torch
+
+    out: list[Response | None] = [None] * len(requests)
+    for idxs in group_by_params(requests):
+        chunk = [requests[i] for i in idxs]
+        p = chunk[0].params
+        texts = [tokenizer.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True) for r in chunk]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": tokenizer.pad_token_id}
+        if p.temperature > 0:
+            kwargs.update(do_sample=True, temperature=p.temperature, top_p=p.top_p)
+            torch.manual_seed((p.seed or 0) * 1000 + chunk[0].sample)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            gen = model.generate(**enc, **kwargs)
+        new = gen[:, enc["input_ids"].shape[1]:]
+        eos_ids = _eos_ids(model, tokenizer)
+        for row, (i, r) in enumerate(zip(idxs, chunk)):
+            toks = new[row].tolist()
+            n_out = next((k + 1 for k, t in enumerate(toks) if t in eos_ids), None)
+            finish = "stop" if n_out is not None else "length"
+            used = toks[: n_out if n_out is not None else len(toks)]
+            decoded = tokenizer.decode(used, skip_special_tokens=True)
+            reasoning, answer = split_think(decoded)
+            out[i] = Response(key=r.key, text=answer, reasoning=reasoning, finish_reason=finish,
+                              tokens_in=int(enc["attention_mask"][row].sum()), tokens_out=len(used))
+    return [o for o in out if o is not None]
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    found = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        found.add(tokenizer.eos_token_id)
+    return found
