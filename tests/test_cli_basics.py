@@ -49,3 +49,11 @@ def test_every_package_is_in_the_wheel_list():
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(root).parts) for p in (root / "deccp_eval").rglob("__init__.py")}
     assert found <= listed
+
+
+def test_help_is_light():
+    code = ("import sys; from click.testing import CliRunner; from deccp_eval.cli import main; "
+            "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0 and 'validate-judge' in r.output; "
+            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
