@@ -1,4 +1,5 @@
-"""The async engine every remote API backend shares (retries, accounting, the sync-to-async bridge), so both SDKs behave the same way.
+"""The async engine every remote API backend shares (retries, accounting, the sync-to-async
+bridge), so every SDK behaves the same way.
 
 A subclass implements one API call (`complete`) and how to build its SDK client; this module
 does the rest: a bounded, adaptive number of requests in flight; one tenacity retry policy
