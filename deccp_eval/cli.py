@@ -17,15 +17,16 @@ class MainGroup(Group):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._asked: set[int] = set()
+        self._asked: set[tuple[str, int]] = set()  # (name, id) of the plugins already asked
 
     def _register_plugin_commands(self) -> None:
         from deccp_eval import pluginmanager
 
         pm = pluginmanager.load_plugins()
         for impl in pm.hook.register_commands.get_hookimpls():
-            if id(impl.plugin) not in self._asked:
-                self._asked.add(id(impl.plugin))
+            asked = (pm.get_name(impl.plugin) or "", id(impl.plugin))
+            if asked not in self._asked:
+                self._asked.add(asked)
                 impl.function(cli=self)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
