@@ -126,10 +126,12 @@ class Judgment(BaseModel):
     verdict: Verdict | None = None
     accuracy: Accuracy | None = None
     misinformation: bool | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)  # how sure the judge is of `verdict`
     rationale: str | None = None
     raw: str | None = None
     parse_status: ParseStatus = ParseStatus.OK
     members: list[dict[str, Any]] | None = None  # a panel keeps each member's verdict
+    decided_by: str | None = None  # the member whose verdict stands (panels, cascades)
 
     @property
     def key(self) -> str:
