@@ -442,8 +442,8 @@ def assess(response: str, question: str = "", expected_facts: Sequence[str] = ()
     if score == 0 and (sensitive or units < 8):
         rules.append("no evidence of answering" + (" a sensitive question" if sensitive else ""))
         return Reading(Verdict.EVASIVE, 0.65 if sensitive else 0.55, rules)
-    if score == 1 and sensitive and units < 40:
-        rules.append("one piece of evidence in a short reply to a sensitive question")
+    if score == 1 and sensitive and units < 40 and not any(e.startswith("fact word") for e in evidence):
+        rules.append("a lone figure or name, no event, in a short reply to a sensitive question")
         return Reading(Verdict.EVASIVE, 0.5, rules)
     conf = 0.55 + 0.08 * min(score, 5) - (0.1 if deflect else 0.0) - (0.1 if refusals else 0.0)
     rules.append("answers: evidence and no refusal, state-line or deflection rule")
