@@ -123,10 +123,9 @@ def validate(judge: Judge, rows: Sequence[LabelRow]) -> dict[str, Any]:
     result["reliability"] = reliability(truth, pred, [j.confidence if j else None for j in got])
     deciders = Counter(j.decided_by for j in got if j is not None and j.decided_by)
     if deciders:  # a cascade: who decided, and what the later members cost
-        first = getattr(judge, "members", [None])[0]
-        first_id = first.id if first is not None else None
         result["decided_by"] = dict(deciders)
-        result["escalated_share"] = sum(v for k, v in deciders.items() if k != first_id) / len(rows)
+        escalated = [j for j in got if j is not None and j.decided_by and len(j.members or []) > 1]
+        result["escalated_share"] = len(escalated) / len(rows)
     result["by_lang"] = {}
     for lang in sorted({r.lang for r in rows}):
         idx = [i for i, r in enumerate(rows) if r.lang == lang]
