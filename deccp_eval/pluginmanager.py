@@ -20,6 +20,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "deccp_eval.judges.keyword",
     "deccp_eval.judges.llm",
     "deccp_eval.judges.panel",
+    "deccp_eval.judges.cascade",
+    "deccp_eval.judges.clf",
     "deccp_eval.prompts",
     "deccp_eval.commands",
 )

@@ -70,6 +70,12 @@ class SamplingParams(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int | None = 0
     system_prompt: str | None = None
+    # Judges ask for these; backends that support them honour them (left out of keys when unset).
+    json_schema: dict[str, Any] | None = None  # structured output: the reply is one JSON object of this schema
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)  # per-token log-probs with this many alternatives
+
+
+OPTIONAL_PARAMS: tuple[str, ...] = ("json_schema", "top_logprobs")
 
 
 def canonical_hash(payload: Any) -> str:
@@ -91,7 +97,11 @@ class Request(BaseModel):
 
     @property
     def key(self) -> str:
-        return canonical_hash(self.model_dump(mode="json"))
+        data = self.model_dump(mode="json")
+        for name in OPTIONAL_PARAMS:  # unset, they leave the keys of earlier requests unchanged
+            if data["params"].get(name) is None:
+                data["params"].pop(name, None)
+        return canonical_hash(data)
 
     def messages(self) -> list[dict[str, str]]:
         msgs: list[dict[str, str]] = []
@@ -99,6 +109,16 @@ class Request(BaseModel):
             msgs.append({"role": "system", "content": self.params.system_prompt})
         msgs.append({"role": "user", "content": self.text})
         return msgs
+
+
+class TokenLogprob(BaseModel):
+    """One generated token, its log-probability, and the most likely alternatives at that position."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str
+    logprob: float
+    top: dict[str, float] = Field(default_factory=dict)
 
 
 class Response(BaseModel):
@@ -113,6 +133,7 @@ class Response(BaseModel):
     latency_s: float | None = None
     cost: float | None = None
     error: str | None = None
+    logprobs: list[TokenLogprob] | None = None  # when the request asked for top_logprobs and the backend gave them
 
     @property
     def ok(self) -> bool:
@@ -128,10 +149,12 @@ class Judgment(BaseModel):
     verdict: Verdict | None = None
     accuracy: Accuracy | None = None
     misinformation: bool | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)  # how sure the judge is of `verdict`
     rationale: str | None = None
     raw: str | None = None
     parse_status: ParseStatus = ParseStatus.OK
     members: list[dict[str, Any]] | None = None  # a panel keeps each member's verdict
+    decided_by: str | None = None  # the member whose verdict stands (panels, cascades)
 
     @property
     def key(self) -> str:

@@ -66,6 +66,7 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
+        add_judgment_columns(self.conn)
         self.conn.commit()
 
     def close(self) -> None:
@@ -188,11 +189,14 @@ class Store:
 
     def put_judgment(self, j: Judgment) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO judgments VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO judgments (key, response_key, judge, template_hash, verdict, accuracy, "
+            "misinformation, rationale, raw, parse_status, members, created, confidence, decided_by) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (j.key, j.response_key, j.judge, j.template_hash, j.verdict.value if j.verdict else None,
              j.accuracy.value if j.accuracy else None,
              None if j.misinformation is None else int(j.misinformation), j.rationale, j.raw,
-             j.parse_status.value, json.dumps(j.members, ensure_ascii=False) if j.members is not None else None, now()),
+             j.parse_status.value, json.dumps(j.members, ensure_ascii=False) if j.members is not None else None, now(),
+             j.confidence, j.decided_by),
         )
         self.conn.commit()
 
@@ -225,6 +229,17 @@ class Store:
             yield r["dataset"], GoldReference(prompt_id=r["prompt_id"], model=r["model"], text=r["text"],
                                               created=r["created"], template_hash=r["template_hash"],
                                               sample=r["sample"], reviewed=bool(r["reviewed"]))
+
+
+JUDGMENT_COLUMNS = {"confidence": "REAL", "decided_by": "TEXT"}
+
+
+def add_judgment_columns(conn: sqlite3.Connection) -> None:
+    """Judgment confidence and the deciding member (issue 14): added to stores made before them."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(judgments)")}
+    for name, kind in JUDGMENT_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE judgments ADD COLUMN {name} {kind}")
 
 
 def _response(row: sqlite3.Row) -> Response:

@@ -35,14 +35,24 @@ def source(name: str) -> str:
     return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
+def _clean(value: Any) -> Any:
+    """Neutralise every string inside strings, lists and dicts (few-shot examples are dicts)."""
+    if isinstance(value, str):
+        return neutralise(value)
+    if isinstance(value, list):
+        return [_clean(x) for x in value]
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
+
+
 def template_hash(*names: str) -> str:
     return canonical_hash({n: source(n) for n in names})[:16]
 
 
 def render(name: str, **data: Any) -> str:
     """Render a template; every string argument is neutralised first."""
-    clean = {k: neutralise(v) if isinstance(v, str) else [neutralise(x) for x in v] if isinstance(v, list) else v
-             for k, v in data.items()}
+    clean = {k: _clean(v) for k, v in data.items()}
     return _env().get_template(name).render(**clean)
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from deccp_eval.errors import DatasetError
 from deccp_eval.jsonl import read_jsonl
 from deccp_eval.judge import Judge, JudgeItem
-from deccp_eval.schema import VERDICTS, Verdict, canonical_hash
+from deccp_eval.schema import VERDICTS, Judgment, Verdict, canonical_hash
 from deccp_eval.stats import cohen_kappa
 
 UNPARSED = "unparsed"
@@ -25,6 +25,7 @@ class LabelRow(BaseModel):
     label: Verdict
     lang: str = "en"
     reference: str | None = None
+    expected_facts: list[str] = []
 
 
 def load_labels(path: Path) -> list[LabelRow]:
@@ -40,17 +41,46 @@ def load_labels(path: Path) -> list[LabelRow]:
     return rows
 
 
-def predict(judge: Judge, rows: Sequence[LabelRow]) -> list[str]:
-    """The judge's label for each row; `unparsed` (or a failed call) stays `unparsed`."""
+def judgments(judge: Judge, rows: Sequence[LabelRow]) -> list[Judgment | None]:
+    """The judge's judgment for each row; None where the call failed."""
     items = [JudgeItem(response_key=canonical_hash({"i": i, "p": r.prompt, "r": r.response}), prompt=r.prompt,
-                       response=r.response, lang=r.lang, reference=r.reference) for i, r in enumerate(rows)]
-    got: dict[str, str] = {}
+                       response=r.response, lang=r.lang, reference=r.reference, expected_facts=r.expected_facts)
+             for i, r in enumerate(rows)]
+    got: dict[str, Judgment] = {}
     judge.check()
     try:
-        judge.judge(items, lambda j: got.__setitem__(j.response_key, j.verdict.value if j.verdict else UNPARSED))
+        judge.judge(items, lambda j: got.__setitem__(j.response_key, j))
     finally:
         judge.close()
-    return [got.get(item.response_key, UNPARSED) for item in items]
+    return [got.get(item.response_key) for item in items]
+
+
+def label_of(j: Judgment | None) -> str:
+    """`unparsed` (or a failed call) stays `unparsed`, never mapped to a class."""
+    return j.verdict.value if j is not None and j.verdict is not None else UNPARSED
+
+
+def predict(judge: Judge, rows: Sequence[LabelRow]) -> list[str]:
+    return [label_of(j) for j in judgments(judge, rows)]
+
+
+BINS: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def reliability(truth: Sequence[str], pred: Sequence[str], conf: Sequence[float | None]) -> list[dict[str, Any]]:
+    """Accuracy by confidence bin: confidence means something when accuracy rises with it."""
+    out = []
+    for lo, hi in zip(BINS, BINS[1:]):
+        idx = [i for i, c in enumerate(conf) if c is not None and (lo <= c < hi or (hi == 1.0 and c == 1.0))]
+        if idx:
+            out.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": len(idx),
+                        "mean_confidence": sum(conf[i] for i in idx) / len(idx),  # type: ignore[misc]
+                        "accuracy": sum(truth[i] == pred[i] for i in idx) / len(idx)})
+    missing = sum(c is None for c in conf)
+    if missing:
+        out.append({"bin": "none", "n": missing, "mean_confidence": None,
+                    "accuracy": sum(truth[i] == pred[i] for i, c in enumerate(conf) if c is None) / missing})
+    return out
 
 
 def metrics(truth: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
@@ -81,13 +111,21 @@ def metrics(truth: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
 
 
 def validate(judge: Judge, rows: Sequence[LabelRow]) -> dict[str, Any]:
-    pred = predict(judge, rows)
+    got = judgments(judge, rows)
+    pred = [label_of(j) for j in got]
     truth = [r.label.value for r in rows]
     result = metrics(truth, pred)
     result["judge"] = judge.id
+    result["reliability"] = reliability(truth, pred, [j.confidence if j else None for j in got])
+    deciders = Counter(j.decided_by for j in got if j is not None and j.decided_by)
+    if deciders:  # a cascade: who decided, and what the later members cost
+        result["decided_by"] = dict(deciders)
+        escalated = [j for j in got if j is not None and j.decided_by and len(j.members or []) > 1]
+        result["escalated_share"] = len(escalated) / len(rows)
     result["by_lang"] = {}
     for lang in sorted({r.lang for r in rows}):
         idx = [i for i, r in enumerate(rows) if r.lang == lang]
         sub = metrics([truth[i] for i in idx], [pred[i] for i in idx])
-        result["by_lang"][lang] = {k: sub[k] for k in ("n", "accuracy", "kappa", "binary_accuracy", "binary_kappa")}
+        result["by_lang"][lang] = {k: sub[k] for k in ("n", "accuracy", "kappa", "binary_accuracy", "binary_kappa",
+                                                       "per_class")}
     return result

@@ -9,6 +9,7 @@ own. `thinking` blocks are stored as Response.reasoning, apart from the answer; 
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Callable, Sequence
 
@@ -20,6 +21,7 @@ from deccp_eval.text import split_think
 
 log = logging.getLogger("deccp_eval")
 _DEFAULTS = SamplingParams()
+JUDGMENT_TOOL = "record_judgment"
 
 
 class AnthropicBackend(RemoteBackend):
@@ -44,6 +46,10 @@ class AnthropicBackend(RemoteBackend):
                                 "messages": [{"role": "user", "content": request.text}]}
         if request.params.system_prompt:
             body["system"] = request.params.system_prompt
+        if request.params.json_schema is not None:  # structured output: one forced tool call
+            body["tools"] = [{"name": JUDGMENT_TOOL, "description": "Record the judgment.",
+                              "input_schema": request.params.json_schema}]
+            body["tool_choice"] = {"type": "tool", "name": JUDGMENT_TOOL}
         return body
 
     async def complete(self, client: Any, request: Request) -> Completion:
@@ -63,6 +69,8 @@ def completion_from(message: Any) -> Completion:
             texts.append(getattr(block, "text", "") or "")
         elif kind == "thinking":
             reasoning.append(getattr(block, "thinking", "") or "")
+        elif kind == "tool_use" and getattr(block, "name", None) == JUDGMENT_TOOL:  # the forced judgment tool
+            texts.append(json.dumps(getattr(block, "input", None), ensure_ascii=False))
     think, answer = split_think("".join(texts))
     if think:
         reasoning.append(think)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.remote import Completion, Fault, RemoteBackend, stainless_fault
-from deccp_eval.schema import Request
+from deccp_eval.schema import Request, SamplingParams, TokenLogprob
 from deccp_eval.text import split_think
 
 
@@ -44,6 +44,7 @@ class OpenAIBackend(RemoteBackend):
             body["seed"] = p.seed
         for name in self.options.extra.get("omit_params", ()) or ():
             body.pop(str(name), None)
+        body.update(judge_fields(p))
         return body
 
     async def complete(self, client: Any, request: Request) -> Completion:
@@ -51,6 +52,34 @@ class OpenAIBackend(RemoteBackend):
         # errors, timeout), but read back as plain JSON: create() re-transforms typed params and builds
         # pydantic models, ~1 ms of CPU per call that caps throughput at 32+ requests in flight.
         return completion_from(await client.post("/chat/completions", body=self.body(request), cast_to=object))
+
+
+# -- structured output and log-probs (asked for by judges) ---------------------------------------------
+def judge_fields(p: SamplingParams) -> dict[str, Any]:
+    """`response_format` with a strict JSON schema, and `logprobs`/`top_logprobs`, when the params ask."""
+    out: dict[str, Any] = {}
+    if p.json_schema is not None:
+        out["response_format"] = {"type": "json_schema",
+                                  "json_schema": {"name": "judgment", "strict": True, "schema": p.json_schema}}
+    if p.top_logprobs is not None:
+        out["logprobs"] = True
+        out["top_logprobs"] = p.top_logprobs
+    return out
+
+
+def logprobs_from(choice: dict[str, Any]) -> list[TokenLogprob] | None:
+    """`choices[0].logprobs.content[]` -> TokenLogprob list; None when the server sent none."""
+    lp = choice.get("logprobs")
+    content = lp.get("content") if isinstance(lp, dict) else None
+    if not isinstance(content, list):
+        return None
+    out = []
+    for t in content:
+        if isinstance(t, dict) and isinstance(t.get("token"), str) and isinstance(t.get("logprob"), (int, float)):
+            top = {a["token"]: float(a["logprob"]) for a in t.get("top_logprobs") or []
+                   if isinstance(a, dict) and isinstance(a.get("token"), str)}
+            out.append(TokenLogprob(token=t["token"], logprob=float(t["logprob"]), top=top))
+    return out or None
 
 
 def completion_from(data: Any) -> Completion:
@@ -71,7 +100,8 @@ def completion_from(data: Any) -> Completion:
     parts = [r.strip() for r in (reasoning_field, think) if isinstance(r, str) and r.strip()]
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     return Completion(text=answer, reasoning="\n".join(parts) or None, finish_reason=choice.get("finish_reason"),
-                      tokens_in=_int(usage.get("prompt_tokens")), tokens_out=_int(usage.get("completion_tokens")))
+                      tokens_in=_int(usage.get("prompt_tokens")), tokens_out=_int(usage.get("completion_tokens")),
+                      logprobs=logprobs_from(choice))
 
 
 def _int(value: Any) -> int | None:

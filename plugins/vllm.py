@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from deccp_eval.backend import Backend, OnResponse, group_by_params
 from deccp_eval.errors import MissingDependency
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.schema import Request, Response
+from deccp_eval.schema import Request, Response, SamplingParams, TokenLogprob
 from deccp_eval.text import split_think
 
 INSTALL_HINT = ("vLLM is not installed. On a CUDA machine: pip install 'deccp-eval[vllm]'. "
@@ -79,7 +79,8 @@ class VLLMBackend(Backend):
             group = [requests[i] for i in idxs]
             p = group[0].params
             sampling = [VSampling(temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
-                                  seed=None if p.seed is None or p.temperature == 0 else p.seed * 1000 + r.sample)
+                                  seed=None if p.seed is None or p.temperature == 0 else p.seed * 1000 + r.sample,
+                                  **judge_sampling(p))
                         for r in group]
             t0 = time.perf_counter()
             outputs = llm.chat([r.messages() for r in group], sampling, use_tqdm=False,
@@ -90,7 +91,8 @@ class VLLMBackend(Backend):
                 reasoning, answer = split_think(gen.text)
                 on_response(Response(key=r.key, text=answer, reasoning=reasoning,
                                      finish_reason=gen.finish_reason, tokens_in=len(out.prompt_token_ids or []),
-                                     tokens_out=len(gen.token_ids), latency_s=per_item))
+                                     tokens_out=len(gen.token_ids), latency_s=per_item,
+                                     logprobs=logprobs_from(gen, llm) if p.top_logprobs is not None else None))
 
     def close(self) -> None:
         if self._llm is not None:
@@ -98,6 +100,34 @@ class VLLMBackend(Backend):
 
             self._llm = None
             gc.collect()
+
+
+# -- structured output and log-probs (asked for by judges) ---------------------------------------------
+def judge_sampling(p: SamplingParams) -> dict[str, Any]:
+    """vLLM structured outputs (a JSON schema) and per-token log-probs, when the params ask."""
+    out: dict[str, Any] = {}
+    if p.json_schema is not None:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        out["structured_outputs"] = StructuredOutputsParams(json=p.json_schema)
+    if p.top_logprobs is not None:
+        out["logprobs"] = max(1, p.top_logprobs)
+    return out
+
+
+def logprobs_from(gen: Any, llm: Any) -> list[TokenLogprob] | None:
+    """vLLM's per-position {token_id: Logprob} dicts -> TokenLogprob list (decoded tokens)."""
+    if not getattr(gen, "logprobs", None):
+        return None
+    tok = llm.get_tokenizer()
+    out = []
+    for token_id, position in zip(gen.token_ids, gen.logprobs):
+        top = {(lp.decoded_token if lp.decoded_token is not None else tok.decode([tid])): float(lp.logprob)
+               for tid, lp in position.items()}
+        chosen = position.get(token_id)
+        text = chosen.decoded_token if chosen is not None and chosen.decoded_token is not None else tok.decode([token_id])
+        out.append(TokenLogprob(token=text, logprob=float(chosen.logprob) if chosen is not None else 0.0, top=top))
+    return out
 
 
 @hookimpl

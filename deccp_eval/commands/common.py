@@ -70,6 +70,12 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "tensor_parallel_size=2, max_model_len=4096. Repeatable."),
         click.option("--models-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="YAML/TOML file of named models (backend, model, base_url, api_key_env, prices, params)."),
+        click.option("--judge-samples", type=click.IntRange(min=1), default=None,
+                     help="LLM judges: samples per item; confidence = agreement when the backend gives no log-probs."),
+        click.option("--judge-examples", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="LLM judges: few-shot examples, a labelled JSONL file (prompt, response, label)."),
+        click.option("--escalate-below", type=click.FloatRange(0, 1), default=None,
+                     help="Cascade judges: a member's verdict stands at this confidence or above (default 0.8)."),
     ]):
         fn = opt(fn)
     return fn
@@ -88,6 +94,9 @@ def backend_options(kw: dict[str, Any]):  # -> BackendOptions (pydantic loads la
             extra[key] = json.loads(value)
         except json.JSONDecodeError:
             extra[key] = value
+    for flag in ("judge_samples", "judge_examples", "escalate_below"):  # judge settings ride in `extra`
+        if kw.get(flag) is not None:
+            extra[flag] = kw[flag]
     return BackendOptions(batch_size=kw["batch_size"], device=kw["device"], dtype=kw["dtype"],
                           max_concurrency=kw["max_concurrency"], max_retries=kw["max_retries"],
                           timeout_s=kw["timeout_s"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],

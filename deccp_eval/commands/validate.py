@@ -44,10 +44,18 @@ def _format(r: dict[str, Any]) -> str:
              f"binary (answer vs not) accuracy {_fmt(r['binary_accuracy'])}  kappa {_fmt(r['binary_kappa'])}", ""]
     for lang, s in r["by_lang"].items():
         lines.append(f"  {lang}: n={s['n']} accuracy {_fmt(s['accuracy'])} kappa {_fmt(s['kappa'])} "
-                     f"binary {_fmt(s['binary_accuracy'])}/{_fmt(s['binary_kappa'])}")
+                     f"binary {_fmt(s['binary_accuracy'])}/{_fmt(s['binary_kappa'])}  recall "
+                     + " ".join(f"{lab}={_fmt(c['recall'])}" for lab, c in s["per_class"].items()))
     lines += ["", f"{'class':15}{'precision':>10}{'recall':>10}{'support':>9}"]
     for lab, s in r["per_class"].items():
         lines.append(f"{lab:15}{_fmt(s['precision']):>10}{_fmt(s['recall']):>10}{s['support']:>9}")
+    if r.get("decided_by"):
+        lines += ["", f"cascade: escalated {_fmt(r['escalated_share'])} of items; decided by "
+                  + ", ".join(f"{k}: {v}" for k, v in r["decided_by"].items())]
+    if r.get("reliability"):
+        lines += ["", "reliability (accuracy by confidence bin)", f"{'confidence':15}{'n':>6}{'mean conf':>11}{'accuracy':>10}"]
+        for b in r["reliability"]:
+            lines.append(f"{b['bin']:15}{b['n']:>6}{_fmt(b['mean_confidence']):>11}{_fmt(b['accuracy']):>10}")
     cols = list(next(iter(r["confusion"].values())))
     lines += ["", "confusion (rows: human label, columns: judge)", " " * 15 + "".join(f"{c[:13]:>14}" for c in cols)]
     for t, row in r["confusion"].items():

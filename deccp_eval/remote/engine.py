@@ -45,7 +45,7 @@ from deccp_eval.backend import Backend, OnResponse
 from deccp_eval.errors import MissingDependency, UsageError
 from deccp_eval.remote.faults import Fault, RemoteError, malformed_fault, other_fault, scrub, timeout_fault
 from deccp_eval.remote.limit import AdaptiveLimit
-from deccp_eval.schema import Request, Response
+from deccp_eval.schema import Request, Response, TokenLogprob
 
 log = logging.getLogger("deccp_eval")
 
@@ -67,6 +67,7 @@ class Completion(BaseModel):
     finish_reason: str | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
+    logprobs: list[TokenLogprob] | None = None
 
 
 class RetryPolicy(BaseModel):
@@ -332,7 +333,7 @@ class RemoteBackend(Backend):
             log.info("%s %s: empty content (finish_reason=%s)", self.spec, request.prompt_id, done.finish_reason)
         return Response(key=request.key, text=done.text, reasoning=done.reasoning, finish_reason=done.finish_reason,
                         tokens_in=done.tokens_in, tokens_out=done.tokens_out, latency_s=latency,
-                        cost=pricing.cost(self._price, done.tokens_in, done.tokens_out))
+                        cost=pricing.cost(self._price, done.tokens_in, done.tokens_out), logprobs=done.logprobs)
 
     async def _attempt(self, client: Any, request: Request, limit: AdaptiveLimit) -> tuple[Completion, float]:
         async with limit.slot() as epoch:

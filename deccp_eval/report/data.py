@@ -36,6 +36,8 @@ class JudgmentView:
     misinformation: bool | None
     rationale: str
     raw: str
+    confidence: float | None = None
+    decided_by: str | None = None
 
 
 @dataclass
@@ -113,7 +115,16 @@ def judgment_view(j: Any) -> JudgmentView:
     ok = j["parse_status"] != "unparsed" and j["verdict"] is not None
     misinfo = None if j["misinformation"] is None else bool(j["misinformation"])
     return JudgmentView(judge=j["judge"], status=j["verdict"] if ok else UNPARSED, accuracy=j["accuracy"],
-                        misinformation=misinfo, rationale=j["rationale"] or "", raw=j["raw"] or "")
+                        misinformation=misinfo, rationale=j["rationale"] or "", raw=j["raw"] or "",
+                        confidence=_column(j, "confidence"), decided_by=_column(j, "decided_by"))
+
+
+def _column(row: Any, name: str) -> Any:
+    """A judgment column that older stores may lack."""
+    try:
+        return row[name]
+    except (IndexError, KeyError):
+        return None
 
 
 def answer_view(row: Any, judgments: dict[tuple[str, str], Any], judges: Sequence[str], judge: str | None) -> AnswerView:

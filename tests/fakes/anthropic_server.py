@@ -37,6 +37,20 @@ class FakeAnthropicServer(FakeServer):
         blocks: list[dict[str, Any]] = []
         if model == "fake-claude-thinking" and not empty:
             blocks.append({"type": "thinking", "thinking": reasoning_for(prompt), "signature": "c2lnbmF0dXJl"})
+        choice = body.get("tool_choice") or {}
+        if str(model).startswith("judge-") and choice.get("type") == "tool":  # forced tool use: a tool_use block
+            from fakes.judge_server import judge_fields
+
+            fields = judge_fields(str(model), prompt) or {"reasoning": "hard to say"}
+            blocks.append({"type": "tool_use", "id": f"toolu_{next(_ids):06d}", "name": choice["name"],
+                           "input": fields})
+            return {"id": f"msg_{next(_ids):06d}", "type": "message", "role": "assistant", "model": model,
+                    "content": blocks, "stop_reason": "tool_use", "stop_sequence": None,
+                    "usage": {"input_tokens": n_tokens(prompt, system), "output_tokens": 20}}
+        if str(model).startswith("judge-"):
+            from fakes.judge_server import judge_output
+
+            answer = judge_output(str(model), prompt)
         blocks.append({"type": "text", "text": answer})
         return {
             "id": f"msg_{next(_ids):06d}", "type": "message", "role": "assistant", "model": model, "content": blocks,

@@ -1,0 +1,96 @@
+"""`cascade:CHEAP,STRONG[,...]`: the first judge's verdict stands when it is confident; the rest go on.
+
+A member's verdict stands when its confidence is at least `escalate_below` (BackendOptions.extra, the
+`--escalate-below` flag, default 0.8); items below it (or unparsed, or without a confidence) go to
+the next member, and the last member decides whatever is left. Each judgment records the member that
+decided (`decided_by`) and every member's verdict, so `validate-judge` can report the share escalated:
+the cost. Example: `cascade:keyword,llm:openai:gpt-4o-mini`, or with a trained classifier in the
+middle: `cascade:keyword,clf:judge.clf,llm:openai:gpt-4o-mini`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from deccp_eval.backend import BackendOptions
+from deccp_eval.errors import UsageError
+from deccp_eval.hookspecs import hookimpl
+from deccp_eval.judge import Judge, JudgeItem, OnJudgment, make_judge
+from deccp_eval.schema import Judgment, ParseStatus, canonical_hash
+
+DEFAULT_THRESHOLD = 0.8
+
+
+class CascadeJudge(Judge):
+    name = "cascade"
+    description = "cheap judge first, escalate low-confidence items: cascade:keyword,llm:openai:MODEL (--escalate-below)"
+
+    def __init__(self, arg: str = "", options: BackendOptions | None = None) -> None:
+        super().__init__(arg, options)
+        specs = [s.strip() for s in arg.split(",") if s.strip()]
+        if len(specs) < 2:
+            raise UsageError(f"cascade:{arg} needs at least two comma-separated judge specs, cheapest first")
+        if any(s.startswith(("cascade:", "panel:")) for s in specs):
+            raise UsageError("a cascade member cannot be a cascade or a panel")
+        threshold = float(self.options.extra.get("escalate_below", DEFAULT_THRESHOLD))
+        if not 0.0 <= threshold <= 1.0:
+            raise UsageError(f"--escalate-below {threshold} is not in [0, 1]")
+        self.threshold = threshold
+        self.members = [make_judge(s, options) for s in specs]
+
+    @property
+    def uses_reference(self) -> bool:  # type: ignore[override]
+        return any(m.uses_reference for m in self.members)
+
+    @property
+    def template_hash(self) -> str:
+        return canonical_hash({"members": [[m.id, m.template_hash] for m in self.members],
+                               "escalate_below": self.threshold})[:16]
+
+    def check(self) -> None:
+        for m in self.members:
+            m.check()
+
+    def confident(self, j: Judgment | None) -> bool:
+        return (j is not None and j.parse_status is ParseStatus.OK and j.verdict is not None
+                and j.confidence is not None and j.confidence >= self.threshold)
+
+    def judge(self, items: Sequence[JudgeItem], on_judgment: OnJudgment) -> None:
+        trail: dict[str, list[dict[str, Any]]] = {i.response_key: [] for i in items}
+        left = list(items)
+        for n, member in enumerate(self.members):
+            if not left:
+                break
+            got: dict[str, Judgment] = {}
+            member.judge(left, lambda j, got=got: got.__setitem__(j.response_key, j))
+            last = n == len(self.members) - 1
+            still: list[JudgeItem] = []
+            for item in left:
+                j = got.get(item.response_key)
+                trail[item.response_key].append({
+                    "judge": member.id, "verdict": j.verdict.value if j and j.verdict else None,
+                    "confidence": j.confidence if j else None,
+                    "parse_status": j.parse_status.value if j else "missing"})
+                if self.confident(j) or (last and j is not None):
+                    assert j is not None
+                    on_judgment(self._decided(item, j, member.id, trail[item.response_key]))
+                else:
+                    still.append(item)
+            left = still
+
+    def _decided(self, item: JudgeItem, j: Judgment, member: str, members: list[dict[str, Any]]) -> Judgment:
+        path = " -> ".join(f"{m['judge']}={m['verdict']}" + (f" ({m['confidence']:.2f})" if m["confidence"] is not None
+                                                              else "") for m in members)
+        return j.model_copy(update={"response_key": item.response_key, "judge": self.id,
+                                    "template_hash": self.template_hash, "decided_by": member, "members": members,
+                                    "rationale": f"decided by {member} (escalate below {self.threshold:g}): {path}\n"
+                                                 + (j.rationale or "")})
+
+    def close(self) -> None:
+        for m in self.members:
+            m.close()
+
+
+@hookimpl
+def register_judges(register: Callable[..., Any]) -> None:
+    register(CascadeJudge)
