@@ -146,6 +146,21 @@ class RemoteBackend(Backend):
     async def batch_cancel(self, client: Any, batch_id: str) -> Any:
         raise UsageError(f"{self.spec}: this backend has no batch API")
 
+    def batch_call(self, method: str, batch_id: str) -> Any:
+        """One batch call (`batch_poll` or `batch_cancel`) outside a run, for `deccp-eval batches`."""
+        async def go() -> Any:
+            self._secret = self.api_key()
+            client = self.make_client(self._secret)
+            try:
+                return await getattr(self, method)(client, batch_id)
+            except UsageError:
+                raise
+            except Exception as exc:
+                raise RemoteError(f"{self.spec}: batch {batch_id}: {self._scrub(self.classify(exc).text)}") from None
+            finally:
+                await client.close()
+        return asyncio.run(go())
+
     def batch_driver(self) -> Any:  # -> BatchDriver
         from deccp_eval.remote.batch import BatchDriver
 
@@ -184,7 +199,8 @@ class RemoteBackend(Backend):
 
     def check(self) -> None:
         self.sdk()
-        self.api_key()
+        if not self.options.dry_run:  # a dry run sends nothing: no key needed to price it
+            self.api_key()
         self.retry_policy()
         self.grace_s()
         if self.options.batch:
