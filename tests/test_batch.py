@@ -255,7 +255,7 @@ def test_dry_run_prints_requests_batches_and_both_prices(tmp_path):
     line = " ".join(proc.stderr.split())
     # 30 requests of 100 input tokens each, at most 100 output: $0.0075 + $0.03 normally, half by batch
     assert "openai:gpt-4o: 30 requests in 3 batch(es)" in line, line
-    assert "$0.0188 by batch, $0.0375 at normal prices" in line, line
+    assert "$0.0187 by batch, $0.0375 at normal prices" in line, line
 
 
 def test_models_file_batch_and_batch_prices(tmp_path):
