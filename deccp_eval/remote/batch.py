@@ -173,12 +173,14 @@ class BatchDriver:
             new = []
             await asyncio.gather(*(self._wait(state, client, batch_id) for batch_id in open_ids))
             for batch_id in open_ids:
+                ready = []
                 for line in state.lines_of(batch_id):
                     if line.key in by_key and not line.delivered:
                         if line.state == "ok":
-                            deliver([Response.model_validate_json(line.result or "{}")])
+                            ready.append(Response.model_validate_json(line.result or "{}"))
                         elif line.state == "error":
                             retry.append(by_key[line.key])
+                deliver(ready)
             open_ids = []
             again, give_up = [], []
             known = state.lines_for(r.key for r in retry)
