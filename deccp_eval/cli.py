@@ -41,6 +41,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "report": "deccp_eval.commands.report:report",
     "compare": "deccp_eval.commands.report:compare",
     "abliterate": "deccp_eval.commands.abliterate:abliterate",
+    "review": "deccp_eval.commands.review:review",
+    "labels": "deccp_eval.commands.labels:labels",
 }
 
 
