@@ -132,3 +132,17 @@ def judges_vs_humans(store: "Store") -> list[dict[str, Any]]:
                     "accuracy": sum(t == p for t, p in zip(truth, pred)) / len(keys) if keys else math.nan,
                     "kappa": cohen_kappa(truth, pred)})
     return out
+
+
+def human_review_summary(store: "Store") -> dict[str, Any] | None:
+    """What the report's "Human review" section shows; None when nobody has labelled anything."""
+    a = agreement(store)
+    if not a.labels:
+        return None
+    maj = majority(store)
+    flags = [e for e in review_store.gold_log(store.conn)]
+    return {"labels": a.labels, "items": a.items, "reviewers": a.reviewers, "overlap": a.overlap,
+            "decided": len(maj.labels), "ties": len(maj.ties), "fleiss": a.fleiss, "pairs": a.pairs,
+            "by_lang": a.by_lang, "class_counts": dict(Counter(maj.labels.values())),
+            "judges": judges_vs_humans(store),
+            "gold": {action: sum(e["action"] == action for e in flags) for action in ("reviewed", "edited", "flag")}}

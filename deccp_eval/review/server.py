@@ -304,6 +304,7 @@ def create_app(config: ReviewConfig) -> Any:
 
     routes = [
         Route("/", index), Route("/static/{name}", static),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Route("/api/session", session), Route("/api/labels/{key}", put_label, methods=["PUT"]),
         Route("/api/labels/{key}", delete_label, methods=["DELETE"]), Route("/api/gold", gold),
         Route("/api/gold/{action}", gold_action, methods=["POST"]),
