@@ -110,10 +110,10 @@ def current_key(driver: Any) -> str:
 
 
 def label_rows(driver: Any) -> dict[str, str]:
-    from selenium.webdriver.common.by import By
-
-    return {r.get_attribute("data-key"): r.get_attribute("data-verdict")
-            for r in driver.find_elements(By.CSS_SELECTOR, "tr.label-row")}
+    """The 'Your labels' table, read in one script call (the page may re-render it at any time)."""
+    rows = driver.execute_script("return Array.from(document.querySelectorAll('tr.label-row'))"
+                                 ".map(function (r) { return [r.dataset.key, r.dataset.verdict]; });")
+    return dict(rows)
 
 
 def press(driver: Any, keys: str) -> None:

@@ -141,7 +141,7 @@ def human_review_summary(store: "Store") -> dict[str, Any] | None:
         return None
     maj = majority(store)
     flags = [e for e in review_store.gold_log(store.conn)]
-    return {"labels": a.labels, "items": a.items, "reviewers": a.reviewers, "overlap": a.overlap,
+    return {"labels": a.labels, "answers": a.items, "reviewers": a.reviewers, "overlap": a.overlap,
             "decided": len(maj.labels), "ties": len(maj.ties), "fleiss": a.fleiss, "pairs": a.pairs,
             "by_lang": a.by_lang, "class_counts": dict(Counter(maj.labels.values())),
             "judges": judges_vs_humans(store),

@@ -19,7 +19,8 @@
     var sep = path.indexOf("?") < 0 ? "?" : "&";
     var url = method === "GET" || method === "DELETE" ? path + sep + "reviewer=" + encodeURIComponent(state.reviewer) : path;
     var init = { method: method, headers: { "X-Deccp-Review": "1" }, credentials: "same-origin" };
-    if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+    if (method !== "GET") init.headers["Content-Type"] = "application/json";
+    if (body !== undefined) init.body = JSON.stringify(body);
     return fetch(url, init).then(function (r) {
       return r.json().then(function (data) {
         if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
