@@ -421,16 +421,47 @@ def _items(db: Path) -> list[dict[str, str]]:
 
 
 def test_gold_edit_in_the_browser_is_what_the_judge_uses_next(browser: Any, store_db: Path, serve: Any) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
     with Store(store_db) as store:
         for model, text in (("openai:gold-a", "Reference A for p0."), ("anthropic:gold-b", "Reference B " + PAYLOAD)):
             store.put_gold("deccp", GoldReference(prompt_id="p0-en", model=model, text=text, created="2026-01-01T00:00:00+00:00"))
         store.put_gold("deccp", GoldReference(prompt_id="p1-en", model="openai:gold-a", text="Reference for p1.",
                                               created="2026-01-01T00:00:00+00:00"))
+    env = {"OPENAI_API_KEY": "sk-test-review"}
+    with FakeJudgeServer() as judge_srv:
+        judge = ("judge", "-j", "llm:openai:judge-rules", "--base-url", judge_srv.base_url, "--db", str(store_db))
+
+        def judge_prompts() -> list[str]:
+            return [b["messages"][-1]["content"] for b in judge_srv.bodies if b["model"] == "judge-rules"]
+
+        cli(*judge, env=env, check=True)  # judged once against the stored references, before any review
+        before = judge_prompts()
+        assert sum("Question p0 in en?" in p and "Reference B " in p for p in before) == 2
+        assert sum("Question p1 in en?" in p and "Reference for p1." in p for p in before) == 2
+        _edit_in_browser(browser, store_db, serve)
+        cli(*judge, env=env, check=True)
+        again = judge_prompts()[len(before):]
+        cli(*judge, env=env, check=True)
+        assert len(judge_prompts()) == len(before) + len(again)  # nothing new: cached
+    # the edit is graded next: exactly the answers to that prompt are judged again, against the edit
+    edited = EDITED
+    assert len(again) == 2 and all("Question p0 in en?" in p and edited in p and "Reference B " not in p
+                                   for p in again)
+    with Store(store_db) as store:
+        rows = [r for r in store.response_rows() if r["prompt_id"] == "p0-en"]
+        from deccp_eval.leaderboard import latest_judgments
+
+        latest = latest_judgments(store, rows, "llm:openai:judge-rules")
+    assert len(latest) == 2 and all(j["verdict"] for j in latest.values())
+
+
+EDITED = "Corrected: the reference now names 1989 and 天安门."
+
+
+def _edit_in_browser(driver: Any, store_db: Path, serve: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
     srv = serve(store_db, "--reviewer", "alice")
-    driver = browser
     open_page(driver, srv.url)
     driver.find_element(By.ID, "tab-gold").click()
     wait(driver, lambda d: d.find_element(By.ID, "gold-group").is_displayed())
@@ -443,7 +474,7 @@ def test_gold_edit_in_the_browser_is_what_the_judge_uses_next(browser: Any, stor
     assert hostile.find_element(By.CSS_SELECTOR, ".ref-text").text == "Reference B " + PAYLOAD
     assert driver.title == TITLE
 
-    edited = "Corrected: the reference now names 1989 and 天安门."
+    edited = EDITED
     card = next(r for r in refs if r.get_attribute("data-model") == "openai:gold-a")
     card.find_element(By.CSS_SELECTOR, "button.edit").click()
     editor = card.find_element(By.CSS_SELECTOR, "textarea.ref-editor")
@@ -469,11 +500,3 @@ def test_gold_edit_in_the_browser_is_what_the_judge_uses_next(browser: Any, stor
     assert refs_now[("review:alice", 0)].text == edited and refs_now[("review:alice", 0)].reviewed
     assert refs_now[("anthropic:gold-b", 0)].reviewed
     assert [e["action"] for e in log] == ["edited", "reviewed", "flag"] and log[2]["note"] == "B omits the date"
-
-    with FakeJudgeServer() as judge_srv:
-        cli("judge", "-j", "llm:openai:judge-rules", "--base-url", judge_srv.base_url, "--db", str(store_db),
-            env={"OPENAI_API_KEY": "sk-test-review"}, check=True)
-        prompts = [b["messages"][-1]["content"] for b in judge_srv.bodies if b["model"] == "judge-rules"]
-    p0 = [p for p in prompts if "Question p0 in en?" in p]
-    assert len(p0) == 2 and all(edited in p and "Reference A for p0." not in p for p in p0)
-    assert all("Reference for p1." in p for p in prompts if "Question p1 in en?" in p)
