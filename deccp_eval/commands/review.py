@@ -75,8 +75,9 @@ def review(host: str, port: int, reviewer: str | None, sample_n: int, seed: int,
                           token=key, local_only=local, port=port)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={key}" if key else "")
-    click.echo(url, err=False)
+    click.echo(url)
     click.echo(f"{len(items)} answers to label (judge {used_judge or 'none'}, seed {seed}); reviewer {name}; "
                "Ctrl+C stops", err=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False,
+                                                lifespan="off"))
     server.run(sockets=[sock])

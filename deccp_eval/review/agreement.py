@@ -140,7 +140,7 @@ def human_review_summary(store: "Store") -> dict[str, Any] | None:
     if not a.labels:
         return None
     maj = majority(store)
-    flags = [e for e in review_store.gold_log(store.conn)]
+    flags = review_store.gold_log(store.conn)
     return {"labels": a.labels, "answers": a.items, "reviewers": a.reviewers, "overlap": a.overlap,
             "decided": len(maj.labels), "ties": len(maj.ties), "fleiss": a.fleiss, "pairs": a.pairs,
             "by_lang": a.by_lang, "class_counts": dict(Counter(maj.labels.values())),

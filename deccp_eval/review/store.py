@@ -113,11 +113,8 @@ def labels(conn: sqlite3.Connection, reviewer: str | None = None,
     """Stored labels, oldest change first; none (not an error) when review never ran on this store."""
     if not has_tables(conn):
         return []
-    sql, args = "SELECT * FROM review_labels WHERE 1=1", []  # type: tuple[str, list[Any]]
-    if reviewer is not None:
-        sql += " AND reviewer=?"
-        args.append(reviewer)
-    rows = list(conn.execute(sql + " ORDER BY updated, rowid", args))
+    where, args = ("WHERE reviewer=?", (reviewer,)) if reviewer is not None else ("", ())
+    rows = list(conn.execute(f"SELECT * FROM review_labels {where} ORDER BY updated, rowid", args))
     out = [_label(r) for r in rows]
     if response_keys is not None:
         wanted = set(response_keys)
@@ -139,10 +136,8 @@ def log_gold(conn: sqlite3.Connection, dataset: str, prompt_id: str, reviewer: s
 def gold_log(conn: sqlite3.Connection, dataset: str | None = None) -> list[dict[str, Any]]:
     if not has_tables(conn):
         return []
-    sql, args = "SELECT * FROM review_gold_log", ()  # type: tuple[str, tuple[Any, ...]]
-    if dataset:
-        sql, args = sql + " WHERE dataset=?", (dataset,)
-    return [dict(r) for r in conn.execute(sql + " ORDER BY id", args)]
+    where, args = ("WHERE dataset=?", (dataset,)) if dataset else ("", ())
+    return [dict(r) for r in conn.execute(f"SELECT * FROM review_gold_log {where} ORDER BY id", args)]
 
 
 def edited_reference(existing: Sequence[GoldReference], prompt_id: str, reviewer: str, text: str,
