@@ -139,7 +139,11 @@ def label_with_keyboard(driver: Any, n: int, choose: Any) -> dict[str, str]:
         answer = driver.find_element(By.ID, "item-answer").text
         verdict = choose(key, answer)
         before = len(label_rows(driver))
+        graded = driver.find_element(By.ID, "accuracy").is_displayed()  # a reference is stored
         press(driver, VERDICT_KEYS[verdict])
+        if graded:
+            assert len(label_rows(driver)) == before  # not saved until accuracy and misinformation are picked
+            press(driver, "6n")  # partial, no misinformation: saves
         wait(driver, lambda d: len(label_rows(d)) == before + 1)
         done[key] = verdict
     return done
@@ -281,6 +285,10 @@ def test_label_ten_with_the_keyboard_reload_export_validate(browser: Any, store_
                                                             tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
+    with Store(store_db) as store:  # references for two of the six pairs: those answers get graded too
+        for pid in ("p0-en", "p0-zh", "p1-en", "p1-zh"):
+            store.put_gold("deccp", GoldReference(prompt_id=pid, model="openai:gold", text=f"Reference for {pid}.",
+                                                  created="2026-01-01T00:00:00+00:00"))
     srv = serve(store_db, "--reviewer", "alice", "--sample", "20", "--seed", "3")
     driver = browser
     open_page(driver, srv.url)
@@ -306,6 +314,13 @@ def test_label_ten_with_the_keyboard_reload_export_validate(browser: Any, store_
     wait(driver, lambda d: len(label_rows(d)) == 10)
     assert label_rows(driver) == sent
     assert db_labels(store_db, "alice") == sent
+    con = sqlite3.connect(store_db)
+    graded = con.execute("SELECT r.prompt_id, l.accuracy, l.misinformation FROM review_labels l "
+                         "JOIN responses r ON r.key = l.response_key").fetchall()
+    con.close()
+    with_ref = [g for g in graded if g[0][:2] in ("p0", "p1")]
+    assert with_ref and all(g[1:] == ("partial", 0) for g in with_ref)
+    assert all(g[1:] == (None, None) for g in graded if g not in with_ref)
     assert "labelled by you: 10 of 20" in driver.find_element(By.ID, "progress").text
 
     # the hostile answer is shown as text: nothing ran, no element was created from it
