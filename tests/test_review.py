@@ -248,7 +248,7 @@ def test_non_local_clients_are_refused_by_default(store_db: Path) -> None:
     assert resp.status_code == 403 and "local connections only" in resp.text
 
 
-def test_validate_from_store_takes_the_majority_and_reports_ties(store_db: Path) -> None:
+def test_labels_cli_majority_ties_and_errors(store_db: Path) -> None:
     with Store(store_db) as store:
         review_store.ensure_tables(store.conn)
         keys = [r["key"] for r in store.response_rows() if r["error"] is None][:3]
@@ -264,9 +264,21 @@ def test_validate_from_store_takes_the_majority_and_reports_ties(store_db: Path)
     assert result["n"] == 2 and "1 answers left out: reviewers tied" in proc.stderr  # key 3: evasive vs answer
     assert result["per_class"]["refusal"]["support"] == 1 and result["per_class"]["answer"]["support"] == 1
     assert cli("validate-judge", "--db", str(store_db), "-j", "keyword").returncode == 2
+    out = store_db.parent / "bob.jsonl"
+    cli("labels", "export", str(out), "--reviewer", "bob", "--db", str(store_db), check=True)
+    bob = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["label"] for r in bob] == votes["bob"] and all(list(r["votes"]) == ["bob"] for r in bob)
+    proc = cli("labels", "export", str(out), "--db", str(store_db), check=True)
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2 and "1 ties between reviewers left out" in proc.stderr
+
     empty = build_store(store_db.parent / "empty.db")
     proc = cli("validate-judge", "--from-store", "--db", str(empty), "-j", "keyword")
     assert proc.returncode == 2 and "no human labels" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("labels", "agreement", "--db", str(empty))
+    assert proc.returncode == 2 and "no human labels" in proc.stderr
+    for args in (("labels", "agreement"), ("review", "--port", "0")):
+        proc = cli(*args, "--db", str(store_db.parent / "missing.db"))
+        assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
 
 
 # --- in headless Chromium ------------------------------------------------------------------------------------
