@@ -201,7 +201,7 @@ def test_server_refuses_bad_requests(store_db: Path, serve: Any) -> None:
     assert "script-src 'self'" in headers["Content-Security-Policy"] and "unsafe-inline" not in headers["Content-Security-Policy"]
     session = json.loads(http(srv.base + "api/session")[2])
     assert session["reviewer"] == "alice" and len(session["items"]) == 27  # every answer but the stored error
-    assert all("judges" not in i and "stratum" not in i for i in session["items"])  # blind by default
+    assert all("judges" not in i for i in session["items"])  # blind by default
     key = session["items"][0]["key"]
     good = {"reviewer": "alice", "verdict": "refusal"}
     # writes need the custom header and a JSON body (no cross-site form or simple fetch can send them)
@@ -219,6 +219,10 @@ def test_server_refuses_bad_requests(store_db: Path, serve: Any) -> None:
     status, _, raw = http(srv.base + f"api/labels/{key}", "PUT", good, WRITE)
     assert status == 200 and set(json.loads(raw)["judges"]) == {"keyword"}  # revealed once labelled
     assert db_labels(store_db, "alice") == {key: "refusal"}
+    assert db_labels(store_db, "bob") == {}
+    shown = serve(store_db, "--show-verdicts")
+    items = json.loads(http(shown.base + "api/session")[2])["items"]
+    assert all(set(i["judges"]) <= {"keyword"} for i in items) and all(i["judges"] for i in items)  # 27: the unparsed one says so
 
 
 def test_token_required_when_bound_beyond_loopback(store_db: Path, serve: Any) -> None:

@@ -36,7 +36,6 @@ class ReviewItem(BaseModel):
     answer: str
     reference: str | None = None
     expected_facts: list[str] = []
-    stratum: str = ""
 
 
 def references(store: "Store", datasets: Sequence[str]) -> dict[tuple[str, str], str]:
@@ -116,11 +115,7 @@ def sample_items(store: "Store", n: int | None = 100, seed: int = 0, judge: str 
     if chosen:
         for (key, _), j in latest_judgments(store, rows, chosen).items():
             verdicts[key] = j["verdict"] if j["parse_status"] == "ok" and j["verdict"] else "unparsed"
-    picked = stratified_sample(rows, verdicts, n, seed)
-    items = build_items(store, picked)
-    for item in items:
-        item.stratum = f"{item.model} · {item.lang} · {verdicts.get(item.key, UNJUDGED)}"
-    return items, chosen
+    return build_items(store, stratified_sample(rows, verdicts, n, seed)), chosen
 
 
 def items_for_keys(store: "Store", keys: Sequence[str]) -> dict[str, ReviewItem]:

@@ -122,6 +122,10 @@ class Guard:
         await send({"type": "http.response.body", "body": text.encode()})
 
 
+def problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
 class LabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -171,7 +175,7 @@ def create_app(config: ReviewConfig) -> Any:
         try:
             return model.model_validate_json(await request.body())
         except ValidationError as exc:
-            raise UsageError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+            raise UsageError(problems(exc)) from None
 
     def label_view(store: Store, labels: list[review_store.Label]) -> list[dict[str, Any]]:
         verdicts = judge_verdicts(store, [lab.response_key for lab in labels])
@@ -193,7 +197,7 @@ def create_app(config: ReviewConfig) -> Any:
             mine = review_store.labels(store.conn, reviewer=reviewer)
             shown = label_view(store, mine)
             before = judge_verdicts(store, list(items_by_key)) if config.show_verdicts else {}
-        items = [{**i.model_dump(exclude={"stratum"}), **({"judges": before.get(i.key, {})} if before else {})}
+        items = [{**i.model_dump(), **({"judges": before.get(i.key, {})} if before else {})}
                  for i in config.items]
         return JSONResponse({"reviewer": reviewer, "judge": config.judge, "show_verdicts": config.show_verdicts,
                              "items": items, "labels": shown})
@@ -206,7 +210,7 @@ def create_app(config: ReviewConfig) -> Any:
         try:
             label = review_store.Label(response_key=key, **data.model_dump())
         except ValidationError as exc:
-            return error(422, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+            return error(422, problems(exc))
         if items_by_key[key].reference is None and (label.accuracy or label.misinformation is not None):
             return error(422, "accuracy and misinformation need a reference")
 
