@@ -13,7 +13,7 @@ from deccp_eval.backend import BackendOptions, make_backend
 from deccp_eval.datasets import Dataset
 from deccp_eval.judge import Judge, JudgeItem, make_judge
 from deccp_eval.progress import bar
-from deccp_eval.schema import Request, SamplingParams, judgment_key
+from deccp_eval.schema import Request, SamplingParams, canonical_hash, judgment_key
 from deccp_eval.store import Store
 
 log = logging.getLogger("deccp_eval")
@@ -92,15 +92,23 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
     return tally
 
 
+def with_reference(template_hash: str, reference: str | None) -> str:
+    """A judgment's identity covers the reference it was graded against, so a changed reference (a
+    reviewer's edit, a new reviewed one) is judged again instead of served from the store."""
+    return template_hash if reference is None else canonical_hash([template_hash, reference])[:32]
+
+
 def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None) -> list[JudgeItem]:
     """Judge items for stored responses that have no judgment by this judge (and template) yet."""
-    wanted = {judgment_key(r["key"], judge.id, judge.template_hash): r for r in rows if r["error"] is None}
+    refs = {r["key"]: references.get(r["prompt_id"]) if references and judge.uses_reference else None for r in rows}
+    wanted = {judgment_key(r["key"], judge.id, with_reference(judge.template_hash, refs[r["key"]])): r
+              for r in rows if r["error"] is None}
     done = store.judged_keys(wanted)
     items = []
     for jkey, r in wanted.items():
         if jkey in done:
             continue
-        ref = references.get(r["prompt_id"]) if references and judge.uses_reference else None
+        ref = refs[r["key"]]
         items.append(JudgeItem(response_key=r["key"], prompt=r["prompt_text"], response=r["text"] or "",
                                lang=r["lang"], reference=ref, expected_facts=json.loads(r["expected_facts"] or "[]")))
     return items
@@ -114,7 +122,11 @@ def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str,
         return tally
     judge.check()
     with bar(f"judge {judge.id}", len(items)) as advance:
+        refs = {item.response_key: item.reference for item in items}
+
         def on_judgment(j) -> None:
+            if refs.get(j.response_key) is not None:
+                j = j.model_copy(update={"template_hash": with_reference(j.template_hash, refs[j.response_key])})
             store.put_judgment(j)
             tally.judged += 1
             tally.unparsed += j.parse_status.value == "unparsed"
