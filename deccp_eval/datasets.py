@@ -21,6 +21,13 @@ class Dataset(BaseModel):
     name: str
     version: str
     prompts: list[Prompt]
+    full_counts: dict[str, int] | None = None  # prompts per language before `filter`: what "complete" means
+
+    def lang_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for p in self.prompts:
+            counts[p.lang] = counts.get(p.lang, 0) + 1
+        return counts
 
     def filter(self, langs: Iterable[str] | None = None, limit_pairs: int | None = None,
                kinds: Iterable[str] | None = None, categories: Iterable[str] | None = None) -> "Dataset":
@@ -40,7 +47,8 @@ class Dataset(BaseModel):
                     keep.append(p.pair_id)
             chosen = set(keep[:limit_pairs])
             rows = [p for p in rows if p.pair_id in chosen]
-        return Dataset(name=self.name, version=self.version, prompts=rows)
+        return Dataset(name=self.name, version=self.version, prompts=rows,
+                       full_counts=self.full_counts or self.lang_counts())
 
 
 def detect_lang(text: str) -> str:

@@ -82,6 +82,7 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str  # the model spec, e.g. "hf:/path" or "openai:gpt-4o-mini"
+    fingerprint: str = ""  # Backend.fingerprint(): what the spec points at (weights, base_url, options)
     prompt_id: str
     text: str
     params: SamplingParams = Field(default_factory=SamplingParams)
@@ -89,7 +90,8 @@ class Request(BaseModel):
 
     @property
     def key(self) -> str:
-        return canonical_hash(self.model_dump(mode="json"))
+        # An empty fingerprint is left out so keys made before fingerprints existed stay valid.
+        return canonical_hash(self.model_dump(mode="json", exclude={"fingerprint"} if not self.fingerprint else None))
 
     def messages(self) -> list[dict[str, str]]:
         msgs: list[dict[str, str]] = []
@@ -111,6 +113,8 @@ class Response(BaseModel):
     latency_s: float | None = None
     cost: float | None = None
     error: str | None = None
+    provider_model: str | None = None  # the `model` a remote provider says answered
+    system_fingerprint: str | None = None  # the provider's `system_fingerprint`, when it sends one
 
     @property
     def ok(self) -> bool:
@@ -130,14 +134,29 @@ class Judgment(BaseModel):
     raw: str | None = None
     parse_status: ParseStatus = ParseStatus.OK
     members: list[dict[str, Any]] | None = None  # a panel keeps each member's verdict
+    reference_hash: str = ""  # hash of the gold reference judged against ("" when none was used)
+    settings_hash: str = ""  # Judge.settings_hash(): the judge's output-changing settings
 
     @property
     def key(self) -> str:
-        return judgment_key(self.response_key, self.judge, self.template_hash)
+        return judgment_key(self.response_key, self.judge, self.template_hash, self.reference_hash,
+                            self.settings_hash)
 
 
-def judgment_key(response_key: str, judge: str, template_hash: str) -> str:
-    return canonical_hash({"response": response_key, "judge": judge, "template": template_hash})
+def judgment_key(response_key: str, judge: str, template_hash: str, reference_hash: str = "",
+                 settings_hash: str = "") -> str:
+    """What a judgment depends on; empty parts are left out so older keys stay valid."""
+    payload = {"response": response_key, "judge": judge, "template": template_hash}
+    if reference_hash:
+        payload["reference"] = reference_hash
+    if settings_hash:
+        payload["settings"] = settings_hash
+    return canonical_hash(payload)
+
+
+def text_hash(text: str | None) -> str:
+    """Short hash of a text that a key depends on (a gold reference); "" for none."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16] if text else ""
 
 
 class GoldReference(BaseModel):

@@ -12,7 +12,8 @@ from typing import Any, Callable, Sequence
 from deccp_eval.backend import BackendOptions, make_backend, parse_spec
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.judge import Judge, JudgeItem, OnJudgment
-from deccp_eval.schema import Accuracy, Judgment, ParseStatus, Request, Response, SamplingParams, Verdict
+from deccp_eval.schema import (Accuracy, Judgment, ParseStatus, Request, Response, SamplingParams, Verdict,
+                               canonical_hash)
 from deccp_eval.templates import parse_accuracy, parse_misinformation, parse_verdict, rationale, render, template_hash
 
 log = logging.getLogger("deccp_eval")
@@ -47,6 +48,11 @@ class LLMJudge(Judge):
     @property
     def template_hash(self) -> str:
         return template_hash(VERDICT_TEMPLATE, REFERENCE_TEMPLATE)
+
+    def settings_hash(self) -> str:
+        """The judging model's fingerprint (spec, base_url, options) and the judge's max tokens."""
+        return canonical_hash({"backend": make_backend(self.arg, self.options).fingerprint(),
+                               "max_tokens": self.max_tokens})[:16]
 
     @property
     def max_tokens(self) -> int:

@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 from deccp_eval.backend import BatchBackend
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.schema import Request, Response
+from deccp_eval.schema import Request, Response, canonical_hash
 from deccp_eval.text import split_think
 
 
@@ -27,6 +27,11 @@ class HFBackend(BatchBackend):
             from deccp_eval.errors import MissingDependency
 
             raise MissingDependency("transformers", "hf", "The hf backend") from None
+
+    def fingerprint(self) -> str:
+        from deccp_eval.fingerprint import model_fingerprint
+
+        return canonical_hash([super().fingerprint(), model_fingerprint(resolve_path(self.model))])[:32]
 
     def load(self) -> tuple[Any, Any]:
         if self._model is None:
