@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -65,6 +66,11 @@ class Group(click.Group):
         except DeccpError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except sqlite3.OperationalError as exc:  # another process held the store past the timeout
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            click.echo(f"Error: the store is locked by another process ({exc}); try again", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,7 +179,7 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
       deccp-eval run -m vllm:Qwen/Qwen2-7B-Instruct --lang zh --samples 3 --temperature 0.7
     """
     from deccp_eval import runner
-    from deccp_eval.datasets import load_dataset, parse_column_map
+    from deccp_eval.datasets import load_dataset, parse_column_map, require_langs
     from deccp_eval.schema import SamplingParams
     from deccp_eval.store import Store
 
@@ -181,8 +187,8 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
     data = load_dataset(dataset, parse_column_map(_split_csv(column_map)), split).filter(
         langs=_split_csv(langs), limit_pairs=limit, kinds=None if kind == "all" else [kind],
         categories=_split_csv(categories) or None)
-    if not data.prompts:
-        raise click.UsageError("no prompts left after --lang/--kind/--category/--limit")
+    lang_given = click.get_current_context().get_parameter_source("langs") is not click.core.ParameterSource.DEFAULT
+    require_langs(data, _split_csv(langs) if lang_given else [], dataset)
     specs, options, defaults = _resolve_models(list(models), kw)
     ctx = click.get_current_context()
     explicit = {n for n in ("temperature", "max_tokens", "top_p", "seed", "system_prompt")
@@ -224,7 +230,7 @@ def _print_leaderboard(store: Any, run_id: str | None = None) -> None:
 
 @main.command()
 @click.option("--judge", "-j", "judges", multiple=True, required=True, help="Judge spec; repeatable.")
-@click.option("--run", "run_id", default=None, help="Only this run (default: each model's latest run).")
+@click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of each model).")
 @click.option("--model", "-m", "models", multiple=True, help="Only these models.")
 @click.option("-v", "--verbose", count=True)
 @model_options
@@ -262,7 +268,8 @@ def judge(judges: tuple[str, ...], run_id: str | None, models: tuple[str, ...], 
 @main.command("leaderboard")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/leaderboard.csv"),
               show_default=True)
-@click.option("--run", "run_id", default=None, help="Only this run (default: each model's latest run).")
+@click.option("--run", "run_id", default=None,
+              help="Only this run (default: every stored answer of each model, over all runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON instead of Markdown.")
 @db_option
 def leaderboard_cmd(out: Path, run_id: str | None, as_json: bool, db: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable
 
@@ -15,6 +14,7 @@ from deccp_eval.runner import ModelTally, generate
 from deccp_eval.schema import GoldReference, Prompt, Request, SamplingParams
 from deccp_eval.store import Store, now
 from deccp_eval.templates import render, template_hash
+from deccp_eval.textio import parse_json, read_text
 
 GOLD_TEMPLATE = "gold_answer.j2"
 
@@ -90,13 +90,14 @@ def export_gold(store: Store, path: Path, dataset: str | None = None) -> int:
 
 def import_gold(store: Store, path: Path) -> int:
     count = 0
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            row = GoldRow.model_validate(json.loads(line))
-        except (json.JSONDecodeError, ValidationError) as exc:
-            raise DatasetError(f"{path}: line {lineno}: {exc}") from None
+            row = GoldRow.model_validate(parse_json(line, path, line_offset=lineno - 1))
+        except ValidationError as exc:
+            problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
+            raise DatasetError(f"{path}: line {lineno}: {problems}") from None
         store.put_gold(row.dataset, GoldReference.model_validate(row.model_dump(include=set(GoldReference.model_fields))))
         count += 1
     return count

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
@@ -13,6 +12,7 @@ from deccp_eval.errors import DatasetError
 from deccp_eval.judge import Judge, JudgeItem
 from deccp_eval.schema import VERDICTS, Verdict, canonical_hash
 from deccp_eval.stats import cohen_kappa
+from deccp_eval.textio import parse_json, read_text
 
 UNPARSED = "unparsed"
 
@@ -29,13 +29,11 @@ class LabelRow(BaseModel):
 
 def load_labels(path: Path) -> list[LabelRow]:
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            rows.append(LabelRow.model_validate(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
+            rows.append(LabelRow.model_validate(parse_json(line, path, line_offset=lineno - 1)))
         except ValidationError as exc:
             problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
             raise DatasetError(f"{path}: line {lineno}: {problems}") from None
