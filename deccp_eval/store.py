@@ -123,6 +123,7 @@ class Store:
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for stmt in MIGRATIONS[target]:
                     self.conn.execute(stmt)
+            self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             self.conn.execute("DELETE FROM schema_version")
             self.conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
 
