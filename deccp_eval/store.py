@@ -282,6 +282,9 @@ class Store:
         with self.conn:
             self.conn.execute("DELETE FROM leases WHERE owner=?", (owner,))
 
+    def lease_owners(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT owner FROM leases WHERE expires > ?", (time.time(),))}
+
     def leased_by_others(self, keys: Sequence[str], owner: str) -> set[str]:
         out: set[str] = set()
         t = time.time()

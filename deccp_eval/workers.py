@@ -59,11 +59,26 @@ class Worker:
             if store is not None:
                 store.close()
 
+    def reap_local(self) -> int:
+        """Drop leases of workers on this host whose process is gone (killed with SIGKILL), so a
+        rerun right after a crash need not wait for their leases to lapse."""
+        host = socket.gethostname()
+        dropped = 0
+        for owner in self.store.lease_owners():
+            parts = owner.rsplit(":", 2)
+            if len(parts) != 3 or parts[0] != host or owner == self.owner or not parts[1].isdigit():
+                continue
+            if not _alive(int(parts[1])):
+                self.store.release(owner)
+                dropped += 1
+        return dropped
+
     def run(self, keys: Sequence[str], send: Callable[[list[str]], None], chunk: int,
             redo_errors: bool = False, redo_all: bool = False) -> int:
         """Claim, send and store every key this worker can; wait for the ones other workers hold.
         Returns how many keys another worker answered meanwhile."""
         since = now()
+        self.reap_local()
         pending = list(keys)
         done_elsewhere = 0
         waited = False
@@ -82,8 +97,19 @@ class Worker:
             done_elsewhere += len(finished)
             pending = [k for k in pending if k not in finished]
             if pending:
+                self.reap_local()
                 if not waited:
                     log.info("waiting for %d requests leased by other workers", len(pending))
                     waited = True
                 time.sleep(self.poll_s)
         return done_elsewhere
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

@@ -92,3 +92,17 @@ def test_worker_waits_for_a_live_worker_then_adopts_a_dead_ones_keys(tmp_path: P
             elsewhere = worker.run(list(by_key), send, chunk=2)
     assert elsewhere == 2  # the live worker's two answers were waited for, not re-sent
     assert set(sent) == set(by_key) - set(live) and max(sent.values()) == 1  # the dead one's key adopted once
+
+
+def test_leases_of_a_killed_local_worker_are_reaped_at_once(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with Store(tmp_path / "s.db") as store:
+        store.claim(["a", "b"], f"{socket.gethostname()}:{dead.pid}:abcd1234", lease_s=600, limit=2, since=now())
+        store.claim(["c"], f"other-host:{dead.pid}:abcd1234", lease_s=600, limit=1, since=now())
+        with Worker(store) as worker:
+            assert worker.reap_local() == 1
+        assert store.leased_by_others(["a", "b", "c"], "me") == {"c"}  # another host's lease is kept
