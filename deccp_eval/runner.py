@@ -101,8 +101,13 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
 
 
 def chunk_size(options: BackendOptions) -> int:
-    """Keys leased at a time: enough to keep a remote engine's slots or a local batch full."""
-    return max(options.batch_size, 4 * options.max_concurrency)
+    """Keys leased at a time: enough to keep a remote engine's slots or a local batch full
+    (`DECCP_EVAL_LEASE_CHUNK` overrides)."""
+    import os
+
+    if os.environ.get("DECCP_EVAL_LEASE_CHUNK"):
+        return max(1, int(os.environ["DECCP_EVAL_LEASE_CHUNK"]))
+    return max(options.batch_size, 8 * options.max_concurrency)
 
 
 def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None) -> list[JudgeItem]:
