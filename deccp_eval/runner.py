@@ -110,7 +110,8 @@ def chunk_size(options: BackendOptions) -> int:
     return max(options.batch_size, 8 * options.max_concurrency)
 
 
-def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None) -> list[JudgeItem]:
+def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None
+                ) -> dict[str, JudgeItem]:
     """Judge items for stored responses with no judgment under this judge's current key: its
     template, settings and (when it reads references) the reference text, so a reference added or
     changed after judging, or a changed judge setting, re-grades exactly the items it affects."""
@@ -122,25 +123,29 @@ def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str
         ref = references.get(r["prompt_id"]) if references and judge.uses_reference else None
         wanted[judgment_key(r["key"], judge.id, judge.template_hash, text_hash(ref), settings)] = (r, ref)
     done = store.judged_keys(wanted)
-    items = []
+    items = {}
     for jkey, (r, ref) in wanted.items():
         if jkey in done:
             continue
-        items.append(JudgeItem(response_key=r["key"], prompt=r["prompt_text"], response=r["text"] or "",
-                               lang=r["lang"], reference=ref, expected_facts=json.loads(r["expected_facts"] or "[]")))
+        items[jkey] = JudgeItem(response_key=r["key"], prompt=r["prompt_text"], response=r["text"] or "",
+                                lang=r["lang"], reference=ref, expected_facts=json.loads(r["expected_facts"] or "[]"))
     return items
 
 
 def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None) -> JudgeTally:
+    """Judge what has no judgment under the current key; leased like generation, so several
+    workers on one store never pay a judge twice for one item."""
+    from deccp_eval.workers import Worker
+
     tally = JudgeTally(judge.id)
     items = judge_items(store, rows, judge, references)
     tally.cached = sum(1 for r in rows if r["error"] is None) - len(items)
     if not items:
         return tally
     judge.check()
-    refs = {i.response_key: text_hash(i.reference) for i in items}
+    refs = {i.response_key: text_hash(i.reference) for i in items.values()}
     settings = judge.settings_hash()
-    with bar(f"judge {judge.id}", len(items)) as advance:
+    with bar(f"judge {judge.id}", len(items)) as advance, Worker(store) as worker:
         def on_judgment(j: Judgment) -> None:
             j = j.model_copy(update={"reference_hash": refs.get(j.response_key, ""), "settings_hash": settings})
             store.put_judgment(j)
@@ -149,10 +154,13 @@ def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str,
             advance(1)
 
         try:
-            judge.judge(items, on_judgment)
+            elsewhere = worker.run(list(items), lambda keys: judge.judge([items[k] for k in keys], on_judgment),
+                                   chunk=chunk_size(judge.options), table="judgments")
         finally:
             judge.close()
-    tally.errors = len(items) - tally.judged
+        tally.cached += elsewhere
+        advance(elsewhere)
+    tally.errors = len(items) - tally.judged - elsewhere
     return tally
 
 

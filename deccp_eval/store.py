@@ -240,13 +240,13 @@ class Store:
 
     # leases: several workers on one store ---------------------------------------------------
     def claim(self, keys: Sequence[str], owner: str, lease_s: float, limit: int, since: str,
-              redo_errors: bool = False, redo_all: bool = False) -> list[str]:
+              redo_errors: bool = False, redo_all: bool = False, table: str = "responses") -> list[str]:
         """Lease up to `limit` of `keys` for `owner`, in one BEGIN IMMEDIATE transaction.
 
         A key is free when no live lease holds it (expired ones are re-taken) and it still needs
         sending: no stored answer, or (with `redo_errors`/`redo_all`) an error/anything stored
         before `since` (the start of this worker's pass), so what another worker wrote meanwhile
-        is never sent again."""
+        is never sent again. `table="judgments"` leases judgment keys the same way."""
         taken: list[str] = []
         t = time.time()
         with self.immediate():
@@ -257,7 +257,7 @@ class Store:
                 leased = {r[0]: r[1] for r in self.conn.execute(
                     f"SELECT key, owner FROM leases WHERE expires > ? AND key IN ({marks})", (t, *chunk))}
                 stored = {r[0]: (r[1], r[2]) for r in self.conn.execute(
-                    f"SELECT key, error, created FROM responses WHERE key IN ({marks})", chunk)}
+                    f"SELECT key, {_error_col(table)}, created FROM {_table(table)} WHERE key IN ({marks})", chunk)}
                 for key in chunk:
                     if len(taken) >= limit:
                         break
@@ -294,13 +294,19 @@ class Store:
                 f"SELECT key FROM leases WHERE expires > ? AND owner != ? AND key IN ({marks})", (t, owner, *chunk)))
         return out
 
-    def written_since(self, keys: Sequence[str], since: str) -> set[str]:
+    def written_since(self, keys: Sequence[str], since: str, table: str = "responses") -> set[str]:
         out: set[str] = set()
         for chunk in _chunks(list(keys)):
             marks = ",".join("?" * len(chunk))
             out.update(r[0] for r in self.conn.execute(
-                f"SELECT key FROM responses WHERE created >= ? AND key IN ({marks})", (since, *chunk)))
+                f"SELECT key FROM {_table(table)} WHERE created >= ? AND key IN ({marks})", (since, *chunk)))
         return out
+
+    def stored_status(self, keys: Sequence[str], table: str = "responses") -> dict[str, bool]:
+        """key -> True when stored without error (judgments have none), False when an error."""
+        if table == "responses":
+            return self.response_status(keys)
+        return {k: True for k in self.judged_keys(keys)}
 
     # reading results ------------------------------------------------------------------------
     def response_rows(self, run_id: str | None = None, models: Sequence[str] | None = None,
@@ -357,7 +363,9 @@ class Store:
         return out
 
     def put_judgment(self, j: Judgment) -> None:
+        """Insert or replace; releases the judgment key's lease in the same transaction."""
         with self.conn:
+            self.conn.execute("DELETE FROM leases WHERE key=?", (j.key,))
             self.conn.execute(
                 "INSERT OR REPLACE INTO judgments (key, response_key, judge, template_hash, verdict, accuracy, "
                 "misinformation, rationale, raw, parse_status, members, created, reference_hash, settings_hash) "
@@ -400,6 +408,16 @@ class Store:
             yield r["dataset"], GoldReference(prompt_id=r["prompt_id"], model=r["model"], text=r["text"],
                                               created=r["created"], template_hash=r["template_hash"],
                                               sample=r["sample"], reviewed=bool(r["reviewed"]))
+
+
+def _table(table: str) -> str:
+    if table not in ("responses", "judgments"):
+        raise ValueError(f"no lease table {table!r}")
+    return table
+
+
+def _error_col(table: str) -> str:
+    return "error" if _table(table) == "responses" else "NULL"
 
 
 def _explain_open(path: Path, exc: sqlite3.DatabaseError) -> str:

@@ -74,9 +74,10 @@ class Worker:
         return dropped
 
     def run(self, keys: Sequence[str], send: Callable[[list[str]], None], chunk: int,
-            redo_errors: bool = False, redo_all: bool = False) -> int:
+            redo_errors: bool = False, redo_all: bool = False, table: str = "responses") -> int:
         """Claim, send and store every key this worker can; wait for the ones other workers hold.
-        Returns how many keys another worker answered meanwhile."""
+        Returns how many keys another worker answered meanwhile. `table` is where an answer to a
+        key lands: "responses" (generation) or "judgments" (judging)."""
         since = now()
         self.reap_local()
         pending = list(keys)
@@ -84,14 +85,14 @@ class Worker:
         waited = False
         while pending:
             claimed = self.store.claim(pending, self.owner, self.lease_s, chunk, since,
-                                       redo_errors=redo_errors, redo_all=redo_all)
+                                       redo_errors=redo_errors, redo_all=redo_all, table=table)
             if claimed:
                 taken = set(claimed)
                 pending = [k for k in pending if k not in taken]
                 send(claimed)
                 continue
-            status = self.store.response_status(pending)
-            fresh = self.store.written_since(pending, since)
+            status = self.store.stored_status(pending, table)
+            fresh = self.store.written_since(pending, since, table)
             finished = {k for k in pending if k in fresh or (
                 k in status and not (redo_all or (redo_errors and status[k] is False)))}
             done_elsewhere += len(finished)

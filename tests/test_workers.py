@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from fakes.openai_server import FakeOpenAIServer
+from fakes.judge_server import FakeJudgeServer
 
 from deccp_eval.datasets import load_dataset
 from deccp_eval.store import Store, now
@@ -21,25 +21,28 @@ KEY = "sk-test-workers"
 
 
 def test_three_workers_send_each_of_616_prompts_once(tmp_path: Path) -> None:
-    """Failure 3 of issue 12: two processes on one store sent 1,232 requests for 616 prompts."""
+    """Failure 3 of issue 12: two processes on one store sent 1,232 requests for 616 prompts.
+    Judging with an LLM judge is leased the same way: 616 answers, 616 judgments, nothing twice."""
     data = load_dataset("deccp").filter(langs=["en", "zh"])
     assert len(data.prompts) == 616
     db = tmp_path / "results" / "deccp.db"
     env = {**os.environ, "OPENAI_API_KEY": KEY, "DECCP_EVAL_BACKOFF_BASE_S": "0.01"}
-    with FakeOpenAIServer(latency_s=0.02) as srv:
-        args = [sys.executable, "-m", "deccp_eval.cli", "run", "-m", "openai:fake-model", "--base-url",
-                srv.base_url, "--lang", "en,zh", "--max-concurrency", "8", "--db", str(db)]
+    with FakeJudgeServer(latency_s=0.02) as srv:
+        args = [sys.executable, "-m", "deccp_eval.cli", "run", "-m", "openai:fake-model", "-j",
+                "llm:openai:judge-rules", "--base-url", srv.base_url, "--lang", "en,zh", "--max-concurrency", "8",
+                "--db", str(db)]
         procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                  for _ in range(3)]
         outs = [p.communicate(timeout=600) for p in procs]
         for p, (out, err) in zip(procs, outs):
             assert p.returncode == 0, err
-        assert srv.requests == 616, srv.requests
-        assert max(srv.per_prompt.values()) == 1 and len(srv.per_prompt) == 616
+        assert srv.requests == 2 * 616, srv.requests  # 616 answers + 616 judgments
+        assert max(srv.per_prompt.values()) == 1 and len(srv.per_prompt) == 2 * 616
     con = sqlite3.connect(db)
     keys = [r[0] for r in con.execute("SELECT key FROM responses")]
     assert len(keys) == 616 and len(set(keys)) == 616
     assert con.execute("SELECT COUNT(*) FROM responses WHERE error IS NOT NULL").fetchone()[0] == 0
+    assert con.execute("SELECT COUNT(*) FROM judgments").fetchone()[0] == 616
     assert con.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0  # every lease released
     # every worker's run saw all 616 answers (its own or another's) and judged them
     runs = [r[0] for r in con.execute("SELECT id FROM runs")]
