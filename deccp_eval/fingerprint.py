@@ -9,8 +9,9 @@ reads at most. Per-file digests are cached by (path, size, mtime, ctime, inode):
 re-hash that gives the same answer; new bytes give a new one. `DECCP_EVAL_FINGERPRINT=full` hashes
 weight files in full instead (still cached).
 
-A hub id's fingerprint is its resolved commit sha when huggingface_hub has the repo in its local
-cache, else the id and the revision string as given.
+A hub id's fingerprint is its resolved commit sha: from huggingface_hub's local cache, else asked
+of the hub (one request, 3 s at most; skipped with HF_HUB_OFFLINE=1), else the id and the revision
+string as given.
 """
 
 from __future__ import annotations
@@ -144,9 +145,22 @@ def hub_fingerprint(repo_id: str, revision: str | None = None) -> str:
             sha = (folder / "refs" / ref).read_text(encoding="utf-8").strip()
     except (ImportError, OSError, ValueError):
         sha = None
+    if not sha and os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("1", "true", "yes"):
+        sha = _remote_sha(repo_id, revision)
     if sha:
         return f"hub:{repo_id}@{sha}"
     return f"hub:{repo_id}@{revision or 'main'} (unresolved)"
+
+
+def _remote_sha(repo_id: str, revision: str | None) -> str | None:
+    """The hub's commit sha for a repo not yet downloaded (one short request), so the first run
+    and the runs after the download share keys; None offline or on any error."""
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().model_info(repo_id, revision=revision, timeout=3).sha
+    except Exception:  # offline, unknown repo, gated, rate limited: fall back to the id
+        return None
 
 
 def model_fingerprint(model: str, revision: str | None = None) -> str:

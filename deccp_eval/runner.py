@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -63,7 +64,7 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
     """Send what the store lacks (stored errors too with `retry_errors`, everything with `no_cache`).
 
     Cooperates with other workers on the same store: keys are leased in chunks before they are
-    sent (see `workers.claim_loop`), keys another live worker holds are left to it and waited for
+    sent (`workers.Worker.run`), keys another live worker holds are left to it and waited for
     at the end, and a dead worker's keys are adopted once its lease expires."""
     from deccp_eval.workers import Worker
 
@@ -103,8 +104,6 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
 def chunk_size(options: BackendOptions) -> int:
     """Keys leased at a time: enough to keep a remote engine's slots or a local batch full
     (`DECCP_EVAL_LEASE_CHUNK` overrides)."""
-    import os
-
     if os.environ.get("DECCP_EVAL_LEASE_CHUNK"):
         return max(1, int(os.environ["DECCP_EVAL_LEASE_CHUNK"]))
     return max(options.batch_size, 8 * options.max_concurrency)

@@ -76,6 +76,7 @@ def test_hub_ids_resolve_to_the_cached_commit(tmp_path: Path, monkeypatch: pytes
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert fpmod.model_fingerprint("Org/Model") == "hub:Org/Model@main (unresolved)"
     refs = tmp_path / "hub" / "models--Org--Model" / "refs"
     refs.mkdir(parents=True)
