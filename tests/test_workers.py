@@ -109,3 +109,41 @@ def test_leases_of_a_killed_local_worker_are_reaped_at_once(tmp_path: Path) -> N
         with Worker(store) as worker:
             assert worker.reap_local() == 1
         assert store.leased_by_others(["a", "b", "c"], "me") == {"c"}  # another host's lease is kept
+
+
+def test_killed_worker_loses_nothing_and_repeats_at_most_its_in_flight_requests(tmp_path: Path) -> None:
+    import signal
+
+    from fakes.openai_server import FakeOpenAIServer
+    from fakes.server import answer_for
+
+    data = tmp_path / "set.jsonl"
+    data.write_text("".join(f'{{"id": "q{i:03d}", "text": "question number {i}"}}\n' for i in range(120)))
+    db = tmp_path / "r.db"
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    with FakeOpenAIServer(latency_s=0.05) as srv:
+        args = [sys.executable, "-m", "deccp_eval.cli", "run", "-m", "openai:fake-model", "--base-url", srv.base_url,
+                "-d", str(data), "--max-concurrency", "4", "--db", str(db)]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if db.exists():
+                try:
+                    con = sqlite3.connect(db)
+                    n = con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+                    con.close()
+                except sqlite3.Error:
+                    n = 0
+                if n >= 20:
+                    break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        sent_before = srv.requests
+        rerun = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr
+        assert srv.requests - sent_before <= 120 and srv.requests <= 120 + 4  # at most the killed one's in-flight
+    con = sqlite3.connect(db)
+    rows = dict(con.execute("SELECT p.text, r.text FROM responses r JOIN prompts p ON p.id = r.prompt_id"))
+    assert len(rows) == 120 and all(text == answer_for(q) for q, text in rows.items())
+    assert con.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
