@@ -10,6 +10,7 @@ from pydantic import ConfigDict, ValidationError
 from deccp_eval.backend import BackendOptions
 from deccp_eval.datasets import Dataset
 from deccp_eval.errors import DatasetError
+from deccp_eval.executors import Executor
 from deccp_eval.jsonl import read_jsonl
 from deccp_eval.runner import ModelTally, generate
 from deccp_eval.schema import GoldReference, Prompt, Request, SamplingParams
@@ -34,7 +35,7 @@ def gold_requests(prompts: Iterable[Prompt], model: str, samples: int, params: S
 
 def generate_gold(store: Store, dataset: Dataset, models: list[str], options: dict[str, BackendOptions],
                   samples: int = 1, params: SamplingParams | None = None,
-                  retry_errors: bool = False) -> list[ModelTally]:
+                  retry_errors: bool = False, executor: Executor | None = None) -> list[ModelTally]:
     """Reference answers for every sensitive prompt (each language) from each model."""
     from deccp_eval.runner import new_run_id
 
@@ -50,7 +51,7 @@ def generate_gold(store: Store, dataset: Dataset, models: list[str], options: di
         requests = gold_requests(sensitive, model, samples, params)
         proxy = Dataset(name=name, version=dataset.version, prompts=[])
         tallies.append(generate(store, proxy, model, requests, options.get(model, BackendOptions()), run_id,
-                                retry_errors=retry_errors))
+                                retry_errors=retry_errors, executor=executor))
         for req in requests:
             resp = store.get_response(req.key)
             if resp is not None and resp.error is None and resp.text.strip():

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from deccp_eval.backend import BackendOptions, make_backend
 from deccp_eval.datasets import Dataset
+from deccp_eval.executors import Executor
 from deccp_eval.judge import Judge, JudgeItem, make_judge
 from deccp_eval.progress import bar
 from deccp_eval.schema import Request, SamplingParams, judgment_key
@@ -58,8 +59,10 @@ def plan(dataset: Dataset, model: str, params: SamplingParams, samples: int = 1)
 
 
 def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Request], options: BackendOptions,
-             run_id: str, no_cache: bool = False, retry_errors: bool = False) -> ModelTally:
-    """Send what the store lacks (stored errors too with `retry_errors`, everything with `no_cache`)."""
+             run_id: str, no_cache: bool = False, retry_errors: bool = False,
+             executor: Executor | None = None) -> ModelTally:
+    """Send what the store lacks (stored errors too with `retry_errors`, everything with `no_cache`).
+    The executor places the backend (here, or on a Ray cluster); answers always come back here."""
     tally = ModelTally(model, planned=len(requests))
     store.link(run_id, [r.key for r in requests])
     status = {} if no_cache else store.response_status(r.key for r in requests)
@@ -68,9 +71,9 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
     if not todo:
         return tally
     by_key = {r.key: r for r in todo}
-    backend = make_backend(model, options)
+    backend = executor.backend(model, options) if executor else make_backend(model, options)
     backend.check()
-    with bar(f"generate {model}", len(todo)) as advance:
+    with bar(f"generate {backend.progress_label}", len(todo)) as advance:
         def on_response(resp) -> None:
             store.put_response(by_key[resp.key], dataset.name, resp, replace=True)
             if resp.error:
@@ -126,7 +129,7 @@ def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str,
 def run(store: Store, dataset: Dataset, models: Sequence[str], judges: Sequence[str], params: SamplingParams,
         samples: int = 1, options: dict[str, BackendOptions] | None = None, judge_options: BackendOptions | None = None,
         no_cache: bool = False, retry_errors: bool = False, run_id: str | None = None,
-        param_overrides: dict[str, dict] | None = None) -> RunSummary:
+        param_overrides: dict[str, dict] | None = None, executor: Executor | None = None) -> RunSummary:
     """Generate for every model, then judge this run's responses with every judge."""
     run_id = run_id or new_run_id()
     options = options or {}
@@ -144,7 +147,8 @@ def run(store: Store, dataset: Dataset, models: Sequence[str], judges: Sequence[
             model_params = SamplingParams.model_validate({**params.model_dump(), **override})
             requests = plan(dataset, model, model_params, samples)
             summary.models.append(generate(store, dataset, model, requests, options.get(model, BackendOptions()),
-                                           run_id, no_cache=no_cache, retry_errors=retry_errors))
+                                           run_id, no_cache=no_cache, retry_errors=retry_errors,
+                                           executor=executor))
         rows = store.response_rows(run_id=run_id)
         references = gold_texts(store, dataset.name)
         for judge in judge_objs:
