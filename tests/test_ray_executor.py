@@ -164,3 +164,23 @@ def test_bad_executor_options_are_usage_errors(cluster, toy_path, tmp_path):
     assert proc.returncode == 2 and "--executor ray" in proc.stderr and "Traceback" not in proc.stderr
     proc = cli(*base, "--executor", "ray", "--ray-address", cluster, "--replicas", "5")
     assert proc.returncode == 2 and "do not fit" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_parallel_trials_fill_one_resumable_study(cluster, toy_path, tmp_path):
+    """Two Ray workers share one Optuna study; a rerun with more trials continues it, in parallel or not."""
+    from deccp_eval.abliteration import search
+    from deccp_eval.abliteration.pipeline import AbliterateSettings, abliterate
+
+    out = tmp_path / "toy-abl"
+    settings = AbliterateSettings(model=str(toy_path), out=out, trials=4, seed=0, max_tokens=24, batch_size=64,
+                                  eval_limit=16, device="cpu", study_db=tmp_path / "studies.db", parallel_trials=2)
+    seen: list[int] = []
+    result = abliterate(settings, on_trial=lambda n, score: seen.append(n))
+    done = search.complete_trials(result.study)
+    assert 4 <= len(done) <= 5 and sorted(seen) == [t.number for t in done]
+    assert all("params" in t.user_attrs and "rates" in t.user_attrs for t in done)
+    assert result.record.search.trials == len(done) and (out / "abliteration.json").is_file()
+    assert result.record.after.censorship <= result.record.before.censorship
+    more = abliterate(settings.model_copy(update={"trials": len(done) + 1, "parallel_trials": 1,
+                                                  "out": tmp_path / "again"}))
+    assert more.ran_trials == 1 and more.record.search.study == result.record.search.study

@@ -38,8 +38,10 @@ class Replica:
     """The body of a Ray actor: builds the plugin's backend and loads its weights once, then
     serves shards. It never touches the store; it returns answers to the driver."""
 
-    def __init__(self, spec: str, options: dict[str, Any]) -> None:
+    def __init__(self, spec: str, options: dict[str, Any], cwd: str) -> None:
         t0 = time.perf_counter()
+        if os.path.isdir(cwd):  # relative model paths mean what they mean to the driver
+            os.chdir(cwd)
         self.backend = make_backend(spec, BackendOptions.model_validate(options))
         self.backend.check()
         load = getattr(self.backend, "load", None)  # local backends load lazily; do it once, here
@@ -111,7 +113,7 @@ class ClusterBackend(Backend):
         index = len(self.stats)
         actor_cls = ray.remote(Replica).options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0,
                                                 max_task_retries=0)
-        self.live[index] = actor_cls.remote(self.spec, self._engine_options())
+        self.live[index] = actor_cls.remote(self.spec, self._engine_options(), os.getcwd())
         self.stats[index] = ReplicaStats(index)
         return index
 
