@@ -105,7 +105,8 @@ def test_two_actors_equal_the_local_run(cluster, data, local_answers, tmp_path):
         assert len(b.stats) == 2 and all(s.shards > 0 and s.load_s > 0 for s in b.stats.values())
         assert sum(s.answers for s in b.stats.values()) == 48 and b.requeued == 0
     texts = list(local_answers.values())
-    assert len(set(texts)) > 10 and all(t.strip() for t in texts)  # real, varied answers, not one string
+    assert len(set(texts)) >= 5 and all(t.strip() for t in texts)  # real, varied answers, not one string
+    assert any("sorry" in t for t in texts) and any("1989" in t for t in texts)  # refusals and answers
 
 
 def test_a_killed_actor_loses_nothing(cluster, data, local_answers, tmp_path):

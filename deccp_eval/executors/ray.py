@@ -131,7 +131,9 @@ class ClusterBackend(Backend):
                 st = self.stats[i]
                 st.node, st.pid, st.load_s = info["node"], info["pid"], info["load_s"]
         except ray.exceptions.RayError as exc:
-            self.close()
+            for actor in self.live.values():
+                ray.kill(actor)
+            self.live.clear()
             raise DeccpError(f"{self.spec}: a replica could not load the model: {_cause(exc)}") from None
         log.info("%s: %d replicas ready (%s)", self.spec, self.replicas,
                  ", ".join(f"{s.node} {s.load_s:.1f}s" for s in self.stats.values()))
@@ -193,7 +195,7 @@ class ClusterBackend(Backend):
 
     def close(self) -> None:
         """Free the replicas (their GPUs go to the next model) and say how each spent its time."""
-        if not self.stats:
+        if not self.live:
             return
         ray = require_ray()
         for actor in self.live.values():
