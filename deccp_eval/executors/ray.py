@@ -54,12 +54,12 @@ class Replica:
 
         return {"load_s": self.load_s, "node": ray.util.get_node_ip_address(), "pid": os.getpid()}
 
-    def generate(self, requests: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float]:
-        """(answers, seconds spent) for one shard."""
+    def generate(self, requests: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float, dict[str, Any]]:
+        """(answers, seconds spent, where it ran) for one shard."""
         t0 = time.perf_counter()
         out: list[Response] = []
         self.backend.generate([Request.model_validate(r) for r in requests], out.append)
-        return [r.model_dump(mode="json") for r in out], time.perf_counter() - t0
+        return [r.model_dump(mode="json") for r in out], time.perf_counter() - t0, self.ready()
 
 
 @dataclass
@@ -170,7 +170,7 @@ class ClusterBackend(Backend):
             [ref], _ = ray.wait(list(in_flight), num_returns=1)
             index, shard = in_flight.pop(ref)
             try:
-                answers, busy_s = ray.get(ref)
+                answers, busy_s, info = ray.get(ref)
             except ray.exceptions.RayActorError as exc:  # the actor is gone: the shard goes back in the queue
                 self._lose(index, exc)
                 queue.appendleft(shard)
@@ -178,8 +178,9 @@ class ClusterBackend(Backend):
                 continue
             except ray.exceptions.RayTaskError as exc:  # the backend raised: keep the error, go on
                 msg = f"replica {index}: {_cause(exc)}"[:500]
-                answers, busy_s = [Response(key=r.key, error=msg).model_dump(mode="json") for r in shard], 0.0
+                answers, busy_s, info = [Response(key=r.key, error=msg).model_dump(mode="json") for r in shard], 0.0, {}
             st = self.stats[index]
+            st.node, st.pid, st.load_s = info.get("node", st.node), info.get("pid", st.pid), info.get("load_s", st.load_s)
             st.shards, st.busy_s, st.answers = st.shards + 1, st.busy_s + busy_s, st.answers + len(answers)
             for data in answers:
                 resp = Response.model_validate(data)
