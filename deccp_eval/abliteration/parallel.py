@@ -59,7 +59,8 @@ def run_parallel_search(settings: Any, prompts: Any, dirs: DirectionSet, space: 
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         task = ray.remote(_trial_worker).options(num_cpus=1, num_gpus=gpus, max_retries=0)
         refs = [task.remote(settings.model_dump(mode="json"), prompts.model_dump(mode="json"), dirs,
-                            space.model_dump(mode="json"), name, w, os.getcwd()) for w in range(settings.parallel_trials)]
+                            space.model_dump(mode="json"), name, w, os.getcwd())
+                for w in range(settings.parallel_trials)]
         ray.get(refs)
     finally:
         if owned:

@@ -180,7 +180,8 @@ class ClusterBackend(Backend):
                 msg = f"replica {index}: {_cause(exc)}"[:500]
                 answers, busy_s, info = [Response(key=r.key, error=msg).model_dump(mode="json") for r in shard], 0.0, {}
             st = self.stats[index]
-            st.node, st.pid, st.load_s = info.get("node", st.node), info.get("pid", st.pid), info.get("load_s", st.load_s)
+            st.node, st.pid = info.get("node", st.node), info.get("pid", st.pid)
+            st.load_s = info.get("load_s", st.load_s)
             st.shards, st.busy_s, st.answers = st.shards + 1, st.busy_s + busy_s, st.answers + len(answers)
             for data in answers:
                 resp = Response.model_validate(data)
