@@ -4,6 +4,9 @@ local Ray cluster with 2 single-CPU replicas per model. Both times include loadi
 Ray one loads each model once per replica); the cluster's own start-up is printed apart.
 
 Last line: `ratio_ray_vs_local=X.XX` (Ray wall time / local wall time; below 1 is faster).
+On 2 shared cores the two replicas share the cores the local run uses, and each loads the model
+(about 20-60 s of imports) where the local run loads it once: this measures overhead and thread
+contention, not a speed-up; with N GPUs the generation part divides by N (see DEVELOPERS.md).
 Run: .venv/bin/python benchmarks/bench_ray.py [--prompts 256 --max-tokens 32 --batch-size 16]
 """
 
