@@ -59,6 +59,11 @@ class Backend(ABC):
     def spec(self) -> str:
         return f"{self.name}:{self.model}"
 
+    @property
+    def progress_label(self) -> str:
+        """What the progress bar names (an executor adds where it runs, e.g. its replica count)."""
+        return self.spec
+
     def check(self) -> None:
         """Fail before any request when the backend cannot work (missing key, package, path)."""
 

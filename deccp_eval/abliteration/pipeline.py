@@ -48,6 +48,8 @@ class AbliterateSettings(BaseModel):
     eval_every: int = Field(default=5, ge=2, description="every N-th pair is held out for scoring")
     eval_limit: int | None = Field(default=96, ge=1, description="at most this many prompts per scoring set")
     study_db: Path = Path("results/abliteration.db")
+    parallel_trials: int = Field(default=1, ge=1, description="trials at once on Ray workers (1: here)")
+    ray_address: str | None = None
 
 
 class PromptSets(BaseModel):
@@ -168,7 +170,13 @@ def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
             study.set_user_attr("before", before.model_dump(mode="json"))
         space = search.SearchSpace(n_layers=dirs.n_positions - 1, embeddings=settings.embeddings,
                                    norm_preserve=settings.norm_preserve, project_harmless=settings.project_harmless)
-        ran = search.run_search(study, scorer, dirs, space, settings.trials, on_trial)
+        if settings.parallel_trials > 1:
+            from deccp_eval.abliteration.parallel import run_parallel_search
+
+            ran = run_parallel_search(settings, prompts, dirs, space, study, name, on_trial)
+            study = search.open_study(settings.study_db, name, settings.seed)
+        else:
+            ran = search.run_search(study, scorer, dirs, space, settings.trials, on_trial)
         trial, why = search.choose(study, settings.pick, settings.max_kl)
         params = search.trial_params(trial)
         direction = dirs.direction(params.direction_index, params.project_harmless)

@@ -97,8 +97,9 @@ def complete_trials(study: Any) -> list[Any]:
 
 
 def run_search(study: Any, scorer: Scorer, dirs: DirectionSet, space: SearchSpace, trials: int,
-               on_trial: Callable[[int, Score], None] | None = None) -> int:
-    """Run until the study holds `trials` complete trials; returns how many ran now."""
+               on_trial: Callable[[int, Score], None] | None = None, callbacks: list[Any] | None = None) -> int:
+    """Run until the study holds `trials` complete trials; returns how many ran now (at most:
+    `callbacks` may stop it sooner, as parallel workers sharing the study do)."""
     import optuna
 
     model = scorer.model
@@ -119,7 +120,7 @@ def run_search(study: Any, scorer: Scorer, dirs: DirectionSet, space: SearchSpac
         return score.censorship, score.kl
 
     if todo:
-        study.optimize(objective, n_trials=todo, gc_after_trial=False, catch=())
+        study.optimize(objective, n_trials=todo, gc_after_trial=False, catch=(), callbacks=callbacks)
     return todo
 
 

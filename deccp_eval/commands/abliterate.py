@@ -38,6 +38,9 @@ import click
 @click.option("--dtype", default="auto", show_default=True, help="auto, float32, bfloat16 or float16.")
 @click.option("--study-db", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/abliteration.db"),
               show_default=True, help="SQLite file of the Optuna studies (resumable).")
+@click.option("--parallel-trials", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trials at once on Ray workers (one GPU each, else one CPU), all in the one stored study.")
+@click.option("--ray-address", default=None, help="With --parallel-trials: a running Ray cluster; default: a local one.")
 def abliterate(model: str, out: Path, langs: str, harmless: tuple[str, ...], **kw: Any) -> None:
     """Remove the refusal direction from MODEL (a path, a hub id, or deccp-toy), chosen with the harness's judge.
 
@@ -46,6 +49,7 @@ def abliterate(model: str, out: Path, langs: str, harmless: tuple[str, ...], **k
       deccp-eval abliterate deccp-toy --out results/toy-abliterated --trials 8
       deccp-eval abliterate Qwen/Qwen2-7B-Instruct --out qwen2-abl --trials 40 --judge llm:openai:gpt-4o-mini
       deccp-eval abliterate Qwen/Qwen2-7B-Instruct --out qwen2-abl --trials 60   # continues the stored study
+      deccp-eval abliterate Qwen/Qwen2-7B-Instruct --out qwen2-abl --trials 64 --parallel-trials 8  # Ray
       deccp-eval run -m hf:qwen2-abl                                            # or abliterated:qwen2-abl
     """
     from deccp_eval.abliteration.pipeline import AbliterateSettings, abliterate as run_abliterate

@@ -92,6 +92,31 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where local models run: in this process, or in Ray actors across a cluster."""
+    for opt in reversed([
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="ray: local models (hf, vllm, abliterated) run in Ray actors; the store stays here."),
+        click.option("--ray-address", default=None,
+                     help="A running Ray cluster (e.g. 10.0.0.1:6379 or auto); default: start a local one."),
+        click.option("--replicas", type=click.IntRange(min=1), default=None,
+                     help="Ray: actors per model (default: one per GPU group, or one per node without GPUs)."),
+        click.option("--gpus-per-replica", type=click.FloatRange(min=0), default=None,
+                     help="Ray: GPUs per actor (default 1 when the cluster has GPUs, else 0); vLLM replicas "
+                          "spanning several use tensor parallelism."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def make_executor(kw: dict[str, Any]):  # -> Executor (lazy: ray loads only when asked for)
+    """The executor that `executor_options` collected into **kw."""
+    from deccp_eval.executors import make_executor as make
+
+    return make(kw["executor"], address=kw["ray_address"], replicas=kw["replicas"],
+                gpus_per_replica=kw["gpus_per_replica"])
+
+
 def backend_options(kw: dict[str, Any], db: Path | None = None):  # -> BackendOptions (pydantic loads lazily)
     """The BackendOptions that `model_options` collected into **kw; `db` keeps the batch ids."""
     from deccp_eval.backend import BackendOptions
