@@ -11,6 +11,7 @@ from typing import Any, Callable
 import click
 
 from deccp_eval import __version__
+from deccp_eval.commands.loading import load_kwargs, local_load_options
 from deccp_eval.errors import DeccpError
 
 DB_HELP = "SQLite store (default results/deccp.db)"
@@ -93,6 +94,7 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Local backends: prompts per generate call."),
         click.option("--device", default="auto", show_default=True, help="Local backends: cpu, cuda, mps or auto."),
         click.option("--dtype", default="auto", show_default=True, help="Local backends: auto, float32, bfloat16."),
+        *local_load_options(),
         click.option("--max-concurrency", type=click.IntRange(min=1), default=32, show_default=True,
                      help="Remote backends: requests in flight."),
         click.option("--max-retries", type=click.IntRange(min=1), default=6, show_default=True,
@@ -126,7 +128,7 @@ def _backend_options(kw: dict[str, Any]):
     return BackendOptions(batch_size=kw["batch_size"], device=kw["device"], dtype=kw["dtype"],
                           max_concurrency=kw["max_concurrency"], max_retries=kw["max_retries"],
                           timeout_s=kw["timeout_s"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
-                          extra=extra)
+                          extra=extra, **load_kwargs(kw))
 
 
 def _resolve_models(specs: list[str], kw: dict[str, Any]):

@@ -300,6 +300,39 @@ def _check(family: str, work: Path, tok: Any, cells: dict[str, str]) -> None:
     cells["reload_equal"] = "pass" if not problems else "; ".join(problems)
 
 
+def edited_folder(family: str, work: Path, tok: Any) -> Path:
+    """A saved, fully abliterated (w = 1 on every layer) tiny `family` model: what vllm: must reload."""
+    import torch
+
+    from deccp_eval.abliteration.apply import AbliterationParams, Kernel, orthogonalize_
+    from deccp_eval.abliteration.direction import decoder_layers
+    from deccp_eval.torch_utils import load_model
+
+    base = build(family, work / "base", tok)
+    model, tok = load_model(str(base), device="cpu")
+    n = len(decoder_layers(model))
+    d = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(1))
+    orthogonalize_(model, d, AbliterationParams(direction_index=1, kernel=Kernel.uniform(n), embeddings=True))
+    model.save_pretrained(work / "edited")
+    tok.save_pretrained(work / "edited")
+    return work / "edited"
+
+
+def vllm_matches_hf(folder: Path, max_tokens: int = 8) -> str:
+    """"pass" when vllm: greedy texts on the folder equal hf: texts; else what differed."""
+    from deccp_eval.backend import BackendOptions
+    from deccp_eval.plugins.hf import HFBackend
+    from deccp_eval.plugins.vllm import VLLMBackend
+
+    hf = [a.text for a in _texts(HFBackend(str(folder), BackendOptions(device="cpu")), PROMPTS, max_tokens)]
+    got = _texts(VLLMBackend(str(folder), BackendOptions(extra={"max_model_len": 256})), PROMPTS, max_tokens)
+    errors = [a.error for a in got if a.error]
+    if errors:
+        return f"vllm error: {errors[0]}"
+    texts = [a.text for a in got]
+    return "pass" if texts == hf else f"texts differ: vllm {texts!r} vs hf {hf!r}"
+
+
 def matrix_markdown(rows: dict[str, dict[str, str]]) -> str:
     """The family x check table, with the reason behind every cell that is not a pass."""
     head = ["| family | " + " | ".join(CELLS) + " |", "|---|" + "---|" * len(CELLS)]

@@ -136,6 +136,11 @@ def _edit_matrix(mat: Any, d: Any, w: float, transposed: bool, norm_preserve: bo
     return _edit_out_rows(mat, d, w, norm_preserve)
 
 
+def offloaded_writers(model: Any) -> list[str]:
+    """Writers whose weights accelerate keeps on disk (device_map offload): only hooks can ablate those."""
+    return [w.name for w in writers(model) if w.param.device.type == "meta"]
+
+
 def _require_materialised(writer: Writer) -> None:
     if writer.param.device.type == "meta":
         from deccp_eval.errors import UsageError
