@@ -87,7 +87,7 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", *,
     """
     try:
         import torch  # noqa: F401
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     except ImportError:
         from deccp_eval.errors import MissingDependency
 
@@ -108,8 +108,9 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", *,
 
         raise UsageError("--max-memory and --offload-folder need --device-map (e.g. --device-map auto)")
     try:
+        config = AutoConfig.from_pretrained(path, **common)  # first: it names a need for remote code
         tokenizer = AutoTokenizer.from_pretrained(path, **common)
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, config=config, **kwargs)
     except ValueError as exc:
         if "trust_remote_code" in str(exc) and not opts.trust_remote_code:
             raise _remote_code_error(path, exc) from None
