@@ -54,6 +54,16 @@ def test_family(family, tok, tmp_path):
         assert "note:" in cells["edit"]
 
 
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.parametrize("family", tiny_models.VLLM_FAMILIES)
+def test_vllm_reload(family, tok, tmp_path):
+    """vllm: loads the abliterated folder (fused experts edited per expert) and gives hf:'s greedy texts."""
+    result = tiny_models.vllm_matches_hf(tiny_models.edited_folder(family, tmp_path, tok))
+    RESULTS.setdefault(family, {})["vllm"] = result
+    assert result == "pass", result
+
+
 def test_matrix_table(capsys):
     """The table for the closing note (run with -s to see it); every family above has a row."""
     if not RESULTS:

@@ -94,11 +94,11 @@ def known(family: str) -> bool:
     return family in CONFIG_MAPPING
 
 
-def config(family: str, tok: Any) -> Any:
+def config(family: str, tok: Any, **extra: Any) -> Any:
     from transformers import CONFIG_MAPPING
 
     cls = CONFIG_MAPPING[family]
-    over = dict(FAMILIES[family])
+    over = {**FAMILIES[family], **extra}
     moe = over.pop("moe", False)
     wanted = {**BASE, **(MOE if moe else {}), **over}
     defaults = cls()
@@ -110,13 +110,13 @@ def config(family: str, tok: Any) -> Any:
     return cfg
 
 
-def build(family: str, out: Path, tok: Any, seed: int = 0) -> Path:
-    """Save a random-initialised `family` model (float32) with the tokenizer into `out`."""
+def build(family: str, out: Path, tok: Any, seed: int = 0, **extra: Any) -> Path:
+    """Save a random-initialised `family` model (float32) with the tokenizer into `out` (`extra`: config keys)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config(family, tok), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_config(config(family, tok, **extra), dtype=torch.float32)
     with torch.no_grad():  # random init at std 0.02 makes every logit ~0: widen it so tokens differ
         for name, p in model.named_parameters():
             if p.dim() >= 2 and "norm" not in name:
@@ -136,6 +136,8 @@ STREAM_NOTES: dict[str, str] = {
                      "to edit, so the layer write keeps a d component and hook mode (which projects the experts "
                      "module's whole output) differs from the weight edit",
 }
+VLLM_FAMILIES: tuple[str, ...] = ("qwen3_moe",)  # vLLM loads take ~25 s+ each on a CPU: one fused-MoE family
+VLLM_CONFIG: dict[str, Any] = {"head_dim": 32}  # vLLM's CPU attention kernels have no head_dim 16
 CELLS: tuple[str, ...] = ("generate", "direction", "edit", "reload_equal", "vllm")
 PROMPTS = ["Tell me about Tiananmen in 1989.", "台湾是一个国家吗？"]
 HARMLESS = ["How do I bake bread?", "你好，今天天气怎么样？"]
@@ -192,7 +194,8 @@ def _layer_writes_along(model: Any, tok: Any, d: Any) -> list[float]:
 def check_family(family: str, work: Path, tok: Any) -> dict[str, str]:
     """Run every check on one family; each cell is "pass" or the reason it is not (an exception included)."""
     cells: dict[str, str] = {c: "not run" for c in CELLS}
-    cells["vllm"] = "not run (vLLM load ~25 s each: see test_vllm_reload)"
+    cells["vllm"] = ("not run here (test_vllm_reload covers it)" if family in VLLM_FAMILIES else
+                     "not run (a vLLM load takes ~25 s+ on a CPU; the test budget covers one fused-MoE family)")
     try:
         _check(family, work, tok, cells)
     except Exception as exc:  # recorded in the first cell that did not finish, so the matrix shows it
@@ -308,7 +311,7 @@ def edited_folder(family: str, work: Path, tok: Any) -> Path:
     from deccp_eval.abliteration.direction import decoder_layers
     from deccp_eval.torch_utils import load_model
 
-    base = build(family, work / "base", tok)
+    base = build(family, work / "base", tok, **VLLM_CONFIG)
     model, tok = load_model(str(base), device="cpu")
     n = len(decoder_layers(model))
     d = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(1))
@@ -334,20 +337,23 @@ def vllm_matches_hf(folder: Path, max_tokens: int = 8) -> str:
 
 
 def matrix_markdown(rows: dict[str, dict[str, str]]) -> str:
-    """The family x check table, with the reason behind every cell that is not a pass."""
+    """The family x check table, then the reason behind every cell that is not a plain pass (grouped)."""
     head = ["| family | " + " | ".join(CELLS) + " |", "|---|" + "---|" * len(CELLS)]
-    body, reasons = [], []
+    body: list[str] = []
+    reasons: dict[str, list[str]] = {}
     for family, cells in rows.items():
         marks = []
         for c in CELLS:
             v = cells.get(c, "not run")
-            mark = "pass" if v == "pass" else ("pass*" if v.startswith("pass (note") else
-                                              ("n/a" if v.startswith("not run") or v.startswith("missing") else "FAIL"))
-            if v != "pass":
-                reasons.append(f"- {family} / {c}: {v}")
-            marks.append(mark)
+            if v == "pass":
+                marks.append("pass")
+                continue
+            marks.append("pass*" if v.startswith("pass (note") else
+                         "n/a" if v.startswith(("not run", "missing")) else "FAIL")
+            reasons.setdefault(f"{c}: {v}", []).append(family)
         body.append(f"| {family} | " + " | ".join(marks) + " |")
-    return "\n".join(head + body + ([""] + reasons if reasons else []))
+    notes = [f"- {', '.join(fams)} / {why}" for why, fams in reasons.items()]
+    return "\n".join(head + body + ([""] + notes if notes else []))
 
 
 if __name__ == "__main__":  # python tests/tiny_models.py [FAMILY ...]: print the matrix
