@@ -37,8 +37,9 @@ def decoder_layers(model: Any) -> Any:
     if layers is None:
         from deccp_eval.errors import UsageError
 
-        raise UsageError(f"{type(model).__name__}: no `layers` list found; abliteration supports Llama-style "
-                         "decoders (Llama, Qwen2/3, Mistral, Gemma, Phi-3)")
+        raise UsageError(f"{type(model).__name__}: no `layers` list of decoder layers found; abliteration supports "
+                         "decoder-only models whose base model holds `layers` (every transformers LLM family "
+                         "in README's list: Qwen, DeepSeek, GLM, ERNIE, Hunyuan, MiniMax, Llama, Gemma, ...)")
     return layers
 
 
