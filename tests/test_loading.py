@@ -187,3 +187,29 @@ def test_push_to_hub_failure_never_shows_the_token(moe, tmp_path, monkeypatch):
 def test_abliterate_push_to_hub_rejects_a_bad_repo_before_loading(tmp_path):
     proc = cli("abliterate", "deccp-toy", "--out", str(tmp_path / "o"), "--push-to-hub", "not a repo")
     assert proc.returncode == 2 and "OWNER/NAME" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_abliterate_cli_on_a_moe_model_then_push_to_hub(moe, tmp_path, monkeypatch):
+    """The whole `abliterate` command on the tiny Qwen3-MoE (search with hooks on the experts, edit per expert,
+    save), then --push-to-hub with the hub client's network calls replaced."""
+    from click.testing import CliRunner
+    from huggingface_hub import HfApi
+
+    from deccp_eval.abliteration.export import load_record
+    from deccp_eval.cli import main
+
+    uploads: list[list[str]] = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: None)
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: uploads.append(
+        sorted(p.name for p in Path(kw["folder_path"]).iterdir())) or type("I", (), {"commit_url": "https://hf/c"})())
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["abliterate", str(moe), "--out", str(out), "--trials", "1", "--max-tokens",
+                                       "4", "--eval-limit", "4", "--device", "cpu", "--study-db",
+                                       str(tmp_path / "s.db"), "--push-to-hub", "me/tiny-moe-abl"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("https://hf/c")
+    record = load_record(out)
+    assert any(e.endswith("mlp.experts.down_proj") for e in record.edited)  # the fused experts were edited
+    assert any(e.endswith("self_attn.o_proj") for e in record.edited)
+    assert uploads and {"README.md", "model.safetensors", "direction.safetensors"} <= set(uploads[0])
+    assert "every routed and shared expert" in (out / "README.md").read_text()
