@@ -356,22 +356,27 @@ def matrix_markdown(rows: dict[str, dict[str, str]]) -> str:
     return "\n".join(head + body + ([""] + notes if notes else []))
 
 
-if __name__ == "__main__":  # python tests/tiny_models.py [FAMILY ...]: print the matrix
+if __name__ == "__main__":  # python tests/tiny_models.py [--vllm] [FAMILY ...]: print the matrix
     import sys
     import tempfile
     import time
 
+    import torch
     import transformers
 
+    torch.set_num_threads(1)
+    args = [a for a in sys.argv[1:] if a != "--vllm"]
     tok = tokenizer()
     rows: dict[str, dict[str, str]] = {}
-    for fam in sys.argv[1:] or list(FAMILIES):
+    for fam in args or list(FAMILIES):
         if not known(fam):
             rows[fam] = {c: f"missing in transformers {transformers.__version__}" for c in CELLS}
             continue
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             rows[fam] = check_family(fam, Path(tmp), tok)
+            if "--vllm" in sys.argv and fam in VLLM_FAMILIES:
+                rows[fam]["vllm"] = vllm_matches_hf(edited_folder(fam, Path(tmp) / "vllm", tok))
         print(f"{fam}: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     print(f"transformers {transformers.__version__}\n")
     print(matrix_markdown(rows))
