@@ -19,6 +19,12 @@ def pick_device(device: str = "auto") -> str:
     return "cpu"
 
 
+def input_device(model: Any) -> Any:
+    """Where input ids go: the embeddings' device (the CPU when accelerate keeps them on disk)."""
+    device = model.get_input_embeddings().weight.device
+    return "cpu" if device.type == "meta" else device
+
+
 def pick_dtype(dtype: str, device: str) -> Any:
     import torch
 

@@ -75,6 +75,19 @@ def test_abliterated_on_an_offloaded_model_uses_hooks_and_matches_the_weight_edi
     assert torch.is_tensor(dirs.harmful_mean)
 
 
+def test_direction_pass_on_a_model_entirely_on_disk_matches_plain_load(moe, tmp_path):
+    from deccp_eval.abliteration.direction import compute_directions
+    from deccp_eval.torch_utils import LoadOptions, load_model
+
+    plain, tok = load_model(str(moe), device="cpu")
+    disk, tok2 = load_model(str(moe), options=LoadOptions(device="cpu", device_map="auto", max_memory={"cpu": "100KB"},
+                                                          offload_folder=str(tmp_path / "off")))
+    assert set(disk.hf_device_map.values()) == {"disk"}, disk.hf_device_map
+    a = compute_directions(plain, tok, tiny_models.PROMPTS, tiny_models.HARMLESS, batch_size=2)
+    b = compute_directions(disk, tok2, tiny_models.PROMPTS, tiny_models.HARMLESS, batch_size=2)
+    assert float((a.harmful_mean - b.harmful_mean).abs().max()) < 1e-5
+
+
 def test_weight_edit_of_disk_offloaded_writers_is_a_clear_error(moe, tmp_path):
     import torch
 

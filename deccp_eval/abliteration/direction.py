@@ -96,7 +96,9 @@ def residual_means(model: Any, tokenizer: Any, prompts: Iterable[str], batch_siz
     try:
         items = list(prompts) if not isinstance(prompts, Sequence) else prompts
         decoder = base_model(model)
-        device = next(model.parameters()).device
+        from deccp_eval.torch_utils import input_device
+
+        device = input_device(model)
         for chunk in _batches(items, batch_size):
             texts = [chat_text(tokenizer, p, system_prompt) for p in chunk]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)

@@ -192,9 +192,10 @@ def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
     for key, (_, mod) in norms.items():
         handles.append(mod.register_forward_pre_hook(norm_hook))
     try:
-        emb = model.get_input_embeddings()
-        device = emb.weight.device if emb.weight.device.type != "meta" else "cpu"
-        ids = (torch.arange(1, 4, device=device) % int(emb.num_embeddings))[None]
+        from deccp_eval.torch_utils import input_device
+
+        n_tokens = int(model.get_input_embeddings().num_embeddings)
+        ids = (torch.arange(1, 4, device=input_device(model)) % n_tokens)[None]
         with torch.inference_mode():
             base_model(model)(input_ids=ids, use_cache=False)
     finally:
