@@ -138,6 +138,7 @@ STREAM_NOTES: dict[str, str] = {
 }
 VLLM_FAMILIES: tuple[str, ...] = ("qwen3_moe",)  # vLLM loads take ~25 s+ each on a CPU: one fused-MoE family
 VLLM_CONFIG: dict[str, Any] = {"head_dim": 32}  # vLLM's CPU attention kernels have no head_dim 16
+HOOKS_DIFFER: frozenset[str] = frozenset({"longcat_flash"})  # identity experts: see STREAM_NOTES
 CELLS: tuple[str, ...] = ("generate", "direction", "edit", "reload_equal", "vllm")
 PROMPTS = ["Tell me about Tiananmen in 1989.", "台湾是一个国家吗？"]
 HARMLESS = ["How do I bake bread?", "你好，今天天气怎么样？"]
@@ -268,7 +269,7 @@ def _check(family: str, work: Path, tok: Any, cells: dict[str, str]) -> None:
         problems.append("the edit did not change the logits")
     notes = STREAM_NOTES.get(family)
     hook_gap = float((logits_hooks - logits_edit).abs().max())
-    if hook_gap > 1e-4 and notes is None:
+    if hook_gap > 1e-4 and family not in HOOKS_DIFFER:
         problems.append(f"hook mode differs from the weight edit by {hook_gap:.2e}")
     along = _layer_writes_along(model, tok, d)
     if max(along) > 1e-4 and notes is None:
