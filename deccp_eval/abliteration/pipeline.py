@@ -137,9 +137,12 @@ class AbliterationResult:
 
 def study_settings(settings: AbliterateSettings, prompts: PromptSets) -> dict[str, Any]:
     """What changes a trial's score (so a change starts a new study); trials, seed, pick and max_kl do not."""
-    return {"prompts": prompts.fingerprint(), "judge": settings.judge, "max_tokens": settings.max_tokens,
-            "dtype": settings.dtype, "embeddings": settings.embeddings, "norm_preserve": settings.norm_preserve,
-            "project_harmless": settings.project_harmless}
+    out = {"prompts": prompts.fingerprint(), "judge": settings.judge, "max_tokens": settings.max_tokens,
+           "dtype": settings.dtype, "embeddings": settings.embeddings, "norm_preserve": settings.norm_preserve,
+           "project_harmless": settings.project_harmless}
+    if settings.revision:  # other weights under the same name (only when set: existing studies keep their names)
+        out["revision"] = settings.revision
+    return out
 
 
 def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
