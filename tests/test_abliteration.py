@@ -129,7 +129,7 @@ def test_saved_folder_and_backend_give_the_same_greedy_outputs(run, toy_path):
 def test_every_residual_write_loses_the_direction(toy_path, norm_preserve):
     model, tok = _load(toy_path)
     hidden = model.config.hidden_size
-    o_proj = writers(model)[0][2]
+    o_proj = writers(model)[0].module
     o_proj.bias = torch.nn.Parameter(torch.randn(hidden))  # a biased writer, as in some architectures
     dirs = compute_directions(model, tok, ["Tell me about the Dalai Lama.", "什么是六四事件？"],
                               ["Tell me about volcanoes.", "如何泡乌龙茶？"], batch_size=2)

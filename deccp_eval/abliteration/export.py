@@ -123,7 +123,8 @@ def model_card(record: AbliterationRecord) -> str:
         f"- harmless prompts: {harmless}",
         f"- kernel: peak {k.peak:.2f}, max weight {k.max_weight:.3f}, min weight {k.min_weight:.3f}, "
         f"width {k.width:.2f}; layer weights {', '.join(f'{w:.2f}' for w in record.layer_weights)}",
-        f"- edited: o_proj and down_proj of each weighted layer{', input embeddings' if p.embeddings else ''}"
+        f"- edited: every residual writer (attention and MLP outputs, every routed and shared expert) of each "
+        f"weighted layer{', input embeddings' if p.embeddings else ''}"
         f"{'; norm-preserving' if p.norm_preserve else ''}"
         f"{'; lm_head untied from the embeddings and left unchanged' if record.untied_lm_head else ''}",
     ]

@@ -38,6 +38,11 @@ class AbliterateSettings(BaseModel):
     batch_size: int = Field(default=32, ge=1)
     device: str = "auto"
     dtype: str = "auto"
+    device_map: str | dict[str, Any] | None = None
+    max_memory: dict[str, str] | None = None
+    offload_folder: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
     embeddings: bool = False
     norm_preserve: bool = False
     project_harmless: bool = False
@@ -134,9 +139,12 @@ class AbliterationResult:
 
 def study_settings(settings: AbliterateSettings, prompts: PromptSets) -> dict[str, Any]:
     """What changes a trial's score (so a change starts a new study); trials, seed, pick and max_kl do not."""
-    return {"prompts": prompts.fingerprint(), "judge": settings.judge, "max_tokens": settings.max_tokens,
-            "dtype": settings.dtype, "embeddings": settings.embeddings, "norm_preserve": settings.norm_preserve,
-            "project_harmless": settings.project_harmless}
+    out = {"prompts": prompts.fingerprint(), "judge": settings.judge, "max_tokens": settings.max_tokens,
+           "dtype": settings.dtype, "embeddings": settings.embeddings, "norm_preserve": settings.norm_preserve,
+           "project_harmless": settings.project_harmless}
+    if settings.revision:  # other weights under the same name (only when set: existing studies keep their names)
+        out["revision"] = settings.revision
+    return out
 
 
 def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
@@ -148,14 +156,22 @@ def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
     from deccp_eval.abliteration.direction import DIRECTION_FILE, compute_directions, save_direction
     from deccp_eval.abliteration.score import Score, Scorer
     from deccp_eval.local import resolve_path
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.torch_utils import LoadOptions, load_model
 
     search.require_optuna()  # fail before loading a model
     prompts = prompts or default_prompts(settings)
     if model_and_tokenizer is None:
-        model, tokenizer = load_model(resolve_path(settings.model), settings.device, settings.dtype)
+        model, tokenizer = load_model(resolve_path(settings.model), options=LoadOptions(
+            **settings.model_dump(include=set(LoadOptions.model_fields))))
     else:
         model, tokenizer = model_and_tokenizer
+    from deccp_eval.abliteration.apply import offloaded_writers
+
+    if offloaded_writers(model):  # fail before the search, not after it
+        from deccp_eval.errors import UsageError
+
+        raise UsageError("abliterate edits and saves the weights, but --device-map put some on disk "
+                         f"({offloaded_writers(model)[0]}, ...): give more --max-memory (GPUs and cpu)")
     dirs = compute_directions(model, tokenizer, prompts.harmful, prompts.harmless, settings.batch_size,
                               model_name=settings.model)
     scorer = Scorer(model, tokenizer, prompts.eval_sensitive, prompts.eval_harmless, judge=settings.judge,

@@ -7,6 +7,14 @@ from typing import Any
 
 import click
 
+from deccp_eval.commands.loading import local_load_options
+
+
+def _load_flags(fn: Any) -> Any:
+    for opt in reversed(local_load_options()):
+        fn = opt(fn)
+    return fn
+
 
 @click.command()
 @click.argument("model")
@@ -36,12 +44,19 @@ import click
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
 @click.option("--dtype", default="auto", show_default=True, help="auto, float32, bfloat16 or float16.")
+@click.option("--push-to-hub", "push_to_hub", default=None, metavar="OWNER/NAME",
+              help="Upload the finished folder (weights, tokenizer, direction, model card) to this Hugging Face repo.")
+@click.option("--private", is_flag=True, help="With --push-to-hub: create the repo private.")
+@click.option("--hub-token-env", default="HF_TOKEN", show_default=True,
+              help="With --push-to-hub: env var holding the hub token (else huggingface_hub's saved login).")
 @click.option("--study-db", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/abliteration.db"),
               show_default=True, help="SQLite file of the Optuna studies (resumable).")
 @click.option("--parallel-trials", type=click.IntRange(min=1), default=1, show_default=True,
               help="Trials at once on Ray workers (one GPU each, else one CPU), all in the one stored study.")
 @click.option("--ray-address", default=None, help="With --parallel-trials: a running Ray cluster; default: a local one.")
-def abliterate(model: str, out: Path, langs: str, harmless: tuple[str, ...], **kw: Any) -> None:
+@_load_flags
+def abliterate(model: str, out: Path, langs: str, harmless: tuple[str, ...], push_to_hub: str | None, private: bool,
+               hub_token_env: str, **kw: Any) -> None:
     """Remove the refusal direction from MODEL (a path, a hub id, or deccp-toy), chosen with the harness's judge.
 
     \b
@@ -51,13 +66,23 @@ def abliterate(model: str, out: Path, langs: str, harmless: tuple[str, ...], **k
       deccp-eval abliterate Qwen/Qwen2-7B-Instruct --out qwen2-abl --trials 60   # continues the stored study
       deccp-eval abliterate Qwen/Qwen2-7B-Instruct --out qwen2-abl --trials 64 --parallel-trials 8  # Ray
       deccp-eval run -m hf:qwen2-abl                                            # or abliterated:qwen2-abl
+      deccp-eval abliterate Qwen/Qwen3-235B-A22B --out q3-abl --device-map auto --max-memory 0=75GiB,1=75GiB,cpu=400GiB
+      deccp-eval abliterate ./my-abl-base --out my-abl --push-to-hub my-user/my-model-abliterated
     """
     from deccp_eval.abliteration.pipeline import AbliterateSettings, abliterate as run_abliterate
     from deccp_eval.abliteration.search import pareto_table
+    from deccp_eval.commands.loading import load_kwargs
     from deccp_eval.progress import console
 
+    if push_to_hub:
+        from deccp_eval.abliteration.hub import check_repo_id
+
+        check_repo_id(push_to_hub)  # before hours of work
+    loading = load_kwargs(kw)
+    for key in loading:
+        kw.pop(key, None)
     settings = AbliterateSettings(model=model, out=out, langs=[x.strip() for x in langs.split(",") if x.strip()],
-                                  harmless=list(harmless), **kw)
+                                  harmless=list(harmless), **kw, **loading)
 
     def on_trial(number: int, score: Any) -> None:
         r = score.rates
@@ -77,3 +102,7 @@ def abliterate(model: str, out: Path, langs: str, harmless: tuple[str, ...], **k
                f"state_aligned {rec.before.rates.state_aligned:.3f} -> {rec.after.rates.state_aligned:.3f}, "
                f"first-token KL {rec.after.kl:.4f}")
     click.echo(str(result.out))
+    if push_to_hub:
+        from deccp_eval.abliteration.hub import push_folder
+
+        click.echo(push_folder(result.out, push_to_hub, private=private, token_env=hub_token_env))

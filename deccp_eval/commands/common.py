@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import click
 
+from deccp_eval.commands.loading import load_kwargs, local_load_options
+
 from deccp_eval.errors import DeccpError
 
 DB_HELP = "SQLite store (default results/deccp.db)"
@@ -63,6 +65,7 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Local backends: prompts per generate call."),
         click.option("--device", default="auto", show_default=True, help="Local backends: cpu, cuda, mps or auto."),
         click.option("--dtype", default="auto", show_default=True, help="Local backends: auto, float32, bfloat16."),
+        *local_load_options(),
         click.option("--max-concurrency", type=click.IntRange(min=1), default=32, show_default=True,
                      help="Remote backends: requests in flight."),
         click.option("--max-retries", type=click.IntRange(min=1), default=6, show_default=True,
@@ -137,7 +140,8 @@ def backend_options(kw: dict[str, Any], db: Path | None = None):  # -> BackendOp
                           max_concurrency=kw["max_concurrency"], max_retries=kw["max_retries"],
                           timeout_s=kw["timeout_s"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
                           batch=bool(kw.get("batch")), dry_run=bool(kw.get("dry_run")),
-                          state_db=str(db) if db is not None else None, extra=extra)
+                          state_db=str(db) if db is not None else None, extra=extra,
+                          **load_kwargs(kw))
 
 
 def resolve_models(specs: list[str], kw: dict[str, Any], db: Path | None = None):
