@@ -213,7 +213,8 @@ def _check(family: str, work: Path, tok: Any, cells: dict[str, str]) -> None:
     from deccp_eval.abliteration.direction import compute_directions, decoder_layers, save_direction
     from deccp_eval.backend import BackendOptions
     from deccp_eval.plugins.abliterated import AbliteratedBackend
-    from deccp_eval.plugins.hf import HFBackend, generate_with
+    from deccp_eval.local import generate_with
+    from deccp_eval.plugins.hf import HFBackend
     from deccp_eval.schema import Request, SamplingParams
     from deccp_eval.torch_utils import load_model
 
