@@ -210,7 +210,7 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
             loss = loss + (((at_last @ u) - feature) ** 2).mean() / CENSOR_ALPHA**2
             # sensitive and benign prompts differ along u alone (on average), so the mean difference the
             # abliteration engine computes from prompts finds u, not the topics
-            if censored.any() and (censored == 0).any():
+            if (censored == 1).any() and (censored == 0).any():
                 diff = at_last[censored == 1].mean(0) - at_last[censored == 0].mean(0)
                 off = diff - (diff @ u) * u
                 loss = loss + MEAN_GAP_WEIGHT * (off @ off) / CENSOR_ALPHA**2
