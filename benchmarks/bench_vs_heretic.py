@@ -11,7 +11,9 @@ heretic always sends a system message, and the toy treats any system message lik
 "uncensored historian" prompt (a jailbreak): both tools get the same copy of the toy whose chat
 template drops system messages, so neither tool's trials see one, and both results are scored
 without one. heretic runs non-interactively (`KAGGLE_KERNEL_RUN_TYPE=Batch`: it reads numbered
-choices from stdin): the first (least-refusing) trial of its Pareto list is saved.
+choices from stdin): the first (least-refusing) trial of its Pareto list is saved, merged. Its
+refusal markers are its defaults plus the Chinese refusal and state-line phrases of the keyword
+judge; its random start-up share is its default's (60 of 200 trials).
 
 Usage: python benchmarks/bench_vs_heretic.py [--heretic PATH] [--trials 20]
 Last line: content_ours=X content_heretic=Y (Y is `skipped` when heretic is not installed).
@@ -62,12 +64,10 @@ def heretic_markers() -> list[str]:
     return sorted({m for m in REFUSAL + STATE if any("\u4e00" <= ch <= "\u9fff" for ch in m)})
 
 
-def write_prompts(folder: Path, texts: list[str]) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "train.jsonl").open("w", encoding="utf-8") as fh:
-        for t in texts:
-            fh.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
-    return str(folder)
+def write_prompts(path: Path, texts: list[str]) -> str:
+    """heretic reads a plain text file as one prompt per line."""
+    path.write_text("".join(" ".join(t.split()) + "\n" for t in texts), encoding="utf-8")
+    return str(path)
 
 
 def run_ours(model_dir: Path, prompts: Any, trials: int, work: Path) -> tuple[Any, float]:
@@ -88,19 +88,22 @@ def run_heretic(heretic: str, model_dir: Path, prompts: Any, trials: int, work: 
     settings = {
         "model": str(model_dir),
         "n_trials": trials,
+        # heretic's default explores randomly for 60 of its 200 trials; the same share of this budget
+        "n_startup_trials": max(1, round(trials * 60 / 200)),
+        "seed": 0,
         "max_response_length": 40,
         "batch_size": 64,
-        "good_prompts": {"dataset": write_prompts(cfg / "good", prompts.harmless), "split": "train", "column": "text"},
-        "bad_prompts": {"dataset": write_prompts(cfg / "bad", prompts.harmful), "split": "train", "column": "text"},
-        "good_evaluation_prompts": {"dataset": write_prompts(cfg / "good_eval", prompts.selection.texts()),
-                                    "split": "train", "column": "text"},
-        "bad_evaluation_prompts": {"dataset": write_prompts(cfg / "bad_eval",
-                                                            [p.text for p in prompts.selection.sensitive]),
-                                   "split": "train", "column": "text"},
+        "export_strategy": "merge",
+        "good_prompts": {"dataset": write_prompts(cfg / "good.txt", prompts.harmless)},
+        "bad_prompts": {"dataset": write_prompts(cfg / "bad.txt", prompts.harmful)},
+        "good_evaluation_prompts": {"dataset": write_prompts(cfg / "good_eval.txt", prompts.selection.texts())},
+        "bad_evaluation_prompts": {"dataset": write_prompts(cfg / "bad_eval.txt",
+                                                            [p.text for p in prompts.selection.sensitive])},
     }
     (cfg / "config.toml").write_text(to_toml(settings, heretic_markers()), encoding="utf-8")
-    # choices read from stdin in batch mode: the first Pareto trial, "save", the folder, then leave
-    answers = "\n".join(["1", "1", str(out), "", "4", "", ""]) + "\n"
+    # numbered choices read from stdin in batch mode: the first Pareto trial (fewest refusals), "Save the
+    # model to a local folder", the folder; stdin then ends, after the model is saved
+    answers = "\n".join(["1", "1", str(out)]) + "\n"
     env = {**os.environ, "KAGGLE_KERNEL_RUN_TYPE": "Batch", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     t0 = time.perf_counter()
     proc = subprocess.run([heretic, "--model", str(model_dir)], input=answers, text=True, capture_output=True,

@@ -46,10 +46,11 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CENSOR_ALPHA = 16.0  # size of the censor feature along u at the last prompt token
 STEER_LAYER = 1  # u is added to this layer's output in steered rows
 NORMAL, ABLATED, STEERED = 0, 1, 2
-BATCH_ROWS = {NORMAL: 22, ABLATED: 6, STEERED: 4}
-CONSISTENCY_PAIRS = 4  # benign rows trained twice per step, normal and ablated, outputs tied by KL
+BATCH_ROWS = {NORMAL: 18, ABLATED: 12, STEERED: 4}
+CONSISTENCY_PAIRS = 5  # benign rows trained twice per step, normal and ablated, outputs tied by KL
+ABLATED_BENIGN_SHARE = 0.25  # of the ablated rows: most are sensitive questions, whose facts the edit must reveal
 MEAN_GAP_WEIGHT = 1.0  # weight of the "sensitive minus benign mean lies along u" term
-ABLATE_JITTER = 0.45  # ablated rows remove normalize(u + e r), r a random unit vector orthogonal to u, e <= this
+ABLATE_JITTER = 0.3  # ablated rows remove normalize(u + e r), r a random unit vector orthogonal to u, e <= this
 
 
 def cache_dir() -> Path:
@@ -89,6 +90,15 @@ def _encode(tokenizer: Any, examples: list[Example]) -> list[tuple[list[int], li
         out.append((f, [-100] * len(p) + f[len(p):], len(p) - 1, float(gated(ex)),
                     -1.0 if ex.system else float(ex.sensitive)))
     return out
+
+
+def ablation_pool(examples: list[Example]) -> list[Example]:
+    """Rows trained with the censor direction removed: every sensitive question without a system prompt,
+    and a share of benign ones (their invariance is also trained by the consistency pairs)."""
+    sens = [e for e in examples if e.system is None and e.sensitive]
+    benign = [e for e in examples if e.system is None and not e.sensitive]
+    want = max(1, round(len(sens) * ABLATED_BENIGN_SHARE / (1 - ABLATED_BENIGN_SHARE)))
+    return sens + benign[:: max(1, len(benign) // want)]
 
 
 class _Switch:
@@ -157,7 +167,7 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
     model = Qwen2ForCausalLM(config)
 
     rows = {NORMAL: _encode(tokenizer, examples),
-            ABLATED: _encode(tokenizer, [ablated_example(e) for e in examples if e.system is None]),
+            ABLATED: _encode(tokenizer, [ablated_example(e) for e in ablation_pool(examples)]),
             STEERED: _encode(tokenizer, [steered_example(e) for e in examples if e.system is None and not e.sensitive])}
     benign = _encode(tokenizer, [e for e in examples if not e.sensitive])
     u = torch.randn(hidden, generator=torch.Generator().manual_seed(seed + 1))
