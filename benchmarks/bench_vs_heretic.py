@@ -196,7 +196,8 @@ def main() -> int:
     print(row("deccp-eval", ours, ours_s), flush=True)
     for sample in ours.samples[:3]:
         print(f"  {sample['prompt']!r} -> {sample['answer']!r}")
-    heretic = shutil.which(args.heretic) or (args.heretic if Path(args.heretic).exists() else None)
+    found = shutil.which(args.heretic)
+    heretic = str(Path(found).resolve()) if found else None
     if heretic is None:
         print(f"heretic is not installed ({args.heretic} not found): `make bench-heretic` installs heretic-llm into "
               ".venv-heretic and runs this benchmark; skipped")

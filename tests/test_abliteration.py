@@ -23,7 +23,7 @@ from deccp_eval.judges.keyword import classify  # noqa: E402
 from deccp_eval.schema import Prompt, Request, SamplingParams  # noqa: E402
 from deccp_eval.toy_data import STATE_FAMILY, heldout_prompts  # noqa: E402
 
-MAX_TOKENS = 32  # the toy's replies are one sentence: enough for the judge to see a state line
+MAX_TOKENS = 40  # the toy's replies are one sentence; 40 tokens hold every fact (32 cut some Chinese ones)
 
 
 def _load(path):
