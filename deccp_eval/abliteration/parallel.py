@@ -28,8 +28,8 @@ def _trial_worker(settings: dict[str, Any], prompts: dict[str, Any], dirs: Direc
     cfg = AbliterateSettings.model_validate(settings)
     sets = PromptSets.model_validate(prompts)
     model, tokenizer = load_model(resolve_path(cfg.model), cfg.device, cfg.dtype)
-    scorer = Scorer(model, tokenizer, sets.eval_sensitive, sets.eval_harmless, judge=cfg.judge,
-                    max_tokens=cfg.max_tokens, batch_size=cfg.batch_size)
+    scorer = Scorer(model, tokenizer, sets.selection.sensitive, sets.selection.texts(), split="selection",
+                    judge=cfg.judge, max_tokens=cfg.max_tokens, batch_size=cfg.batch_size)
     try:
         study = search.open_study(cfg.study_db, name, cfg.seed + 7919 * worker)  # distinct proposals per worker
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
