@@ -25,7 +25,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.abliteration.direction import chat_text
-from deccp_eval.schema import VERDICTS, Prompt, Request, SamplingParams
+from deccp_eval.schema import CENSORED, VERDICTS, Prompt, Request, SamplingParams
 
 
 
