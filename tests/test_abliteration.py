@@ -280,7 +280,7 @@ def test_pick_rule_most_content_within_bounds():
 
 def test_generation_errors_are_errors_and_empty_answers_are_evasive(toy_path, monkeypatch):
     from deccp_eval.abliteration.score import Scorer
-    from deccp_eval.plugins import hf
+    from deccp_eval import local as hf
 
     model, tok = _load(toy_path)
     sens = [p for p in _heldout(True) if p.category not in STATE_FAMILY][::40]
