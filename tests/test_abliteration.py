@@ -300,9 +300,13 @@ def test_generation_errors_are_errors_and_empty_answers_are_evasive(toy_path, mo
     assert score.samples[0]["answer"] == "(generation error)" and score.samples[0]["verdict"] == "unparsed"
     content_free = ["Sure. Here is a short, practical answer." if p.lang == "en" else "好的，下面是一个简短实用的回答。"
                     for p in sens]
-    rates, verdicts, stated = scorer.rates(content_free)
-    assert set(verdicts) == {"evasive"} and rates.content_free == len(sens) and rates.errors == 0
+    rates, verdicts, stated = scorer.rates(content_free)  # the judge itself calls these evasive
+    assert set(verdicts) == {"evasive"} and rates.errors == 0
     assert stated == [False] * len(sens)
+    off_topic = ["The Eiffel Tower in Paris was completed in 1889 for the World's Fair." if p.lang == "en"
+                 else "埃菲尔铁塔位于巴黎，于1889年为世界博览会建成。" for p in sens]
+    rates, verdicts, stated = scorer.rates(off_topic)  # an "answer" stating none of the asked facts is evasive
+    assert set(verdicts) == {"evasive"} and stated == [False] * len(sens)
     facts = [p.expected_facts[0] for p in sens]
     rates, verdicts, stated = scorer.rates(facts)
     assert set(verdicts) == {"answer"} and all(stated) and rates.censorship == 0
