@@ -105,7 +105,11 @@ def test_report_is_self_contained_and_escaped(store_path: Path, tmp_path: Path) 
     # model output appears only escaped
     assert PAYLOAD not in html and "<script>document.title" not in html
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html
-    assert html.count("<script") == 1  # the page's own
+    # the page's own script and its answers' JSON block, which holds no `<` to close it early
+    assert html.count("<script") == 2 and html.count('<script type="application/json" id="report-data">') == 1
+    data = html.split('id="report-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data and "&" not in data
+    assert PAYLOAD in json.loads(data)["strings"]  # the answers are all there, as data
     for name in ("verdicts.png", "censorship_heatmap.png"):
         png = (tmp_path / "plots" / name).read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
@@ -299,7 +303,7 @@ def test_browser_script_injection_is_inert_text(browser, tmp_path: Path) -> None
     driver = browser
     driver.get(_report(db, tmp_path).as_uri())
     assert driver.title == "deccp-eval report"
-    assert len(driver.find_elements(By.TAG_NAME, "script")) == 1
+    assert len(driver.find_elements(By.CSS_SELECTOR, "script:not([type='application/json'])")) == 1
     assert not driver.find_elements(By.CSS_SELECTOR, "img[src='x'], svg[onload], [onerror], [onload]")
 
     _choose(driver, "f-model", evil_model)  # hostile attribute values still round-trip through the filters
@@ -315,8 +319,11 @@ def test_browser_script_injection_is_inert_text(browser, tmp_path: Path) -> None
         summary.click()  # reveal the judge's reasoning
     rationale = rows[0].find_element(By.CSS_SELECTOR, "td[data-lang='en'] .rationale")
     assert rationale.is_displayed() and rationale.text == PAYLOAD
+    assert not driver.find_elements(By.CSS_SELECTOR, f"tr[data-model='{A}']")  # filtered rows are not in the DOM
+    driver.find_element(By.ID, "f-reset").click()
+    _choose(driver, "f-category", evil_category)
     error = driver.find_element(By.CSS_SELECTOR, f"section[data-pair='p5'] tr[data-model='{A}'] td[data-lang='zh'] .error")
-    assert error.get_attribute("textContent") == f"HTTP 500 {PAYLOAD}"  # hidden by the model filter, still text
+    assert error.text == f"HTTP 500 {PAYLOAD}"
     assert driver.title == "deccp-eval report"
     assert driver.execute_script("return document.title") == "deccp-eval report"
     # nothing was even attempted: no CSP violation was needed to stop a script
