@@ -27,9 +27,15 @@ def latest_judgments(store: Store, rows: Sequence[Any], judge: str | None = None
 
 
 def compute(store: Store, run_id: str | None = None, models: Sequence[str] | None = None,
-            dataset: str | None = None, by: Sequence[str] = ("model", "lang", "judge")) -> list[dict[str, Any]]:
-    rows = store.response_rows(run_id=run_id, models=models, dataset=dataset)
-    judgments = latest_judgments(store, rows)
+            dataset: str | None = None, by: Sequence[str] = ("model", "lang", "judge"),
+            loaded: tuple[Sequence[Any], dict[tuple[str, str], Any]] | None = None) -> list[dict[str, Any]]:
+    """Rates per `by` group. `loaded` passes (response rows, latest judgments) a caller already read
+    with the same filters, so the report does not read a large store three times."""
+    if loaded is None:
+        rows = store.response_rows(run_id=run_id, models=models, dataset=dataset)
+        judgments = latest_judgments(store, rows)
+    else:
+        rows, judgments = loaded
     judges_by_key: dict[str, list[Any]] = defaultdict(list)
     for (key, _), j in judgments.items():
         judges_by_key[key].append(j)

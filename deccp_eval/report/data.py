@@ -182,8 +182,9 @@ def collect(store: "Store", run_id: str | None = None, judge: str | None = None,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), source=source, run_id=run_id,
         judge=main_judge, judges=judges, models=models, langs=langs,
         categories=sorted({r["category"] for r in sensitive}), datasets=datasets,
-        leaderboard=leaderboard.compute(store, run_id=run_id),
-        by_category=leaderboard.compute(store, run_id=run_id, by=("model", "lang", "judge", "category")),
+        leaderboard=leaderboard.compute(store, run_id=run_id, loaded=(rows, judgments)),
+        by_category=leaderboard.compute(store, run_id=run_id, by=("model", "lang", "judge", "category"),
+                                        loaded=(rows, judgments)),
         pairs=pairs, status_counts={s: status_counts[s] for s in STATUSES if status_counts[s]},
     )
 

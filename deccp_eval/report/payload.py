@@ -5,8 +5,8 @@ self-contained file that opens fast from file://.
 Size is bounded by a byte budget for text: strings are stored once (a refusal template said by
 forty models is one entry), and when the unique texts exceed the budget every text is cut to one
 common length ("water-filling": short texts stay whole, the longest are cut the same amount).
-A cut text keeps its full length so the page can say how much is missing; the full texts stay in
-the store and in `deccp-eval publish`'s answers.parquet.
+The page marks a cut text as cut; the full texts stay in the store and in `deccp-eval publish`'s
+answers.parquet.
 """
 
 from __future__ import annotations
@@ -17,23 +17,41 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from deccp_eval.report.data import AnswerView, Report
 
-# About 6 MB of text keeps a 100-model x 616-prompt page under 10 MB with its structure and plots.
-TEXT_BUDGET = 6_000_000
+# About 4.8 MB of text keeps a 100-model x 616-prompt page under 10 MB with its structure and
+# plots; answers get three quarters of it, the judges' rationales the rest. Prompts are never cut.
+TEXT_BUDGET = 4_800_000
+SHARES = {"answer": 0.75, "judge": 0.25}
 
 
 class Strings:
-    """A string table: each distinct string once, referred to by index (-1: none)."""
+    """A string table: each distinct string once, referred to by index (-1: none), remembering
+    which budget (answer, judge, or none for prompts) it is cut under."""
 
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
+        self.group: list[str | None] = []
 
-    def add(self, text: str | None) -> int:
+    def add(self, text: str | None, group: str | None = None) -> int:
         if not text:
             return -1
-        return self.index.setdefault(text, len(self.index))
+        if text not in self.index:
+            self.index[text] = len(self.group)
+            self.group.append(group)
+        return self.index[text]
 
     def values(self) -> list[str]:
         return list(self.index)
+
+    def shown(self, budget: int) -> list[str]:
+        """Every string, cut so that each group stays within its share of `budget`."""
+        texts = self.values()
+        out = list(texts)
+        for group, share in SHARES.items():
+            idx = [i for i, g in enumerate(self.group) if g == group]
+            cap = cut_length([len(texts[i].encode("utf-8")) for i in idx], int(budget * share))
+            for i in idx:
+                out[i] = cut(texts[i], cap)
+        return out
 
 
 def cut_length(sizes: list[int], budget: int) -> int | None:
@@ -58,14 +76,23 @@ def cut(text: str, cap: int | None) -> str:
     return text if len(raw) <= cap else raw[:cap].decode("utf-8", errors="ignore")
 
 
+def trim(values: list[Any]) -> list[Any]:
+    """Drop trailing empty fields (-1, None, []): the page reads a missing field as empty."""
+    while values and values[-1] in (-1, None, []):
+        values.pop()
+    return values
+
+
 def _answer(a: "AnswerView", pair: int, model: int, lang: int, status: dict[str, int], judges: dict[str, int],
             s: Strings) -> list[Any]:
-    """[pair, model, lang, sample, status, text, error, reasoning, judgments]; judgments are
-    [judge, status, confidence, decided_by, accuracy, misinformation (0/1/null), rationale, raw]."""
-    js = [[judges[j.judge], status[j.status], j.confidence, s.add(j.decided_by), s.add(j.accuracy),
-           None if j.misinformation is None else int(j.misinformation), s.add(j.rationale),
-           s.add(j.raw if j.status == "unparsed" and j.raw != j.rationale else None)] for j in a.judgments]
-    return [pair, model, lang, a.sample, status[a.status], s.add(a.text), s.add(a.error), s.add(a.reasoning), js]
+    """[pair, model, lang, sample, status, text, judgments, error, reasoning]; each judgment is
+    [judge, status, confidence, rationale, decided_by, accuracy, misinformation (0/1), raw]."""
+    js = [trim([judges[j.judge], status[j.status], j.confidence, s.add(j.rationale, "judge"), s.add(j.decided_by),
+                s.add(j.accuracy), None if j.misinformation is None else int(j.misinformation),
+                s.add(j.raw if j.status == "unparsed" and j.raw != j.rationale else None, "judge")])
+          for j in a.judgments]
+    return trim([pair, model, lang, a.sample, status[a.status], s.add(a.text, "answer"), js,
+                 s.add(a.error, "answer"), s.add(a.reasoning, "answer")])
 
 
 def build(report: "Report", statuses: list[str], text_budget: int = TEXT_BUDGET) -> dict[str, Any]:
@@ -83,13 +110,16 @@ def build(report: "Report", statuses: list[str], text_budget: int = TEXT_BUDGET)
             for cell in row.cells:
                 answers.extend(_answer(a, pi, models[row.model], langs[cell.lang], status, judges, s)
                                for a in cell.answers)
-    texts = s.values()
-    cap = cut_length([len(t.encode("utf-8")) for t in texts], text_budget)
-    shown = [cut(t, cap) for t in texts]
+    texts, shown = s.values(), s.shown(text_budget)
     return {"statuses": statuses, "judges": report.judges, "judge": judges.get(report.judge or "", -1),
             "models": report.models, "langs": report.langs, "categories": report.categories,
             "multiDataset": len(report.datasets) > 1, "pairs": pairs, "answers": answers, "strings": shown,
-            "fullLength": {i: len(t) for i, (t, c) in enumerate(zip(texts, shown)) if len(c) < len(t)}}
+            "cut": gaps([i for i, (t, c) in enumerate(zip(texts, shown)) if len(c) < len(t)])}
+
+
+def gaps(indices: list[int]) -> list[int]:
+    """Ascending indices as differences from the previous one (small numbers, a short list)."""
+    return [b - a for a, b in zip([-1, *indices], indices)]
 
 
 def script_json(value: Any) -> str:
