@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 import click
 
-from deccp_eval.commands.common import (backend_options, db_option, model_options, print_leaderboard, print_summary,
-                                     resolve_models, setup_logging, split_csv)
+from deccp_eval.commands.common import (backend_options, command_line, db_option, model_options, print_leaderboard,
+                                     print_summary, resolve_models, setup_logging, split_csv)
 
 
 @click.command()
@@ -68,7 +68,7 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
     with Store(db) as store:
         summary = runner.run(store, data, specs, list(judges), params, samples=samples, options=options,
                              judge_options=backend_options(kw), no_cache=no_cache, retry_errors=retry_errors,
-                             param_overrides=defaults)
+                             param_overrides=defaults, command=command_line())
         print_summary(summary)
         print_leaderboard(store, summary.run_id)
     sys.exit(1 if summary.failed else 0)
