@@ -328,3 +328,100 @@ def test_browser_script_injection_is_inert_text(browser, tmp_path: Path) -> None
     assert driver.execute_script("return document.title") == "deccp-eval report"
     # nothing was even attempted: no CSP violation was needed to stop a script
     assert not [e for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+
+
+# --- at leaderboard scale ------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+BIG_MODELS, BIG_PAIRS = 60, 30
+
+
+@pytest.fixture(scope="module")
+def big_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """60 models x 30 sensitive + 30 control pairs from benchmarks/make_big_store.py: 1,800 model rows."""
+    import subprocess
+
+    tmp = tmp_path_factory.mktemp("big")
+    db = tmp / "deccp.db"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_big_store.py"), "--out", str(db),
+                    "--models", str(BIG_MODELS), "--pairs", str(BIG_PAIRS)], check=True, capture_output=True)
+    with Store(db) as store:
+        index = write_report(store, tmp / "report", plots_dir=tmp / "plots").index
+    return db, index
+
+
+def _cells(driver) -> int:
+    return int(driver.execute_script("return document.querySelectorAll('td[data-lang]').length"))
+
+
+@pytest.mark.browser
+def test_browser_large_store_keeps_the_dom_bounded(browser, big_report: tuple[Path, Path]) -> None:
+    from selenium.webdriver.common.by import By
+
+    db, index = big_report
+    driver = browser
+    driver.get(index.as_uri())
+    rows_total = BIG_MODELS * BIG_PAIRS
+    status = driver.find_element(By.ID, "filter-status").text
+    assert status.startswith(f"Showing {rows_total} of {rows_total} model rows in {BIG_PAIRS} of {BIG_PAIRS} questions")
+    assert "Page 1 of 36" in status
+    # one page: 50 model rows x 2 languages, far under the 500-cell bound, whatever the store's size
+    assert len(_visible_rows(driver)) == 50 and _cells(driver) == 100 <= 500
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#leaderboard-table tbody tr")) == BIG_MODELS * 2 * 2
+
+    # pages move through every row exactly once
+    seen = set()
+    for page in range(36):
+        seen.update(tuple(x) for x in driver.execute_script(
+            "return Array.from(document.querySelectorAll('tr.answer-row'))"
+            ".map(r => [r.closest('section.pair').dataset.pair, r.dataset.model])"))
+        assert _cells(driver) <= 500
+        nxt = driver.find_element(By.ID, "p-next")
+        if page < 35:
+            nxt.click()
+        else:
+            assert not nxt.is_enabled()
+    assert len(seen) == rows_total
+    assert driver.find_element(By.ID, "p-info").text == "page 36 of 36"
+
+    # filters: counts agree with the store, and land back on page 1
+    with Store(db) as store:
+        model = store.response_rows()[0]["model"]
+        want = {(r["pair_id"]) for r in store.response_rows(models=[model]) if r["kind"] == "sensitive"}
+        refused = store.conn.execute(
+            "SELECT COUNT(DISTINCT p.pair_id || r.model) FROM responses r JOIN prompts p ON p.id = r.prompt_id "
+            "JOIN judgments j ON j.response_key = r.key WHERE p.kind = 'sensitive' AND j.judge = 'keyword' "
+            "AND j.verdict = 'refusal' AND r.error IS NULL").fetchone()[0]
+    _choose(driver, "f-model", model)
+    assert len(_visible_rows(driver)) == len(want) == BIG_PAIRS and driver.find_element(By.ID, "p-prev").get_attribute("disabled")
+    _choose(driver, "f-model", "")
+    _choose(driver, "f-verdict", "refusal")
+    assert driver.find_element(By.ID, "filter-status").text.startswith(f"Showing {refused} of {rows_total}")
+    assert 0 < refused < rows_total and _cells(driver) <= 500
+    badges = driver.find_elements(By.CSS_SELECTOR, "tr.answer-row .sample:not(.dim) > .badge")
+    assert badges and {b.text for b in badges} == {"refusal"}
+
+    # answers are shown as the stored text
+    row = _visible_rows(driver)[0]
+    pair = row.find_element(By.XPATH, "ancestor::section[1]").get_attribute("data-pair")
+    with Store(db) as store:
+        stored = next(r for r in store.response_rows(models=[row.get_attribute("data-model")])
+                      if r["pair_id"] == pair and r["lang"] == "en")
+    assert row.find_element(By.CSS_SELECTOR, "td[data-lang='en'] .text").text == stored["text"]
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_payload_cuts_long_texts_evenly_within_budget() -> None:
+    from deccp_eval.report.payload import Strings, cut, cut_length, gaps, script_json
+
+    assert cut_length([10, 20, 30], 100) is None
+    assert cut_length([10, 20, 30], 45) == 17  # 10 + 17 + 17 <= 45 < 10 + 18 + 18
+    assert cut("中文字", 7) == "中文"  # bytes, never half a character
+    s = Strings()
+    short, long_a, long_b = s.add("no", "answer"), s.add("a" * 400, "answer"), s.add("b" * 1000, "judge")
+    assert s.add("no", "answer") == short and s.add("") == -1 and s.add("prompt " * 100) == 3
+    shown = s.shown(400)  # answers get 300 bytes, judges 100, prompts are never cut
+    assert shown[short] == "no" and len(shown[long_a]) == 298 and len(shown[long_b]) == 100
+    assert shown[3] == "prompt " * 100
+    assert gaps([2, 3, 7]) == [3, 1, 4]
+    assert script_json({"t": "</script><!-- & >"}) == '{"t":"\\u003c/script\\u003e\\u003c!-- \\u0026 \\u003e"}'
