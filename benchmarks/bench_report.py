@@ -2,7 +2,7 @@
 (benchmarks/make_big_store.py), then the page in real headless Chromium from file://.
 
 Prints: build time (target <= 60 s on 2 cores), index.html size (<= 10 MB), time from navigation
-start to the leaderboard painted (Element Timing on the line under the table; <= 2 s) and to the
+start to the leaderboard painted (Element Timing on its first cell; <= 2 s) and to the
 script's first render of the prompt browser (`report-ready` mark), the time to apply each filter
 in the prompt browser until the next frame (<= 300 ms), and the most answer cells in the DOM at
 once. The last line holds the figures and `worst_ratio` (largest figure / its target; <= 1 passes).

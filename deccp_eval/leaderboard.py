@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,9 +36,6 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
         judgments = latest_judgments(store, rows)
     else:
         rows, judgments = loaded
-    judges_by_key: dict[str, list[Any]] = defaultdict(list)
-    for (key, _), j in judgments.items():
-        judges_by_key[key].append(j)
     runs = {r["id"]: r for r in store.runs()}
     versions = {r["dataset"]: r["dataset_version"] for r in runs.values()}
     all_judges = sorted({j for (_, j) in judgments})
@@ -48,10 +45,12 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
         for judge in all_judges or ["(none)"]:
             fields = {"model": r["model"], "lang": r["lang"], "judge": judge, "category": r["category"]}
             gkey = tuple(fields[b] for b in by)
-            g = groups.setdefault(gkey, {"fields": {b: fields[b] for b in by}, "dataset": r["dataset"],
-                                         "verdicts": Counter(), "control": Counter(), "errors": 0, "unparsed": 0,
-                                         "accuracy": Counter(), "misinfo": [0, 0], "tokens_in": 0, "tokens_out": 0,
-                                         "cost": 0.0, "responses": set()})
+            g = groups.get(gkey)
+            if g is None:
+                g = groups[gkey] = {"fields": {b: fields[b] for b in by}, "dataset": r["dataset"],
+                                    "verdicts": Counter(), "control": Counter(), "errors": 0, "unparsed": 0,
+                                    "accuracy": Counter(), "misinfo": [0, 0], "tokens_in": 0, "tokens_out": 0,
+                                    "cost": 0.0, "responses": set()}
             if r["key"] not in g["responses"]:
                 g["responses"].add(r["key"])
                 g["tokens_in"] += r["tokens_in"] or 0
@@ -60,7 +59,7 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
             if r["error"] is not None:
                 g["errors"] += r["kind"] == "sensitive"
                 continue
-            j = next((x for x in judges_by_key.get(r["key"], []) if x["judge"] == judge), None)
+            j = judgments.get((r["key"], judge))
             if j is None:
                 continue
             if j["parse_status"] == "unparsed" or j["verdict"] is None:
