@@ -408,6 +408,14 @@ def test_browser_large_store_keeps_the_dom_bounded(browser, big_report: tuple[Pa
         stored = next(r for r in store.response_rows(models=[row.get_attribute("data-model")])
                       if r["pair_id"] == pair and r["lang"] == "en")
     assert row.find_element(By.CSS_SELECTOR, "td[data-lang='en'] .text").text == stored["text"]
+    with Store(db) as store:
+        conf = store.conn.execute("SELECT confidence FROM judgments WHERE response_key = ? AND judge = 'keyword'",
+                                  (stored["key"],)).fetchone()[0]
+    cell = row.find_element(By.CSS_SELECTOR, "td[data-lang='en']")
+    cell.find_element(By.CSS_SELECTOR, "details > summary").click()
+    judgments = cell.find_elements(By.CSS_SELECTOR, ".judgment")
+    assert [j.find_element(By.TAG_NAME, "b").text for j in judgments] == ["keyword", "llm:gpt-4o-mini"]
+    assert f"confidence: {conf:.2f}" in judgments[0].text and judgments[1].find_element(By.CSS_SELECTOR, ".rationale").text
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
