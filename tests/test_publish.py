@@ -35,10 +35,16 @@ def test_publish_writes_the_bundle(published: tuple[Path, Path, str]) -> None:
                  "leaderboard_by_category.parquet", "report/index.html", "report/verdicts.png", "README.md"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
         assert f"wrote {out / name}" in stdout
-    board = pd.read_parquet(out / "leaderboard.parquet")
-    assert board.equals(pd.read_csv(out / "leaderboard.csv")[board.columns].astype(board.dtypes)) or \
-        list(board["model"]) == list(pd.read_csv(out / "leaderboard.csv")["model"])
+    board, csv = pd.read_parquet(out / "leaderboard.parquet"), pd.read_csv(out / "leaderboard.csv")
+    assert list(board.columns) == list(csv.columns) and len(board) == len(csv) == 2  # en, zh
+    for col in ("model", "lang", "judge", "n", "errors"):
+        assert list(board[col]) == list(csv[col]), col
+    assert (board["refusal_rate"] - csv["refusal_rate"]).abs().max() < 1e-4  # CSV keeps 4 decimals
     assert set(board["model"]) == {MODEL} and set(board["judge"]) == {"keyword"}
+    answers = pd.read_parquet(out / "answers.parquet")
+    sensitive = answers[answers["kind"] == "sensitive"]
+    for row in board.itertuples():  # the leaderboard counts the published answers
+        assert row.n == len(sensitive[(sensitive["lang"] == row.lang) & sensitive["verdict"].notna()])
 
 
 def test_answers_parquet_rows_carry_their_provenance(published: tuple[Path, Path, str]) -> None:

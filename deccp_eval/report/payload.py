@@ -111,7 +111,7 @@ def build(report: "Report", statuses: list[str], text_budget: int = TEXT_BUDGET)
                 answers.extend(_answer(a, pi, models[row.model], langs[cell.lang], status, judges, s)
                                for a in cell.answers)
     texts, shown = s.values(), s.shown(text_budget)
-    return {"statuses": statuses, "judges": report.judges, "judge": judges.get(report.judge or "", -1),
+    return {"statuses": statuses, "judges": report.judges,
             "models": report.models, "langs": report.langs, "categories": report.categories,
             "multiDataset": len(report.datasets) > 1, "pairs": pairs, "answers": answers, "strings": shown,
             "cut": gaps([i for i, (t, c) in enumerate(zip(texts, shown)) if len(c) < len(t)])}
