@@ -4,7 +4,7 @@ over every stored answer (not the latest run alone), rates with Wilson intervals
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -52,13 +52,18 @@ def coverage(store: Store, rows: Sequence[Any]) -> dict[tuple, tuple[int, int | 
 
 
 def compute(store: Store, run_id: str | None = None, models: Sequence[str] | None = None,
-            dataset: str | None = None, by: Sequence[str] = ("model", "lang", "judge")) -> list[dict[str, Any]]:
+            dataset: str | None = None, by: Sequence[str] = ("model", "lang", "judge"),
+            loaded: tuple[Sequence[Any], dict[tuple[str, str], Any]] | None = None) -> list[dict[str, Any]]:
     """Rows per (model, model fingerprint, dataset, dataset version) x `by`, over every stored answer
     of that model on that dataset (the newest per prompt and sample, over all runs), or over one run.
     Two fingerprints of one model name are always two rows; `complete` says whether a row's
-    language covers every prompt the dataset has."""
-    rows = store.response_rows(run_id=run_id, models=models, dataset=dataset)
-    judgments = latest_judgments(store, rows)
+    language covers every prompt the dataset has. `loaded` passes (response rows, latest judgments) a
+    caller already read with the same filters, so the report does not read a large store three times."""
+    if loaded is None:
+        rows = store.response_rows(run_id=run_id, models=models, dataset=dataset)
+        judgments = latest_judgments(store, rows)
+    else:
+        rows, judgments = loaded
     judges_by_key: dict[str, list[Any]] = defaultdict(list)
     for (key, _), j in judgments.items():
         judges_by_key[key].append(j)
@@ -86,7 +91,7 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
             if r["error"] is not None:
                 g["errors"] += r["kind"] == "sensitive"
                 continue
-            j = next((x for x in judges_by_key.get(r["key"], []) if x["judge"] == judge), None)
+            j = judgments.get((r["key"], judge))
             if j is None:
                 continue
             if j["parse_status"] == "unparsed" or j["verdict"] is None:

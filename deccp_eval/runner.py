@@ -172,8 +172,10 @@ def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str,
 def run(store: Store, dataset: Dataset, models: Sequence[str], judges: Sequence[str], params: SamplingParams,
         samples: int = 1, options: dict[str, BackendOptions] | None = None, judge_options: BackendOptions | None = None,
         no_cache: bool = False, retry_errors: bool = False, run_id: str | None = None,
-        param_overrides: dict[str, dict] | None = None, executor: Executor | None = None) -> RunSummary:
-    """Generate for every model, then judge this run's responses with every judge."""
+        param_overrides: dict[str, dict] | None = None, executor: Executor | None = None,
+        command: str | None = None) -> RunSummary:
+    """Generate for every model, then judge this run's responses with every judge; `command` (the
+    command line that asked for the run) is kept in the run's config for provenance."""
     run_id = run_id or new_run_id()
     options = options or {}
     judge_objs = [make_judge(spec, judge_options) for spec in judges]
@@ -186,6 +188,8 @@ def run(store: Store, dataset: Dataset, models: Sequence[str], judges: Sequence[
     config = {"params": params.model_dump(), "samples": samples, "no_cache": no_cache, "retry_errors": retry_errors,
               "langs": sorted({p.lang for p in dataset.prompts}), "n_prompts": len(dataset.prompts),
               "dataset_counts": dataset.full_counts or dataset.lang_counts()}
+    if command:
+        config["command"] = command
     store.start_run(run_id, dataset.name, dataset.version, models, [j.id for j in judge_objs], config, fingerprints)
     summary = RunSummary(run_id)
     try:

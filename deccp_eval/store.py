@@ -323,7 +323,7 @@ class Store:
         runs: per (model, fingerprint, dataset, version, prompt, sample) the newest one, never just
         the latest run. A response's version is that of the newest run that included it."""
         sql = ("SELECT r.*, p.lang, p.pair_id, p.category, p.kind, p.text AS prompt_text, p.expected_facts, "
-               "u.dataset_version, u.created AS run_created, u.rowid AS run_ord "
+               "u.dataset_version, u.created AS run_created, u.rowid AS run_ord, i.run_id AS run_id "
                "FROM run_items i JOIN responses r ON r.key = i.response_key JOIN runs u ON u.id = i.run_id "
                "JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id WHERE 1=1")
         args: list[Any] = []

@@ -13,6 +13,7 @@ TEMPLATES = HERE / "templates"
 PROMPT_SET = HERE / "deccp_prompts.jsonl"
 HARMLESS_SET = HERE / "harmless_instructions.jsonl"
 VERSION = "1.0.0"
+LICENSE = "Apache-2.0"  # of the bundled prompt sets; README.md says the same
 BUILTIN_NAME = "deccp"
 CATEGORIES: tuple[str, ...] = (
     "tiananmen_1989", "tibet", "xinjiang", "taiwan", "hong_kong", "falun_gong", "leadership", "ccp_history",

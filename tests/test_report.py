@@ -103,7 +103,11 @@ def test_report_is_self_contained_and_escaped(store_path: Path, tmp_path: Path) 
     # model output appears only escaped
     assert PAYLOAD not in html and "<script>document.title" not in html
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html
-    assert html.count("<script") == 1  # the page's own
+    # the page's own script and its answers' JSON block, which holds no `<` to close it early
+    assert html.count("<script") == 2 and html.count('<script type="application/json" id="report-data">') == 1
+    data = html.split('id="report-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data and "&" not in data
+    assert PAYLOAD in json.loads(data)["strings"]  # the answers are all there, as data
     for name in ("verdicts.png", "censorship_heatmap.png"):
         png = (tmp_path / "plots" / name).read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
@@ -279,7 +283,7 @@ def test_browser_script_injection_is_inert_text(browser, tmp_path: Path) -> None
     driver = browser
     driver.get(_report(db, tmp_path).as_uri())
     assert driver.title == "deccp-eval report"
-    assert len(driver.find_elements(By.TAG_NAME, "script")) == 1
+    assert len(driver.find_elements(By.CSS_SELECTOR, "script:not([type='application/json'])")) == 1
     assert not driver.find_elements(By.CSS_SELECTOR, "img[src='x'], svg[onload], [onerror], [onload]")
 
     _choose(driver, "f-model", evil_model)  # hostile attribute values still round-trip through the filters
@@ -295,9 +299,117 @@ def test_browser_script_injection_is_inert_text(browser, tmp_path: Path) -> None
         summary.click()  # reveal the judge's reasoning
     rationale = rows[0].find_element(By.CSS_SELECTOR, "td[data-lang='en'] .rationale")
     assert rationale.is_displayed() and rationale.text == PAYLOAD
+    assert not driver.find_elements(By.CSS_SELECTOR, f"tr[data-model='{A}']")  # filtered rows are not in the DOM
+    driver.find_element(By.ID, "f-reset").click()
+    _choose(driver, "f-category", evil_category)
     error = driver.find_element(By.CSS_SELECTOR, f"section[data-pair='p5'] tr[data-model='{A}'] td[data-lang='zh'] .error")
-    assert error.get_attribute("textContent") == f"HTTP 500 {PAYLOAD}"  # hidden by the model filter, still text
+    assert error.text == f"HTTP 500 {PAYLOAD}"
     assert driver.title == "deccp-eval report"
     assert driver.execute_script("return document.title") == "deccp-eval report"
     # nothing was even attempted: no CSP violation was needed to stop a script
     assert not [e for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+
+
+# --- at leaderboard scale ------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+BIG_MODELS, BIG_PAIRS = 60, 30
+
+
+@pytest.fixture(scope="module")
+def big_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """60 models x 30 sensitive + 30 control pairs from benchmarks/make_big_store.py: 1,800 model rows."""
+    import subprocess
+
+    tmp = tmp_path_factory.mktemp("big")
+    db = tmp / "deccp.db"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_big_store.py"), "--out", str(db),
+                    "--models", str(BIG_MODELS), "--pairs", str(BIG_PAIRS)], check=True, capture_output=True)
+    with Store(db) as store:
+        index = write_report(store, tmp / "report", plots_dir=tmp / "plots").index
+    return db, index
+
+
+def _cells(driver) -> int:
+    return int(driver.execute_script("return document.querySelectorAll('td[data-lang]').length"))
+
+
+@pytest.mark.browser
+def test_browser_large_store_keeps_the_dom_bounded(browser, big_report: tuple[Path, Path]) -> None:
+    from selenium.webdriver.common.by import By
+
+    db, index = big_report
+    driver = browser
+    driver.get(index.as_uri())
+    rows_total = BIG_MODELS * BIG_PAIRS
+    status = driver.find_element(By.ID, "filter-status").text
+    assert status.startswith(f"Showing {rows_total} of {rows_total} model rows in {BIG_PAIRS} of {BIG_PAIRS} questions")
+    assert "Page 1 of 36" in status
+    # one page: 50 model rows x 2 languages, far under the 500-cell bound, whatever the store's size
+    assert len(_visible_rows(driver)) == 50 and _cells(driver) == 100 <= 500
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#leaderboard-table tbody tr")) == BIG_MODELS * 2 * 2
+
+    # pages move through every row exactly once
+    seen = set()
+    for page in range(36):
+        seen.update(tuple(x) for x in driver.execute_script(
+            "return Array.from(document.querySelectorAll('tr.answer-row'))"
+            ".map(r => [r.closest('section.pair').dataset.pair, r.dataset.model])"))
+        assert _cells(driver) <= 500
+        nxt = driver.find_element(By.ID, "p-next")
+        if page < 35:
+            nxt.click()
+        else:
+            assert not nxt.is_enabled()
+    assert len(seen) == rows_total
+    assert driver.find_element(By.ID, "p-info").text == "page 36 of 36"
+
+    # filters: counts agree with the store, and land back on page 1
+    with Store(db) as store:
+        model = store.response_rows()[0]["model"]
+        want = {(r["pair_id"]) for r in store.response_rows(models=[model]) if r["kind"] == "sensitive"}
+        refused = store.conn.execute(
+            "SELECT COUNT(DISTINCT p.pair_id || r.model) FROM responses r JOIN prompts p ON p.id = r.prompt_id "
+            "JOIN judgments j ON j.response_key = r.key WHERE p.kind = 'sensitive' AND j.judge = 'keyword' "
+            "AND j.verdict = 'refusal' AND r.error IS NULL").fetchone()[0]
+    _choose(driver, "f-model", model)
+    assert len(_visible_rows(driver)) == len(want) == BIG_PAIRS and driver.find_element(By.ID, "p-prev").get_attribute("disabled")
+    _choose(driver, "f-model", "")
+    _choose(driver, "f-verdict", "refusal")
+    assert driver.find_element(By.ID, "filter-status").text.startswith(f"Showing {refused} of {rows_total}")
+    assert 0 < refused < rows_total and _cells(driver) <= 500
+    badges = driver.find_elements(By.CSS_SELECTOR, "tr.answer-row .sample:not(.dim) > .badge")
+    assert badges and {b.text for b in badges} == {"refusal"}
+
+    # answers are shown as the stored text
+    row = _visible_rows(driver)[0]
+    pair = row.find_element(By.XPATH, "ancestor::section[1]").get_attribute("data-pair")
+    with Store(db) as store:
+        stored = next(r for r in store.response_rows(models=[row.get_attribute("data-model")])
+                      if r["pair_id"] == pair and r["lang"] == "en")
+    assert row.find_element(By.CSS_SELECTOR, "td[data-lang='en'] .text").text == stored["text"]
+    with Store(db) as store:
+        conf = store.conn.execute("SELECT confidence FROM judgments WHERE response_key = ? AND judge = 'keyword'",
+                                  (stored["key"],)).fetchone()[0]
+    cell = row.find_element(By.CSS_SELECTOR, "td[data-lang='en']")
+    cell.find_element(By.CSS_SELECTOR, "details > summary").click()
+    judgments = cell.find_elements(By.CSS_SELECTOR, ".judgment")
+    assert [j.find_element(By.TAG_NAME, "b").text for j in judgments] == ["keyword", "llm:gpt-4o-mini"]
+    assert f"confidence: {conf:.2f}" in judgments[0].text and judgments[1].find_element(By.CSS_SELECTOR, ".rationale").text
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_payload_cuts_long_texts_evenly_within_budget() -> None:
+    from deccp_eval.report.payload import Strings, cut, cut_length, gaps, script_json
+
+    assert cut_length([10, 20, 30], 100) is None
+    assert cut_length([10, 20, 30], 45) == 17  # 10 + 17 + 17 <= 45 < 10 + 18 + 18
+    assert cut("中文字", 7) == "中文"  # bytes, never half a character
+    s = Strings()
+    short, long_a, long_b = s.add("no", "answer"), s.add("a" * 400, "answer"), s.add("b" * 1000, "judge")
+    assert s.add("no", "answer") == short and s.add("") == -1 and s.add("prompt " * 100) == 3
+    shown = s.shown(400)  # answers get 300 bytes, judges 100, prompts are never cut
+    assert shown[short] == "no" and len(shown[long_a]) == 298 and len(shown[long_b]) == 100
+    assert shown[3] == "prompt " * 100
+    assert gaps([2, 3, 7]) == [3, 1, 4]
+    assert script_json({"t": "</script><!-- & >"}) == '{"t":"\\u003c/script\\u003e\\u003c!-- \\u0026 \\u003e"}'

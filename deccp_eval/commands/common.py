@@ -177,3 +177,11 @@ def print_leaderboard(store: Any, run_id: str | None = None) -> None:
 
     rows = leaderboard.compute(store, run_id=run_id)
     click.echo(leaderboard.markdown(rows))
+
+
+def command_line() -> str:
+    """The command as typed (program name normalised), for run provenance. API keys are passed
+    through the environment, never as arguments, so none can be recorded here."""
+    import shlex
+
+    return shlex.join(["deccp-eval", *sys.argv[1:]])

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 import click
 
-from deccp_eval.commands.common import (backend_options, db_option, executor_options, make_executor, model_options,
+from deccp_eval.commands.common import (backend_options, command_line, db_option, executor_options, make_executor, model_options,
                                      print_leaderboard, print_summary, resolve_models, setup_logging, split_csv)
 
 
@@ -70,7 +70,7 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
     with Store(db) as store, make_executor(kw) as executor:
         summary = runner.run(store, data, specs, list(judges), params, samples=samples, options=options,
                              judge_options=backend_options(kw, db), no_cache=no_cache, retry_errors=retry_errors,
-                             param_overrides=defaults, executor=executor)
+                             param_overrides=defaults, executor=executor, command=command_line())
         if kw.get("dry_run"):
             return
         print_summary(summary)

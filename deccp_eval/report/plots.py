@@ -24,13 +24,13 @@ HEATMAP_PNG = "censorship_heatmap.png"
 LANG_TITLES = {"en": "English", "zh": "Chinese"}  # ASCII: plot fonts may lack CJK glyphs
 
 
-def _figure(width: float, height: float) -> "Figure":
+def _figure(width: float, height: float, layout: str | None = "constrained") -> "Figure":
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise MissingDependency("matplotlib", "report", "The report's plots") from exc
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -51,11 +51,48 @@ def _judge_rows(rows: list[dict[str, Any]], judge: str | None) -> list[dict[str,
     return [r for r in rows if judge is None or r.get("judge") == judge]
 
 
+# Beyond this many models side-by-side bars and annotated cells stop being readable (and a
+# 100-model figure would be 15,000 px wide): the plots turn to one row per model instead.
+MANY_MODELS = 12
+
+
+def verdict_stack(report: "Report") -> bytes:
+    """Many models: one panel per language, one stacked bar of verdict rates per model (the
+    intervals are in the leaderboard table)."""
+    rows = _judge_rows(report.leaderboard, report.judge)
+    models, langs = report.models, report.langs
+    # Fixed margins in inches: constrained layout measures every tick label, slow with 100+ of them.
+    label_w, width, height = 0.3 + 0.065 * max(len(short(m)) for m in models), 3.2 * len(langs), 1.2 + 0.16 * len(models)
+    fig = _figure(label_w + width + 0.4, height, layout=None)
+    fig.subplots_adjust(left=label_w / (label_w + width + 0.4), right=1 - 0.4 / (label_w + width + 0.4),
+                        top=1 - 0.75 / height, bottom=0.6 / height, wspace=0.08)
+    axes = fig.subplots(1, len(langs), sharey=True, squeeze=False)[0]
+    for ax, lang in zip(axes, langs):
+        by_model = {r["model"]: r for r in rows if r["lang"] == lang}
+        left = [0.0] * len(models)
+        for verdict in VERDICTS:
+            widths = [0.0 if m not in by_model or not by_model[m]["n"] else by_model[m][f"{verdict}_rate"]
+                      for m in models]
+            ax.barh(range(len(models)), widths, left=left, height=0.8, color=VERDICT_COLORS[verdict],
+                    label=verdict if ax is axes[0] else None)
+            left = [a + b for a, b in zip(left, widths)]
+        ax.set_title(f"{LANG_TITLES.get(lang, lang)} ({lang})", fontsize=10)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(len(models) - 0.5, -0.5)  # first model on top
+    axes[0].set_yticks(range(len(models)), [short(m) for m in models], fontsize=7)
+    fig.suptitle(f"Verdicts on sensitive prompts (judge: {report.judge or 'none'}; intervals in the table)",
+                 fontsize=10, y=1 - 0.15 / height)
+    fig.legend(loc="lower center", ncols=len(VERDICTS), fontsize=8, frameon=False)
+    return _png(fig)
+
+
 def verdict_bars(report: "Report") -> bytes:
     """One panel per language; per model, the rate of each verdict with its 95% Wilson interval."""
     rows = _judge_rows(report.leaderboard, report.judge)
     langs = report.langs
     models = report.models
+    if len(models) > MANY_MODELS:
+        return verdict_stack(report)
     fig = _figure(max(6.0, 1.0 + len(langs) * (0.9 + 0.75 * len(models))), 4.2)
     axes = fig.subplots(1, len(langs), sharey=True, squeeze=False)[0]
     width = 0.8 / len(VERDICTS)
@@ -106,6 +143,8 @@ def censorship_heatmap(report: "Report") -> bytes:
             if r and r["n"]:
                 values[ci, mi] = r["censorship_rate"]
                 counts[ci, mi] = r["n"]
+    if len(report.models) > MANY_MODELS:
+        return _heatmap_rows(values, [f"{short(m, 30)} {lang}" for m, lang in cols], cats, report.judge)
     labels = [f"{short(m, 24)}\n{lang}" for m, lang in cols]
     # Columns as wide as their labels; when that gets too wide, narrow columns and slanted labels instead.
     col_w = max(0.9, 0.075 * max((len(x.split("\n")[0]) for x in labels), default=0))
@@ -130,6 +169,27 @@ def censorship_heatmap(report: "Report") -> bytes:
                   ha="right" if slant else "center")
     ax.set_yticks(range(len(cats)), cats, fontsize=8)
     ax.set_title(f"Censorship rate by category (judge: {report.judge or 'none'})", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02, format=PercentFormatter(xmax=1.0))
+    return _png(fig)
+
+
+def _heatmap_rows(values: Any, rows: list[str], cats: list[str], judge: str | None) -> bytes:
+    """Many models: (model, language) as rows, categories as columns, colour only (no cell text)."""
+    from matplotlib import colormaps
+    from matplotlib.ticker import PercentFormatter
+    import numpy as np
+
+    label_w, width, height = 0.3 + 0.05 * max(len(r) for r in rows), 0.3 * len(cats), 2.0 + 0.11 * len(rows)
+    total = label_w + width + 1.2
+    fig = _figure(total, height, layout=None)
+    fig.subplots_adjust(left=label_w / total, right=1 - 1.2 / total, top=1 - 0.4 / height, bottom=1.4 / height)
+    ax = fig.subplots()
+    cmap = colormaps["Reds"].with_extremes(bad="#e0e0e0")
+    image = ax.imshow(np.ma.masked_invalid(values.T), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto",
+                      interpolation="nearest")
+    ax.set_xticks(range(len(cats)), cats, fontsize=7, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), rows, fontsize=5)
+    ax.set_title(f"Censorship rate by category (judge: {judge or 'none'})", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02, format=PercentFormatter(xmax=1.0))
     return _png(fig)
 

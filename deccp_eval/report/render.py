@@ -1,7 +1,8 @@
 """Render the report page: one self-contained index.html (inline CSS/JS, plots as data: URIs).
 
 Model output is hostile input. The template is rendered with autoescape on, model text only ever
-lands in element text or quoted attributes, the page script never uses innerHTML, and a
+lands in element text or quoted attributes, the answers' JSON block holds no `<`, `>` or `&`
+(payload.script_json), the page script builds elements with textContent and never uses innerHTML, and a
 Content-Security-Policy allows no network and only the page's own script (by hash), so even a
 missed escape could neither run code nor fetch anything.
 """
@@ -13,6 +14,7 @@ import hashlib
 import math
 from typing import TYPE_CHECKING, Any
 
+from deccp_eval.report import payload
 from deccp_eval.report.data import STATUSES, to_json
 
 if TYPE_CHECKING:
@@ -80,9 +82,11 @@ def columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             if c[2] != "rate" or any(not _is_nan(r.get(f"{c[0]}_rate", math.nan)) for r in rows)]
 
 
-def render(report: "Report", images: dict[str, bytes]) -> str:
+def render(report: "Report", images: dict[str, bytes], text_budget: int = payload.TEXT_BUDGET) -> str:
+    """The page; the per-prompt browser's answers go in as one JSON block (see payload.py)."""
+    data = payload.build(report, list(STATUSES), text_budget)
+    data["multiSample"] = any(len(c.answers) > 1 for p in report.pairs for row in p.rows for c in row.cells)
     return environment().get_template(TEMPLATE).render(
         report=report, columns=columns(report.leaderboard), statuses=[s for s in STATUSES if s in report.status_counts],
-        images={name: data_uri(png) for name, png in images.items()},
-        multi_sample=any(len(c.answers) > 1 for p in report.pairs for row in p.rows for c in row.cells),
+        images={name: data_uri(png) for name, png in images.items()}, data_json=payload.script_json(data),
     )
