@@ -4,7 +4,7 @@ over every stored answer (not the latest run alone), rates with Wilson intervals
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -64,9 +64,6 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
         judgments = latest_judgments(store, rows)
     else:
         rows, judgments = loaded
-    judges_by_key: dict[str, list[Any]] = defaultdict(list)
-    for (key, _), j in judgments.items():
-        judges_by_key[key].append(j)
     all_judges = sorted({j for (_, j) in judgments})
     cover = coverage(store, rows)
     extra_by = [b for b in by if b not in IDENTITY]
