@@ -9,9 +9,12 @@ from typing import Any, Callable, ClassVar, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.errors import UsageError
-from deccp_eval.schema import Request, Response
+from deccp_eval.schema import Request, Response, canonical_hash
 
 OnResponse = Callable[[Response], None]
+
+# `extra` options that change how requests are sent, never what comes back: left out of fingerprints.
+NON_OUTPUT_EXTRA = frozenset({"backoff_base_s", "backoff_max_s", "first_request_grace_s", "judge_max_tokens"})
 
 
 class BackendOptions(BaseModel):
@@ -55,6 +58,20 @@ class Backend(ABC):
 
     def check(self) -> None:
         """Fail before any request when the backend cannot work (missing key, package, path)."""
+
+    def fingerprint(self) -> str:
+        """What this backend's answers depend on besides the request: part of every request key.
+
+        Contract: two backends with equal fingerprints give the same answer to the same request;
+        anything that can change an answer (weights, revision, base_url, dtype, chat template,
+        output-changing options) changes the fingerprint; nothing else does (keys, timeouts,
+        concurrency, batch size, retries). This default hashes the spec, `base_url`, `dtype` and the
+        `extra` options (NON_OUTPUT_EXTRA aside); a backend adds what the spec points at, e.g. a
+        local folder's content (`deccp_eval.fingerprint.model_fingerprint`) or a resolved revision,
+        and may narrow the options to the ones its typed options model marks output-changing."""
+        o = self.options
+        extra = {k: v for k, v in o.extra.items() if k not in NON_OUTPUT_EXTRA}
+        return canonical_hash({"spec": self.spec, "base_url": o.base_url, "dtype": o.dtype, "extra": extra})[:32]
 
     @abstractmethod
     def generate(self, requests: Sequence[Request], on_response: OnResponse) -> None: ...

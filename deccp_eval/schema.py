@@ -90,6 +90,7 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str  # the model spec, e.g. "hf:/path" or "openai:gpt-4o-mini"
+    fingerprint: str = ""  # Backend.fingerprint(): what the spec points at (weights, base_url, options)
     prompt_id: str
     text: str
     params: SamplingParams = Field(default_factory=SamplingParams)
@@ -101,6 +102,8 @@ class Request(BaseModel):
         for name in OPTIONAL_PARAMS:  # unset, they leave the keys of earlier requests unchanged
             if data["params"].get(name) is None:
                 data["params"].pop(name, None)
+        if not self.fingerprint:  # left out when empty so keys made before fingerprints stay valid
+            data.pop("fingerprint")
         return canonical_hash(data)
 
     def messages(self) -> list[dict[str, str]]:
@@ -134,6 +137,8 @@ class Response(BaseModel):
     cost: float | None = None
     error: str | None = None
     logprobs: list[TokenLogprob] | None = None  # when the request asked for top_logprobs and the backend gave them
+    provider_model: str | None = None  # the `model` a remote provider says answered
+    system_fingerprint: str | None = None  # the provider's `system_fingerprint`, when it sends one
 
     @property
     def ok(self) -> bool:
