@@ -33,6 +33,9 @@ class BackendOptions(BaseModel):
     dtype: str = "auto"
     device: str = "auto"
     prices: dict[str, float] | None = None  # USD per million tokens: {"input": x, "output": y}
+    batch: bool = False  # API backends: send through the provider's batch API (issue 18)
+    state_db: str | None = None  # the store file that keeps batch ids (the commands set it to --db)
+    dry_run: bool = False  # API backends: print requests, batches and estimated cost; send nothing
     extra: dict[str, Any] = Field(default_factory=dict)
 
 

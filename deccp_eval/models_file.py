@@ -6,7 +6,8 @@
         model: deepseek-chat
         base_url: https://api.deepseek.com
         api_key_env: DEEPSEEK_API_KEY        # the variable's name, never the key
-        prices: {input: 0.27, output: 1.10}  # USD per million tokens
+        prices: {input: 0.27, output: 1.10}  # USD per million tokens (batch_input/batch_output too)
+        batch: true                          # through the provider's batch API (openai, anthropic)
         params: {max_tokens: 1024}
 """
 
@@ -30,6 +31,7 @@ class ModelEntry(BaseModel):
     base_url: str | None = None
     api_key_env: str | None = None
     prices: dict[str, float] | None = None
+    batch: bool | None = None
     params: dict[str, Any] = {}
     options: dict[str, Any] = {}
 
@@ -71,7 +73,7 @@ def resolve(specs: list[str], base: BackendOptions, path: Path | None
             e = entries[spec]
             full = f"{e.backend}:{e.model}"
             update = {k: v for k, v in {"base_url": e.base_url, "api_key_env": e.api_key_env,
-                                        "prices": e.prices}.items() if v is not None}
+                                        "prices": e.prices, "batch": e.batch}.items() if v is not None}
             update.update({k: v for k, v in e.options.items() if k in BackendOptions.model_fields})
             extra = {k: v for k, v in e.options.items() if k not in BackendOptions.model_fields}
             parse_options(backend_class(full), f"{path}: model {spec!r} ({full})", extra, strict=True)

@@ -4,6 +4,10 @@ A small built-in table of list prices (USD per million tokens) for a handful of 
 models, so a run against them reports cost with no setup. Prices change: a models file entry's
 `prices: {input: X, output: Y}` (or BackendOptions.prices) overrides the table for that model
 and adds models it lacks. Unknown models cost `None` (unknown), never 0.
+
+Batch prices (OpenAI Batch API, Anthropic Message Batches): `batch_input` / `batch_output` in the
+table or a models file's `prices`; where none is given, BATCH_DISCOUNT of the normal price (both
+providers sell batch calls at 50%).
 """
 
 from __future__ import annotations
@@ -24,11 +28,15 @@ class Price(BaseModel):
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    batch_input: float | None = Field(default=None, ge=0)
+    batch_output: float | None = Field(default=None, ge=0)
 
 
-# Provider list prices (standard tier, no cache discounts) as of PRICES_AS_OF.
+BATCH_DISCOUNT = 0.5
+
+# Provider list prices (standard tier, no cache discounts) as of PRICES_AS_OF; batch prices are half.
 BUILTIN_PRICES: dict[str, Price] = {
-    name: Price(input=i, output=o)
+    name: Price(input=i, output=o, batch_input=i * BATCH_DISCOUNT, batch_output=o * BATCH_DISCOUNT)
     for name, (i, o) in {
         "gpt-4o": (2.50, 10.00),
         "gpt-4o-mini": (0.15, 0.60),
@@ -55,7 +63,8 @@ def parse_prices(prices: dict[str, float] | None, where: str = "prices") -> Pric
         return Price.model_validate(prices)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'prices'}: {e['msg']}" for e in exc.errors())
-        raise UsageError(f"{where}: expected {{input: USD per 1M tokens, output: USD per 1M tokens}} ({problems})") \
+        raise UsageError(f"{where}: expected {{input: USD per 1M tokens, output: USD per 1M tokens, optional "
+                         f"batch_input, batch_output}} ({problems})") \
             from None
 
 
@@ -75,6 +84,14 @@ def lookup(model: str, table: dict[str, Price] | None = None) -> Price | None:
 def price_for(model: str, override: dict[str, float] | None = None) -> Price | None:
     """The models file's price when given, else the built-in table's."""
     return parse_prices(override) or lookup(model)
+
+
+def batch_price(price: Price | None) -> Price | None:
+    """The price of the same call through a batch API."""
+    if price is None:
+        return None
+    return Price(input=price.batch_input if price.batch_input is not None else price.input * BATCH_DISCOUNT,
+                 output=price.batch_output if price.batch_output is not None else price.output * BATCH_DISCOUNT)
 
 
 def cost(price: Price | None, tokens_in: int | None, tokens_out: int | None) -> float | None:

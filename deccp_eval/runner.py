@@ -69,6 +69,11 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
         return tally
     by_key = {r.key: r for r in todo}
     backend = make_backend(model, options)
+    if options.dry_run and not hasattr(backend, "batch_driver"):  # a local engine: nothing to price
+        from deccp_eval.progress import console
+
+        console.print(f"dry run: {model}: {len(todo)} requests (local)", highlight=False)
+        return tally
     backend.check()
     with bar(f"generate {model}", len(todo)) as advance:
         def on_response(resp) -> None:

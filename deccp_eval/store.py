@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from deccp_eval.batch_store import create_tables as create_batch_tables
 from deccp_eval.schema import GoldReference, Judgment, Prompt, Request, Response
 
 DEFAULT_DB = Path("results") / "deccp.db"
@@ -67,6 +68,7 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
         add_judgment_columns(self.conn)
+        create_batch_tables(self.conn)  # batch_store.py: the batch ids of issue 18
         self.conn.commit()
 
     def close(self) -> None:

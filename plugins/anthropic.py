@@ -5,17 +5,22 @@ ANTHROPIC_API_KEY (or the variable named by --api-key-env). The Messages API ver
 speaks (2026-10-21) has no temperature/top_p/seed, so they are not sent: sampling is the model's
 own. `thinking` blocks are stored as Response.reasoning, apart from the answer; the stop reason
 (`end_turn`, `max_tokens`, `refusal`, ...) is kept as the finish reason.
+
+Message Batches (`--batch`, remote/batch.py drives it): `messages.batches.create` with the request
+key as each `custom_id`, `retrieve` to poll `processing_status`, `results()` streamed when it has
+ended; `errored`, `expired` and `canceled` lines are failures of that line only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from deccp_eval.backend import OnResponse
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.remote import Completion, Fault, RemoteBackend, stainless_fault
+from deccp_eval.remote.batch import BatchInfo
 from deccp_eval.schema import Request, SamplingParams
 from deccp_eval.text import split_think
 
@@ -56,6 +61,45 @@ class AnthropicBackend(RemoteBackend):
 
     async def complete(self, client: Any, request: Request) -> Completion:
         return completion_from(await client.messages.create(**self.body(request)))
+
+    # -- Message Batches -------------------------------------------------------------------------
+    batch_max_requests = 100_000  # Anthropic's limits per batch
+    batch_max_bytes = 256 * 1024 * 1024
+
+    def batch_line(self, request: Request) -> dict[str, Any]:
+        return {"custom_id": request.key, "params": self.body(request)}
+
+    async def batch_submit(self, client: Any, lines: list[dict[str, Any]]) -> BatchInfo:
+        return batch_info(await client.messages.batches.create(requests=lines))
+
+    async def batch_poll(self, client: Any, batch_id: str) -> BatchInfo:
+        return batch_info(await client.messages.batches.retrieve(batch_id))
+
+    async def batch_cancel(self, client: Any, batch_id: str) -> BatchInfo:
+        return batch_info(await client.messages.batches.cancel(batch_id))
+
+    async def batch_results(self, client: Any, info: BatchInfo) -> AsyncIterator[tuple[str, Completion | str]]:
+        async for item in await client.messages.batches.results(info.id):
+            result = item.result
+            if result.type == "succeeded":
+                try:
+                    yield item.custom_id, completion_from(result.message)
+                except Fault as fault:
+                    yield item.custom_id, f"{fault.kind}: {fault.text}"
+            elif result.type == "errored":
+                inner = getattr(result.error, "error", None)
+                yield item.custom_id, f"errored: {getattr(inner, 'type', 'error')}: {getattr(inner, 'message', '')}"
+            else:  # expired, canceled
+                yield item.custom_id, str(result.type)
+
+
+def batch_info(batch: Any) -> BatchInfo:
+    """An SDK MessageBatch -> BatchInfo."""
+    c = batch.request_counts
+    return BatchInfo(id=batch.id, status=batch.processing_status, ended=batch.processing_status == "ended",
+                     completed=c.succeeded, failed=c.errored + c.expired + c.canceled,
+                     total=c.succeeded + c.errored + c.expired + c.canceled + c.processing,
+                     expires_at=batch.expires_at.isoformat(timespec="seconds") if batch.expires_at else None)
 
 
 def completion_from(message: Any) -> Completion:

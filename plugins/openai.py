@@ -14,17 +14,24 @@ engine's knobs: `max_tokens_param: max_completion_tokens` for models that reject
 sampling parameter (part of the fingerprint: the server's own defaults then decide). The endpoint
 (base_url, else $OPENAI_BASE_URL, else api.openai.com) is part of the fingerprint; each response
 keeps the `model` and `system_fingerprint` the server returned.
+
+Batch API (`--batch`, remote/batch.py drives it): a JSONL file uploaded with `files.create(purpose=
+"batch")`, `batches.create` on /v1/chat/completions, `batches.retrieve` to poll, the output and
+error files read with `files.content`; each line's `custom_id` is the request key.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+import json
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Callable, Literal
 
 from pydantic import Field
 
 from deccp_eval.backend import knob
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.remote import Completion, Fault, RemoteBackend, stainless_fault
+from deccp_eval.remote.batch import BatchInfo
 from deccp_eval.schema import Request, SamplingParams, TokenLogprob
 from deccp_eval.text import split_think
 
@@ -65,6 +72,67 @@ class OpenAIBackend(RemoteBackend):
         # errors, timeout), but read back as plain JSON: create() re-transforms typed params and builds
         # pydantic models, ~1 ms of CPU per call that caps throughput at 32+ requests in flight.
         return completion_from(await client.post("/chat/completions", body=self.body(request), cast_to=object))
+
+    # -- the Batch API ---------------------------------------------------------------------------
+    batch_max_requests = 50_000  # OpenAI's limits per batch
+    batch_max_bytes = 200 * 1024 * 1024
+
+    def batch_line(self, request: Request) -> dict[str, Any]:
+        return {"custom_id": request.key, "method": "POST", "url": BATCH_ENDPOINT, "body": self.body(request)}
+
+    async def batch_submit(self, client: Any, lines: list[dict[str, Any]]) -> BatchInfo:
+        data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
+        uploaded = await client.files.create(file=("deccp-batch.jsonl", data, "application/jsonl"), purpose="batch")
+        return batch_info(await client.batches.create(input_file_id=uploaded.id, endpoint=BATCH_ENDPOINT,
+                                                      completion_window="24h"))
+
+    async def batch_poll(self, client: Any, batch_id: str) -> BatchInfo:
+        return batch_info(await client.batches.retrieve(batch_id))
+
+    async def batch_cancel(self, client: Any, batch_id: str) -> BatchInfo:
+        return batch_info(await client.batches.cancel(batch_id))
+
+    async def batch_results(self, client: Any, info: BatchInfo) -> AsyncIterator[tuple[str, Completion | str]]:
+        for file_id in info.files:
+            content = await client.files.content(file_id)
+            for raw in content.text.splitlines():
+                if raw.strip():
+                    yield batch_outcome(json.loads(raw))
+
+
+BATCH_ENDPOINT = "/v1/chat/completions"
+ENDED = ("completed", "failed", "expired", "cancelled")
+
+
+def batch_info(batch: Any) -> BatchInfo:
+    """An SDK Batch -> BatchInfo (counts, validation errors, the output and error file ids)."""
+    counts = batch.request_counts
+    errors = [e.message for e in ((batch.errors.data or []) if batch.errors else []) if getattr(e, "message", None)]
+    expires = datetime.fromtimestamp(batch.expires_at, timezone.utc).isoformat(timespec="seconds") \
+        if batch.expires_at else None
+    return BatchInfo(id=batch.id, status=batch.status, ended=batch.status in ENDED,
+                     completed=counts.completed if counts else 0, failed=counts.failed if counts else 0,
+                     total=counts.total if counts else 0, message="; ".join(errors) or None, expires_at=expires,
+                     files=[f for f in (batch.output_file_id, batch.error_file_id) if f])
+
+
+def batch_outcome(line: dict[str, Any]) -> tuple[str, Completion | str]:
+    """One line of an output or error file -> (custom_id, Completion or the line's error)."""
+    key = str(line.get("custom_id"))
+    error = line.get("error")
+    if error:
+        return key, f"{error.get('code') or 'error'}: {error.get('message') or ''}".strip()
+    response = line.get("response") or {}
+    body = response.get("body")
+    status = response.get("status_code")
+    if status != 200:
+        message = body.get("error", {}).get("message") if isinstance(body, dict) and isinstance(
+            body.get("error"), dict) else str(body)[:300]
+        return key, f"HTTP {status}: {message}"
+    try:
+        return key, completion_from(body)
+    except Fault as fault:
+        return key, f"{fault.kind}: {fault.text}"
 
 
 # -- structured output and log-probs (asked for by judges) ---------------------------------------------

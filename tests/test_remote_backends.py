@@ -301,7 +301,7 @@ models:
 # -- the pieces ----------------------------------------------------------------------------------------
 
 def test_price_table_lookup_and_override() -> None:
-    assert lookup("gpt-4o-mini") == Price(input=0.15, output=0.60)
+    assert lookup("gpt-4o-mini") == Price(input=0.15, output=0.60, batch_input=0.075, batch_output=0.30)
     assert lookup("gpt-4o-mini-2024-07-18") == lookup("gpt-4o-mini")  # dated snapshot
     assert lookup("openai/gpt-4o") == lookup("gpt-4o")  # OpenRouter-style prefix
     assert lookup("gpt-4o-audio-preview") is None  # not a snapshot of gpt-4o: unknown, not guessed

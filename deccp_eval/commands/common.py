@@ -75,6 +75,11 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="LLM judges: samples per item; confidence = agreement when the backend gives no log-probs."),
         click.option("--judge-examples", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="LLM judges: few-shot examples, a labelled JSONL file (prompt, response, label)."),
+        click.option("--batch", "batch", is_flag=True, default=False,
+                     help="openai/anthropic: send through the provider's batch API (about half the price, results "
+                          "within 24 h); resumable: rerun the same command or see `deccp-eval batches`."),
+        click.option("--dry-run", "dry_run", is_flag=True, default=False,
+                     help="Print the requests, batches and estimated cost (batch and normal prices); send nothing."),
         click.option("--escalate-below", type=click.FloatRange(0, 1), default=None,
                      help="Cascade judges: a member's verdict stands at this confidence or above (default 0.8)."),
     ]):
@@ -82,8 +87,8 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def backend_options(kw: dict[str, Any]):  # -> BackendOptions (pydantic loads lazily)
-    """The BackendOptions that `model_options` collected into **kw."""
+def backend_options(kw: dict[str, Any], db: Path | None = None):  # -> BackendOptions (pydantic loads lazily)
+    """The BackendOptions that `model_options` collected into **kw; `db` keeps the batch ids."""
     from deccp_eval.backend import BackendOptions
 
     extra: dict[str, Any] = {}
@@ -101,14 +106,15 @@ def backend_options(kw: dict[str, Any]):  # -> BackendOptions (pydantic loads la
     return BackendOptions(batch_size=kw["batch_size"], device=kw["device"], dtype=kw["dtype"],
                           max_concurrency=kw["max_concurrency"], max_retries=kw["max_retries"],
                           timeout_s=kw["timeout_s"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
-                          extra=extra)
+                          batch=bool(kw.get("batch")), dry_run=bool(kw.get("dry_run")),
+                          state_db=str(db) if db is not None else None, extra=extra)
 
 
-def resolve_models(specs: list[str], kw: dict[str, Any]):
+def resolve_models(specs: list[str], kw: dict[str, Any], db: Path | None = None):
     """Model specs (or models-file names) -> (specs, {spec: BackendOptions}, default params per spec)."""
     from deccp_eval.models_file import resolve
 
-    return resolve(specs, backend_options(kw), kw.get("models_file"))
+    return resolve(specs, backend_options(kw, db), kw.get("models_file"))
 
 
 def dataset_option(fn: Callable[..., Any]) -> Callable[..., Any]:

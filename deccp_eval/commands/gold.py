@@ -46,12 +46,14 @@ def gold(ctx: click.Context, models: tuple[str, ...], dataset: str, langs: tuple
 
     setup_logging(db, verbose)
     data = load_dataset(dataset).filter(langs=split_csv(langs), limit_pairs=limit)
-    specs, options, _ = resolve_models(list(models), kw)
+    specs, options, _ = resolve_models(list(models), kw, db)
     params = SamplingParams(temperature=0.0 if samples == 1 else 0.7, max_tokens=max_tokens)
     with Store(db) as store:
         tallies = generate_gold(store, data, specs, options, samples=samples, params=params,
                                 retry_errors=retry_errors)
         total = sum(1 for _ in store.gold(data.name))
+    if kw.get("dry_run"):
+        return
     for t in tallies:
         click.echo(f"{t.model}: {t.planned} references ({t.cached} from cache, {t.generated} new, {t.errors} failed)",
                    err=True)

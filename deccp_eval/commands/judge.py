@@ -39,9 +39,13 @@ def judge(judges: tuple[str, ...], run_id: str | None, models: tuple[str, ...], 
             refs = runner.gold_texts(store, dataset)
             part = [r for r in rows if r["dataset"] == dataset]
             for spec in judges:
-                tally = runner.judge_rows(store, part, make_judge(spec, backend_options(kw)), refs)
+                tally = runner.judge_rows(store, part, make_judge(spec, backend_options(kw, db)), refs)
+                if kw.get("dry_run"):
+                    continue
                 click.echo(f"judge {tally.judge}: {tally.judged} judged, {tally.cached} from cache, "
                            f"{tally.unparsed} unparsed, {tally.errors} failed", err=True)
                 failed += tally.errors
+        if kw.get("dry_run"):
+            return
         print_leaderboard(store, run_id)
     sys.exit(1 if failed else 0)

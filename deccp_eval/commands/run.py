@@ -58,7 +58,7 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
         categories=split_csv(categories) or None)
     if not data.prompts:
         raise click.UsageError("no prompts left after --lang/--kind/--category/--limit")
-    specs, options, defaults = resolve_models(list(models), kw)
+    specs, options, defaults = resolve_models(list(models), kw, db)
     ctx = click.get_current_context()
     explicit = {n for n in ("temperature", "max_tokens", "top_p", "seed", "system_prompt")
                 if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT}
@@ -67,8 +67,10 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
                             system_prompt=system_prompt)
     with Store(db) as store:
         summary = runner.run(store, data, specs, list(judges), params, samples=samples, options=options,
-                             judge_options=backend_options(kw), no_cache=no_cache, retry_errors=retry_errors,
+                             judge_options=backend_options(kw, db), no_cache=no_cache, retry_errors=retry_errors,
                              param_overrides=defaults)
+        if kw.get("dry_run"):
+            return
         print_summary(summary)
         print_leaderboard(store, summary.run_id)
     sys.exit(1 if summary.failed else 0)

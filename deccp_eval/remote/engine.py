@@ -38,7 +38,7 @@ import threading
 import time
 from abc import abstractmethod
 from types import ModuleType
-from typing import Any, Awaitable, ClassVar, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, ClassVar, Literal, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -111,6 +111,8 @@ class RemoteBackend(Backend):
     base_url_env: ClassVar[str]  # the env var the SDK reads when no base_url is given
     default_base_url: ClassVar[str]  # the SDK's own default endpoint
     not_found_hint: ClassVar[str] = "check the model name {model!r} and the base URL"
+    batch_max_requests: ClassVar[int] = 0  # the provider's batch limits; 0: no batch API
+    batch_max_bytes: ClassVar[int] = 0
 
     class Options(Options):
         """The engine's knobs: how hard and how fast to try, never what comes back."""
@@ -118,6 +120,11 @@ class RemoteBackend(Backend):
         backoff_base_s: float | None = knob(None, f"first retry wait (default ${BACKOFF_ENV} or 1 s)", ge=0)
         backoff_max_s: float = knob(60.0, "longest wait between retries", ge=0)
         first_request_grace_s: float = knob(2.0, "how long the first request goes alone", ge=0)
+        batch_poll_s: float | None = knob(None, "seconds between batch polls (default $DECCP_EVAL_BATCH_POLL_S or 30)",
+                                          ge=0)
+        batch_retry: Literal["sync", "batch"] = knob("sync", "retry failed batch lines synchronously or in a batch")
+        batch_max_requests: int | None = knob(None, "requests per batch, below the provider's limit", ge=1)
+        batch_max_bytes: int | None = knob(None, "bytes per batch file, below the provider's limit", ge=1)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -148,6 +155,49 @@ class RemoteBackend(Backend):
         return canonical_hash({"spec": self.spec, "endpoint": self.endpoint(),
                                "options": self.opts.output_options()})[:32]
 
+    # -- the provider's batch API (remote/batch.py drives it) -----------------------------------
+    def batch_line(self, request: Request) -> dict[str, Any]:
+        """One request as a line of a batch, its `custom_id` the request key."""
+        raise UsageError(f"{self.spec}: this backend has no batch API")
+
+    async def batch_submit(self, client: Any, lines: list[dict[str, Any]]) -> Any:
+        """Create a batch of these lines; returns its BatchInfo."""
+        raise UsageError(f"{self.spec}: this backend has no batch API")
+
+    async def batch_poll(self, client: Any, batch_id: str) -> Any:
+        raise UsageError(f"{self.spec}: this backend has no batch API")
+
+    def batch_results(self, client: Any, info: Any) -> AsyncIterator[tuple[str, Completion | str]]:
+        """(custom_id, Completion or the line's error) for every line the ended batch answered."""
+        raise UsageError(f"{self.spec}: this backend has no batch API")
+
+    async def batch_cancel(self, client: Any, batch_id: str) -> Any:
+        raise UsageError(f"{self.spec}: this backend has no batch API")
+
+    def batch_call(self, method: str, batch_id: str) -> Any:
+        """One batch call (`batch_poll` or `batch_cancel`) outside a run, for `deccp-eval batches`."""
+        async def go() -> Any:
+            self._secret = self.api_key()
+            client = self.make_client(self._secret)
+            try:
+                return await getattr(self, method)(client, batch_id)
+            except UsageError:
+                raise
+            except Exception as exc:
+                raise RemoteError(f"{self.spec}: batch {batch_id}: {self._scrub(self.classify(exc).text)}") from None
+            finally:
+                await client.close()
+        return asyncio.run(go())
+
+    def batch_driver(self) -> Any:  # -> BatchDriver
+        from deccp_eval.remote.batch import BatchDriver
+
+        if not self.batch_max_requests:
+            raise UsageError(f"{self.spec}: --batch needs a backend with a batch API (openai, anthropic)")
+        if not self.options.state_db:
+            raise UsageError(f"{self.spec}: --batch needs a store to keep the batch ids in (state_db)")
+        return BatchDriver(self, self.options.state_db)
+
     # -- configuration ---------------------------------------------------------------------
     @property
     def key_env(self) -> str:
@@ -177,9 +227,12 @@ class RemoteBackend(Backend):
 
     def check(self) -> None:
         self.sdk()
-        self.api_key()
+        if not self.options.dry_run:  # a dry run sends nothing: no key needed to price it
+            self.api_key()
         self.retry_policy()
         self.grace_s()
+        if self.options.batch:
+            self.batch_driver()
 
     def grace_s(self) -> float:
         """How long the first request goes alone before the others follow (AdaptiveLimit)."""
@@ -226,14 +279,35 @@ class RemoteBackend(Backend):
         """Send every request; `on_response` runs in this thread as each one finishes."""
         if not requests:
             return
+        if self.options.dry_run:
+            from deccp_eval.progress import console
+            from deccp_eval.remote.batch import BatchDriver
+
+            plan = BatchDriver(self, self.options.state_db or "").plan(requests) if self.batch_max_requests else None
+            console.print(f"dry run: {plan.line() if plan else f'{self.spec}: {len(requests)} requests'}",
+                          highlight=False)
+            return
         api_key = self.api_key()
         self.sdk()
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            asyncio.run(self._generate(requests, on_response, api_key))
+            asyncio.run(self._dispatch(requests, on_response, api_key))
             return
         self._generate_in_thread(requests, on_response, api_key)  # called from async code (notebooks)
+
+    async def _dispatch(self, requests: Sequence[Request], on_response: OnResponse, api_key: str | None) -> None:
+        """The batch API when asked for (options.batch), else one call per request."""
+        if not self.options.batch:
+            await self._generate(requests, on_response, api_key)
+            return
+        driver = self.batch_driver()
+        self._secret = api_key
+        client = self.make_client(api_key)
+        try:
+            await driver.run(requests, on_response, client, api_key)
+        finally:
+            await client.close()
 
     def _generate_in_thread(self, requests: Sequence[Request], on_response: OnResponse, api_key: str | None) -> None:
         """Inside a running event loop: run ours in a helper thread, hand results back to this one.
@@ -242,7 +316,7 @@ class RemoteBackend(Backend):
         done = object()
         failure: list[BaseException] = []
         loop = asyncio.new_event_loop()
-        main = loop.create_task(self._generate(requests, results.put, api_key))
+        main = loop.create_task(self._dispatch(requests, results.put, api_key))
 
         def target() -> None:
             try:

@@ -1,4 +1,5 @@
-"""A fake Anthropic Messages server: POST /v1/messages in the real wire format.
+"""A fake Anthropic Messages server: POST /v1/messages in the real wire format, and Message Batches
+(fakes/batch.py).
 
 Models: any name answers with one text block; `fake-claude-thinking` puts a `thinking` block
 first. The system prompt (top-level `system`) is echoed into the answer so tests can see it.
@@ -9,12 +10,18 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from fakes.batch import BatchBook, BatchRoutes
 from fakes.server import FakeServer, answer_for, n_tokens, reasoning_for, serve_main
 
 _ids = itertools.count(1)
 
 
-class FakeAnthropicServer(FakeServer):
+class FakeAnthropicServer(BatchRoutes, FakeServer):
+    provider = "anthropic"
+
+    def __init__(self, *args: Any, book: BatchBook | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.attach(book)  # the batch endpoints' state (fakes/batch.py), shared across a restart
     path = "/v1/messages"
 
     @property

@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible server: POST /v1/chat/completions in the real wire format.
+"""A fake OpenAI-compatible server: POST /v1/chat/completions in the real wire format, and the
+Batch API (fakes/batch.py).
 
 Models: any name answers plainly; `fake-reasoner` adds a `reasoning_content` field (DeepSeek,
 vLLM style); `fake-think` puts `<think>...</think>` before the answer (Qwen3 style); `fake-latest`
@@ -13,14 +14,20 @@ import itertools
 import time
 from typing import Any
 
+from fakes.batch import BatchBook, BatchRoutes
 from fakes.server import FakeServer, answer_for, n_tokens, reasoning_for, serve_main
 
 _ids = itertools.count(1)
 SNAPSHOTS = {"fake-latest": "fake-2026-01-01"}
 
 
-class FakeOpenAIServer(FakeServer):
+class FakeOpenAIServer(BatchRoutes, FakeServer):
+    provider = "openai"
     system_fingerprint = "fp_fake0001"
+
+    def __init__(self, *args: Any, book: BatchBook | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.attach(book)  # the batch endpoints' state (fakes/batch.py), shared across a restart
     path = "/v1/chat/completions"
 
     @property

@@ -67,8 +67,8 @@ class FakeServer(ThreadingHTTPServer):
     path: str = ""
 
     def __init__(self, plan: FaultPlan | None = None, latency_s: float = 0.0, required_key: str | None = None,
-                 models: set[str] | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+                 models: set[str] | None = None, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.plan = plan or FaultPlan()
         self.latency_s = latency_s
         self.required_key = required_key
@@ -95,6 +95,10 @@ class FakeServer(ThreadingHTTPServer):
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         raise NotImplementedError
+
+    def route(self, handler: "_Handler", method: str, raw: bytes) -> bool:
+        """Other endpoints (the batch APIs, fakes/batch.py); True when handled."""
+        return False
 
     def credential(self, headers: Any) -> str | None:
         auth = headers.get("Authorization") or ""
@@ -155,6 +159,8 @@ class _Handler(BaseHTTPRequestHandler):
         with srv.lock:
             srv.arrivals += 1
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if srv.route(self, "POST", raw):
+            return
         if self.path.split("?")[0] != srv.path:
             self._json(404, srv.error_body(404, f"no route {self.path}"))
             return
@@ -200,6 +206,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset(payload)
         else:
             self._send(200, payload, "application/json")
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        srv = self.server
+        with srv.lock:
+            srv.arrivals += 1
+        if not srv.route(self, "GET", b""):
+            self._json(404, srv.error_body(404, f"no route {self.path}"))
 
     def _json(self, status: int, obj: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), "application/json", headers)
