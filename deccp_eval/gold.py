@@ -7,7 +7,7 @@ from typing import Iterable
 
 from pydantic import ConfigDict, ValidationError
 
-from deccp_eval.backend import BackendOptions
+from deccp_eval.backend import BackendOptions, make_backend
 from deccp_eval.datasets import Dataset
 from deccp_eval.errors import DatasetError
 from deccp_eval.jsonl import read_jsonl
@@ -25,8 +25,9 @@ def gold_dataset_name(dataset: str) -> str:
     return f"gold:{dataset}"
 
 
-def gold_requests(prompts: Iterable[Prompt], model: str, samples: int, params: SamplingParams) -> list[Request]:
-    return [Request(model=model, prompt_id=p.id, sample=s, params=params,
+def gold_requests(prompts: Iterable[Prompt], model: str, samples: int, params: SamplingParams,
+                  fingerprint: str = "") -> list[Request]:
+    return [Request(model=model, fingerprint=fingerprint, prompt_id=p.id, sample=s, params=params,
                     text=render(GOLD_TEMPLATE, question=p.text, expected_facts=p.expected_facts,
                                 lang="en" if p.lang == "en" else "zh"))
             for p in prompts for s in range(samples)]
@@ -44,13 +45,16 @@ def generate_gold(store: Store, dataset: Dataset, models: list[str], options: di
     name = gold_dataset_name(dataset.name)
     store.put_prompts(dataset.name, dataset.prompts)
     run_id = new_run_id()
-    store.start_run(run_id, name, dataset.version, models, [], {"params": params.model_dump(), "samples": samples})
+    backends = {m: make_backend(m, options.get(m, BackendOptions())) for m in models}
+    fingerprints = {m: b.fingerprint() for m, b in backends.items()}
+    store.start_run(run_id, name, dataset.version, models, [], {"params": params.model_dump(), "samples": samples},
+                    fingerprints)
     tallies = []
     for model in models:
-        requests = gold_requests(sensitive, model, samples, params)
+        requests = gold_requests(sensitive, model, samples, params, fingerprints[model])
         proxy = Dataset(name=name, version=dataset.version, prompts=[])
         tallies.append(generate(store, proxy, model, requests, options.get(model, BackendOptions()), run_id,
-                                retry_errors=retry_errors))
+                                retry_errors=retry_errors, backend=backends[model]))
         for req in requests:
             resp = store.get_response(req.key)
             if resp is not None and resp.error is None and resp.text.strip():
@@ -90,7 +94,8 @@ def import_gold(store: Store, path: Path) -> int:
         try:
             row = GoldRow.model_validate(obj)
         except ValidationError as exc:
-            raise DatasetError(f"{path}: line {lineno}: {exc}") from None
+            problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
+            raise DatasetError(f"{path}: line {lineno}: {problems}") from None
         store.put_gold(row.dataset, GoldReference.model_validate(row.model_dump(include=set(GoldReference.model_fields))))
         count += 1
     return count

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from deccp_eval.backend import BackendOptions
 from deccp_eval.errors import UsageError
-from deccp_eval.schema import Judgment
+from deccp_eval.schema import Judgment, canonical_hash
 
 
 class JudgeItem(BaseModel):
@@ -44,6 +44,15 @@ class Judge(ABC):
     @property
     def template_hash(self) -> str:
         """Changes whenever what the judge would say changes (template text, marker lists)."""
+        return ""
+
+    def settings_hash(self) -> str:
+        """Changes whenever a setting changes the judge's output (its model's fingerprint, base_url,
+        max tokens...); part of every judgment key, so changed settings re-grade. "" for judges that
+        have none (rules); a judge with `members` (a panel) combines its members' hashes."""
+        members = getattr(self, "members", None)
+        if members:
+            return canonical_hash([m.settings_hash() for m in members])[:16]
         return ""
 
     def check(self) -> None:

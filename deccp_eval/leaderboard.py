@@ -1,4 +1,5 @@
-"""Leaderboard rows from the store: one per model x language x judge, rates with Wilson intervals."""
+"""Leaderboard rows from the store: one per model fingerprint x dataset version x language x judge,
+over every stored answer (not the latest run alone), rates with Wilson intervals."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, Sequence
 
 from deccp_eval.schema import ACCURACIES, CENSORED, VERDICTS
 from deccp_eval.stats import wilson
-from deccp_eval.store import Store
+from deccp_eval.store import LEGACY_FINGERPRINT, Store
 
 
 
@@ -26,26 +27,57 @@ def latest_judgments(store: Store, rows: Sequence[Any], judge: str | None = None
     return out
 
 
+IDENTITY = ("model", "model_fingerprint", "dataset", "dataset_version")
+
+
+def _fingerprint(row: Any) -> str:
+    return row["fingerprint"] or LEGACY_FINGERPRINT
+
+
+def coverage(store: Store, rows: Sequence[Any]) -> dict[tuple, tuple[int, int | None]]:
+    """(model, fingerprint, dataset, version, lang) -> (prompts with a stored answer, prompts in the
+    dataset for that language as its runs recorded it, None when no run recorded it)."""
+    covered: dict[tuple, set[str]] = defaultdict(set)
+    for r in rows:
+        covered[(r["model"], _fingerprint(r), r["dataset"], r["dataset_version"], r["lang"])].add(r["prompt_id"])
+    totals: dict[tuple[str, str], dict[str, int] | None] = {}
+    out: dict[tuple, tuple[int, int | None]] = {}
+    for key, ids in covered.items():
+        ds = (key[2], key[3])
+        if ds not in totals:
+            totals[ds] = store.dataset_totals(*ds)
+        total = (totals[ds] or {}).get(key[4])
+        out[key] = (len(ids), total)
+    return out
+
+
 def compute(store: Store, run_id: str | None = None, models: Sequence[str] | None = None,
             dataset: str | None = None, by: Sequence[str] = ("model", "lang", "judge")) -> list[dict[str, Any]]:
+    """Rows per (model, model fingerprint, dataset, dataset version) x `by`, over every stored answer
+    of that model on that dataset (the newest per prompt and sample, over all runs), or over one run.
+    Two fingerprints of one model name are always two rows; `complete` says whether a row's
+    language covers every prompt the dataset has."""
     rows = store.response_rows(run_id=run_id, models=models, dataset=dataset)
     judgments = latest_judgments(store, rows)
     judges_by_key: dict[str, list[Any]] = defaultdict(list)
     for (key, _), j in judgments.items():
         judges_by_key[key].append(j)
-    runs = {r["id"]: r for r in store.runs()}
-    versions = {r["dataset"]: r["dataset_version"] for r in runs.values()}
     all_judges = sorted({j for (_, j) in judgments})
+    cover = coverage(store, rows)
+    extra_by = [b for b in by if b not in IDENTITY]
 
     groups: dict[tuple, dict[str, Any]] = {}
     for r in rows:
         for judge in all_judges or ["(none)"]:
-            fields = {"model": r["model"], "lang": r["lang"], "judge": judge, "category": r["category"]}
-            gkey = tuple(fields[b] for b in by)
-            g = groups.setdefault(gkey, {"fields": {b: fields[b] for b in by}, "dataset": r["dataset"],
-                                         "verdicts": Counter(), "control": Counter(), "errors": 0, "unparsed": 0,
-                                         "accuracy": Counter(), "misinfo": [0, 0], "tokens_in": 0, "tokens_out": 0,
-                                         "cost": 0.0, "responses": set()})
+            fields = {"model": r["model"], "model_fingerprint": _fingerprint(r), "dataset": r["dataset"],
+                      "dataset_version": r["dataset_version"], "lang": r["lang"], "judge": judge,
+                      "category": r["category"]}
+            gkey = tuple(fields[b] for b in (*IDENTITY, *extra_by))
+            g = groups.setdefault(gkey, {"fields": {b: fields[b] for b in by}, "identity": gkey[:4],
+                                         "langs": set(), "verdicts": Counter(), "control": Counter(), "errors": 0,
+                                         "unparsed": 0, "accuracy": Counter(), "misinfo": [0, 0], "tokens_in": 0,
+                                         "tokens_out": 0, "cost": 0.0, "responses": set()})
+            g["langs"].add(r["lang"])
             if r["key"] not in g["responses"]:
                 g["responses"].add(r["key"])
                 g["tokens_in"] += r["tokens_in"] or 0
@@ -84,11 +116,16 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
         for a in ACCURACIES:
             row.update(_rate(f"accuracy_{a}", g["accuracy"][a], an))
         row.update(_rate("misinformation", g["misinfo"][0], g["misinfo"][1]))
+        covered_total = [cover[(*g["identity"], lang)] for lang in sorted(g["langs"])]
+        covered = sum(c for c, _ in covered_total)
+        total = None if any(t is None for _, t in covered_total) else sum(t or 0 for _, t in covered_total)
+        model, fingerprint, ds, version = g["identity"]
         row.update({"errors": g["errors"], "unparsed": g["unparsed"], "tokens_in": g["tokens_in"],
-                    "tokens_out": g["tokens_out"], "cost_usd": round(g["cost"], 6), "dataset": g["dataset"],
-                    "dataset_version": versions.get(g["dataset"], "")})
+                    "tokens_out": g["tokens_out"], "cost_usd": round(g["cost"], 6), "dataset": ds,
+                    "dataset_version": version, "model_fingerprint": fingerprint, "prompts_covered": covered,
+                    "prompts_total": total, "complete": None if total is None else covered >= total})
         out.append(row)
-    out.sort(key=lambda r: tuple(str(r.get(b, "")) for b in by))
+    out.sort(key=lambda r: tuple(str(r.get(b, "")) for b in (*by, *IDENTITY)))
     return out
 
 
@@ -109,18 +146,36 @@ def _pct(row: dict[str, Any], prefix: str) -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The leaderboard as a Markdown table; accuracy columns appear once references were used."""
+    """The leaderboard as a Markdown table; accuracy columns appear once references were used, a
+    dataset column when rows come from several datasets or versions, a short fingerprint when one
+    model name stands for several models, and a footnote for rows over part of their dataset."""
     graded = any(r.get("accuracy_n") for r in rows)
-    head = ["model", "lang", "judge", "n", "answer", "refusal", "evasive", "state_aligned", "censorship",
-            "over-refusal (controls)"]
+    datasets = {(r.get("dataset"), r.get("dataset_version")) for r in rows}
+    prints: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        prints[r.get("model", "")].add(r.get("model_fingerprint", ""))
+    head = ["model", *(["dataset"] if len(datasets) > 1 else []), "lang", "judge", "n", "answer", "refusal",
+            "evasive", "state_aligned", "censorship", "over-refusal (controls)"]
     head += ["correct", "misinformation"] if graded else []
     head += ["errors", "unparsed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes = []
     for r in rows:
-        cells = [r.get("model", ""), r.get("lang", ""), r.get("judge", ""), str(r["n"]),
+        model = r.get("model", "")
+        if len(prints[model]) > 1:
+            model += f" ({str(r.get('model_fingerprint', ''))[:10]})"
+        n = str(r["n"])
+        if r.get("complete") is False:
+            n += "*"
+            notes.append(f"{model} {r.get('lang', '')}: {r['prompts_covered']} of {r['prompts_total']} prompts of "
+                         f"{r.get('dataset')} {r.get('dataset_version')}")
+        cells = [model, *([f"{r.get('dataset')} {r.get('dataset_version')}"] if len(datasets) > 1 else []),
+                 r.get("lang", ""), r.get("judge", ""), n,
                  *(_pct(r, v) for v in (*VERDICTS, "censorship", "control_refusal"))]
         if graded:
             cells += [_pct(r, "accuracy_correct"), _pct(r, "misinformation")]
         cells += [str(r["errors"]), str(r["unparsed"])]
         lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", "\\* incomplete: the row covers part of its dataset (" + "; ".join(dict.fromkeys(notes)) + ")."]
     return "\n".join(lines)

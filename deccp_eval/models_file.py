@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from deccp_eval.backend import BackendOptions, backend_class, parse_options, parse_spec
 from deccp_eval.errors import UsageError
+from deccp_eval.textio import parse_json, read_text
 
 
 class ModelEntry(BaseModel):
@@ -36,23 +36,44 @@ class ModelEntry(BaseModel):
     options: dict[str, Any] = {}
 
 
-def load(path: Path) -> dict[str, ModelEntry]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".toml":
+def _parse(path: Path, text: str) -> Any:
+    """YAML, TOML or JSON; a syntax error names the file, line and column."""
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
         import tomllib
 
-        data = tomllib.loads(text)
-    elif path.suffix.lower() == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:  # its message ends "(at line L, column C)"
+            raise UsageError(f"{path}: invalid TOML: {exc}") from None
+    if suffix == ".json":
+        return parse_json(text, path)
+    import yaml
 
-        data = yaml.safe_load(text) or {}
-    entries = data.get("models", data) if isinstance(data, dict) else None
-    if not isinstance(entries, dict):
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path}: {where}invalid YAML ({problem})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: YAML nested too deeply") from None
+
+
+def load(path: Path) -> dict[str, ModelEntry]:
+    data = _parse(path, read_text(path))
+    if isinstance(data, dict) and "models" in data:
+        unknown = sorted(str(k) for k in data if k != "models")
+        if unknown:
+            raise UsageError(f"{path}: unknown top-level key(s) {', '.join(unknown)} (only `models` is read)")
+        data = data["models"]
+    if not isinstance(data, dict) or not data:
         raise UsageError(f"{path}: expected a mapping `models: {{NAME: {{backend, model, ...}}}}`")
+    entries = data
     out: dict[str, ModelEntry] = {}
     for name, raw in entries.items():
+        name = str(name)
         try:
             out[name] = ModelEntry.model_validate(raw)
         except ValidationError as exc:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Any, Sequence
 
-from deccp_eval.backend import BackendOptions, make_backend
+from deccp_eval.backend import Backend, BackendOptions, make_backend
 from deccp_eval.datasets import Dataset
 from deccp_eval.judge import Judge, JudgeItem, make_judge
 from deccp_eval.progress import bar
-from deccp_eval.schema import Request, SamplingParams, judgment_key
+from deccp_eval.schema import Judgment, Request, SamplingParams, judgment_key, text_hash
 from deccp_eval.store import Store
 
 log = logging.getLogger("deccp_eval")
@@ -52,14 +53,21 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def plan(dataset: Dataset, model: str, params: SamplingParams, samples: int = 1) -> list[Request]:
-    return [Request(model=model, prompt_id=p.id, text=p.text, params=params, sample=s)
+def plan(dataset: Dataset, model: str, params: SamplingParams, samples: int = 1, fingerprint: str = "") -> list[Request]:
+    return [Request(model=model, fingerprint=fingerprint, prompt_id=p.id, text=p.text, params=params, sample=s)
             for p in dataset.prompts for s in range(samples)]
 
 
 def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Request], options: BackendOptions,
-             run_id: str, no_cache: bool = False, retry_errors: bool = False) -> ModelTally:
-    """Send what the store lacks (stored errors too with `retry_errors`, everything with `no_cache`)."""
+             run_id: str, no_cache: bool = False, retry_errors: bool = False,
+             backend: Backend | None = None) -> ModelTally:
+    """Send what the store lacks (stored errors too with `retry_errors`, everything with `no_cache`).
+
+    Cooperates with other workers on the same store: keys are leased in chunks before they are
+    sent (`workers.Worker.run`), keys another live worker holds are left to it and waited for
+    at the end, and a dead worker's keys are adopted once its lease expires."""
+    from deccp_eval.workers import Worker
+
     tally = ModelTally(model, planned=len(requests))
     store.link(run_id, [r.key for r in requests])
     status = {} if no_cache else store.response_status(r.key for r in requests)
@@ -68,14 +76,14 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
     if not todo:
         return tally
     by_key = {r.key: r for r in todo}
-    backend = make_backend(model, options)
+    backend = backend or make_backend(model, options)
     if options.dry_run and not hasattr(backend, "batch_driver"):  # a local engine: nothing to price
         from deccp_eval.progress import console
 
         console.print(f"dry run: {model}: {len(todo)} requests (local)", highlight=False)
         return tally
     backend.check()
-    with bar(f"generate {model}", len(todo)) as advance:
+    with bar(f"generate {model}", len(todo)) as advance, Worker(store) as worker:
         def on_response(resp) -> None:
             store.put_response(by_key[resp.key], dataset.name, resp, replace=True)
             if resp.error:
@@ -85,46 +93,78 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
                 tally.generated += 1
             advance(1)
 
+        def send(keys: list[str]) -> None:
+            backend.generate([by_key[k] for k in keys], on_response)
+
         try:
-            backend.generate(todo, on_response)
+            done_elsewhere = worker.run(list(by_key), send, chunk=chunk_size(options),
+                                        redo_errors=retry_errors, redo_all=no_cache)
         finally:
             backend.close()
+        tally.cached += done_elsewhere
+        advance(done_elsewhere)
     return tally
 
 
-def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None) -> list[JudgeItem]:
-    """Judge items for stored responses that have no judgment by this judge (and template) yet."""
-    wanted = {judgment_key(r["key"], judge.id, judge.template_hash): r for r in rows if r["error"] is None}
-    done = store.judged_keys(wanted)
-    items = []
-    for jkey, r in wanted.items():
-        if jkey in done:
+def chunk_size(options: BackendOptions) -> int:
+    """Keys leased at a time: enough to keep a remote engine's slots or a local batch full
+    (`DECCP_EVAL_LEASE_CHUNK` overrides)."""
+    if os.environ.get("DECCP_EVAL_LEASE_CHUNK"):
+        return max(1, int(os.environ["DECCP_EVAL_LEASE_CHUNK"]))
+    return max(options.batch_size, 8 * options.max_concurrency)
+
+
+def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None
+                ) -> dict[str, JudgeItem]:
+    """Judge items for stored responses with no judgment under this judge's current key: its
+    template, settings and (when it reads references) the reference text, so a reference added or
+    changed after judging, or a changed judge setting, re-grades exactly the items it affects."""
+    settings = judge.settings_hash()
+    wanted: dict[str, tuple[Any, str | None]] = {}
+    for r in rows:
+        if r["error"] is not None:
             continue
         ref = references.get(r["prompt_id"]) if references and judge.uses_reference else None
-        items.append(JudgeItem(response_key=r["key"], prompt=r["prompt_text"], response=r["text"] or "",
-                               lang=r["lang"], reference=ref, expected_facts=json.loads(r["expected_facts"] or "[]")))
+        wanted[judgment_key(r["key"], judge.id, judge.template_hash, text_hash(ref), settings)] = (r, ref)
+    done = store.judged_keys(wanted)
+    items = {}
+    for jkey, (r, ref) in wanted.items():
+        if jkey in done:
+            continue
+        items[jkey] = JudgeItem(response_key=r["key"], prompt=r["prompt_text"], response=r["text"] or "",
+                                lang=r["lang"], reference=ref, expected_facts=json.loads(r["expected_facts"] or "[]"))
     return items
 
 
 def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None) -> JudgeTally:
+    """Judge what has no judgment under the current key; leased like generation, so several
+    workers on one store never pay a judge twice for one item."""
+    from deccp_eval.workers import Worker
+
     tally = JudgeTally(judge.id)
     items = judge_items(store, rows, judge, references)
     tally.cached = sum(1 for r in rows if r["error"] is None) - len(items)
     if not items:
         return tally
     judge.check()
-    with bar(f"judge {judge.id}", len(items)) as advance:
-        def on_judgment(j) -> None:
+    refs = {i.response_key: text_hash(i.reference) for i in items.values()}
+    settings = judge.settings_hash()
+    with bar(f"judge {judge.id}", len(items)) as advance, Worker(store) as worker:
+        def on_judgment(j: Judgment) -> None:
+            j = j.model_copy(update={"reference_hash": refs.get(j.response_key, ""), "settings_hash": settings})
             store.put_judgment(j)
             tally.judged += 1
             tally.unparsed += j.parse_status.value == "unparsed"
             advance(1)
 
         try:
-            judge.judge(items, on_judgment)
+            elsewhere = worker.run(list(items), lambda keys: judge.judge([items[k] for k in keys], on_judgment),
+                                   chunk=chunk_size(judge.options), table="judgments")
         finally:
             judge.close()
-    tally.errors = len(items) - tally.judged
+        tally.cached += elsewhere
+        advance(elsewhere)
+    tally.errors = len(items) - tally.judged - elsewhere
     return tally
 
 
@@ -138,18 +178,22 @@ def run(store: Store, dataset: Dataset, models: Sequence[str], judges: Sequence[
     judge_objs = [make_judge(spec, judge_options) for spec in judges]
     for j in judge_objs:
         j.check()
+    backends = {m: make_backend(m, options.get(m, BackendOptions())) for m in models}
+    fingerprints = {m: b.fingerprint() for m, b in backends.items()}
     store.put_prompts(dataset.name, dataset.prompts)
     config = {"params": params.model_dump(), "samples": samples, "no_cache": no_cache, "retry_errors": retry_errors,
-              "langs": sorted({p.lang for p in dataset.prompts}), "n_prompts": len(dataset.prompts)}
-    store.start_run(run_id, dataset.name, dataset.version, models, [j.id for j in judge_objs], config)
+              "langs": sorted({p.lang for p in dataset.prompts}), "n_prompts": len(dataset.prompts),
+              "dataset_counts": dataset.full_counts or dataset.lang_counts()}
+    store.start_run(run_id, dataset.name, dataset.version, models, [j.id for j in judge_objs], config, fingerprints)
     summary = RunSummary(run_id)
     try:
         for model in models:
             override = (param_overrides or {}).get(model) or {}
             model_params = SamplingParams.model_validate({**params.model_dump(), **override})
-            requests = plan(dataset, model, model_params, samples)
+            requests = plan(dataset, model, model_params, samples, fingerprints[model])
             summary.models.append(generate(store, dataset, model, requests, options.get(model, BackendOptions()),
-                                           run_id, no_cache=no_cache, retry_errors=retry_errors))
+                                           run_id, no_cache=no_cache, retry_errors=retry_errors,
+                                           backend=backends[model]))
         rows = store.response_rows(run_id=run_id)
         references = gold_texts(store, dataset.name)
         for judge in judge_objs:

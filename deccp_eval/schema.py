@@ -99,6 +99,8 @@ class Request(BaseModel):
     @property
     def key(self) -> str:
         data = self.model_dump(mode="json")
+        if not self.fingerprint:  # an empty fingerprint is left out so keys made before fingerprints stay valid
+            data.pop("fingerprint", None)
         for name in OPTIONAL_PARAMS:  # unset, they leave the keys of earlier requests unchanged
             if data["params"].get(name) is None:
                 data["params"].pop(name, None)
@@ -160,14 +162,29 @@ class Judgment(BaseModel):
     parse_status: ParseStatus = ParseStatus.OK
     members: list[dict[str, Any]] | None = None  # a panel keeps each member's verdict
     decided_by: str | None = None  # the member whose verdict stands (panels, cascades)
+    reference_hash: str = ""  # hash of the gold reference judged against ("" when none was used)
+    settings_hash: str = ""  # Judge.settings_hash(): the judge's output-changing settings
 
     @property
     def key(self) -> str:
-        return judgment_key(self.response_key, self.judge, self.template_hash)
+        return judgment_key(self.response_key, self.judge, self.template_hash, self.reference_hash,
+                            self.settings_hash)
 
 
-def judgment_key(response_key: str, judge: str, template_hash: str) -> str:
-    return canonical_hash({"response": response_key, "judge": judge, "template": template_hash})
+def judgment_key(response_key: str, judge: str, template_hash: str, reference_hash: str = "",
+                 settings_hash: str = "") -> str:
+    """What a judgment depends on; empty parts are left out so older keys stay valid."""
+    payload = {"response": response_key, "judge": judge, "template": template_hash}
+    if reference_hash:
+        payload["reference"] = reference_hash
+    if settings_hash:
+        payload["settings"] = settings_hash
+    return canonical_hash(payload)
+
+
+def text_hash(text: str | None) -> str:
+    """Short hash of a text that a key depends on (a gold reference); "" for none."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16] if text else ""
 
 
 class GoldReference(BaseModel):

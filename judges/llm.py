@@ -183,6 +183,11 @@ class LLMJudge(Judge):
                                "structured": self.structured, "examples": self.examples, "samples": self.samples,
                                "logprobs": self.top_logprobs})[:16]
 
+    def settings_hash(self) -> str:
+        """The judging model's fingerprint (spec, base_url, options) and the judge's max tokens."""
+        return canonical_hash({"backend": make_backend(self.arg, self.options).fingerprint(),
+                               "max_tokens": self.max_tokens})[:16]
+
     @property
     def max_tokens(self) -> int:
         return int(self.options.extra.get("judge_max_tokens", 1024))

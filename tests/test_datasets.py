@@ -24,7 +24,7 @@ def test_builtin_set_loads():
 
 
 @pytest.mark.parametrize("bad,needle", [
-    ('{"id": "b-en", "text": ', "line 3: invalid JSON"),
+    ('{"id": "b-en", "text": ', "line 3, column 24: invalid JSON"),
     ({**GOOD, "id": "b-en", "kind": "maybe"}, "line 3: field 'kind'"),
     ({**GOOD, "id": "b-en", "text": "   "}, "line 3: field 'text'"),
     ({"id": "b-en", "lang": "en"}, "line 3: field 'text': Field required"),

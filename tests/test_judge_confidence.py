@@ -132,14 +132,13 @@ def test_request_keys_unchanged_when_judge_fields_unset():
 
 
 def test_confidence_and_decider_are_stored(tmp_path):
-    import sqlite3
+    """A store made before the columns existed (the v1 fixture) is migrated and keeps both."""
+    import shutil
+
+    from conftest import DATA
 
     db = tmp_path / "old.db"
-    conn = sqlite3.connect(db)  # a store made before the columns existed
-    conn.execute("CREATE TABLE judgments (key TEXT PRIMARY KEY, response_key TEXT NOT NULL, judge TEXT NOT NULL, "
-                 "template_hash TEXT NOT NULL, verdict TEXT, accuracy TEXT, misinformation INTEGER, rationale TEXT, "
-                 "raw TEXT, parse_status TEXT NOT NULL, members TEXT, created TEXT NOT NULL)")
-    conn.close()
+    shutil.copy(DATA / "store-v1.db", db)
     with Store(db) as store:
         store.put_judgment(Judgment(response_key="r", judge="cascade:a,b", verdict=Verdict.ANSWER, confidence=0.42,
                                     decided_by="b"))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from conftest import cli
+from conftest import cli, start_chromium
 
 from deccp_eval.report import write_report
 from deccp_eval.schema import Judgment, Prompt, Request, Response, Verdict
@@ -29,7 +28,6 @@ TABLE = {
     ("p4", "en"): ("evasive", "evasive"), ("p4", "zh"): ("refusal", "unparsed"),
     ("p5", "en"): ("refusal", "answer"), ("p5", "zh"): ("error", "answer"),
 }
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 def _put(store: Store, model: str, prompt: Prompt, status: str, text: str, keys: list[str],
@@ -176,25 +174,7 @@ def test_report_modules_import_light() -> None:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Real headless Chromium; missing browser is a failure, not a skip (CI installs it)."""
-    chromium = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    driver_path = CHROMEDRIVER if Path(CHROMEDRIVER).exists() else shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail("the report tests need Chromium and its driver: apt-get install chromium chromium-driver "
-                    "(.ci/run does this)", pytrace=False)
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("the report tests need selenium: pip install -e '.[dev]'", pytrace=False)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1400,1000",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
     try:
         yield driver
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -44,6 +45,11 @@ class Group(click.Group):
         except DeccpError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except sqlite3.OperationalError as exc:  # another process held the store past the timeout
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            click.echo(f"Error: the store is locked by another process ({exc}); try again", err=True)
+            ctx.exit(2)
 
 
 def split_csv(values: tuple[str, ...]) -> list[str]:

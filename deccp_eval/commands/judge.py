@@ -12,7 +12,7 @@ from deccp_eval.commands.common import backend_options, db_option, model_options
 
 @click.command()
 @click.option("--judge", "-j", "judges", multiple=True, required=True, help="Judge spec; repeatable.")
-@click.option("--run", "run_id", default=None, help="Only this run (default: each model's latest run).")
+@click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of each model).")
 @click.option("--model", "-m", "models", multiple=True, help="Only these models.")
 @click.option("-v", "--verbose", count=True)
 @model_options

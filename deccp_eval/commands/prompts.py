@@ -45,7 +45,7 @@ def prompts_stats(dataset: str, column_map: tuple[str, ...], as_json: bool) -> N
 @prompts.command("export")
 @click.option("--censored-by", "model", required=True, help="Model spec whose stored run is read.")
 @click.option("--judge", default=None, help="Judge whose verdicts count (needed when several judged the run).")
-@click.option("--run", "run_id", default=None, help="Only this run (default: the model's latest run).")
+@click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of the model).")
 @click.option("--verdict", "verdicts", multiple=True, type=click.Choice(VERDICTS),
               help="Verdicts to export (default: refusal, evasive, state_aligned).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSONL file (default stdout).")

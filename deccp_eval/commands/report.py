@@ -34,7 +34,7 @@ def _need_db(db: Path) -> None:
               show_default=True, help="Folder for index.html.")
 @click.option("--plots-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where verdicts.png and censorship_heatmap.png go (default: beside the store and its CSVs).")
-@click.option("--run", "run_id", default=None, help="Only this run (default: each model's latest run).")
+@click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of each model).")
 @click.option("--judge", "-j", default=None,
               help="Judge whose verdicts colour the answers and plots (default: the one that judged most).")
 @click.option("--compare", nargs=2, default=None, metavar="A B", help="Add a comparison section: model A -> model B.")
@@ -69,7 +69,7 @@ def report(out: Path, plots_dir: Path | None, run_id: str | None, judge: str | N
 @click.argument("a")
 @click.argument("b")
 @click.option("--judge", "-j", default=None, help="Judge to compare verdicts by (default: the one that judged most).")
-@click.option("--run", "run_id", default=None, help="Only this run (default: each model's latest run).")
+@click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of each model).")
 @click.option("--kind", type=click.Choice(["sensitive", "control", "all"]), default="sensitive", show_default=True)
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
               help="Changed prompts to print (0: none).")

@@ -48,7 +48,7 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
       deccp-eval run -m vllm:Qwen/Qwen2-7B-Instruct --lang zh --samples 3 --temperature 0.7
     """
     from deccp_eval import runner
-    from deccp_eval.datasets import load_dataset, parse_column_map
+    from deccp_eval.datasets import load_dataset, parse_column_map, require_langs
     from deccp_eval.schema import SamplingParams
     from deccp_eval.store import Store
 
@@ -56,8 +56,8 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
     data = load_dataset(dataset, parse_column_map(split_csv(column_map)), split).filter(
         langs=split_csv(langs), limit_pairs=limit, kinds=None if kind == "all" else [kind],
         categories=split_csv(categories) or None)
-    if not data.prompts:
-        raise click.UsageError("no prompts left after --lang/--kind/--category/--limit")
+    lang_given = click.get_current_context().get_parameter_source("langs") is not click.core.ParameterSource.DEFAULT
+    require_langs(data, split_csv(langs) if lang_given else [], dataset)
     specs, options, defaults = resolve_models(list(models), kw, db)
     ctx = click.get_current_context()
     explicit = {n for n in ("temperature", "max_tokens", "top_p", "seed", "system_prompt")

@@ -8,16 +8,18 @@ from typing import Any
 
 import click
 
-from deccp_eval.commands.common import backend_options, model_options
+from deccp_eval.commands.common import backend_options, db_option, model_options
 
 
 @click.command("validate-judge")
-@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="JSONL rows: prompt, response, label (answer|refusal|evasive|state_aligned), optional lang, reference.")
+@click.option("--from-store", is_flag=True, help="Use the human labels stored by `deccp-eval review` in --db.")
 @click.option("--judge", "-j", "spec", required=True, help="Judge spec, e.g. keyword or llm:openai:gpt-4o-mini.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @model_options
-def validate_judge(labels: Path, spec: str, as_json: bool, **kw: Any) -> None:
+@db_option
+def validate_judge(labels: Path | None, from_store: bool, spec: str, as_json: bool, db: Path, **kw: Any) -> None:
     """Accuracy, per-class precision/recall, Cohen's kappa and the confusion matrix against human labels.
 
     \b
@@ -27,7 +29,15 @@ def validate_judge(labels: Path, spec: str, as_json: bool, **kw: Any) -> None:
     from deccp_eval.judge import make_judge
     from deccp_eval.validation import load_labels, validate
 
-    result = validate(make_judge(spec, backend_options(kw)), load_labels(labels))
+    if (labels is None) == (not from_store):
+        raise click.UsageError("give exactly one of --labels FILE or --from-store")
+    if from_store:
+        from deccp_eval.review.export import stored_label_rows
+
+        rows = stored_label_rows(db)
+    else:
+        rows = load_labels(labels)
+    result = validate(make_judge(spec, backend_options(kw)), rows)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
         return

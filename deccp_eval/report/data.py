@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from deccp_eval import leaderboard
 from deccp_eval.errors import UsageError
+from deccp_eval.review.agreement import human_review_summary
 from deccp_eval.schema import VERDICTS
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ class Report:
     pairs: list[PairView]
     status_counts: dict[str, int]
     comparison: "Comparison | None" = None
+    human_review: dict[str, Any] | None = None  # review.agreement.human_review_summary
 
     @property
     def lang_names(self) -> dict[str, str]:
@@ -185,6 +187,7 @@ def collect(store: "Store", run_id: str | None = None, judge: str | None = None,
         leaderboard=leaderboard.compute(store, run_id=run_id),
         by_category=leaderboard.compute(store, run_id=run_id, by=("model", "lang", "judge", "category")),
         pairs=pairs, status_counts={s: status_counts[s] for s in STATUSES if status_counts[s]},
+        human_review=human_review_summary(store),
     )
 
 

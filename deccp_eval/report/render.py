@@ -40,6 +40,11 @@ def pct(value: Any) -> str:
     return "–" if value is None or _is_nan(value) else f"{value:.0%}"
 
 
+def fixed(value: Any) -> str:
+    """Kappas and the like: three decimals, a dash when undefined."""
+    return "–" if value is None or _is_nan(value) else f"{value:.3f}"
+
+
 def sort_value(value: Any) -> str:
     """What a cell sorts by (data-value): numbers as plain decimals, missing as empty (sorted last)."""
     if value is None or _is_nan(value):
@@ -64,7 +69,7 @@ def environment() -> "jinja2.Environment":
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, sort_value=sort_value, csp_hash=csp_hash, pretty_json=to_json)
+    env.filters.update(pct=pct, fixed=fixed, sort_value=sort_value, csp_hash=csp_hash, pretty_json=to_json)
     return env
 
 
