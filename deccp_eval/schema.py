@@ -104,8 +104,6 @@ class Request(BaseModel):
         for name in OPTIONAL_PARAMS:  # unset, they leave the keys of earlier requests unchanged
             if data["params"].get(name) is None:
                 data["params"].pop(name, None)
-        if not self.fingerprint:  # left out when empty so keys made before fingerprints stay valid
-            data.pop("fingerprint")
         return canonical_hash(data)
 
     def messages(self) -> list[dict[str, str]]:

@@ -227,3 +227,19 @@ def test_each_answer_keeps_the_model_the_provider_ran(monkeypatch: pytest.Monkey
     assert [(r.provider_model, r.system_fingerprint) for r in got] == [
         ("fake-2026-01-01", "fp_fake0001"), ("fake-2026-01-01", "fp_fake0001"), ("claude-x", None)]
     assert all(r.ok and r.text for r in got)
+
+
+def test_run_by_cli_keys_answers_by_endpoint_and_stores_what_the_provider_ran(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    env = {"OPENAI_API_KEY": KEY}
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        for srv in (a, b, a):
+            cli("run", "-m", "openai:fake-latest", "--base-url", srv.base_url, "--limit", "2", "--lang", "en",
+                "--db", str(db), env=env, check=True)
+        assert (a.requests, b.requests) == (2, 2)  # the second run on `a` was served from the cache
+    import sqlite3
+
+    rows = sqlite3.connect(db).execute(
+        "SELECT fingerprint, provider_model, system_fingerprint, text FROM responses").fetchall()
+    assert len(rows) == 4 and len({r[0] for r in rows}) == 2
+    assert {(r[1], r[2]) for r in rows} == {("fake-2026-01-01", "fp_fake0001")} and all(r[3] for r in rows)
