@@ -11,7 +11,7 @@ plain servers); both end up in Response.reasoning, apart from the answer the jud
 Options (`OpenAIBackend.Options`, from `--backend-option` or a models file's `options`), besides the
 engine's knobs: `max_tokens_param: max_completion_tokens` for models that reject `max_tokens`
 (OpenAI o-series, GPT-5); `omit_params: [temperature, top_p, seed]` for servers that reject some
-sampling parameter (part of the fingerprint: the server's own defaults then decide). The endpoint
+sampling parameter (both part of the fingerprint: the server's own defaults then decide). The endpoint
 (base_url, else $OPENAI_BASE_URL, else api.openai.com) is part of the fingerprint; each response
 keeps the `model` and `system_fingerprint` the server returned.
 
@@ -28,7 +28,6 @@ from typing import Any, AsyncIterator, Callable, Literal
 
 from pydantic import Field
 
-from deccp_eval.backend import knob
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.remote import Completion, Fault, RemoteBackend, stainless_fault
 from deccp_eval.remote.batch import BatchInfo
@@ -47,8 +46,9 @@ class OpenAIBackend(RemoteBackend):
     not_found_hint = "check the model name {model!r} and --base-url (OpenAI-compatible servers usually end in /v1)"
 
     class Options(RemoteBackend.Options):
-        max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = knob(
-            "max_tokens", "the name the server takes the token limit under")
+        max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
+            "max_tokens", description="the name the server takes the token limit under (for reasoning "
+                                      "models max_completion_tokens also bounds the reasoning: in the key)")
         omit_params: list[Literal["temperature", "top_p", "seed"]] = Field(
             default_factory=list, description="sampling parameters the server rejects; its defaults apply")
 
