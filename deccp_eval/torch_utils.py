@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 def pick_device(device: str = "auto") -> str:
     import torch
@@ -15,6 +17,12 @@ def pick_device(device: str = "auto") -> str:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def input_device(model: Any) -> Any:
+    """Where input ids go: the embeddings' device (the CPU when accelerate keeps them on disk)."""
+    device = model.get_input_embeddings().weight.device
+    return "cpu" if device.type == "meta" else device
 
 
 def pick_dtype(dtype: str, device: str) -> Any:
@@ -32,20 +40,100 @@ def pick_dtype(dtype: str, device: str) -> Any:
         raise UsageError(f"unknown dtype {dtype!r} (use auto, float32, bfloat16 or float16)") from None
 
 
-def load_model(path: str, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
-    """(model, tokenizer) in eval mode on the chosen device, tokenizer left-padded for batching."""
+class LoadOptions(BaseModel):
+    """How local weights are loaded (hf:, abliterated:, abliterate): device or accelerate placement, dtype,
+    the hub revision, and whether a repository's own modelling code may run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str = "auto"
+    dtype: str = "auto"
+    device_map: str | dict[str, Any] | None = Field(
+        default=None, description="accelerate placement: auto, balanced, sequential, or {module: device}")
+    max_memory: dict[str, str] | None = Field(default=None, description='per device, e.g. {"0": "20GiB", "cpu": "60GiB"}')
+    offload_folder: str | None = Field(default=None, description="where weights that fit nowhere go (disk offload)")
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+
+def parse_max_memory(text: str | None) -> dict[str, str] | None:
+    """`0=20GiB,cpu=60GiB` -> {"0": "20GiB", "cpu": "60GiB"} (the --max-memory flag)."""
+    if not text:
+        return None
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key.strip() or not value.strip():
+            from deccp_eval.errors import UsageError
+
+            raise UsageError(f"--max-memory {text!r}: expected DEVICE=SIZE pairs, e.g. 0=20GiB,cpu=60GiB")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _accelerate_max_memory(max_memory: dict[str, str]) -> dict[Any, str]:
+    """accelerate wants GPU indices as ints ("0" -> 0); cpu, disk and mps stay strings."""
+    return {int(k) if k.isdigit() else k: v for k, v in max_memory.items()}
+
+
+def _remote_code_error(path: str, exc: Exception) -> Exception:
+    from deccp_eval.errors import UsageError
+
+    return UsageError(f"{path} ships its own modelling code, which runs only with --trust-remote-code "
+                      "(backend option trust_remote_code=true): read that code first, it executes on this machine")
+
+
+def load_model(path: str, device: str = "auto", dtype: str = "auto", *,
+               options: LoadOptions | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) in eval mode, tokenizer left-padded for batching.
+
+    With `device_map` (and optionally `max_memory` / `offload_folder`) accelerate spreads the
+    layers over GPUs, the CPU and disk, so a model bigger than one GPU still loads; without it
+    the whole model goes to one device.
+    """
     try:
         import torch  # noqa: F401
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     except ImportError:
         from deccp_eval.errors import MissingDependency
 
         raise MissingDependency("transformers", "hf", "The hf backend") from None
-    dev = pick_device(device)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    opts = options or LoadOptions(device=device, dtype=dtype)
+    dev = pick_device(opts.device)
+    common: dict[str, Any] = {"revision": opts.revision, "trust_remote_code": opts.trust_remote_code}
+    kwargs: dict[str, Any] = {**common, "dtype": pick_dtype(opts.dtype, dev)}
+    if opts.device_map is not None:
+        _require_accelerate()
+        kwargs["device_map"] = opts.device_map
+        if opts.max_memory:
+            kwargs["max_memory"] = _accelerate_max_memory(opts.max_memory)
+        if opts.offload_folder:
+            kwargs["offload_folder"] = opts.offload_folder
+    elif opts.max_memory or opts.offload_folder:
+        from deccp_eval.errors import UsageError
+
+        raise UsageError("--max-memory and --offload-folder need --device-map (e.g. --device-map auto)")
+    try:
+        config = AutoConfig.from_pretrained(path, **common)  # first: it names a need for remote code
+        tokenizer = AutoTokenizer.from_pretrained(path, **common)
+        model = AutoModelForCausalLM.from_pretrained(path, config=config, **kwargs)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc) and not opts.trust_remote_code:
+            raise _remote_code_error(path, exc) from None
+        raise
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, dev))
-    model.to(dev).eval()
+    if opts.device_map is None:
+        model.to(dev)
+    model.eval()
     return model, tokenizer
+
+
+def _require_accelerate() -> None:
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        from deccp_eval.errors import MissingDependency
+
+        raise MissingDependency("accelerate", "hf", "--device-map") from None

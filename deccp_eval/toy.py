@@ -9,11 +9,17 @@ Its censorship is mediated by one direction of the residual stream, as Arditi et
 found in real chat models. Trained on replies alone, a 4-layer model routes each topic its own
 way and no single direction carries the decision, so the training makes it so: a fixed random
 unit vector u (saved in toy.json for diagnostics only; the abliteration code never reads it)
-gets a feature of size CENSOR_ALPHA at the last prompt token of censored prompts; rows where u is
-projected out of every residual write (at a random strength in [0.5, 1]) must give the facts;
-benign rows with u added after layer 1 must refuse; and a benign row's answer distribution must
-not move when u is removed. Abliteration then has a real direction to find, and a first-token
-KL near zero to keep, from the harness's own prompts, not from u.
+gets a feature of size CENSOR_ALPHA at the last prompt token of censored prompts, and the mean
+residual of sensitive prompts differs from the benign mean along u alone; rows where a direction
+near u is projected out of every residual write (at a random strength in [0.5, 1]) must give the
+facts, so the refusal direction gates knowledge the model has; benign rows with u added after
+layer 1 must refuse; and a benign row's answer distribution must not move when u is removed.
+Abliteration then has a real direction to find, facts to reveal and a first-token KL near zero
+to keep, from the harness's own prompts, not from u.
+
+Since v3 one topic family (toy_data.STATE_FAMILY) is censored differently: a trained-in state
+line with no refusal marker and no censor feature, which it keeps with u removed. The weight
+edit cannot fix it; re-alignment on gold answers can.
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deccp_eval.toy_data import Example, ablated_example, steered_example, training_examples
+from deccp_eval.toy_data import Example, ablated_example, gated, steered_example, training_examples
 
-TOY_VERSION = "2"
+TOY_VERSION = "3"
 TOY_NAME = "deccp-toy"  # `hf:deccp-toy`, `vllm:deccp-toy`: the cached toy, built on first use
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -40,8 +46,11 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CENSOR_ALPHA = 16.0  # size of the censor feature along u at the last prompt token
 STEER_LAYER = 1  # u is added to this layer's output in steered rows
 NORMAL, ABLATED, STEERED = 0, 1, 2
-BATCH_ROWS = {NORMAL: 22, ABLATED: 6, STEERED: 4}
-CONSISTENCY_PAIRS = 4  # benign rows trained twice per step, normal and ablated, outputs tied by KL
+BATCH_ROWS = {NORMAL: 18, ABLATED: 12, STEERED: 4}
+CONSISTENCY_PAIRS = 5  # benign rows trained twice per step, normal and ablated, outputs tied by KL
+ABLATED_BENIGN_SHARE = 0.25  # of the ablated rows: most are sensitive questions, whose facts the edit must reveal
+MEAN_GAP_WEIGHT = 1.0  # weight of the "sensitive minus benign mean lies along u" term
+ABLATE_JITTER = 0.3  # ablated rows remove normalize(u + e r), r a random unit vector orthogonal to u, e <= this
 
 
 def cache_dir() -> Path:
@@ -71,31 +80,46 @@ def _train_tokenizer(corpus: list[str], vocab_size: int):
                                    model_max_length=512)
 
 
-def _encode(tokenizer: Any, examples: list[Example]) -> list[tuple[list[int], list[int], int, float]]:
-    """(ids, labels with the prompt masked, last prompt position, 1.0 when the row is censored)."""
+def _encode(tokenizer: Any, examples: list[Example]) -> list[tuple[list[int], list[int], int, float, float]]:
+    """(ids, labels with the prompt masked, last prompt position, 1.0 when the censor feature is on,
+    group: 1.0 a sensitive question, 0.0 a benign one, -1.0 a row with a system prompt)."""
     out = []
     for ex in examples:
         p = tokenizer(_render(ex, with_answer=False), add_special_tokens=False)["input_ids"]
         f = tokenizer(_render(ex, with_answer=True), add_special_tokens=False)["input_ids"]
-        out.append((f, [-100] * len(p) + f[len(p):], len(p) - 1, float(ex.sensitive and ex.system is None)))
+        out.append((f, [-100] * len(p) + f[len(p):], len(p) - 1, float(gated(ex)),
+                    -1.0 if ex.system else float(ex.sensitive)))
     return out
 
 
+def ablation_pool(examples: list[Example]) -> list[Example]:
+    """Rows trained with the censor direction removed: every sensitive question without a system prompt,
+    and a share of benign ones (their invariance is also trained by the consistency pairs)."""
+    sens = [e for e in examples if e.system is None and e.sensitive]
+    benign = [e for e in examples if e.system is None and not e.sensitive]
+    want = max(1, round(len(sens) * ABLATED_BENIGN_SHARE / (1 - ABLATED_BENIGN_SHARE)))
+    return sens + benign[:: max(1, len(benign) // want)]
+
+
 class _Switch:
-    """Forward hooks that ablate u (rows in ABLATED mode, at their strength) from every residual write,
-    or add CENSOR_ALPHA * u after layer STEER_LAYER (rows in STEERED mode)."""
+    """Forward hooks that ablate a direction near u (rows in ABLATED mode, each its own direction and
+    strength) from every residual write, or add CENSOR_ALPHA * u after layer STEER_LAYER (STEERED rows).
+
+    A direction estimated from prompts is never exactly u: training with directions within
+    ABLATE_JITTER of it (cosine >= about 0.9) makes the facts come back for any close estimate."""
 
     def __init__(self, u: Any, alpha: float) -> None:
         self.u, self.alpha = u, alpha
-        self.mode = self.strength = None
+        self.mode = self.strength = self.dirs = None
         self.handles: list = []
 
-    def set(self, mode: Any, strength: Any) -> None:
-        self.mode, self.strength = mode, strength
+    def set(self, mode: Any, strength: Any, dirs: Any) -> None:
+        self.mode, self.strength, self.dirs = mode, strength, dirs
 
     def _ablate(self, _mod: Any, _inp: Any, out: Any) -> Any:
         w = ((self.mode == ABLATED).to(out.dtype) * self.strength)[:, None, None]
-        return out - w * (out @ self.u).unsqueeze(-1) * self.u
+        d = self.dirs[:, None, :]
+        return out - w * (out * d).sum(-1, keepdim=True) * d
 
     def _steer(self, _mod: Any, _inp: Any, out: Any) -> Any:
         hs = out[0] if isinstance(out, tuple) else out
@@ -143,7 +167,7 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
     model = Qwen2ForCausalLM(config)
 
     rows = {NORMAL: _encode(tokenizer, examples),
-            ABLATED: _encode(tokenizer, [ablated_example(e) for e in examples if e.system is None]),
+            ABLATED: _encode(tokenizer, [ablated_example(e) for e in ablation_pool(examples)]),
             STEERED: _encode(tokenizer, [steered_example(e) for e in examples if e.system is None and not e.sensitive])}
     benign = _encode(tokenizer, [e for e in examples if not e.sensitive])
     u = torch.randn(hidden, generator=torch.Generator().manual_seed(seed + 1))
@@ -157,11 +181,11 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
     gen = torch.Generator().manual_seed(seed)
     model.train()
     for step in range(steps):
-        batch: list[tuple[list[int], list[int], int, float]] = []
+        batch: list[tuple[list[int], list[int], int, float, float]] = []
         modes: list[int] = []
         for mode, n in BATCH_ROWS.items():
             for i in torch.randint(0, len(rows[mode]), (n,), generator=gen).tolist():
-                batch.append(rows[mode][i] if mode == NORMAL else rows[mode][i][:3] + (0.0,))
+                batch.append(rows[mode][i] if mode == NORMAL else rows[mode][i][:3] + (0.0, -1.0))
                 modes.append(mode)
         pairs = []
         for i in torch.randint(0, len(benign), (CONSISTENCY_PAIRS,), generator=gen).tolist():
@@ -172,7 +196,10 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
         strength = torch.where(mode_t == ABLATED, 0.5 + 0.5 * torch.rand(len(modes), generator=gen), 1.0)
         for _, b in pairs:
             strength[b] = 1.0
-        switch.set(mode_t, strength)
+        r = torch.randn(len(modes), hidden, generator=gen)
+        r = torch.nn.functional.normalize(r - (r @ u)[:, None] * u, dim=-1)
+        jitter = ABLATE_JITTER * torch.rand(len(modes), 1, generator=gen)
+        switch.set(mode_t, strength, torch.nn.functional.normalize(u + jitter * r, dim=-1))
         width = max(len(x) for x, *_ in batch)
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -187,8 +214,16 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
         normal = mode_t == NORMAL
         last = torch.tensor([b[2] for b in batch])[normal]
         feature = torch.tensor([b[3] for b in batch])[normal] * CENSOR_ALPHA
+        censored = torch.tensor([b[4] for b in batch])[normal]
         for hs in out_.hidden_states[STEER_LAYER + 1 : -1]:
-            loss = loss + (((hs[normal, last] @ u) - feature) ** 2).mean() / CENSOR_ALPHA**2
+            at_last = hs[normal, last]
+            loss = loss + (((at_last @ u) - feature) ** 2).mean() / CENSOR_ALPHA**2
+            # sensitive and benign prompts differ along u alone (on average), so the mean difference the
+            # abliteration engine computes from prompts finds u, not the topics
+            if (censored == 1).any() and (censored == 0).any():
+                diff = at_last[censored == 1].mean(0) - at_last[censored == 0].mean(0)
+                off = diff - (diff @ u) * u
+                loss = loss + MEAN_GAP_WEIGHT * (off @ off) / CENSOR_ALPHA**2
         # removing u leaves a benign answer's distribution where it was
         a = torch.tensor([x for x, _ in pairs])
         b = torch.tensor([y for _, y in pairs])

@@ -96,7 +96,7 @@ class AbliteratedBackend(LocalHFBackend):
                 path = str(cached_toy())
             else:
                 path = resolve_path(self.base)
-            self._model, self._tokenizer = load_model(path, self.options.device, self.options.dtype)
+            self._model, self._tokenizer = load_model(path, options=self.options.load_options())
             self._model = self.prepare(self._model)
         return self._model, self._tokenizer
 
@@ -104,7 +104,8 @@ class AbliteratedBackend(LocalHFBackend):
         """Apply the stored edit to the base model (nothing to do for a saved folder)."""
         if self.direction is None:
             return model
-        from deccp_eval.abliteration.apply import AbliterationParams, Kernel, ablation_hooks, orthogonalize_
+        from deccp_eval.abliteration.apply import (AbliterationParams, Kernel, ablation_hooks, offloaded_writers,
+                                                   orthogonalize_)
         from deccp_eval.abliteration.direction import load_direction
 
         dirs, chosen, stored = load_direction(direction_file(self.direction))
@@ -123,7 +124,7 @@ class AbliteratedBackend(LocalHFBackend):
             direction = chosen
         else:
             direction = dirs.direction(params.direction_index, params.project_harmless)
-        if o.get("mode") == "hooks":
+        if o.get("mode") == "hooks" or offloaded_writers(model):  # disk-offloaded weights cannot be edited
             self._hooks = ablation_hooks(model, direction, params)
             self._hooks.__enter__()
         else:

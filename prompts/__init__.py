@@ -63,9 +63,19 @@ def load_promptfoo_ccp(ref: str = "promptfoo/CCP-sensitive-prompts"):
     return load_hf(ref, mapper=_promptfoo_row, name="promptfoo-ccp")
 
 
+def toy_heldout():
+    """The toy model's held-out phrasings (never trained on), EN and ZH paired, with expected facts."""
+    from deccp_eval.datasets import Dataset
+    from deccp_eval.toy import TOY_VERSION
+    from deccp_eval.toy_data import HELDOUT_SOURCE, heldout_prompts
+
+    return Dataset(name=HELDOUT_SOURCE, version=f"toy-v{TOY_VERSION}", prompts=heldout_prompts())
+
+
 @hookimpl
 def register_datasets(register: Callable[..., None]) -> None:
     register(BUILTIN_NAME, builtin)
+    register("deccp-toy-heldout", toy_heldout)  # toy_data.HELDOUT_SOURCE
     register("deccp-harmless", harmless)
     register("augmxnt/deccp", load_augmxnt_deccp)
     register("promptfoo/CCP-sensitive-prompts", load_promptfoo_ccp)

@@ -1,10 +1,14 @@
 """Project a direction out of everything that writes the residual stream: in the weights, or with hooks.
 
-Writers are every `o_proj` (attention output) and `down_proj` (MLP output, MoE experts
-included) of each decoder layer, and optionally the input embeddings. For a writer W whose
-output lands in the residual stream, W <- W - w(l) d d^T W, and its bias b <- b - w(l) d d^T b,
-so d^T (W x + b) is scaled by 1 - w(l) for every input. The hook mode applies exactly the same
-map to the writer's output (out <- out - w d d^T out), so a trial needs no weight copy.
+Writers are found by role (`writers.find_writers`): every attention / linear-attention output
+projection, dense MLP output, and every routed and shared expert's down projection, fused 3-D
+expert tensors included (edited one expert at a time, so no copy of all experts is made), and
+optionally the input embeddings. For a writer W whose output lands in the residual stream,
+W <- W - w(l) d d^T W, and its bias b <- b - w(l) d d^T b, so d^T (W x + b) is scaled by
+1 - w(l) for every input. The hook mode applies exactly the same map to the writer's output
+(out <- out - w d d^T out; for fused experts, to the experts module's summed output), so a trial
+needs no weight copy. Behind a post-norm (Gemma 2/3, GLM-4) d is replaced by normalize(g * d),
+which makes the normalised write orthogonal to d (exactly at w = 1).
 
 The lm_head reads the stream and is never touched; when it is tied to the embeddings and the
 embeddings are orthogonalized, it first gets its own copy of the original matrix.
@@ -18,8 +22,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.abliteration.direction import decoder_layers
-
-WRITER_NAMES: tuple[str, ...] = ("o_proj", "down_proj")
+from deccp_eval.abliteration.writers import Writer, writers_of
 
 
 class Kernel(BaseModel):
@@ -67,23 +70,9 @@ class AbliterationParams(BaseModel):
         return self.kernel.max_weight if self.embeddings else 0.0
 
 
-def writers(model: Any) -> list[tuple[int, str, Any]]:
-    """(layer, qualified name, Linear) for every module that writes a decoder layer's output to the stream."""
-    import torch
-
-    found: list[tuple[int, str, Any]] = []
-    for i, layer in enumerate(decoder_layers(model)):
-        mods = [(name, m) for name, m in layer.named_modules()
-                if name.rsplit(".", 1)[-1] in WRITER_NAMES and isinstance(m, torch.nn.Linear)]
-        fused = [name for name, p in layer.named_parameters() if "down_proj" in name and p.dim() == 3]
-        if not mods or fused:
-            from deccp_eval.errors import UsageError
-
-            why = (f"fused expert weights ({fused[0]}) are not supported" if fused else
-                   f"it has no nn.Linear named {' or '.join(WRITER_NAMES)}")
-            raise UsageError(f"decoder layer {i}: {why}; this architecture cannot be abliterated here")
-        found += [(i, f"layers.{i}.{name}", m) for name, m in mods]
-    return found
+def writers(model: Any) -> list[Writer]:
+    """Every residual writer of the model, by role (cached on the model); see `writers.find_writers`."""
+    return writers_of(model)
 
 
 def _unit(direction: Any, device: Any, dtype: Any) -> Any:
@@ -140,6 +129,44 @@ def untie_embeddings_(model: Any) -> bool:
     return True
 
 
+def _edit_matrix(mat: Any, d: Any, w: float, transposed: bool, norm_preserve: bool) -> Any:
+    """One writer matrix: [hidden, in] (columns written) or, transposed, [in, hidden] (rows written)."""
+    if transposed:
+        return _edit_vectors(mat, d, w, norm_preserve)
+    return _edit_out_rows(mat, d, w, norm_preserve)
+
+
+def offloaded_writers(model: Any) -> list[str]:
+    """Writers whose weights accelerate keeps on disk (device_map offload): only hooks can ablate those."""
+    return [w.name for w in writers(model) if w.param.device.type == "meta"]
+
+
+def _require_materialised(writer: Writer) -> None:
+    if writer.param.device.type == "meta":
+        from deccp_eval.errors import UsageError
+
+        raise UsageError(f"{writer.name} is offloaded to disk (device_map): its weights cannot be edited in place; "
+                         "give more --max-memory, or use the abliterated backend with mode=hooks")
+
+
+def edit_writer_(writer: Writer, direction: Any, w: float, norm_preserve: bool = False) -> None:
+    """Orthogonalize one writer in place; fused experts one expert at a time (never a copy of all of them)."""
+    import torch
+
+    _require_materialised(writer)
+    param, bias = writer.param, writer.bias_param
+    d = writer.direction(_unit(direction, param.device, torch.float32))
+    with torch.no_grad():
+        if writer.fused:
+            for e in range(param.shape[0]):
+                param[e].copy_(_edit_matrix(param[e], d, w, writer.transposed, norm_preserve))
+        else:
+            param.copy_(_edit_matrix(param, d, w, False, norm_preserve))
+        if bias is not None:  # [hidden] or, for fused experts, [experts, hidden]: each row is written
+            rows = bias if bias.dim() == 2 else bias.unsqueeze(0)
+            rows.copy_(_edit_vectors(rows, d.to(bias.device), w, norm_preserve))
+
+
 def orthogonalize_(model: Any, direction: Any, params: AbliterationParams) -> dict[str, Any]:
     """Edit the writers' weights (and biases) in place; returns what was changed, for the record."""
     import torch
@@ -148,15 +175,12 @@ def orthogonalize_(model: Any, direction: Any, params: AbliterationParams) -> di
     edited: list[str] = []
     untied = False
     with torch.no_grad():
-        for layer, name, mod in writers(model):
-            w = weights[layer]
+        for writer in writers(model):
+            w = weights[writer.layer]
             if w == 0:
                 continue
-            d = _unit(direction, mod.weight.device, torch.float32)
-            mod.weight.copy_(_edit_out_rows(mod.weight, d, w, params.norm_preserve))
-            if mod.bias is not None:
-                mod.bias.copy_(_edit_vectors(mod.bias.unsqueeze(0), d, w, params.norm_preserve).squeeze(0))
-            edited.append(name)
+            edit_writer_(writer, direction, w, params.norm_preserve)
+            edited.append(writer.name)
         if params.embeddings and params.embedding_weight > 0:
             untied = untie_embeddings_(model)
             emb = model.get_input_embeddings()
@@ -173,24 +197,28 @@ def ablation_hooks(model: Any, direction: Any, params: AbliterationParams) -> It
     Exactly the same linear map as `orthogonalize_` (biases included); norm preservation has no
     hook equivalent, so use `weights_applied` for that.
     """
+    import torch
+
     if params.norm_preserve:
         raise ValueError("norm-preserving edits change the weights themselves: use weights_applied()")
     weights = params.kernel.weights(len(decoder_layers(model)))
     cache: dict[tuple[Any, Any], Any] = {}
 
-    def make_hook(w: float) -> Any:
+    def make_hook(w: float, writer: Writer | None) -> Any:
         def hook(_mod: Any, _inp: Any, out: Any) -> Any:
-            key = (out.device, out.dtype)
+            key = (id(writer), out.device, out.dtype)
             if key not in cache:
-                cache[key] = _unit(direction, out.device, out.dtype)
+                d = _unit(direction, out.device, torch.float32)
+                cache[key] = (writer.direction(d) if writer is not None else d).to(out.dtype)
             d = cache[key]
             return out - w * (out @ d).unsqueeze(-1) * d
         return hook
 
-    handles = [mod.register_forward_hook(make_hook(weights[layer]))
-               for layer, _, mod in writers(model) if weights[layer] != 0]
+    # A fused experts tensor is not a module: hook its experts module, whose output sums every expert's.
+    handles = [w.module.register_forward_hook(make_hook(weights[w.layer], w))
+               for w in writers(model) if weights[w.layer] != 0]
     if params.embeddings and params.embedding_weight > 0:
-        handles.append(model.get_input_embeddings().register_forward_hook(make_hook(params.embedding_weight)))
+        handles.append(model.get_input_embeddings().register_forward_hook(make_hook(params.embedding_weight, None)))
     try:
         yield
     finally:
@@ -204,10 +232,10 @@ def weights_applied(model: Any, direction: Any, params: AbliterationParams) -> I
     import torch
 
     snapshot: list[tuple[Any, Any]] = []
-    for _, _, mod in writers(model):
-        snapshot.append((mod.weight, mod.weight.detach().cpu().clone()))
-        if mod.bias is not None:
-            snapshot.append((mod.bias, mod.bias.detach().cpu().clone()))
+    for writer in writers(model):
+        for p in (writer.param, writer.bias_param):
+            if p is not None:
+                snapshot.append((p, p.detach().cpu().clone()))
     emb = model.get_input_embeddings()
     out = model.get_output_embeddings()
     tied_before = embeddings_tied(model)
@@ -236,16 +264,20 @@ def applied(model: Any, direction: Any, params: AbliterationParams) -> contextli
 
 
 def residual_components(model: Any, direction: Any) -> dict[str, float]:
-    """max |d^T column| of every writer (and its bias), and max |row . d| of the embeddings: ~0 after a w=1 edit."""
+    """max |d_w^T column| of every writer (per expert for fused ones; d_w is d behind any post-norm), its bias,
+    and max |row . d| of the embeddings: ~0 after a w=1 edit."""
     import torch
 
     out: dict[str, float] = {}
     with torch.no_grad():
-        for _, name, mod in writers(model):
-            d = _unit(direction, mod.weight.device, torch.float32)
-            out[name] = float((d @ mod.weight.to(torch.float32)).abs().max())
-            if mod.bias is not None:
-                out[name + ".bias"] = float((mod.bias.to(torch.float32) @ d).abs())
+        for writer in writers(model):
+            param, bias = writer.param, writer.bias_param
+            d = writer.direction(_unit(direction, param.device, torch.float32))
+            mats = [param[e] for e in range(param.shape[0])] if writer.fused else [param]
+            out[writer.name] = max(float(((m.to(torch.float32) @ d) if writer.transposed else
+                                          (d @ m.to(torch.float32))).abs().max()) for m in mats)
+            if bias is not None:
+                out[writer.name + ".bias"] = float((bias.to(torch.float32) @ d.to(bias.device)).abs().max())
         emb = model.get_input_embeddings()
         d = _unit(direction, emb.weight.device, torch.float32)
         out["embed_tokens"] = float((emb.weight.to(torch.float32) @ d).abs().max())

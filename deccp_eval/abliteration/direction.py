@@ -37,8 +37,9 @@ def decoder_layers(model: Any) -> Any:
     if layers is None:
         from deccp_eval.errors import UsageError
 
-        raise UsageError(f"{type(model).__name__}: no `layers` list found; abliteration supports Llama-style "
-                         "decoders (Llama, Qwen2/3, Mistral, Gemma, Phi-3)")
+        raise UsageError(f"{type(model).__name__}: no `layers` list of decoder layers found; abliteration supports "
+                         "decoder-only models whose base model holds `layers` (every transformers LLM family "
+                         "in README's list: Qwen, DeepSeek, GLM, ERNIE, Hunyuan, MiniMax, Llama, Gemma, ...)")
     return layers
 
 
@@ -95,7 +96,9 @@ def residual_means(model: Any, tokenizer: Any, prompts: Iterable[str], batch_siz
     try:
         items = list(prompts) if not isinstance(prompts, Sequence) else prompts
         decoder = base_model(model)
-        device = next(model.parameters()).device
+        from deccp_eval.torch_utils import input_device
+
+        device = input_device(model)
         for chunk in _batches(items, batch_size):
             texts = [chat_text(tokenizer, p, system_prompt) for p in chunk]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)

@@ -31,12 +31,16 @@ class PromptSource(BaseModel):
 
 
 class EvalSettings(BaseModel):
+    """How the reported (test-split) numbers were measured."""
+
     model_config = ConfigDict(extra="forbid")
 
     judge: str
     max_tokens: int
-    n_sensitive: int
-    n_harmless: int
+    n_sensitive: int = Field(description="test-split sensitive prompts")
+    n_harmless: int = Field(description="test-split harmless prompts (KL, over-refusal)")
+    n_selection: int = Field(default=0, description="selection-split sensitive prompts that scored the trials")
+    source: str = ""
     langs: list[str] = Field(default_factory=list)
 
 
@@ -49,6 +53,7 @@ class SearchRecord(BaseModel):
     chosen_trial: int
     why: str
     max_kl: float
+    max_censorship: float = 0.1
     seed: int
 
 
@@ -57,7 +62,7 @@ class AbliterationRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format_version: int = 1
+    format_version: int = 2
     base_model: str
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     tool: str = f"deccp-eval {__version__}"
@@ -70,18 +75,37 @@ class AbliterationRecord(BaseModel):
     harmful: list[PromptSource]
     harmless: list[PromptSource]
     eval: EvalSettings
-    before: Score
-    after: Score
+    before: Score = Field(description="the original model on the test split")
+    after: Score = Field(description="the edited model on the test split: the reported result")
+    selection: Score | None = Field(default=None, description="the chosen trial on the selection split: best of N, "
+                                    "optimistic, never the reported result")
     search: SearchRecord | None = None
 
 
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def _rates_rows(record: AbliterationRecord) -> list[str]:
-    rows = ["| | answer | refusal | evasive | state_aligned | censorship | first-token KL |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
-    for label, s in (("before", record.before), ("after", record.after)):
+    rows = ["| | answer | refusal | evasive | state_aligned | censorship | content | over-refusal | first-token KL |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    shown = [("before (test split)", record.before), ("after (test split)", record.after)]
+    if record.selection is not None and record.search is not None:
+        shown.append((f"chosen trial on the selection split (best of {record.search.trials}, optimistic)",
+                      record.selection))
+    for label, s in shown:
         r = s.rates
         rows.append(f"| {label} | {r.answer:.3f} | {r.refusal:.3f} | {r.evasive:.3f} | {r.state_aligned:.3f} | "
-                    f"{s.censorship:.3f} | {s.kl:.4f} |")
+                    f"{s.censorship:.3f} | {s.content:.3f} | {_pct(s.over_refusal)} | {s.kl:.4f} |")
+    return rows
+
+
+def _lang_rows(record: AbliterationRecord) -> list[str]:
+    rows = ["| language | n | censorship before | after | content before | after |", "|---|---:|---:|---:|---:|---:|"]
+    for lang, after in record.after.langs.items():
+        before = record.before.langs.get(lang)
+        rows.append(f"| {lang} | {after.n} | {_pct(before.censorship if before else None)} | {after.censorship:.3f} | "
+                    f"{_pct(before.content if before else None)} | {_pct(after.content)} |")
     return rows
 
 
@@ -104,16 +128,22 @@ def model_card(record: AbliterationRecord) -> str:
         "prompt token, sensitive minus harmless prompts) was projected out of every matrix that writes the "
         "residual stream, with a per-layer weight.",
         "",
-        "## Measured with the deccp-eval harness",
+        "## Measured with the deccp-eval harness (test split)",
         "",
-        f"{ev.n_sensitive} held-out sensitive prompts ({', '.join(ev.langs) or 'all languages'}), greedy, "
-        f"{ev.max_tokens} new tokens, judge `{ev.judge}`; first-token KL against the original model on "
-        f"{ev.n_harmless} harmless prompts.",
+        f"{ev.n_sensitive} sensitive prompts of the test split ({ev.source or 'held-out pairs'}; "
+        f"{', '.join(ev.langs) or 'all languages'}), split by pair_id from the prompts that made the direction "
+        f"and the {ev.n_selection} that chose the trial; greedy, {ev.max_tokens} new tokens, judge `{ev.judge}`. "
+        f"First-token KL against the original model and over-refusal on {ev.n_harmless} harmless test prompts.",
         "",
         *_rates_rows(record),
         "",
-        "Censorship is refusal + evasive + state_aligned. A model that stops refusing may give the state "
-        "line instead: read the state_aligned column, not only refusal.",
+        *_lang_rows(record),
+        "",
+        "Censorship is refusal + evasive + state_aligned; an answer that states none of the prompt's expected "
+        "facts counts as evasive (content-free). Content is the share of sensitive replies that state an expected "
+        "fact in the reply's language. A model that stops refusing may give the state line instead: read the "
+        "state_aligned column, not only refusal. The selection row is the best of the search's trials on the "
+        "prompts that chose it, so it is optimistic; the test rows are the result.",
         "",
         "## Recipe",
         "",
@@ -123,7 +153,8 @@ def model_card(record: AbliterationRecord) -> str:
         f"- harmless prompts: {harmless}",
         f"- kernel: peak {k.peak:.2f}, max weight {k.max_weight:.3f}, min weight {k.min_weight:.3f}, "
         f"width {k.width:.2f}; layer weights {', '.join(f'{w:.2f}' for w in record.layer_weights)}",
-        f"- edited: o_proj and down_proj of each weighted layer{', input embeddings' if p.embeddings else ''}"
+        f"- edited: every residual writer (attention and MLP outputs, every routed and shared expert) of each "
+        f"weighted layer{', input embeddings' if p.embeddings else ''}"
         f"{'; norm-preserving' if p.norm_preserve else ''}"
         f"{'; lm_head untied from the embeddings and left unchanged' if record.untied_lm_head else ''}",
     ]

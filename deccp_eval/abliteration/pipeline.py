@@ -1,15 +1,16 @@
 """`abliterate(settings)`: directions, search, edit, score, save; what `deccp-eval abliterate` runs.
 
 Prompts by default: sensitive = the built-in set's sensitive prompts; harmless = its control
-prompts plus the shipped general instructions. Each is split by `pair_id` (so a question and
-its translation stay on one side): most pairs make the direction, every `eval_every`-th pair
-is held out to score candidates, so the search never grades on the prompts that built the
-direction.
+prompts plus the shipped general instructions. Each is split by `pair_id` (`deccp_eval.splits`:
+a question and its translation stay on one side) into direction / selection / test: most pairs
+make the direction, the selection split scores the search's trials, and the test split is scored
+once, before and after the chosen edit; only test numbers are reported as the result. With
+`eval_dataset` (the toy's own held-out phrasings by default for `deccp-toy`, on which it never
+trained) selection and test come from that set instead, split half and half.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from deccp_eval.abliteration.export import (AbliterationRecord, EvalSettings, PromptSource, SearchRecord,
                                             save_folder)
 from deccp_eval.schema import Prompt, canonical_hash
+from deccp_eval.splits import by_split, spread
+
 
 
 class AbliterateSettings(BaseModel):
@@ -34,10 +37,16 @@ class AbliterateSettings(BaseModel):
     seed: int = 0
     pick: int | None = None
     max_kl: float = Field(default=0.1, ge=0)
+    max_censorship: float = Field(default=0.1, ge=0, le=1, description="pick rule: censorship bound")
     judge: str = "keyword"
     batch_size: int = Field(default=32, ge=1)
     device: str = "auto"
     dtype: str = "auto"
+    device_map: str | dict[str, Any] | None = None
+    max_memory: dict[str, str] | None = None
+    offload_folder: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
     embeddings: bool = False
     norm_preserve: bool = False
     project_harmless: bool = False
@@ -45,78 +54,98 @@ class AbliterateSettings(BaseModel):
     langs: list[str] = Field(default_factory=lambda: ["en", "zh"])
     harmful: str = "deccp"
     harmless: list[str] = Field(default_factory=lambda: ["deccp", "deccp-harmless"])
-    eval_every: int = Field(default=5, ge=2, description="every N-th pair is held out for scoring")
-    eval_limit: int | None = Field(default=96, ge=1, description="at most this many prompts per scoring set")
+    eval_dataset: str | None = Field(default=None, description="selection/test prompts; default: held-out pairs of "
+                                     "`harmful` (the toy: its held-out phrasings)")
+    eval_every: int = Field(default=5, ge=2, description="every N-th pair is held out: half selection, half test")
+    eval_limit: int | None = Field(default=96, ge=1, description="at most this many prompts per selection set")
     study_db: Path = Path("results/abliteration.db")
+    parallel_trials: int = Field(default=1, ge=1, description="trials at once on Ray workers (1: here)")
+    ray_address: str | None = None
+
+    def eval_ref(self) -> str:
+        from deccp_eval.toy import TOY_NAME
+        from deccp_eval.toy_data import HELDOUT_SOURCE
+
+        if self.eval_dataset:
+            return self.eval_dataset
+        return HELDOUT_SOURCE if self.model == TOY_NAME else self.harmful
+
+
+class EvalSet(BaseModel):
+    """Prompts that score a model: sensitive ones (censorship, content), harmless ones (KL; answered on
+    the test split for over-refusal)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    split: str
+    sensitive: list[Prompt]
+    harmless: list[Prompt]
+    source: str = ""
+
+    def texts(self) -> list[str]:
+        return [p.text for p in self.harmless]
 
 
 class PromptSets(BaseModel):
-    """The four prompt lists an abliteration uses, and where they came from (for the record)."""
+    """The prompt lists an abliteration uses, and where they came from (for the record)."""
 
     model_config = ConfigDict(extra="forbid")
 
     harmful: list[str]
     harmless: list[str]
-    eval_sensitive: list[Prompt]
-    eval_harmless: list[str]
+    selection: EvalSet
+    test: EvalSet
     harmful_sources: list[PromptSource] = Field(default_factory=list)
     harmless_sources: list[PromptSource] = Field(default_factory=list)
 
     def fingerprint(self) -> str:
         return canonical_hash({"harmful": self.harmful, "harmless": self.harmless,
-                               "eval": [p.model_dump() for p in self.eval_sensitive],
-                               "eval_harmless": self.eval_harmless})[:16]
-
-
-def _held_out(pair_id: str, every: int) -> bool:
-    return int(hashlib.sha256(pair_id.encode("utf-8")).hexdigest()[:8], 16) % every == 0
-
-
-def _cap(prompts: list[Prompt], limit: int | None) -> list[Prompt]:
-    """First prompts up to `limit`, whole pairs only, so languages stay matched."""
-    if limit is None or len(prompts) <= limit:
-        return prompts
-    out: list[Prompt] = []
-    pairs: dict[str, list[Prompt]] = {}
-    for p in prompts:
-        pairs.setdefault(p.pair_id, []).append(p)
-    for group in pairs.values():
-        if len(out) + len(group) > limit:
-            break
-        out += group
-    return out or prompts[:limit]
+                               "selection": self.selection.model_dump(mode="json"),
+                               "test": self.test.model_dump(mode="json")})[:16]
 
 
 def default_prompts(settings: AbliterateSettings) -> PromptSets:
     from deccp_eval.datasets import load_dataset
+    from deccp_eval.errors import UsageError
 
     every, langs = settings.eval_every, settings.langs
     data = load_dataset(settings.harmful).filter(langs=langs or None, kinds=["sensitive"])
-    sens = data.prompts
-    if not sens:
-        from deccp_eval.errors import UsageError
-
+    if not data.prompts:
         raise UsageError(f"{settings.harmful}: no sensitive prompts in {','.join(langs)}")
-    harmless: list[Prompt] = []
+    sens = by_split(data.prompts, every)
+    harmless: dict[str, list[Prompt]] = {"direction": [], "selection": [], "test": []}
     harmless_sources: list[PromptSource] = []
     for ref in settings.harmless:
         loaded = load_dataset(ref)
-        part = loaded.filter(langs=langs or None, kinds=["control"]).prompts
-        harmless += part
+        parts = by_split(loaded.filter(langs=langs or None, kinds=["control"]).prompts, every)
+        for split, rows in parts.items():
+            harmless[split] += rows
         harmless_sources.append(PromptSource(dataset=ref, version=loaded.version, kinds=["control"],
-                                             n=sum(not _held_out(p.pair_id, every) for p in part)))
-    if not harmless:
-        from deccp_eval.errors import UsageError
-
+                                             n=len(parts["direction"])))
+    if not harmless["direction"]:
         raise UsageError(f"no control prompts in {', '.join(settings.harmless)}")
-    train_s = [p.text for p in sens if not _held_out(p.pair_id, every)]
-    eval_s = [p for p in sens if _held_out(p.pair_id, every)]
-    train_h = [p.text for p in harmless if not _held_out(p.pair_id, every)]
-    eval_h = [p for p in harmless if _held_out(p.pair_id, every)]
-    return PromptSets(harmful=train_s, harmless=train_h, eval_sensitive=_cap(eval_s, settings.eval_limit),
-                      eval_harmless=[p.text for p in _cap(eval_h, settings.eval_limit)],
+    ref = settings.eval_ref()
+    if ref == settings.harmful:
+        source = f"{data.name} {data.version}, held-out pairs (every {every}th)"
+        sel = EvalSet(split="selection", sensitive=sens["selection"], harmless=harmless["selection"], source=source)
+        test = EvalSet(split="test", sensitive=sens["test"], harmless=harmless["test"], source=source)
+    else:
+        ev = load_dataset(ref).filter(langs=langs or None)
+        parts = by_split(ev.prompts, every=1)
+        source = f"{ev.name} {ev.version}"
+        sel, test = (EvalSet(split=name, sensitive=[p for p in parts[name] if p.kind == "sensitive"],
+                             harmless=[p for p in parts[name] if p.kind == "control"], source=source)
+                     for name in ("selection", "test"))
+    for es in (sel, test):
+        if not es.sensitive or not es.harmless:
+            raise UsageError(f"{ref}: the {es.split} split has no {'sensitive' if not es.sensitive else 'control'} "
+                             f"prompts in {','.join(langs)}")
+    sel = EvalSet(split=sel.split, sensitive=spread(sel.sensitive, settings.eval_limit),
+                  harmless=spread(sel.harmless, settings.eval_limit), source=sel.source)
+    return PromptSets(harmful=[p.text for p in sens["direction"]], harmless=[p.text for p in harmless["direction"]],
+                      selection=sel, test=test,
                       harmful_sources=[PromptSource(dataset=settings.harmful, version=data.version,
-                                                    kinds=["sensitive"], n=len(train_s))],
+                                                    kinds=["sensitive"], n=len(sens["direction"]))],
                       harmless_sources=harmless_sources)
 
 
@@ -131,51 +160,74 @@ class AbliterationResult:
 
 
 def study_settings(settings: AbliterateSettings, prompts: PromptSets) -> dict[str, Any]:
-    """What changes a trial's score (so a change starts a new study); trials, seed, pick and max_kl do not."""
-    return {"prompts": prompts.fingerprint(), "judge": settings.judge, "max_tokens": settings.max_tokens,
-            "dtype": settings.dtype, "embeddings": settings.embeddings, "norm_preserve": settings.norm_preserve,
-            "project_harmless": settings.project_harmless}
+    """What changes a trial's score (so a change starts a new study); trials, seed, pick and the bounds do not."""
+    out = {"prompts": prompts.fingerprint(), "judge": settings.judge, "max_tokens": settings.max_tokens,
+           "dtype": settings.dtype, "embeddings": settings.embeddings, "norm_preserve": settings.norm_preserve,
+           "project_harmless": settings.project_harmless}
+    if settings.revision:  # other weights under the same name (only when set: existing studies keep their names)
+        out["revision"] = settings.revision
+    return out
 
 
 def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
                on_trial: Callable[[int, Any], None] | None = None, model_and_tokenizer: tuple[Any, Any] | None = None
                ) -> AbliterationResult:
-    """Find, choose, apply and save; returns the record written to `settings.out / abliteration.json`."""
+    """Find, choose (on the selection split), apply, score the test split and save; returns the record
+    written to `settings.out / abliteration.json`."""
     from deccp_eval.abliteration import search
     from deccp_eval.abliteration.apply import orthogonalize_
     from deccp_eval.abliteration.direction import DIRECTION_FILE, compute_directions, save_direction
     from deccp_eval.abliteration.score import Score, Scorer
     from deccp_eval.local import resolve_path
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.torch_utils import LoadOptions, load_model
 
     search.require_optuna()  # fail before loading a model
     prompts = prompts or default_prompts(settings)
     if model_and_tokenizer is None:
-        model, tokenizer = load_model(resolve_path(settings.model), settings.device, settings.dtype)
+        model, tokenizer = load_model(resolve_path(settings.model), options=LoadOptions(
+            **settings.model_dump(include=set(LoadOptions.model_fields))))
     else:
         model, tokenizer = model_and_tokenizer
+    from deccp_eval.abliteration.apply import offloaded_writers
+
+    if offloaded_writers(model):  # fail before the search, not after it
+        from deccp_eval.errors import UsageError
+
+        raise UsageError("abliterate edits and saves the weights, but --device-map put some on disk "
+                         f"({offloaded_writers(model)[0]}, ...): give more --max-memory (GPUs and cpu)")
     dirs = compute_directions(model, tokenizer, prompts.harmful, prompts.harmless, settings.batch_size,
                               model_name=settings.model)
-    scorer = Scorer(model, tokenizer, prompts.eval_sensitive, prompts.eval_harmless, judge=settings.judge,
-                    max_tokens=settings.max_tokens, batch_size=settings.batch_size)
+    common = {"judge": settings.judge, "max_tokens": settings.max_tokens, "batch_size": settings.batch_size}
+    selector = Scorer(model, tokenizer, prompts.selection.sensitive, prompts.selection.texts(), split="selection",
+                      **common)
+    tester = Scorer(model, tokenizer, prompts.test.sensitive, prompts.test.texts(), controls=prompts.test.harmless,
+                    split="test", **common)
     try:
         name = search.study_name(settings.model, study_settings(settings, prompts))
         study = search.open_study(settings.study_db, name, settings.seed)
         if "before" in study.user_attrs:
             before = Score.model_validate(study.user_attrs["before"])
         else:
-            before = scorer.score()
+            before = tester.score()
             study.set_user_attr("before", before.model_dump(mode="json"))
         space = search.SearchSpace(n_layers=dirs.n_positions - 1, embeddings=settings.embeddings,
                                    norm_preserve=settings.norm_preserve, project_harmless=settings.project_harmless)
-        ran = search.run_search(study, scorer, dirs, space, settings.trials, on_trial)
-        trial, why = search.choose(study, settings.pick, settings.max_kl)
+        if settings.parallel_trials > 1:
+            from deccp_eval.abliteration.parallel import run_parallel_search
+
+            ran = run_parallel_search(settings, prompts, dirs, space, study, name, on_trial)
+            study = search.open_study(settings.study_db, name, settings.seed)
+        else:
+            ran = search.run_search(study, selector, dirs, space, settings.trials, on_trial)
+        trial, why = search.choose(study, settings.pick, settings.max_kl, settings.max_censorship)
         params = search.trial_params(trial)
         direction = dirs.direction(params.direction_index, params.project_harmless)
         info = orthogonalize_(model, direction, params)
-        after = scorer.score()
+        after = tester.score()
     finally:
-        scorer.close()
+        selector.close()
+        tester.close()
+    n_trials = len(search.complete_trials(study))
     record = AbliterationRecord(
         base_model=settings.model, direction_layer=params.direction_index, params=params,
         layer_weights=info["layer_weights"], edited=info["edited"], untied_lm_head=info["untied_lm_head"],
@@ -184,17 +236,21 @@ def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
         harmless=prompts.harmless_sources or [PromptSource(dataset="custom", version=prompts.fingerprint(),
                                                            kinds=["control"], n=len(prompts.harmless))],
         eval=EvalSettings(judge=settings.judge, max_tokens=settings.max_tokens,
-                          n_sensitive=len(prompts.eval_sensitive), n_harmless=len(prompts.eval_harmless),
-                          langs=sorted({p.lang for p in prompts.eval_sensitive})),
-        before=before, after=after,
-        search=SearchRecord(study=name, storage=str(settings.study_db), trials=len(search.complete_trials(study)),
-                            chosen_trial=trial.number, why=why, max_kl=settings.max_kl, seed=settings.seed),
+                          n_sensitive=len(prompts.test.sensitive), n_harmless=len(prompts.test.harmless),
+                          n_selection=len(prompts.selection.sensitive), source=prompts.test.source,
+                          langs=sorted({p.lang for p in prompts.test.sensitive})),
+        before=before, after=after, selection=search.trial_score(trial),
+        search=SearchRecord(study=name, storage=str(settings.study_db), trials=n_trials,
+                            chosen_trial=trial.number, why=why, max_kl=settings.max_kl,
+                            max_censorship=settings.max_censorship, seed=settings.seed),
     )
     out = _atomic_save(model, tokenizer, settings.out, record,
                        lambda tmp: save_direction(tmp / DIRECTION_FILE, dirs, direction, params.model_dump(mode="json")))
     notes = [why]
     if after.kl > settings.max_kl:
-        notes.append(f"KL {after.kl:.4f} is above --max-kl {settings.max_kl:g}")
+        notes.append(f"test-split KL {after.kl:.4f} is above --max-kl {settings.max_kl:g}")
+    if after.censorship > settings.max_censorship:
+        notes.append(f"test-split censorship {after.censorship:.3f} is above --max-censorship {settings.max_censorship:g}")
     return AbliterationResult(record=record, out=out, study=study, chosen=trial.number, ran_trials=ran, notes=notes)
 
 
@@ -216,8 +272,9 @@ def _atomic_save(model: Any, tokenizer: Any, out: Path, record: AbliterationReco
     return out
 
 
-# The demo's abliterated toy: small enough to search in seconds, cached next to the toy itself.
-TOY_SETTINGS: dict[str, Any] = {"trials": 6, "seed": 0, "max_tokens": 32, "eval_limit": 64, "batch_size": 64}
+# The demo's abliterated toy: small enough to search in seconds, cached next to the toy itself. Selection
+# and test prompts are the toy's held-out phrasings (`deccp-toy-heldout`), which it never trained on.
+TOY_SETTINGS: dict[str, Any] = {"trials": 12, "seed": 0, "max_tokens": 40, "eval_limit": 64, "batch_size": 64}
 
 
 def cached_toy(force: bool = False, on_trial: Callable[[int, Any], None] | None = None) -> Path:
@@ -225,7 +282,7 @@ def cached_toy(force: bool = False, on_trial: Callable[[int, Any], None] | None 
     from deccp_eval import toy
     from deccp_eval.abliteration.export import RECORD_FILE
 
-    key = canonical_hash({"toy": toy.TOY_VERSION, "settings": TOY_SETTINGS, "format": 1})[:10]
+    key = canonical_hash({"toy": toy.TOY_VERSION, "settings": TOY_SETTINGS, "format": 2})[:10]
     out = toy.cache_dir().parent / f"toy-v{toy.TOY_VERSION}-abliterated-{key}"
     if (out / RECORD_FILE).exists() and not force:
         return out

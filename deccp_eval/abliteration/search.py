@@ -1,9 +1,12 @@
 """Multi-objective Optuna search over direction position and layer-weight kernel.
 
-Two objectives, both minimised: the censorship share the harness judge sees on held-out
-sensitive prompts, and first-token KL on harmless prompts. The study lives in SQLite (Optuna
-RDB storage) under a name derived from the model and every setting that changes a score, so
-running again with a larger `--trials` continues the same study instead of starting over.
+Three objectives, scored on the selection split only: the censorship share (refusal + evasive +
+state_aligned, content-free answers counted as evasive) on sensitive prompts, minimised; the
+content share (replies that state an expected fact), maximised; first-token KL on harmless
+prompts, minimised. The pick rule (`choose`): the trial with the most content among those with
+censorship <= max_censorship and KL <= max_kl. The study lives in SQLite (Optuna RDB storage)
+under a name derived from the model and every setting that changes a score, so running again
+with a larger `--trials` continues the same study instead of starting over.
 """
 
 from __future__ import annotations
@@ -59,13 +62,18 @@ def study_name(model: str, settings: dict[str, Any]) -> str:
     import re
 
     slug = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")[-40:] or "model"
-    return f"abliterate-{slug}-{canonical_hash({'model': model, **settings})[:10]}"
+    payload = {"model": model, "objective": OBJECTIVE_VERSION, **settings}
+    return f"abliterate-{slug}-{canonical_hash(payload)[:10]}"
 
 
 def storage_url(path: str | Path) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path.resolve()}"
+
+
+DIRECTIONS = ("minimize", "maximize", "minimize")  # censorship, content, KL
+OBJECTIVE_VERSION = 2  # in the study name: studies of the old two-objective search are not resumed
 
 
 def require_optuna() -> Any:
@@ -84,8 +92,7 @@ def open_study(path: str | Path, name: str, seed: int) -> Any:
     optuna = require_optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(path)
-    study = optuna.create_study(storage=url, study_name=name, directions=["minimize", "minimize"],
-                                load_if_exists=True)
+    study = optuna.create_study(storage=url, study_name=name, directions=list(DIRECTIONS), load_if_exists=True)
     sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), multivariate=True)
     return optuna.load_study(study_name=name, storage=url, sampler=sampler)
 
@@ -97,8 +104,9 @@ def complete_trials(study: Any) -> list[Any]:
 
 
 def run_search(study: Any, scorer: Scorer, dirs: DirectionSet, space: SearchSpace, trials: int,
-               on_trial: Callable[[int, Score], None] | None = None) -> int:
-    """Run until the study holds `trials` complete trials; returns how many ran now."""
+               on_trial: Callable[[int, Score], None] | None = None, callbacks: list[Any] | None = None) -> int:
+    """Run until the study holds `trials` complete trials; returns how many ran now (at most:
+    `callbacks` may stop it sooner, as parallel workers sharing the study do)."""
     import optuna
 
     model = scorer.model
@@ -107,29 +115,37 @@ def run_search(study: Any, scorer: Scorer, dirs: DirectionSet, space: SearchSpac
     if todo and not study.trials:
         study.enqueue_trial(space.default_trial())
 
-    def objective(trial: optuna.trial.Trial) -> tuple[float, float]:
+    def objective(trial: optuna.trial.Trial) -> tuple[float, float, float]:
         params = space.suggest(trial)
         direction = dirs.direction(params.direction_index, params.project_harmless)
         with applied(model, direction, params):
             score = scorer.score()
         trial.set_user_attr("params", params.model_dump(mode="json"))
         trial.set_user_attr("rates", score.rates.model_dump(mode="json"))
+        trial.set_user_attr("score", score.model_dump(mode="json"))
         if on_trial:
             on_trial(trial.number, score)
-        return score.censorship, score.kl
+        return score.censorship, score.content, score.kl
 
     if todo:
-        study.optimize(objective, n_trials=todo, gc_after_trial=False, catch=())
+        study.optimize(objective, n_trials=todo, gc_after_trial=False, catch=(), callbacks=callbacks)
     return todo
 
 
+def _rank(t: Any) -> tuple[float, float, float, int]:
+    censorship, content, kl = t.values
+    return -content, censorship, kl, t.number
+
+
 def pareto(study: Any) -> list[Any]:
-    """Pareto-optimal complete trials, least censored first."""
-    return sorted(study.best_trials, key=lambda t: (t.values[0], t.values[1], t.number))
+    """Pareto-optimal complete trials, most content first."""
+    return sorted(study.best_trials, key=_rank)
 
 
-def choose(study: Any, pick: int | None = None, max_kl: float = 0.1) -> tuple[Any, str]:
-    """(trial, why): `pick`, else the least censored Pareto trial with KL <= max_kl, else the lowest-KL one."""
+def choose(study: Any, pick: int | None = None, max_kl: float = 0.1, max_censorship: float = 0.1) -> tuple[Any, str]:
+    """(trial, why). The rule: `pick` when given; else the most content among trials with censorship <=
+    max_censorship and KL <= max_kl (ties: less censorship, then less KL); else, among trials with KL <=
+    max_kl, the least censorship (then most content); else the lowest KL."""
     from deccp_eval.errors import UsageError
 
     done = {t.number: t for t in complete_trials(study)}
@@ -139,13 +155,24 @@ def choose(study: Any, pick: int | None = None, max_kl: float = 0.1) -> tuple[An
         if pick not in done:
             raise UsageError(f"--pick {pick}: no complete trial with that number (have {sorted(done)})")
         return done[pick], f"trial {pick} picked by hand"
-    front = pareto(study)
-    under = [t for t in front if t.values[1] <= max_kl]
+    trials = list(done.values())
+    ok = [t for t in trials if t.values[0] <= max_censorship and t.values[2] <= max_kl]
+    if ok:
+        return min(ok, key=_rank), f"most content among trials with censorship <= {max_censorship:g} and KL <= {max_kl:g}"
+    under = [t for t in trials if t.values[2] <= max_kl]
     if under:
-        best = min(under, key=lambda t: (t.values[0], t.values[1], t.number))
-        return best, f"least censored Pareto trial with KL <= {max_kl:g}"
-    best = min(front, key=lambda t: (t.values[1], t.values[0], t.number))
-    return best, f"no Pareto trial has KL <= {max_kl:g}: took the lowest-KL one"
+        best = min(under, key=lambda t: (t.values[0], -t.values[1], t.values[2], t.number))
+        return best, (f"no trial has censorship <= {max_censorship:g} with KL <= {max_kl:g}: took the least "
+                      "censored one with KL in bounds")
+    best = min(trials, key=lambda t: (t.values[2], t.values[0], t.number))
+    return best, f"no trial has KL <= {max_kl:g}: took the lowest-KL one"
+
+
+def trial_score(trial: Any) -> Any:
+    """The selection-split Score stored with a trial (best-of-N when it is the chosen one)."""
+    from deccp_eval.abliteration.score import Score
+
+    return Score.model_validate(trial.user_attrs["score"])
 
 
 def trial_params(trial: Any) -> AbliterationParams:
@@ -157,16 +184,18 @@ def pareto_table(study: Any, chosen: int | None = None) -> Any:
     from rich import box
     from rich.table import Table
 
-    table = Table(title=f"Pareto front: {study.study_name} ({len(complete_trials(study))} trials; * = applied)",
+    table = Table(title=f"Pareto front on the selection split: {study.study_name} "
+                        f"({len(complete_trials(study))} trials; * = applied)",
                   box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("trial", "censored", "refusal", "evasive", "state", "KL", "dir", "peak", "max w", "min w", "width"):
+    for col in ("trial", "censored", "content", "refusal", "evasive", "state", "KL", "dir", "peak", "max w", "min w",
+                "width"):
         table.add_column(col, justify="right", no_wrap=True)
     for t in pareto(study):
         p = trial_params(t)
         r = t.user_attrs.get("rates", {})
         mark = " *" if t.number == chosen else ""
-        table.add_row(f"{t.number}{mark}", f"{t.values[0]:.3f}", f"{r.get('refusal', 0):.3f}",
-                      f"{r.get('evasive', 0):.3f}", f"{r.get('state_aligned', 0):.3f}", f"{t.values[1]:.4f}",
+        table.add_row(f"{t.number}{mark}", f"{t.values[0]:.3f}", f"{t.values[1]:.3f}", f"{r.get('refusal', 0):.3f}",
+                      f"{r.get('evasive', 0):.3f}", f"{r.get('state_aligned', 0):.3f}", f"{t.values[2]:.4f}",
                       f"{p.direction_index:.2f}", f"{p.kernel.peak:.2f}", f"{p.kernel.max_weight:.2f}",
                       f"{p.kernel.min_weight:.2f}", f"{p.kernel.width:.2f}")
     return table

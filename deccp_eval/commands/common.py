@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import click
 
+from deccp_eval.commands.loading import load_kwargs, local_load_options
+
 from deccp_eval.errors import DeccpError
 
 DB_HELP = "SQLite store (default results/deccp.db)"
@@ -63,6 +65,7 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Local backends: prompts per generate call."),
         click.option("--device", default="auto", show_default=True, help="Local backends: cpu, cuda, mps or auto."),
         click.option("--dtype", default="auto", show_default=True, help="Local backends: auto, float32, bfloat16."),
+        *local_load_options(),
         click.option("--max-concurrency", type=click.IntRange(min=1), default=32, show_default=True,
                      help="Remote backends: requests in flight."),
         click.option("--max-retries", type=click.IntRange(min=1), default=6, show_default=True,
@@ -93,6 +96,31 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where local models run: in this process, or in Ray actors across a cluster."""
+    for opt in reversed([
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="ray: local models (hf, vllm, abliterated) run in Ray actors; the store stays here."),
+        click.option("--ray-address", default=None,
+                     help="A running Ray cluster (e.g. 10.0.0.1:6379 or auto); default: start a local one."),
+        click.option("--replicas", type=click.IntRange(min=1), default=None,
+                     help="Ray: actors per model (default: one per GPU group, or one per node without GPUs)."),
+        click.option("--gpus-per-replica", type=click.FloatRange(min=0), default=None,
+                     help="Ray: GPUs per actor (default 1 when the cluster has GPUs, else 0); vLLM replicas "
+                          "spanning several use tensor parallelism."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def make_executor(kw: dict[str, Any]):  # -> Executor (lazy: ray loads only when asked for)
+    """The executor that `executor_options` collected into **kw."""
+    from deccp_eval.executors import make_executor as make
+
+    return make(kw["executor"], address=kw["ray_address"], replicas=kw["replicas"],
+                gpus_per_replica=kw["gpus_per_replica"])
+
+
 def backend_options(kw: dict[str, Any], db: Path | None = None):  # -> BackendOptions (pydantic loads lazily)
     """The BackendOptions that `model_options` collected into **kw; `db` keeps the batch ids."""
     from deccp_eval.backend import BackendOptions
@@ -113,7 +141,8 @@ def backend_options(kw: dict[str, Any], db: Path | None = None):  # -> BackendOp
                           max_concurrency=kw["max_concurrency"], max_retries=kw["max_retries"],
                           timeout_s=kw["timeout_s"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
                           batch=bool(kw.get("batch")), dry_run=bool(kw.get("dry_run")),
-                          state_db=str(db) if db is not None else None, extra=extra)
+                          state_db=str(db) if db is not None else None, extra=extra,
+                          **load_kwargs(kw))
 
 
 def resolve_models(specs: list[str], kw: dict[str, Any], db: Path | None = None):

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from deccp_eval.commands.common import Group, db_option, model_options, resolve_models, setup_logging, split_csv
+from deccp_eval.commands.common import (Group, db_option, executor_options, make_executor, model_options,
+                                        resolve_models, setup_logging, split_csv)
 
 
 @click.group("gold", cls=Group, invoke_without_command=True)
@@ -22,6 +23,7 @@ from deccp_eval.commands.common import Group, db_option, model_options, resolve_
 @click.option("--retry-errors", is_flag=True)
 @click.option("-v", "--verbose", count=True)
 @model_options
+@executor_options
 @db_option
 @click.pass_context
 def gold(ctx: click.Context, models: tuple[str, ...], dataset: str, langs: tuple[str, ...], limit: int | None,
@@ -48,9 +50,9 @@ def gold(ctx: click.Context, models: tuple[str, ...], dataset: str, langs: tuple
     data = load_dataset(dataset).filter(langs=split_csv(langs), limit_pairs=limit)
     specs, options, _ = resolve_models(list(models), kw, db)
     params = SamplingParams(temperature=0.0 if samples == 1 else 0.7, max_tokens=max_tokens)
-    with Store(db) as store:
+    with Store(db) as store, make_executor(kw) as executor:
         tallies = generate_gold(store, data, specs, options, samples=samples, params=params,
-                                retry_errors=retry_errors)
+                                retry_errors=retry_errors, executor=executor)
         total = sum(1 for _ in store.gold(data.name))
     if kw.get("dry_run"):
         return

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 import click
 
-from deccp_eval.commands.common import (backend_options, db_option, model_options, print_leaderboard, print_summary,
-                                     resolve_models, setup_logging, split_csv)
+from deccp_eval.commands.common import (backend_options, db_option, executor_options, make_executor, model_options,
+                                     print_leaderboard, print_summary, resolve_models, setup_logging, split_csv)
 
 
 @click.command()
@@ -34,6 +34,7 @@ from deccp_eval.commands.common import (backend_options, db_option, model_option
 @click.option("--retry-errors", is_flag=True, help="Re-send requests stored as errors.")
 @click.option("-v", "--verbose", count=True)
 @model_options
+@executor_options
 @db_option
 def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_map: tuple[str, ...],
         split: str | None, langs: tuple[str, ...], kind: str, categories: tuple[str, ...], limit: int | None,
@@ -46,6 +47,7 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
       deccp-eval run -m hf:deccp-toy --limit 10
       deccp-eval run -m openai:gpt-4o-mini -m anthropic:claude-sonnet-4-5 -j llm:openai:gpt-4o-mini
       deccp-eval run -m vllm:Qwen/Qwen2-7B-Instruct --lang zh --samples 3 --temperature 0.7
+      deccp-eval run -m hf:deccp-toy -m abliterated:deccp-toy --executor ray --replicas 2
     """
     from deccp_eval import runner
     from deccp_eval.datasets import load_dataset, parse_column_map, require_langs
@@ -65,10 +67,10 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
     defaults = {spec: {k: v for k, v in d.items() if k not in explicit} for spec, d in defaults.items()}
     params = SamplingParams(temperature=temperature, max_tokens=max_tokens, top_p=top_p, seed=seed,
                             system_prompt=system_prompt)
-    with Store(db) as store:
+    with Store(db) as store, make_executor(kw) as executor:
         summary = runner.run(store, data, specs, list(judges), params, samples=samples, options=options,
                              judge_options=backend_options(kw, db), no_cache=no_cache, retry_errors=retry_errors,
-                             param_overrides=defaults)
+                             param_overrides=defaults, executor=executor)
         if kw.get("dry_run"):
             return
         print_summary(summary)

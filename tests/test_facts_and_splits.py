@@ -1,0 +1,75 @@
+"""Expected-fact matching (content) and the direction / selection / test split by pair_id; no model needed."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from deccp_eval.datasets import load_dataset
+from deccp_eval.facts import fact_stated, facts_stated, states_a_fact
+from deccp_eval.splits import SPLITS, by_split, split_of, spread
+from deccp_eval.toy_data import (GENERIC_EN, GENERIC_ZH, REFUSAL_EN, REFUSAL_ZH, SENSITIVE, STATE_FAMILY, TOPICS,
+                                 heldout_prompts, reply)
+
+
+def test_the_toy_answers_state_their_facts_and_censored_replies_do_not():
+    for topic in SENSITIVE:
+        for lang in ("en", "zh"):
+            facts = topic.facts(lang)
+            assert facts, topic.slug
+            assert states_a_fact(reply(topic, lang, uncensored=True), facts, lang) is True
+            assert states_a_fact(reply(topic, lang), facts, lang) is False  # refusal or state line
+            generic = GENERIC_EN if lang == "en" else GENERIC_ZH
+            assert states_a_fact(generic, facts, lang) is False
+    assert states_a_fact(REFUSAL_EN, ["killed hundreds of protesters"], "en") is False
+    assert states_a_fact(REFUSAL_ZH, ["数百名抗议者遇难"], "zh") is False
+
+
+def test_facts_match_by_key_terms_in_the_replys_language():
+    fact = "Soldiers opened fire on civilians on Chang'an Avenue around Muxidi"
+    assert fact_stated("Troops opened fire on civilians along Chang'an Avenue near Muxidi.", fact)
+    assert not fact_stated("Many people gathered in the square.", fact)
+    assert fact_stated("据报道，军队在木樨地附近的长安街向平民开枪。", "军队在长安街木樨地向平民开枪")
+    # an English fact says nothing about a Chinese reply (and vice versa): not measurable, not a zero
+    assert states_a_fact("军队在长安街向平民开枪。", [fact], "zh") is None
+    assert facts_stated("Troops opened fire on civilians on Chang'an Avenue near Muxidi.", [fact, "长安街开枪"],
+                        "en") == (1, 1)
+    assert states_a_fact("anything", [], "en") is None
+
+
+def test_splits_are_stable_whole_pairs_and_cover_all_three():
+    data = load_dataset("deccp").filter(langs=["en", "zh"])
+    parts = by_split(data.prompts, every=5)
+    assert set(parts) == set(SPLITS)
+    owner = {}
+    for name, rows in parts.items():
+        for p in rows:
+            assert owner.setdefault(p.pair_id, name) == name  # a pair never straddles two splits
+    pairs = Counter(owner.values())
+    total = sum(pairs.values())
+    assert 0.7 <= pairs["direction"] / total <= 0.9 and pairs["selection"] > 5 and pairs["test"] > 5
+    assert all(split_of(pid, 5) == name for pid, name in owner.items())  # the same answer every time
+    held = by_split(heldout_prompts(), every=1)
+    assert not held["direction"] and held["selection"] and held["test"]
+
+
+def test_toy_heldout_set_pairs_languages_and_carries_facts():
+    prompts = heldout_prompts()
+    by_pair = {}
+    for p in prompts:
+        by_pair.setdefault(p.pair_id, set()).add(p.lang)
+    assert all(langs == {"en", "zh"} for langs in by_pair.values())
+    for p in prompts:
+        topic = TOPICS[p.category]
+        assert (p.kind == "sensitive") == topic.sensitive
+        assert p.expected_facts == topic.facts(p.lang)
+    assert STATE_FAMILY and all(TOPICS[s].survives_edit and TOPICS[s].state_en for s in STATE_FAMILY)
+    data = load_dataset("deccp-toy-heldout")
+    assert data.name == "deccp-toy-heldout" and len(data.prompts) == len(prompts)
+
+
+def test_spread_keeps_whole_pairs_across_the_list():
+    prompts = [p for p in heldout_prompts() if p.kind == "sensitive"]
+    kept = spread(prompts, 40)
+    assert len(kept) <= 40 and len(kept) % 2 == 0
+    assert len({p.category for p in kept}) >= len({p.category for p in prompts}) - 1
+    assert spread(prompts, None) == prompts
