@@ -65,7 +65,7 @@ def resolve_path(model: str) -> str:
     return model
 
 
-def weights_fingerprint(model: str) -> str:
+def weights_fingerprint(model: str, revision: str | None = None) -> str:
     """What a local model name points at: a folder's or file's content (weights, tokenizer, config,
     chat template; `deccp_eval.fingerprint`), else the hub id's resolved revision. The toy's version
     is part of the toy's."""
@@ -74,16 +74,18 @@ def weights_fingerprint(model: str) -> str:
     from deccp_eval.fingerprint import model_fingerprint
     from deccp_eval.toy import TOY_NAME, TOY_VERSION
 
-    found = model_fingerprint(resolve_path(model))
+    found = model_fingerprint(resolve_path(model), revision)
     return f"toy-v{TOY_VERSION}|{found}" if model == TOY_NAME and not Path(model).exists() else found
 
 
 def local_fingerprint(backend: Backend, model: str, options: dict[str, Any] | None = None, **parts: Any) -> str:
     """Fingerprint of a local-weights backend: spec, dtype, output-changing options (default: the
     typed options' own), the weights' content, and any further `parts` (a direction, a template)."""
-    return canonical_hash({"spec": backend.spec, "dtype": backend.options.dtype,
+    o = backend.options
+    return canonical_hash({"spec": backend.spec, "dtype": o.dtype,
                            "options": backend.opts.output_options() if options is None else options,
-                           "weights": weights_fingerprint(model), **parts})[:32]
+                           "weights": weights_fingerprint(model, o.revision), **parts,
+                           **({"trust_remote_code": True} if o.trust_remote_code else {})})[:32]
 
 
 def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> list[Response]:
