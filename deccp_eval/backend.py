@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deccp_eval.errors import UsageError
 from deccp_eval.schema import Request, Response, canonical_hash
@@ -51,6 +53,74 @@ class BackendOptions(BaseModel):
         return LoadOptions(**self.model_dump(include=set(LoadOptions.model_fields)))
 
 
+# Settings judges read from `extra`; they reach a judge's backend with the rest and backends ignore them.
+JUDGE_OPTION_KEYS = frozenset({"judge_max_tokens", "judge_samples", "judge_examples", "judge_temperature",
+                               "judge_structured", "judge_logprobs", "escalate_below"})
+log = logging.getLogger("deccp_eval")
+
+
+class Options(BaseModel):
+    """A backend's typed `--backend-option KEY=VALUE`s and models-file `options` (the llm project's
+    per-model Options idiom): a typo or a wrong type is a clear error naming the valid options.
+    Every field changes the output (so it is part of the fingerprint) unless made with `knob()`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def output_options(self) -> dict[str, Any]:
+        """The set options that change what comes back (knobs aside): part of the fingerprint."""
+        fields = type(self).model_fields
+        return {k: v for k, v in self.model_dump(mode="json", exclude_defaults=True).items()
+                if not ((fields[k].json_schema_extra or {}) if k in fields else {}).get("knob")}
+
+
+class OpenOptions(Options):
+    """For a third-party backend without its own Options: any key, each one output-changing."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+def knob(default: Any, description: str, **constraints: Any) -> Any:
+    """An option that changes how requests are sent, never what comes back: kept out of fingerprints."""
+    return Field(default=default, description=description, json_schema_extra={"knob": True}, **constraints)
+
+
+def option_names(options: type[Options]) -> list[str]:
+    return sorted(options.model_fields)
+
+
+def parse_options(backend: type[Backend], spec: str, extra: dict[str, Any], strict: bool = False) -> Options:
+    """`extra` -> the backend's typed Options. Judge settings are dropped; a key that is another
+    registered backend's option is ignored with a warning (one `--backend-option` reaches every
+    model of a run) unless `strict` (a models-file entry names its own backend)."""
+    from deccp_eval import pluginmanager
+
+    cls = backend.Options
+    own = {k: v for k, v in extra.items() if k not in JUDGE_OPTION_KEYS}
+    if cls.model_config.get("extra") != "allow" and not strict:
+        others = {k for r in pluginmanager.backends().values() for k in getattr(r.obj, "Options", OpenOptions).model_fields}
+        for key in sorted(k for k in own if k not in cls.model_fields and k in others):
+            log.warning("%s ignores option %s (an option of another backend)", spec, key)
+            own.pop(key)
+    try:
+        return cls.model_validate(own)
+    except ValidationError as exc:
+        raise UsageError(options_error(spec, backend.name, cls, exc)) from None
+
+
+def options_error(spec: str, name: str, cls: type[Options], exc: ValidationError) -> str:
+    valid = option_names(cls)
+    problems = []
+    for e in exc.errors():
+        key = ".".join(map(str, e["loc"]))
+        if e["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(key, valid, n=1)
+            problems.append(f"unknown option {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        else:
+            problems.append(f"option {key!r}: {e['msg']}")
+    return (f"{spec}: {'; '.join(problems)}. Valid options for the {name} backend: {', '.join(valid) or 'none'} "
+            "(set with --backend-option KEY=VALUE or a models file's `options`)")
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
     """`BACKEND:MODEL` -> (backend, model); the model part may itself contain colons."""
     backend, sep, model = spec.partition(":")
@@ -64,10 +134,12 @@ class Backend(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    Options: ClassVar[type[Options]] = OpenOptions  # built-in backends declare their own, strict
 
     def __init__(self, model: str, options: BackendOptions | None = None) -> None:
         self.model = model
         self.options = options or BackendOptions()
+        self.opts = parse_options(type(self), self.spec, self.options.extra)  # typed; a typo fails here
 
     @property
     def spec(self) -> str:
@@ -133,12 +205,17 @@ def group_by_params(requests: Sequence[Request]) -> list[list[int]]:
     return list(groups.values())
 
 
-def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
+def backend_class(spec: str) -> type[Backend]:
+    """The registered Backend class a spec names."""
     from deccp_eval import pluginmanager
 
-    name, model = parse_spec(spec)
+    name, _ = parse_spec(spec)
     registered = pluginmanager.backends()
     if name not in registered:
         known = ", ".join(sorted(registered))
         raise UsageError(f"unknown backend {name!r} in {spec!r}; available: {known} (see `deccp-eval plugins`)")
-    return registered[name].obj(model, options)
+    return registered[name].obj
+
+
+def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
+    return backend_class(spec)(parse_spec(spec)[1], options)

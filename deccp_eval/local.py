@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from deccp_eval.backend import BatchBackend, group_by_params
-from deccp_eval.schema import Request, Response
+from deccp_eval.backend import Backend, BatchBackend, Options, group_by_params
+from deccp_eval.schema import Request, Response, canonical_hash
 from deccp_eval.text import split_think
 
 
 class LocalHFBackend(BatchBackend):
     """Base of the local transformers backends (`hf`, `abliterated`): load once, left-padded batches."""
+
+    class Options(Options):
+        """`hf` takes no backend options: dtype and device are flags of their own."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -27,6 +30,10 @@ class LocalHFBackend(BatchBackend):
             from deccp_eval.errors import MissingDependency
 
             raise MissingDependency("transformers", "hf", "The hf backend") from None
+
+    def fingerprint(self) -> str:
+        """The weights, tokenizer and chat template's content (or the hub revision), dtype, options."""
+        return local_fingerprint(self, self.model)
 
     def load(self) -> tuple[Any, Any]:
         if self._model is None:
@@ -56,6 +63,29 @@ def resolve_path(model: str) -> str:
     if model == TOY_NAME and not Path(model).exists():
         return str(build())
     return model
+
+
+def weights_fingerprint(model: str, revision: str | None = None) -> str:
+    """What a local model name points at: a folder's or file's content (weights, tokenizer, config,
+    chat template; `deccp_eval.fingerprint`), else the hub id's resolved revision. The toy's version
+    is part of the toy's."""
+    from pathlib import Path
+
+    from deccp_eval.fingerprint import model_fingerprint
+    from deccp_eval.toy import TOY_NAME, TOY_VERSION
+
+    found = model_fingerprint(resolve_path(model), revision)
+    return f"toy-v{TOY_VERSION}|{found}" if model == TOY_NAME and not Path(model).exists() else found
+
+
+def local_fingerprint(backend: Backend, model: str, options: dict[str, Any] | None = None, **parts: Any) -> str:
+    """Fingerprint of a local-weights backend: spec, dtype, output-changing options (default: the
+    typed options' own), the weights' content, and any further `parts` (a direction, a template)."""
+    o = backend.options
+    return canonical_hash({"spec": backend.spec, "dtype": o.dtype,
+                           "options": backend.opts.output_options() if options is None else options,
+                           "weights": weights_fingerprint(model, o.revision), **parts,
+                           **({"trust_remote_code": True} if o.trust_remote_code else {})})[:32]
 
 
 def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> list[Response]:

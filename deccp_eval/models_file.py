@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from deccp_eval.backend import BackendOptions, parse_spec
+from deccp_eval.backend import BackendOptions, backend_class, parse_options, parse_spec
 from deccp_eval.errors import UsageError
 from deccp_eval.textio import parse_json, read_text
 
@@ -97,14 +97,15 @@ def resolve(specs: list[str], base: BackendOptions, path: Path | None
                                         "prices": e.prices, "batch": e.batch}.items() if v is not None}
             update.update({k: v for k, v in e.options.items() if k in BackendOptions.model_fields})
             extra = {k: v for k, v in e.options.items() if k not in BackendOptions.model_fields}
+            parse_options(backend_class(full), f"{path}: model {spec!r} ({full})", extra, strict=True)
             opts = base.model_copy(update=update)
             opts.extra = {**base.extra, **extra}
             options[full] = opts
             params[full] = e.params
         else:
-            parse_spec(spec)
             full = spec
             options[full] = base
+        parse_options(backend_class(full), full, options[full].extra)  # a typo fails before any work
         if full in out_specs:
             raise UsageError(f"model {full!r} given twice")
         out_specs.append(full)

@@ -6,22 +6,24 @@ Model forms:
   load time; DIRECTION is a `direction.safetensors` file or a folder that holds one (such as an
   abliterated folder). The edit is the same weight orthogonalization the export ran, so the
   outputs match the saved folder's.
-- `abliterated:BASE` with options `extra: {direction: PATH}` (a models file); `extra` may also
-  override `direction_index`, `max_weight` (uniform weight on every layer), `embeddings`,
-  `norm_preserve`, and set `mode: hooks` to project at run time instead of editing weights.
+- `abliterated:BASE` with options `{direction: PATH}` (a models file); the options
+  (`AbliteratedBackend.Options`) may also override `direction_index`, `max_weight` (uniform weight
+  on every layer), `embeddings`, `norm_preserve`, and set `mode: hooks` to project at run time
+  instead of editing weights.
 - `abliterated:deccp-toy`: the demo's abliterated toy model (made on first use, then cached).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
+from pydantic import Field
+
+from deccp_eval.backend import Options
 from deccp_eval.errors import UsageError
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.local import LocalHFBackend, resolve_path
-
-EXTRA_KEYS = {"direction", "direction_index", "max_weight", "embeddings", "norm_preserve", "mode"}
+from deccp_eval.local import LocalHFBackend, local_fingerprint, resolve_path
 
 
 def split_spec(model: str) -> tuple[str, str | None]:
@@ -47,16 +49,34 @@ class AbliteratedBackend(LocalHFBackend):
     name = "abliterated"
     description = "HF model with the refusal direction removed: a saved folder, or BASE@DIRECTION applied on load"
 
+    class Options(Options):
+        """The stored edit and overrides of its parameters (unset: what the direction file recorded)."""
+
+        direction: str | None = Field(None, description="direction.safetensors, or a folder holding one")
+        direction_index: float | None = Field(None, description="layer position of the direction")
+        max_weight: float | None = Field(None, description="uniform ablation weight on every layer")
+        embeddings: bool | None = Field(None, description="also orthogonalize the embeddings")
+        norm_preserve: bool | None = Field(None, description="keep each weight row's norm")
+        mode: Literal["weights", "hooks"] | None = Field(None, description="edit weights, or project at run time")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        extra = dict(self.options.extra)
-        unknown = set(extra) - EXTRA_KEYS
-        if unknown:
-            raise UsageError(f"abliterated: unknown option(s) {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sorted(EXTRA_KEYS))}")
         self.base, direction = split_spec(self.model)
-        self.direction = direction or extra.get("direction")
-        self.overrides = extra
+        self.direction = direction or self.opts.direction
+        self.overrides = self.opts.model_dump(exclude_none=True, exclude={"direction"})
+
+    def fingerprint(self) -> str:
+        """The base model's fingerprint, the direction file's content and every override."""
+        from deccp_eval.fingerprint import model_fingerprint
+
+        parts: dict[str, Any] = {}
+        if self.direction is not None:
+            parts["direction"] = model_fingerprint(str(direction_file(self.direction)))
+        elif self.base == _toy_name() and not Path(self.base).exists():  # the cached abliterated toy
+            from deccp_eval.abliteration.pipeline import cached_toy
+
+            parts["abliterated_toy"] = model_fingerprint(str(cached_toy()))
+        return local_fingerprint(self, self.base, self.overrides, **parts)
 
     def check(self) -> None:
         super().check()

@@ -35,6 +35,8 @@ class AnthropicBackend(RemoteBackend):
     client_class = "AsyncAnthropic"
     sdk_module = "anthropic"
     default_key_env = "ANTHROPIC_API_KEY"
+    base_url_env = "ANTHROPIC_BASE_URL"
+    default_base_url = "https://api.anthropic.com"
     not_found_hint = "check the model name {model!r} (e.g. claude-sonnet-4-5) and --base-url"
 
     def sdk_fault(self, exc: BaseException) -> Fault | None:
@@ -125,7 +127,8 @@ def completion_from(message: Any) -> Completion:
             (getattr(usage, "cache_read_input_tokens", None) or 0)
     text_reasoning = "\n".join(r.strip() for r in reasoning if r.strip())
     return Completion(text=answer, reasoning=text_reasoning or None, finish_reason=getattr(message, "stop_reason", None),
-                      tokens_in=tokens_in, tokens_out=getattr(usage, "output_tokens", None))
+                      tokens_in=tokens_in, tokens_out=getattr(usage, "output_tokens", None),
+                      provider_model=getattr(message, "model", None) or None)
 
 
 @hookimpl

@@ -5,18 +5,12 @@ from __future__ import annotations
 from typing import Callable
 
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.local import LocalHFBackend, resolve_path
-from deccp_eval.schema import canonical_hash
+from deccp_eval.local import LocalHFBackend
 
 
 class HFBackend(LocalHFBackend):
     name = "hf"
     description = "local transformers model (path or hub id); batched, chat template, auto device/dtype"
-
-    def fingerprint(self) -> str:
-        from deccp_eval.fingerprint import model_fingerprint
-
-        return canonical_hash([super().fingerprint(), model_fingerprint(resolve_path(self.model))])[:32]
 
 
 @hookimpl

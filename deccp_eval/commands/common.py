@@ -76,7 +76,8 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--api-key-env", default=None, help="Name of the env var holding the API key (never the key); `none` for servers that need no key."),
         click.option("--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE",
                      help="Backend-specific option (value parsed as JSON when it can be), e.g. "
-                          "tensor_parallel_size=2, max_model_len=4096. Repeatable."),
+                          "tensor_parallel_size=2, max_model_len=4096; `deccp-eval plugins` lists each "
+                          "backend's. Repeatable."),
         click.option("--models-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="YAML/TOML file of named models (backend, model, base_url, api_key_env, prices, params)."),
         click.option("--judge-samples", type=click.IntRange(min=1), default=None,

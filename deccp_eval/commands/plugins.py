@@ -7,8 +7,9 @@ import click
 
 @click.command()
 def plugins() -> None:
-    """List backends, judges and datasets with the plugin that provides each."""
+    """List backends (with their --backend-option names), judges and datasets with the plugin that provides each."""
     from deccp_eval import pluginmanager
+    from deccp_eval.backend import option_names
 
     for title, reg in (("backends", pluginmanager.backends()), ("judges", pluginmanager.judges()),
                        ("datasets", pluginmanager.datasets())):
@@ -16,3 +17,7 @@ def plugins() -> None:
         for name, r in sorted(reg.items()):
             desc = getattr(r.obj, "description", "") or (r.obj.__doc__ or "").strip().split("\n")[0]
             click.echo(f"  {name:32} {r.plugin:34} {desc}")
+            if title == "backends" and getattr(r.obj, "Options", None) is not None:
+                names = option_names(r.obj.Options)
+                if names:
+                    click.echo(f"  {'':32} {'':34} options: {', '.join(names)}")

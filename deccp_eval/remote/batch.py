@@ -9,7 +9,7 @@ polling with a progress line from the provider's counts; storing each line as it
 retry of every failed, errored or expired line (synchronously by default, or in a new batch with
 `batch_retry: batch`), after which a line that failed twice is delivered as an error.
 
-Knobs (BackendOptions.extra, `--backend-option`, a models file's `options`): `batch_poll_s` (default 30,
+Knobs (`RemoteBackend.Options`, `--backend-option`, a models file's `options`): `batch_poll_s` (default 30,
 also env DECCP_EVAL_BATCH_POLL_S), `batch_retry` (`sync` | `batch`), `batch_max_requests`,
 `batch_max_bytes` (below the provider's limits, e.g. for tests).
 """
@@ -102,19 +102,16 @@ class BatchDriver:
     def __init__(self, backend: "RemoteBackend", db: str) -> None:
         self.backend = backend
         self.db = db
-        extra = backend.options.extra
+        o = backend.opts  # RemoteBackend.Options: typed and range-checked already
         try:
-            self.poll_s = float(extra.get("batch_poll_s", os.environ.get(POLL_ENV, 30.0)))
-            self.max_requests = min(int(extra.get("batch_max_requests", backend.batch_max_requests)),
-                                    backend.batch_max_requests)
-            self.max_bytes = min(int(extra.get("batch_max_bytes", backend.batch_max_bytes)), backend.batch_max_bytes)
-        except (TypeError, ValueError):
-            raise UsageError(f"{backend.spec}: batch_poll_s, batch_max_requests, batch_max_bytes must be numbers") \
-                from None
-        self.retry_mode = str(extra.get("batch_retry", "sync"))
-        if self.retry_mode not in ("sync", "batch") or self.poll_s < 0 or self.max_requests < 1:
-            raise UsageError(f"{backend.spec}: batch_retry is `sync` or `batch`; batch_poll_s >= 0; "
-                             "batch_max_requests >= 1")
+            self.poll_s = o.batch_poll_s if o.batch_poll_s is not None else float(os.environ.get(POLL_ENV, 30.0))
+        except ValueError:
+            raise UsageError(f"{backend.spec}: {POLL_ENV} must be a number of seconds >= 0") from None
+        if self.poll_s < 0:
+            raise UsageError(f"{backend.spec}: {POLL_ENV} must be a number of seconds >= 0")
+        self.max_requests = min(o.batch_max_requests or backend.batch_max_requests, backend.batch_max_requests)
+        self.max_bytes = min(o.batch_max_bytes or backend.batch_max_bytes, backend.batch_max_bytes)
+        self.retry_mode = o.batch_retry
         price = pricing.price_for(backend.model, backend.options.prices)
         self.price = pricing.batch_price(price)
         self.sync_price = price
@@ -273,7 +270,9 @@ class BatchDriver:
                         resp = Response(key=key, text=outcome.text, reasoning=outcome.reasoning,
                                         finish_reason=outcome.finish_reason, tokens_in=outcome.tokens_in,
                                         tokens_out=outcome.tokens_out, logprobs=outcome.logprobs,
-                                        cost=pricing.cost(self.price, outcome.tokens_in, outcome.tokens_out))
+                                        cost=pricing.cost(self.price, outcome.tokens_in, outcome.tokens_out),
+                                        provider_model=outcome.provider_model,
+                                        system_fingerprint=outcome.system_fingerprint)
                     state.put_result(info.id, key, resp)
                     pending.discard(key)
                 break

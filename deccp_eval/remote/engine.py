@@ -14,9 +14,11 @@ at once with the server's message (and, because the first request goes out alone
 request). Other 4xx fail only that item. An item that runs out of attempts is stored as an
 error, which `run --retry-errors` sends again.
 
-Knobs in BackendOptions.extra (`--backend-option K=V`, a models file's `options`): `backoff_base_s`
+Knobs in `RemoteBackend.Options` (`--backend-option K=V`, a models file's `options`): `backoff_base_s`
 and `backoff_max_s` (also the env var DECCP_EVAL_BACKOFF_BASE_S, for tests and impatient users),
-`first_request_grace_s` (how long the first request goes alone, default 2 s).
+`first_request_grace_s` (how long the first request goes alone, default 2 s). None changes an
+answer, so the fingerprint (endpoint, model, a plugin's output-changing options) leaves them out;
+each response keeps the model the provider says answered and its `system_fingerprint`.
 
 Over 300 lines because the retry loop, the task admission and the thread bridge share one
 class's state; splitting them would scatter one request's life over several files.
@@ -36,16 +38,16 @@ import threading
 import time
 from abc import abstractmethod
 from types import ModuleType
-from typing import Any, AsyncIterator, Awaitable, ClassVar, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, ClassVar, Literal, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval import pricing
-from deccp_eval.backend import Backend, OnResponse
+from deccp_eval.backend import Backend, OnResponse, Options, knob
 from deccp_eval.errors import MissingDependency, UsageError
 from deccp_eval.remote.faults import Fault, RemoteError, malformed_fault, other_fault, scrub, timeout_fault
 from deccp_eval.remote.limit import AdaptiveLimit
-from deccp_eval.schema import Request, Response, TokenLogprob
+from deccp_eval.schema import Request, Response, TokenLogprob, canonical_hash
 
 log = logging.getLogger("deccp_eval")
 
@@ -68,6 +70,8 @@ class Completion(BaseModel):
     tokens_in: int | None = None
     tokens_out: int | None = None
     logprobs: list[TokenLogprob] | None = None
+    provider_model: str | None = None  # the `model` the provider says answered (a dated snapshot)
+    system_fingerprint: str | None = None  # OpenAI's backend configuration id, when sent
 
 
 class RetryPolicy(BaseModel):
@@ -104,9 +108,23 @@ class RemoteBackend(Backend):
     sdk_module: ClassVar[str]  # imported lazily: `import deccp_eval.cli` never loads an SDK
     client_class: ClassVar[str]  # e.g. "AsyncOpenAI"
     default_key_env: ClassVar[str]
+    base_url_env: ClassVar[str]  # the env var the SDK reads when no base_url is given
+    default_base_url: ClassVar[str]  # the SDK's own default endpoint
     not_found_hint: ClassVar[str] = "check the model name {model!r} and the base URL"
     batch_max_requests: ClassVar[int] = 0  # the provider's batch limits; 0: no batch API
     batch_max_bytes: ClassVar[int] = 0
+
+    class Options(Options):
+        """The engine's knobs: how hard and how fast to try, never what comes back."""
+
+        backoff_base_s: float | None = knob(None, f"first retry wait (default ${BACKOFF_ENV} or 1 s)", ge=0)
+        backoff_max_s: float = knob(60.0, "longest wait between retries", ge=0)
+        first_request_grace_s: float = knob(2.0, "how long the first request goes alone", ge=0)
+        batch_poll_s: float | None = knob(None, "seconds between batch polls (default $DECCP_EVAL_BATCH_POLL_S or 30)",
+                                          ge=0)
+        batch_retry: Literal["sync", "batch"] = knob("sync", "retry failed batch lines synchronously or in a batch")
+        batch_max_requests: int | None = knob(None, "requests per batch, below the provider's limit", ge=1)
+        batch_max_bytes: int | None = knob(None, "bytes per batch file, below the provider's limit", ge=1)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -126,6 +144,16 @@ class RemoteBackend(Backend):
     @abstractmethod
     async def complete(self, client: Any, request: Request) -> Completion:
         """One API call for one request; raise whatever the SDK raises."""
+
+    def endpoint(self) -> str:
+        """Where requests go: base_url, else the SDK's env var, else the SDK's default."""
+        return (self.options.base_url or os.environ.get(self.base_url_env) or self.default_base_url).rstrip("/")
+
+    def fingerprint(self) -> str:
+        """Endpoint, model and the plugin's output-changing options: two servers that both call a
+        model `m` never share answers. What the provider actually ran is kept per response."""
+        return canonical_hash({"spec": self.spec, "endpoint": self.endpoint(),
+                               "options": self.opts.output_options()})[:32]
 
     # -- the provider's batch API (remote/batch.py drives it) -----------------------------------
     def batch_line(self, request: Request) -> dict[str, Any]:
@@ -208,23 +236,16 @@ class RemoteBackend(Backend):
 
     def grace_s(self) -> float:
         """How long the first request goes alone before the others follow (AdaptiveLimit)."""
-        try:
-            value = float(self.options.extra.get("first_request_grace_s", 2.0))
-        except (TypeError, ValueError):
-            value = -1.0
-        if value < 0:
-            raise UsageError(f"{self.spec}: first_request_grace_s must be a number of seconds >= 0")
-        return value
+        return self.opts.first_request_grace_s
 
     def retry_policy(self) -> RetryPolicy:
-        extra = self.options.extra
-        base = extra.get("backoff_base_s", os.environ.get(BACKOFF_ENV, 1.0))
+        base = self.opts.backoff_base_s
         try:
-            return RetryPolicy(attempts=self.options.max_retries, base_s=float(base),
-                               max_s=float(extra.get("backoff_max_s", 60.0)))
+            return RetryPolicy(attempts=self.options.max_retries,
+                               base_s=float(os.environ.get(BACKOFF_ENV, 1.0)) if base is None else base,
+                               max_s=self.opts.backoff_max_s)
         except (TypeError, ValueError):  # pydantic's ValidationError is a ValueError
-            raise UsageError(f"{self.spec}: backoff_base_s / backoff_max_s / {BACKOFF_ENV} must be numbers >= 0") \
-                from None
+            raise UsageError(f"{self.spec}: {BACKOFF_ENV} must be a number of seconds >= 0") from None
 
     # -- classification --------------------------------------------------------------------
     def sdk_fault(self, exc: BaseException) -> Fault | None:
@@ -402,7 +423,8 @@ class RemoteBackend(Backend):
             log.info("%s %s: empty content (finish_reason=%s)", self.spec, request.prompt_id, done.finish_reason)
         return Response(key=request.key, text=done.text, reasoning=done.reasoning, finish_reason=done.finish_reason,
                         tokens_in=done.tokens_in, tokens_out=done.tokens_out, latency_s=latency,
-                        cost=pricing.cost(self._price, done.tokens_in, done.tokens_out), logprobs=done.logprobs)
+                        cost=pricing.cost(self._price, done.tokens_in, done.tokens_out), logprobs=done.logprobs,
+                        provider_model=done.provider_model, system_fingerprint=done.system_fingerprint)
 
     async def _attempt(self, client: Any, request: Request, limit: AdaptiveLimit) -> tuple[Completion, float]:
         async with limit.slot() as epoch:

@@ -2,7 +2,9 @@
 Batch API (fakes/batch.py).
 
 Models: any name answers plainly; `fake-reasoner` adds a `reasoning_content` field (DeepSeek,
-vLLM style); `fake-think` puts `<think>...</think>` before the answer (Qwen3 style).
+vLLM style); `fake-think` puts `<think>...</think>` before the answer (Qwen3 style); `fake-latest`
+is answered by the dated snapshot `fake-2026-01-01` (the reply's `model`, as OpenAI aliases do).
+Every reply carries `system_fingerprint` (settable per server, to stand for a backend change).
 Run alone for benchmarks: PYTHONPATH=tests python -m fakes.openai_server --latency 0.1
 """
 
@@ -16,10 +18,12 @@ from fakes.batch import BatchBook, BatchRoutes
 from fakes.server import FakeServer, answer_for, n_tokens, reasoning_for, serve_main
 
 _ids = itertools.count(1)
+SNAPSHOTS = {"fake-latest": "fake-2026-01-01"}
 
 
 class FakeOpenAIServer(BatchRoutes, FakeServer):
     provider = "openai"
+    system_fingerprint = "fp_fake0001"
 
     def __init__(self, *args: Any, book: BatchBook | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -45,7 +49,8 @@ class FakeOpenAIServer(BatchRoutes, FakeServer):
         if model == "fake-think" and not empty:
             message["content"] = f"<think>{reasoning_for(prompt)}</think>\n{answer}"
         return {
-            "id": f"chatcmpl-{next(_ids)}", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "id": f"chatcmpl-{next(_ids)}", "object": "chat.completion", "created": int(time.time()),
+            "model": SNAPSHOTS.get(model, model), "system_fingerprint": self.system_fingerprint,
             "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
             "usage": {"prompt_tokens": n_tokens(prompt, system), "completion_tokens": n_tokens(message["content"]),
                       "total_tokens": n_tokens(prompt, system, message["content"])},
