@@ -159,18 +159,20 @@ def build(store: Store, settings: PrefSettings) -> PrefSet:
     by_lang: dict[str, list[Any]] = {}
     for r in censored:
         by_lang.setdefault(r["lang"], []).append(r)
-    problems = []
+    problems, bad_langs = [], []
     for lang, group in sorted(by_lang.items()):
         refs = [g for r in group for g in gold.get(r["prompt_id"], [])]
         if not refs:
             problems.append(f"{lang}: {len(group)} censored answers but no gold reference for those prompts")
+            bad_langs.append(lang)
         elif not any(_same_lang(lang, g.text) for g in refs):
             problems.append(f"{lang}: the gold references for these prompts are not in {lang} "
                             f"(they read as {_lang_of(refs[0].text)})")
+            bad_langs.append(lang)
     if problems:
         raise UsageError("gold references do not match the censored answers' languages: " + "; ".join(problems)
                          + f". Add references in the prompt's language with "
-                         f"{GOLD_HINT.format(langs=','.join(sorted(by_lang)))}")
+                         f"{GOLD_HINT.format(langs=','.join(bad_langs))}")
 
     def refs_for(r: Any) -> list[GoldReference]:
         return [g for g in gold.get(r["prompt_id"], []) if _same_lang(r["lang"], g.text)]

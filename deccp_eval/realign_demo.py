@@ -32,7 +32,7 @@ def toy_prompts(heldout: bool) -> Any:
     for topic in td.SENSITIVE + td.BENIGN:
         shapes_en = td.QUESTIONS_EN_HELDOUT if heldout else td.QUESTIONS_EN_TRAIN
         shapes_zh = td.QUESTIONS_ZH_HELDOUT if heldout else td.QUESTIONS_ZH_TRAIN
-        keep = range(len(shapes_en)) if heldout else range(0, len(shapes_en), 4 if topic.sensitive else 10)
+        keep = range(len(shapes_en)) if heldout else range(0, len(shapes_en), 10 if topic.sensitive else 20)
         for i in keep:
             for j, (en, zh) in enumerate(zip(topic.names_en, topic.names_zh)):
                 pair = f"toy-{topic.slug}-{tag}{i}-{j}"
