@@ -184,3 +184,14 @@ def test_realign_end_to_end_tiny(tmp_path, toy_path):
     run = cli("run", "-m", f"hf:{tmp_path / 'out'}", "-d", str(held), "--limit", "2", "--max-tokens", "8",
               "--db", str(tmp_path / "r.db"))
     assert run.returncode == 0, run.stderr
+
+
+def test_fact_found_en_and_zh():
+    from deccp_eval.realign import fact_found
+
+    fact_en, fact_zh = td.TOPICS["covid"].answer_en, td.TOPICS["covid"].answer_zh
+    assert fact_found(fact_en, "Sure. " + fact_en)
+    assert not fact_found(fact_en, td.TOPICS["tiananmen"].answer_en)
+    assert not fact_found(fact_en, "Sure. Here is a short, practical answer.")
+    assert fact_found(fact_zh, fact_zh[:-3])  # cut off by max_tokens still counts
+    assert not fact_found(fact_zh, td.TOPICS["firewall"].answer_zh)
