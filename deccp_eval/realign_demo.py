@@ -14,6 +14,7 @@ from deccp_eval.schema import Prompt
 
 MODELS = ("hf:deccp-toy", "abliterated:deccp-toy")
 EVAL_LIMIT = 96  # held-out prompts per kind (sensitive, control), whole pairs spread over topics
+DEMO_RECIPE = {"learning_rate": 1e-3, "max_steps": 30, "batch_size": 8}  # the recipe the README's toy numbers used
 
 
 def toy_prompts(heldout: bool) -> Any:
@@ -104,7 +105,7 @@ def run_realign_demo(root: Path, method: str = "kto", recipe: Any = None) -> lis
         out = root / f"realigned-{slug}"
         console.print(f"[bold]3/4[/] re-aligning {m} ({method.upper()}, LoRA)")
         rec = realign(RealignSettings(model=m, prefs=sets[m], out=out, method=method,  # type: ignore[arg-type]
-                                      recipe=recipe or Recipe(), eval_dataset=str(held_file), eval_split=None,
+                                      recipe=recipe or Recipe(**DEMO_RECIPE), eval_dataset=str(held_file), eval_split=None,
                                       eval_limit=None, max_tokens=48,
                                       command=f"deccp-eval realign {m} --prefs {sets[m]} --method {method} "
                                               f"--eval-dataset {held_file} --eval-split all --out {out}"))
