@@ -105,7 +105,8 @@ def run_realign_demo(root: Path, method: str = "kto", recipe: Any = None) -> lis
         out = root / f"realigned-{slug}"
         console.print(f"[bold]3/4[/] re-aligning {m} ({method.upper()}, LoRA)")
         rec = realign(RealignSettings(model=m, prefs=sets[m], out=out, method=method,  # type: ignore[arg-type]
-                                      recipe=recipe or Recipe(**DEMO_RECIPE), eval_dataset=str(held_file), eval_split=None,
+                                      recipe=recipe or Recipe(**DEMO_RECIPE), eval_dataset=str(held_file),
+                                      eval_split=None,
                                       eval_limit=None, max_tokens=48,
                                       command=f"deccp-eval realign {m} --prefs {sets[m]} --method {method} "
                                               f"--eval-dataset {held_file} --eval-split all --out {out}"))
