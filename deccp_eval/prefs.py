@@ -15,7 +15,7 @@ import json
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -108,7 +108,8 @@ def _gold_by_prompt(store: Store, dataset: str | None) -> dict[str, list[GoldRef
 def _judged(store: Store, model: str, judge: str | None, dataset: str | None) -> tuple[list[Any], dict[str, str], str]:
     from deccp_eval.leaderboard import latest_judgments
 
-    rows = [r for r in store.response_rows(models=[model], dataset=dataset) if not r["error"] and (r["text"] or "").strip()]
+    rows = [r for r in store.response_rows(models=[model], dataset=dataset)
+            if not r["error"] and (r["text"] or "").strip()]
     if not rows:
         raise UsageError(f"no stored answers for {model!r}" + (f" on {dataset}" if dataset else "")
                          + f": run `deccp-eval run -m {model}` first")
