@@ -1,0 +1,197 @@
+"""Preference sets from the store and the TRL re-alignment (issue 16).
+
+The store is a real SQLite file holding the toy's canned answers (the exact replies it was
+trained to give), judged by the real keyword judge; gold comes from the prompts' expected_facts
+through `gold import`. Training runs TRL on the real toy for a step or two."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deccp_eval import toy_data as td
+from deccp_eval.errors import UsageError
+from deccp_eval.gold import import_gold
+from deccp_eval.judge import make_judge
+from deccp_eval.prefs import PrefSettings, build, export, facts_gold
+from deccp_eval.realign_demo import toy_prompts
+from deccp_eval.runner import judge_rows
+from deccp_eval.schema import Request, Response
+from deccp_eval.splits import split_of
+from deccp_eval.store import Store
+from tests.conftest import cli
+
+MODEL = "hf:deccp-toy"
+
+
+def small_set():
+    """Two pairs per topic of the toy's training phrasings: state-line, refusal and benign topics."""
+    data = toy_prompts(heldout=False)
+    seen: dict[str, int] = {}
+    keep = []
+    for p in data.prompts:
+        if p.lang == "en":
+            seen[p.category] = seen.get(p.category, 0) + 1
+        if seen.get(p.category, 0) <= 2:
+            keep.append(p)
+    return data.model_copy(update={"prompts": keep})
+
+
+def canned(p) -> str:
+    return td.reply(td.TOPICS[p.category], p.lang)
+
+
+def fill_store(path: Path, answer=canned, model: str = MODEL, gold: bool = True, gold_rows=None):
+    data = small_set()
+    with Store(path) as store:
+        store.put_prompts(data.name, data.prompts)
+        store.start_run("r1", data.name, data.version, [model], ["keyword"], {})
+        keys = []
+        for p in data.prompts:
+            req = Request(model=model, prompt_id=p.id, text=p.text)
+            store.put_response(req, data.name, Response(key=req.key, text=answer(p)))
+            keys.append(req.key)
+        store.link("r1", keys)
+        judge = make_judge("keyword")
+        judge_rows(store, store.response_rows(models=[model]), judge)
+        judge.close()
+        if gold:
+            f = path.parent / "gold.jsonl"
+            f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in (gold_rows or facts_gold(data))))
+            import_gold(store, f)
+    return data
+
+
+def test_kto_rows_pair_gold_with_censored_answers(tmp_path):
+    data = fill_store(tmp_path / "s.db")
+    with Store(tmp_path / "s.db") as store:
+        made = build(store, PrefSettings(model=MODEL, format="kto", dataset=data.name, retain_share=0.3))
+    prefs = [r for r in made.rows if r.part == "prefs"]
+    bad = [r for r in prefs if r.label is False]
+    good = [r for r in prefs if r.label is True]
+    verdicts = {r.verdict for r in bad}
+    assert "state_aligned" in verdicts and "refusal" in verdicts  # the keyword judge sees both kinds
+    for r in bad:
+        assert r.completion[0]["content"] == td.reply(td.TOPICS[r.category], r.lang)
+    for r in good:
+        assert r.completion[0]["content"] == td.TOPICS[r.category].answer_en if r.lang == "en" else True
+        assert r.reference_model == "facts"
+    assert {r.lang for r in bad} == {"en", "zh"}
+    assert all(split_of(r.pair_id) != "test" for r in made.rows)
+    assert made.excluded_pairs > 0
+    retain = [r for r in made.rows if r.part == "retain"]
+    assert retain and all(r.label is True and r.category in {t.slug for t in td.BENIGN} for r in retain)
+    assert abs(len(retain) / len(made.rows) - 0.3) < 0.05
+
+
+def test_dpo_export_loads_and_trains_one_step(tmp_path, toy_path):
+    from datasets import load_from_disk
+
+    from deccp_eval.realign import Recipe, _trainer, load
+
+    data = fill_store(tmp_path / "s.db")
+    with Store(tmp_path / "s.db") as store:
+        made = build(store, PrefSettings(model=MODEL, format="dpo", dataset=data.name))
+    out = export(made, tmp_path / "prefs")
+    ds = load_from_disk(str(out))["train"]
+    assert {"prompt", "chosen", "rejected", "pair_id", "lang", "category", "verdict", "reference_model"} <= set(
+        ds.column_names)
+    assert ds[0]["prompt"][0]["role"] == "user" and ds[0]["chosen"][0]["role"] == "assistant"
+    card = (out / "README.md").read_text()
+    assert "test" in card and "| state_aligned |" in card and "expected_facts" in card
+    assert len((out / "prefs.jsonl").read_text().splitlines()) == len(ds)
+    model, tok = load("deccp-toy", device="cpu")
+    trainer = _trainer("dpo", model, tok, ds, Recipe(max_steps=1, batch_size=2), str(tmp_path / "w"), "cpu")
+    result = trainer.train()
+    assert result.global_step == 1 and result.training_loss > 0
+
+
+def test_kto_export_trains_one_step(tmp_path, toy_path):
+    from datasets import load_from_disk
+
+    from deccp_eval.realign import Recipe, _trainer, load
+
+    data = fill_store(tmp_path / "s.db")
+    with Store(tmp_path / "s.db") as store:
+        export(build(store, PrefSettings(model=MODEL, format="kto", dataset=data.name)), tmp_path / "prefs")
+    ds = load_from_disk(str(tmp_path / "prefs"))["train"]
+    assert set(ds["label"]) == {True, False}
+    model, tok = load("deccp-toy", device="cpu")
+    trainer = _trainer("kto", model, tok, ds, Recipe(max_steps=1, batch_size=4), str(tmp_path / "w"), "cpu")
+    assert trainer.train().global_step == 1
+
+
+def test_no_gold_names_the_command(tmp_path):
+    data = fill_store(tmp_path / "s.db", gold=False)
+    with Store(tmp_path / "s.db") as store, pytest.raises(UsageError, match="no gold references.*gold import"):
+        build(store, PrefSettings(model=MODEL, dataset=data.name))
+
+
+def test_no_censored_answers_is_an_error(tmp_path):
+    data = fill_store(tmp_path / "s.db", answer=lambda p: td.reply(td.TOPICS[p.category], p.lang, uncensored=True))
+    with Store(tmp_path / "s.db") as store, pytest.raises(UsageError, match="no censored answers.*deccp-eval run"):
+        build(store, PrefSettings(model=MODEL, dataset=data.name))
+
+
+def test_gold_in_the_wrong_language_is_an_error(tmp_path):
+    data = small_set()
+    en_facts = {p.pair_id: p.expected_facts for p in data.prompts if p.lang == "en"}
+    rows = [r | {"text": " ".join(en_facts[r["prompt_id"].rsplit("-", 1)[0]])} for r in facts_gold(data)]
+    fill_store(tmp_path / "s.db", gold_rows=rows)
+    with Store(tmp_path / "s.db") as store, pytest.raises(UsageError, match="zh: the gold references .* not in zh"):
+        build(store, PrefSettings(model=MODEL, dataset=data.name))
+
+
+def test_gold_missing_for_one_language_is_an_error(tmp_path):
+    data = small_set()
+    rows = [r for r in facts_gold(data) if r["lang"] == "en"]
+    fill_store(tmp_path / "s.db", gold_rows=rows)
+    with Store(tmp_path / "s.db") as store, pytest.raises(UsageError, match="zh: .*no gold reference.*--lang zh"):
+        build(store, PrefSettings(model=MODEL, dataset=data.name))
+
+
+def test_cli_prefs_export_and_clean_errors(tmp_path):
+    db = tmp_path / "s.db"
+    data = fill_store(db)
+    ok = cli("prefs", "export", "-m", MODEL, "--format", "dpo", "--dataset", data.name, "--out",
+             str(tmp_path / "p"), "--db", str(db))
+    assert ok.returncode == 0, ok.stderr
+    assert "rows (dpo)" in ok.stdout and (tmp_path / "p" / "dataset_dict.json").exists()
+    bad = cli("prefs", "export", "-m", "hf:nothing", "--out", str(tmp_path / "q"), "--db", str(db))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "deccp-eval run -m hf:nothing" in bad.stderr
+    wrong = cli("realign", "deccp-toy", "--prefs", str(tmp_path / "p"), "--method", "kto", "--out", str(tmp_path / "r"))
+    assert wrong.returncode == 2 and "--format kto" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_realign_end_to_end_tiny(tmp_path, toy_path):
+    """Two KTO steps on the toy, measured on held-out phrasings; the folder loads with hf: and has its record."""
+    from deccp_eval.realign import Recipe, RealignSettings, load_record, realign
+    from deccp_eval.realign_demo import heldout_set, write_prompts
+
+    data = fill_store(tmp_path / "s.db")
+    with Store(tmp_path / "s.db") as store:
+        export(build(store, PrefSettings(model=MODEL, format="kto", dataset=data.name)), tmp_path / "prefs")
+    held = write_prompts(heldout_set(limit=8).prompts, tmp_path / "held.jsonl")
+    rec = realign(RealignSettings(model="deccp-toy", prefs=tmp_path / "prefs", out=tmp_path / "out",
+                                  recipe=Recipe(max_steps=2, batch_size=4), eval_dataset=str(held), eval_split=None,
+                                  eval_limit=None, max_tokens=24, device="cpu"))
+    assert rec.before.n_sensitive == 8 and rec.before.censorship["en"] > 0.5
+    assert rec.before.kl < 1e-6 and rec.after.kl >= 0
+    assert load_record(tmp_path / "out").after == rec.after
+    assert (tmp_path / "out" / "model.safetensors").exists()
+    run = cli("run", "-m", f"hf:{tmp_path / 'out'}", "-d", str(held), "--limit", "2", "--max-tokens", "8",
+              "--db", str(tmp_path / "r.db"))
+    assert run.returncode == 0, run.stderr
+
+
+def test_fact_found_en_and_zh():
+    from deccp_eval.realign import fact_found
+
+    fact_en, fact_zh = td.TOPICS["covid"].answer_en, td.TOPICS["covid"].answer_zh
+    assert fact_found(fact_en, "Sure. " + fact_en)
+    assert not fact_found(fact_en, td.TOPICS["tiananmen"].answer_en)
+    assert not fact_found(fact_en, "Sure. Here is a short, practical answer.")
+    assert fact_found(fact_zh, fact_zh[:-3])  # cut off by max_tokens still counts
+    assert not fact_found(fact_zh, td.TOPICS["firewall"].answer_zh)
