@@ -74,3 +74,15 @@ def make_judge(spec: str, options: BackendOptions | None = None) -> Judge:
         known = ", ".join(sorted(registered))
         raise UsageError(f"unknown judge {name!r} in {spec!r}; available: {known}")
     return registered[name].obj(arg, options)
+
+
+def member_judges(kind: str, arg: str, options: BackendOptions | None, *, forbidden: tuple[str, ...],
+                  hint: str = "") -> list[Judge]:
+    """The members of a composite judge (`panel:A,B`, `cascade:A,B`): at least two specs, none of a
+    forbidden composite kind, each built by `make_judge`."""
+    specs = [s.strip() for s in arg.split(",") if s.strip()]
+    if len(specs) < 2:
+        raise UsageError(f"{kind}:{arg} needs at least two comma-separated judge specs{hint}")
+    if any(s.startswith(tuple(f"{f}:" for f in forbidden)) for s in specs):
+        raise UsageError(f"a {kind} member cannot be a {' or a '.join(forbidden)}")
+    return [make_judge(s, options) for s in specs]

@@ -12,7 +12,6 @@ so the folder loads with `hf:` and `vllm:` like any other model.
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -272,22 +271,16 @@ def card(record: RealignRecord) -> str:
 
 
 def save(model: Any, tokenizer: Any, out: Path, record: RealignRecord) -> Path:
-    """Write into a sibling temp folder and rename, so a half-written folder is never mistaken for a result."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    """The merged weights, tokenizer, realign.json and card, written atomically (folders.atomic_folder)."""
+    from deccp_eval.folders import atomic_folder
+
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2), encoding="utf-8")
         (tmp / "README.md").write_text(card(record), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return atomic_folder(out, write)
 
 
 def load_record(folder: Path) -> RealignRecord:

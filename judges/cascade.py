@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from deccp_eval.backend import BackendOptions
 from deccp_eval.errors import UsageError
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.judge import Judge, JudgeItem, OnJudgment, make_judge
+from deccp_eval.judge import Judge, JudgeItem, OnJudgment, member_judges
 from deccp_eval.schema import Judgment, ParseStatus, canonical_hash
 
 DEFAULT_THRESHOLD = 0.8
@@ -27,16 +27,12 @@ class CascadeJudge(Judge):
 
     def __init__(self, arg: str = "", options: BackendOptions | None = None) -> None:
         super().__init__(arg, options)
-        specs = [s.strip() for s in arg.split(",") if s.strip()]
-        if len(specs) < 2:
-            raise UsageError(f"cascade:{arg} needs at least two comma-separated judge specs, cheapest first")
-        if any(s.startswith(("cascade:", "panel:")) for s in specs):
-            raise UsageError("a cascade member cannot be a cascade or a panel")
+        members = member_judges("cascade", arg, options, forbidden=("cascade", "panel"), hint=", cheapest first")
         threshold = float(self.options.extra.get("escalate_below", DEFAULT_THRESHOLD))
         if not 0.0 <= threshold <= 1.0:
             raise UsageError(f"--escalate-below {threshold} is not in [0, 1]")
         self.threshold = threshold
-        self.members = [make_judge(s, options) for s in specs]
+        self.members = members
 
     @property
     def uses_reference(self) -> bool:  # type: ignore[override]

@@ -11,9 +11,8 @@ from collections import Counter
 from typing import Any, Callable, Sequence
 
 from deccp_eval.backend import BackendOptions
-from deccp_eval.errors import UsageError
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.judge import Judge, JudgeItem, OnJudgment, make_judge
+from deccp_eval.judge import Judge, JudgeItem, OnJudgment, member_judges
 from deccp_eval.schema import Accuracy, Judgment, ParseStatus, Verdict, canonical_hash
 
 
@@ -33,12 +32,7 @@ class PanelJudge(Judge):
 
     def __init__(self, arg: str = "", options: BackendOptions | None = None) -> None:
         super().__init__(arg, options)
-        specs = [s.strip() for s in arg.split(",") if s.strip()]
-        if len(specs) < 2:
-            raise UsageError(f"panel:{arg} needs at least two comma-separated judge specs")
-        if any(s.startswith("panel:") for s in specs):
-            raise UsageError("a panel cannot contain a panel")
-        self.members = [make_judge(s, options) for s in specs]
+        self.members = member_judges("panel", arg, options, forbidden=("panel",))
 
     @property
     def uses_reference(self) -> bool:  # type: ignore[override]

@@ -11,8 +11,6 @@ trained) selection and test come from that set instead, split half and half.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -256,20 +254,14 @@ def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
 
 def _atomic_save(model: Any, tokenizer: Any, out: Path, record: AbliterationRecord,
                  extra: Callable[[Path], Any]) -> Path:
-    """Write into a sibling temp folder and rename, so a half-written folder is never mistaken for a result."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    """The edited model, its record and `extra` files, written atomically (folders.atomic_folder)."""
+    from deccp_eval.folders import atomic_folder
+
+    def write(tmp: Path) -> None:
         save_folder(model, tokenizer, tmp, record)
         extra(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return atomic_folder(out, write)
 
 
 # The demo's abliterated toy: small enough to search in seconds, cached next to the toy itself. Selection
