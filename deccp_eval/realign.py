@@ -145,7 +145,7 @@ def fact_found(fact: str, answer: str, threshold: float = 0.6) -> bool:
 def numbers(scorer: Any, n_sensitive: int, samples: int = 8) -> Numbers:
     """Answer, judge and KL once; the scorer holds sensitive prompts first, then controls."""
     answers = scorer.answers()
-    _, verdicts = scorer.rates(answers)
+    _, verdicts, _ = scorer.rates(answers)  # a failed generation has answer None and verdict None
     prompts = scorer.sensitive
     sens = list(zip(prompts[:n_sensitive], answers[:n_sensitive], verdicts[:n_sensitive]))
     ctrl = list(zip(prompts[n_sensitive:], answers[n_sensitive:], verdicts[n_sensitive:]))
@@ -155,7 +155,7 @@ def numbers(scorer: Any, n_sensitive: int, samples: int = 8) -> Numbers:
         censorship[lang] = sum(v in ("refusal", "evasive", "state_aligned") for v in got) / max(len(got), 1)
     parsed = [v for _, _, v in sens if v is not None]
     counts = {v: parsed.count(v) for v in sorted(set(parsed))}
-    facts = [(f, a) for p, a, _ in sens for f in p.expected_facts]
+    facts = [(f, a or "") for p, a, _ in sens for f in p.expected_facts]
     ctrl_parsed = [v for _, _, v in ctrl if v is not None]
     step = max(1, len(sens) // max(samples, 1))
     return Numbers(

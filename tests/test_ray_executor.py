@@ -34,7 +34,8 @@ def cluster() -> Iterator[str]:
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              _node_ip_address="127.0.0.1")
     try:
-        yield ray.get_runtime_context().gcs_address
+        # Ray advertises the machine's interface address; the CLI driver joins over loopback instead.
+        yield "127.0.0.1:" + ray.get_runtime_context().gcs_address.rsplit(":", 1)[1]
     finally:
         ray.shutdown()
 

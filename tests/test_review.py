@@ -98,9 +98,11 @@ def true_label(answer: str) -> str:
 
 
 def wait(driver: Any, condition: Any, timeout: float = 20) -> Any:
+    """Until `condition` holds; an element the page re-rendered meanwhile (stale) is looked up again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def current_key(driver: Any) -> str:

@@ -44,7 +44,7 @@ def run_parallel_search(settings: Any, prompts: Any, dirs: DirectionSet, space: 
     """Run the missing trials on `settings.parallel_trials` Ray workers; returns how many completed now."""
     from deccp_eval.abliteration import search
     from deccp_eval.abliteration.score import Score
-    from deccp_eval.executors.ray import require_ray
+    from deccp_eval.executors.ray import local_node, require_ray
 
     ray = require_ray()
     before = {t.number for t in search.complete_trials(study)}
@@ -54,7 +54,8 @@ def run_parallel_search(settings: Any, prompts: Any, dirs: DirectionSet, space: 
         study.enqueue_trial(space.default_trial())
     owned = not ray.is_initialized()
     if owned:
-        ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False,
+                 **local_node(settings.ray_address))
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         task = ray.remote(_trial_worker).options(num_cpus=1, num_gpus=gpus, max_retries=0)

@@ -79,6 +79,12 @@ class ReplicaStats:
                 f"{self.shards} shards, {self.answers} answers, busy {self.busy_s:.1f}s")
 
 
+def local_node(address: str | None) -> dict[str, str]:
+    """A cluster this process starts itself lives on 127.0.0.1 only (nothing listens for other hosts'
+    workers by accident); joining a running cluster keeps that cluster's own addresses."""
+    return {"_node_ip_address": "127.0.0.1"} if address in (None, "local") else {}
+
+
 class ClusterBackend(Backend):
     """A local model served by `replicas` Ray actors. `generate` shards the requests, streams the
     answers to `on_response` in the driver, and sends a dead actor's unfinished shards again."""
@@ -86,8 +92,8 @@ class ClusterBackend(Backend):
     name = "ray"
 
     def __init__(self, inner: Backend, options: BackendOptions, replicas: int, cpus: float, gpus: float) -> None:
+        self.inner = inner  # first: `spec` (used while the base class checks options) reads it
         super().__init__(inner.model, options)
-        self.inner = inner
         self.replicas, self.cpus, self.gpus = replicas, cpus, gpus
         self.spare = replicas  # replacements allowed for actors that die
         self.live: dict[int, Any] = {}
@@ -97,6 +103,10 @@ class ClusterBackend(Backend):
     @property
     def spec(self) -> str:
         return self.inner.spec
+
+    def fingerprint(self) -> str:
+        """The served model's own: an answer from a replica is the same answer as from this process."""
+        return self.inner.fingerprint()
 
     @property
     def progress_label(self) -> str:
@@ -222,7 +232,7 @@ class RayExecutor(Executor):
         self.owned = not ray.is_initialized()
         if self.owned:
             try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, **local_node(address))
             except ConnectionError as exc:
                 raise UsageError(f"cannot reach a Ray cluster at {address!r}: {exc}") from None
         res = ray.cluster_resources()
