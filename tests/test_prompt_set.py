@@ -8,6 +8,7 @@ import pandas as pd
 
 from conftest import cli
 from deccp_eval.datasets import load_dataset
+from deccp_eval.facts import usable_facts
 from deccp_eval.prompts import CATEGORIES, HERE, load_augmxnt_deccp, load_promptfoo_ccp
 
 ROWS = [json.loads(line) for line in (HERE / "deccp_prompts.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -49,7 +50,11 @@ def test_categories_documented_and_counts():
 def test_sensitive_rows_carry_expected_facts():
     for r in ROWS:
         if r["kind"] == "sensitive":
-            assert 1 <= len(r["expected_facts"]) <= 3 and all(isinstance(f, str) and f for f in r["expected_facts"])
+            facts = r["expected_facts"]
+            assert all(isinstance(f, str) and f for f in facts)
+            # 1-3 facts per script: Chinese rows keep their English twin's facts and append Chinese forms
+            assert 1 <= len(usable_facts(facts, r["lang"])) <= 3, r["id"]
+            assert 1 <= len(usable_facts(facts, "en")) <= 3, r["id"]
 
 
 def test_loader_validates_the_shipped_files():
