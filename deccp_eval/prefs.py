@@ -288,10 +288,13 @@ def facts_gold(dataset: Any, model: str = "facts") -> list[dict[str, Any]]:
     """Gold rows (for `deccp-eval gold import`) built from each sensitive prompt's expected_facts.
 
     For places with no strong model to write references (the toy, offline tests); the card says
-    so. The facts are used as written: a set whose ZH prompts carry English facts gives English
-    references, which `build` then rejects as mismatched."""
+    so. Only the facts written in the prompt's own script are used (a ZH row lists its English
+    facts and then their Chinese forms); a row with none in its script gives its facts as written,
+    which `build` then rejects as mismatched."""
+    from deccp_eval.facts import usable_facts
     from deccp_eval.store import now
 
-    return [{"dataset": dataset.name, "prompt_id": p.id, "model": model, "text": " ".join(p.expected_facts),
+    return [{"dataset": dataset.name, "prompt_id": p.id, "model": model,
+             "text": " ".join(usable_facts(p.expected_facts, p.lang) or p.expected_facts),
              "created": now(), "sample": 0, "reviewed": False, "lang": p.lang, "prompt": p.text}
             for p in dataset.prompts if p.kind == "sensitive" and p.expected_facts]
