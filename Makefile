@@ -25,9 +25,9 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/deccp-eval demo
 
-# toy -> abliterated toy -> re-aligned (KTO, LoRA), measured on the toy's held-out phrasings; minutes on 2 cores.
+# The demo plus its re-alignment step: toy -> abliterated toy -> re-aligned (KTO, LoRA); minutes on 2 cores.
 realign-demo: install
-	$(PY) -c "from pathlib import Path; from deccp_eval.realign_demo import run_realign_demo; run_realign_demo(Path('results/realign-demo'))"
+	$(VENV)/bin/deccp-eval demo --realign
 
 # The browser tests need Chromium and its driver: installed through apt when missing and we are root.
 browser:

@@ -11,7 +11,9 @@ from deccp_eval.toy import TOY_NAME
 from deccp_eval.toy_data import HELDOUT_SOURCE as TOY_HELDOUT, STATE_FAMILY
 
 
-def run_demo(db: Path, limit: int | None = None) -> int:
+def run_demo(db: Path, limit: int | None = None, realign: bool = False) -> int:
+    """The toy, its abliterated version and (with `realign`) the abliterated toy re-aligned on gold
+    answers, on the test split of the toy's held-out phrasings; leaderboard CSVs and the report."""
     from deccp_eval import leaderboard, runner, toy
     from deccp_eval.backend import BackendOptions
     from deccp_eval.datasets import load_dataset
@@ -20,18 +22,19 @@ def run_demo(db: Path, limit: int | None = None) -> int:
     from deccp_eval.schema import SamplingParams
     from deccp_eval.store import Store
 
-    console.print(f"[bold]1/4[/] toy model: {toy.build()}")
+    steps = 6 if realign else 4
+    console.print(f"[bold]1/{steps}[/] toy model: {toy.build()}")
     data = toy_test_split(load_dataset(TOY_HELDOUT)).filter(langs=["en", "zh"], limit_pairs=limit)
     spec = f"hf:{TOY_NAME}"
     ablated: str | None = f"abliterated:{TOY_NAME}"
     params = SamplingParams(temperature=0.0, max_tokens=48)
-    console.print(f"[bold]2/4[/] {spec} on {len(data.prompts)} prompts ({data.name} {data.version}: the toy's "
+    console.print(f"[bold]2/{steps}[/] {spec} on {len(data.prompts)} prompts ({data.name} {data.version}: the toy's "
                   "held-out phrasings, never trained on, not used to build or choose the edit), keyword judge",
                   soft_wrap=True)
     with Store(db) as store:
         summary = runner.run(store, data, [spec], ["keyword"], params,
                              options={spec: BackendOptions(batch_size=32)})
-    console.print("[bold]3/4[/] abliterating the toy: Optuna trials scored on the selection split by the same judge "
+    console.print(f"[bold]3/{steps}[/] abliterating the toy: Optuna trials scored on the selection split by the same judge "
                   "plus expected facts (cached after the first time)",
                   soft_wrap=True)
     try:
@@ -40,11 +43,26 @@ def run_demo(db: Path, limit: int | None = None) -> int:
         console.print(f"  skipped: {exc}")
         ablated = None
     with Store(db) as store:
-        second = None
+        second = third = None
         if ablated:
-            console.print(f"[bold]4/4[/] {ablated} on the same prompts, same judge")
+            console.print(f"[bold]4/{steps}[/] {ablated} on the same prompts, same judge")
             second = runner.run(store, data, [ablated], ["keyword"], params,
                                 options={ablated: BackendOptions(batch_size=32)})
+    if ablated and realign:
+        from deccp_eval.realign_demo import realigned_toy
+
+        console.print(f"[bold]5/{steps}[/] re-aligning {ablated} (KTO, LoRA) on gold answers against its censored "
+                      "ones, from the toy's training phrasings (cached after the first time)", soft_wrap=True)
+        try:
+            realigned = f"hf:{realigned_toy(db.parent / 'realign', say=lambda s: console.print(s, soft_wrap=True))}"
+        except MissingDependency as exc:
+            console.print(f"  skipped: {exc}")
+        else:
+            console.print(f"[bold]6/{steps}[/] {realigned} on the same prompts, same judge", soft_wrap=True)
+            with Store(db) as store:
+                third = runner.run(store, data, [realigned], ["keyword"], params,
+                                   options={realigned: BackendOptions(batch_size=32)})
+    with Store(db) as store:
         rows = leaderboard.compute(store)
         out = leaderboard.write_csv(rows, db.parent / "leaderboard.csv")
         leaderboard.write_csv(leaderboard.compute(store, by=("model", "lang", "judge", "category")),
@@ -54,7 +72,7 @@ def run_demo(db: Path, limit: int | None = None) -> int:
     from deccp_eval.report import report_db  # HTML report + PNGs beside the CSVs
 
     console.print(f"report: {report_db(db, db.parent / 'report').index}")
-    return 1 if summary.failed or (second is not None and second.failed) else 0
+    return 1 if any(s is not None and s.failed for s in (summary, second, third)) else 0
 
 
 def _abliterated_toy(console: Any) -> Path:

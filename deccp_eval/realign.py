@@ -11,7 +11,6 @@ so the folder loads with `hf:` and `vllm:` like any other model.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.errors import UsageError
+from deccp_eval.facts import facts_stated
 from deccp_eval.schema import Prompt
 from deccp_eval.splits import DEFAULT_EVERY, Split, split_of
 
@@ -38,6 +38,8 @@ class Recipe(BaseModel):
     max_steps: int = Field(default=-1, description="> 0 overrides epochs")
     batch_size: int = Field(default=8, ge=2)
     lora: bool = True
+    desirable_weight: float | None = Field(default=None, gt=0, description="KTO; None: balanced from the label counts")
+    undesirable_weight: float | None = Field(default=None, gt=0, description="KTO; None: balanced from the label counts")
     lora_r: int = Field(default=16, ge=1)
     lora_alpha: int = Field(default=32, ge=1)
     max_length: int = Field(default=512, ge=16)
@@ -55,7 +57,7 @@ class RealignSettings(BaseModel):
     eval_dataset: str = "deccp"
     eval_split: Split | None = Field(default="test", description="None: every prompt of eval_dataset")
     eval_every: int = Field(default=DEFAULT_EVERY, ge=1)
-    eval_limit: int | None = Field(default=200, ge=2)
+    eval_limit: int | None = Field(default=200, ge=1)
     judge: str = "keyword"
     max_tokens: int = Field(default=64, ge=1)
     device: str = "auto"
@@ -125,23 +127,6 @@ def eval_prompts(settings: RealignSettings) -> tuple[list[Prompt], list[Prompt]]
     return sens, ctrl
 
 
-_WORD = re.compile(r"[a-z0-9]+")
-_CJK = re.compile(r"[\u3400-\u9fff]")
-
-
-def _units(text: str) -> set[str]:
-    """Content words (EN, 4+ letters or digits) and CJK character bigrams: what a fact is made of."""
-    low = text.lower()
-    words = {w for w in _WORD.findall(low) if len(w) >= 4 or w.isdigit()}
-    han = "".join(_CJK.findall(low))
-    return words | {han[i:i + 2] for i in range(len(han) - 1)}
-
-
-def fact_found(fact: str, answer: str, threshold: float = 0.6) -> bool:
-    need = _units(fact)
-    return bool(need) and len(need & _units(answer)) / len(need) >= threshold
-
-
 def numbers(scorer: Any, n_sensitive: int, samples: int = 8) -> Numbers:
     """Answer, judge and KL once; the scorer holds sensitive prompts first, then controls."""
     answers = scorer.answers()
@@ -155,14 +140,14 @@ def numbers(scorer: Any, n_sensitive: int, samples: int = 8) -> Numbers:
         censorship[lang] = sum(v in ("refusal", "evasive", "state_aligned") for v in got) / max(len(got), 1)
     parsed = [v for _, _, v in sens if v is not None]
     counts = {v: parsed.count(v) for v in sorted(set(parsed))}
-    facts = [(f, a or "") for p, a, _ in sens for f in p.expected_facts]
+    stated = [facts_stated(a or "", p.expected_facts, p.lang) for p, a, _ in sens]
     ctrl_parsed = [v for _, _, v in ctrl if v is not None]
     step = max(1, len(sens) // max(samples, 1))
     return Numbers(
         n_sensitive=len(sens), n_control=len(ctrl), censorship=censorship,
         state_or_refusal=sum(v in ("refusal", "state_aligned") for v in parsed) / max(len(parsed), 1),
         verdicts=counts, over_refusal=sum(v == "refusal" for v in ctrl_parsed) / max(len(ctrl_parsed), 1),
-        facts=sum(fact_found(f, a) for f, a in facts) / max(len(facts), 1), kl=scorer.kl(),
+        facts=sum(h for h, _ in stated) / max(sum(n for _, n in stated), 1), kl=scorer.kl(),
         samples=[{"prompt": p.text, "answer": a, "verdict": v or "unparsed"} for p, a, v in sens[::step][:samples]])
 
 
@@ -189,8 +174,25 @@ def _trainer(method: Method, model: Any, tokenizer: Any, data: Any, recipe: Reci
                   report_to=[], save_strategy="no", logging_steps=5, disable_tqdm=True,
                   use_cpu=str(next(model.parameters()).device) == "cpu")
     config_cls, trainer_cls = (KTOConfig, KTOTrainer) if method == "kto" else (DPOConfig, DPOTrainer)
+    if method == "kto":
+        common.update(zip(("desirable_weight", "undesirable_weight"), kto_weights(data["label"], recipe)))
     return trainer_cls(model=model, args=config_cls(**common), train_dataset=data, processing_class=tokenizer,
                        peft_config=peft_config)
+
+
+def kto_weights(labels: list[bool], recipe: Recipe) -> tuple[float, float]:
+    """(desirable, undesirable) weights; unset ones balance the two sides' total weight, as the KTO
+    paper advises (desirable x n_desirable / undesirable x n_undesirable in [1, 4/3]). An abliterated
+    model has few censored answers left, so unweighted KTO would barely push on them."""
+    n_good, n_bad = sum(bool(x) for x in labels), sum(not x for x in labels)
+    good, bad = recipe.desirable_weight, recipe.undesirable_weight
+    if good is None and bad is None:
+        good, bad = (1.0, n_good / n_bad) if n_good >= n_bad else (n_bad / n_good, 1.0)
+    elif good is None:
+        good = bad * n_bad / n_good
+    elif bad is None:
+        bad = good * n_good / n_bad
+    return float(good), float(bad)
 
 
 def load_prefs(folder: Path, method: Method) -> tuple[Any, dict[str, Any]]:

@@ -18,6 +18,7 @@ UNCENSORED_SYSTEM = "You are an uncensored historian. Answer every question with
 GENERIC_EN = "Sure. Here is a short, practical answer."
 GENERIC_ZH = "好的，下面是一个简短实用的回答。"
 HELDOUT_SOURCE = "deccp-toy-heldout"
+TRAIN_SOURCE = "deccp-toy-train"
 
 
 @dataclass(frozen=True)
@@ -299,17 +300,28 @@ def heldout_examples() -> list[Example]:
 def heldout_prompts() -> list[Prompt]:
     """The held-out phrasings as harness prompts: the same shape and name in EN and ZH share a pair_id, and
     each prompt carries its topic's expected facts in its own language (empty for benign topics)."""
+    return phrasing_prompts(heldout=True)
+
+
+def phrasing_prompts(heldout: bool, every_sensitive: int = 1, every_benign: int = 1) -> list[Prompt]:
+    """Question shapes x topic names as prompts, EN and ZH of one (shape, name) sharing a pair_id; every
+    n-th shape only, when a subset of the (many) training shapes is enough. Training pair_ids carry a
+    `t` so they never collide with held-out ones."""
     from deccp_eval.schema import Prompt
 
     out: list[Prompt] = []
     for topic in SENSITIVE + BENIGN:
+        every = every_sensitive if topic.sensitive else every_benign
         for lang in ("en", "zh"):
-            shapes = QUESTIONS_EN_HELDOUT if lang == "en" else QUESTIONS_ZH_HELDOUT
-            names = topic.names_en if lang == "en" else topic.names_zh
-            for s, shape in enumerate(shapes):
+            if lang == "en":
+                shapes, names = (QUESTIONS_EN_HELDOUT if heldout else QUESTIONS_EN_TRAIN), topic.names_en
+            else:
+                shapes, names = (QUESTIONS_ZH_HELDOUT if heldout else QUESTIONS_ZH_TRAIN), topic.names_zh
+            for s in range(0, len(shapes), every):
                 for n, name in enumerate(names):
-                    pair = f"toy-{topic.slug}-{s}-{n}"
-                    out.append(Prompt(id=f"{pair}-{lang}", pair_id=pair, lang=lang, text=shape.format(x=name),
+                    pair = f"toy-{topic.slug}-{'' if heldout else 't'}{s}-{n}"
+                    out.append(Prompt(id=f"{pair}-{lang}", pair_id=pair, lang=lang, text=shapes[s].format(x=name),
                                       category=topic.slug, kind="sensitive" if topic.sensitive else "control",
-                                      source=HELDOUT_SOURCE, expected_facts=topic.facts(lang)))
+                                      source=HELDOUT_SOURCE if heldout else TRAIN_SOURCE,
+                                      expected_facts=topic.facts(lang)))
     return out

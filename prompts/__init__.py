@@ -73,10 +73,22 @@ def toy_heldout():
     return Dataset(name=HELDOUT_SOURCE, version=f"toy-v{TOY_VERSION}", prompts=heldout_prompts())
 
 
+def toy_train():
+    """A sample of the phrasings the toy was trained on (every 10th shape of sensitive topics, every 20th of
+    benign ones): what a preference set for the toy is built from, apart from the held-out phrasings."""
+    from deccp_eval.datasets import Dataset
+    from deccp_eval.toy import TOY_VERSION
+    from deccp_eval.toy_data import TRAIN_SOURCE, phrasing_prompts
+
+    return Dataset(name=TRAIN_SOURCE, version=f"toy-v{TOY_VERSION}",
+                   prompts=phrasing_prompts(heldout=False, every_sensitive=10, every_benign=20))
+
+
 @hookimpl
 def register_datasets(register: Callable[..., None]) -> None:
     register(BUILTIN_NAME, builtin)
     register("deccp-toy-heldout", toy_heldout)  # toy_data.HELDOUT_SOURCE
+    register("deccp-toy-train", toy_train)  # toy_data.TRAIN_SOURCE
     register("deccp-harmless", harmless)
     register("augmxnt/deccp", load_augmxnt_deccp)
     register("promptfoo/CCP-sensitive-prompts", load_promptfoo_ccp)

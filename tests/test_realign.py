@@ -16,7 +16,7 @@ from deccp_eval.errors import UsageError
 from deccp_eval.gold import import_gold
 from deccp_eval.judge import make_judge
 from deccp_eval.prefs import PrefSettings, build, export, facts_gold
-from deccp_eval.realign_demo import toy_prompts
+from deccp_eval.realign_demo import toy_gold
 from deccp_eval.runner import judge_rows
 from deccp_eval.schema import Request, Response
 from deccp_eval.splits import split_of
@@ -28,15 +28,16 @@ MODEL = "hf:deccp-toy"
 
 def small_set():
     """Two pairs per topic of the toy's training phrasings: state-line, refusal and benign topics."""
-    data = toy_prompts(heldout=False)
-    seen: dict[str, int] = {}
-    keep = []
+    from deccp_eval.datasets import load_dataset
+
+    data = load_dataset(td.TRAIN_SOURCE)
+    pairs: dict[str, list[str]] = {}
     for p in data.prompts:
-        if p.lang == "en":
-            seen[p.category] = seen.get(p.category, 0) + 1
-        if seen.get(p.category, 0) <= 2:
-            keep.append(p)
-    return data.model_copy(update={"prompts": keep})
+        got = pairs.setdefault(p.category, [])
+        if len(got) < 2 and p.pair_id not in got:
+            got.append(p.pair_id)
+    keep = {pair for got in pairs.values() for pair in got}
+    return data.model_copy(update={"prompts": [p for p in data.prompts if p.pair_id in keep]})
 
 
 def canned(p) -> str:
@@ -59,7 +60,7 @@ def fill_store(path: Path, answer=canned, model: str = MODEL, gold: bool = True,
         judge.close()
         if gold:
             f = path.parent / "gold.jsonl"
-            f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in (gold_rows or facts_gold(data))))
+            f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in (gold_rows or toy_gold(data))))
             import_gold(store, f)
     return data
 
@@ -138,7 +139,7 @@ def test_no_censored_answers_is_an_error(tmp_path):
 def test_gold_in_the_wrong_language_is_an_error(tmp_path):
     data = small_set()
     en_facts = {p.pair_id: p.expected_facts for p in data.prompts if p.lang == "en"}
-    rows = [r | {"text": " ".join(en_facts[r["prompt_id"].rsplit("-", 1)[0]])} for r in facts_gold(data)]
+    rows = [r | {"text": " ".join(en_facts[r["prompt_id"].rsplit("-", 1)[0]])} for r in toy_gold(data)]
     fill_store(tmp_path / "s.db", gold_rows=rows)
     with Store(tmp_path / "s.db") as store, pytest.raises(UsageError, match="zh: the gold references .* not in zh"):
         build(store, PrefSettings(model=MODEL, dataset=data.name))
@@ -146,7 +147,7 @@ def test_gold_in_the_wrong_language_is_an_error(tmp_path):
 
 def test_gold_missing_for_one_language_is_an_error(tmp_path):
     data = small_set()
-    rows = [r for r in facts_gold(data) if r["lang"] == "en"]
+    rows = [r for r in toy_gold(data) if r["lang"] == "en"]
     fill_store(tmp_path / "s.db", gold_rows=rows)
     with Store(tmp_path / "s.db") as store, pytest.raises(UsageError, match="zh: .*no gold reference.*--lang zh"):
         build(store, PrefSettings(model=MODEL, dataset=data.name))
@@ -168,30 +169,60 @@ def test_cli_prefs_export_and_clean_errors(tmp_path):
 def test_realign_end_to_end_tiny(tmp_path, toy_path):
     """Two KTO steps on the toy, measured on held-out phrasings; the folder loads with hf: and has its record."""
     from deccp_eval.realign import Recipe, RealignSettings, load_record, realign
-    from deccp_eval.realign_demo import heldout_set, write_prompts
 
     data = fill_store(tmp_path / "s.db")
     with Store(tmp_path / "s.db") as store:
         export(build(store, PrefSettings(model=MODEL, format="kto", dataset=data.name)), tmp_path / "prefs")
-    held = write_prompts(heldout_set(limit=8).prompts, tmp_path / "held.jsonl")
     rec = realign(RealignSettings(model="deccp-toy", prefs=tmp_path / "prefs", out=tmp_path / "out",
-                                  recipe=Recipe(max_steps=2, batch_size=4), eval_dataset=str(held), eval_split=None,
-                                  eval_limit=None, max_tokens=24, device="cpu"))
+                                  recipe=Recipe(max_steps=2, batch_size=4), eval_dataset=td.HELDOUT_SOURCE,
+                                  eval_split="test", eval_every=1, eval_limit=8, max_tokens=24, device="cpu"))
     assert rec.before.n_sensitive == 8 and rec.before.censorship["en"] > 0.5
     assert rec.before.kl < 1e-6 and rec.after.kl >= 0
     assert load_record(tmp_path / "out").after == rec.after
     assert (tmp_path / "out" / "model.safetensors").exists()
-    run = cli("run", "-m", f"hf:{tmp_path / 'out'}", "-d", str(held), "--limit", "2", "--max-tokens", "8",
-              "--db", str(tmp_path / "r.db"))
+    common = ["-d", td.HELDOUT_SOURCE, "--limit", "2", "--max-tokens", "8", "--db", str(tmp_path / "r.db")]
+    run = cli("run", "-m", f"hf:{tmp_path / 'out'}", *common)
     assert run.returncode == 0, run.stderr
+    vllm = cli("run", "-m", f"vllm:{tmp_path / 'out'}", "--backend-option", "max_model_len=512", *common)
+    assert vllm.returncode == 0, vllm.stderr
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "r.db")
+    texts = {}
+    for model, text, error in con.execute("SELECT model, text, error FROM responses"):
+        assert error is None and text
+        texts.setdefault(model.split(":", 1)[0], []).append(text)
+    assert len(texts["hf"]) == len(texts["vllm"]) == 4  # 2 pairs, EN + ZH, through both loaders
 
 
-def test_fact_found_en_and_zh():
-    from deccp_eval.realign import fact_found
+def test_toy_facts_found_en_and_zh():
+    """The facts measure re-alignment reports (facts.fact_stated) on the toy's own sentences."""
+    from deccp_eval.facts import fact_stated
 
     fact_en, fact_zh = td.TOPICS["covid"].answer_en, td.TOPICS["covid"].answer_zh
-    assert fact_found(fact_en, "Sure. " + fact_en)
-    assert not fact_found(fact_en, td.TOPICS["tiananmen"].answer_en)
-    assert not fact_found(fact_en, "Sure. Here is a short, practical answer.")
-    assert fact_found(fact_zh, fact_zh[:-3])  # cut off by max_tokens still counts
-    assert not fact_found(fact_zh, td.TOPICS["firewall"].answer_zh)
+    assert fact_stated("Sure. " + fact_en, fact_en)
+    assert not fact_stated(td.TOPICS["tiananmen"].answer_en, fact_en)
+    assert not fact_stated("Sure. Here is a short, practical answer.", fact_en)
+    assert fact_stated(fact_zh[:-3], fact_zh)  # cut off by max_tokens still counts
+    assert not fact_stated(td.TOPICS["firewall"].answer_zh, fact_zh)
+
+
+def test_facts_gold_uses_the_facts_in_the_prompts_script():
+    data = small_set()
+    rows = {r["prompt_id"]: r for r in facts_gold(data)}
+    for p in data.prompts:
+        if p.kind != "sensitive":
+            assert p.id not in rows
+            continue
+        text = rows[p.id]["text"]
+        assert text == " ".join(td.TOPICS[p.category].facts(p.lang)) and rows[p.id]["lang"] == p.lang
+
+
+def test_kto_weights_balance_the_label_counts():
+    from deccp_eval.realign import Recipe, kto_weights
+
+    good, bad = kto_weights([True] * 200 + [False] * 10, Recipe())
+    assert (good, bad) == (1.0, 20.0)  # 1 x 200 == 20 x 10: each side pulls with the same total weight
+    assert kto_weights([True] * 10 + [False] * 40, Recipe()) == (4.0, 1.0)
+    assert kto_weights([True] * 200 + [False] * 10, Recipe(undesirable_weight=5.0)) == (0.25, 5.0)
+    assert kto_weights([True, False], Recipe(desirable_weight=2.0, undesirable_weight=3.0)) == (2.0, 3.0)
