@@ -453,6 +453,39 @@ def test_browser_filters_sort_and_screenshot(browser, store_path: Path, tmp_path
 
 
 @pytest.mark.browser
+def test_browser_two_comparison_sections_filter_on_their_own(browser, chain_store, tmp_path: Path) -> None:
+    """base -> abliterated and abliterated -> re-aligned: each section's transition filter moves only its own
+    changed answers and its own status line."""
+    from selenium.webdriver.common.by import By
+
+    db, (a, b, c) = chain_store
+    driver = browser
+    driver.get(_report(db, tmp_path).as_uri())
+    first, second = driver.find_elements(By.CSS_SELECTOR, "section.comparison")
+    assert (first.get_attribute("id"), second.get_attribute("id")) == ("compare-1", "compare-2")
+    changed = [sum(CHAIN[k][i] != CHAIN[k][j] for k in CHAIN) for i, j in [(0, 1), (1, 2)]]
+
+    def shown(section) -> list[str]:
+        return [x.get_attribute("data-transition") for x in section.find_elements(By.CSS_SELECTOR, "article.change")
+                if x.is_displayed()]
+
+    def status(section) -> str:
+        return section.find_element(By.CSS_SELECTOR, ".c-status").text
+
+    assert len(shown(first)) == changed[0] and len(shown(second)) == changed[1]
+    _choose(driver, "c-transition-2", "state_aligned→answer")
+    assert shown(second) == ["state_aligned→answer"] * 3 and status(second) == f"Showing 3 of {changed[1]} changed answers."
+    assert len(shown(first)) == changed[0] and status(first) == f"Showing {changed[0]} of {changed[0]} changed answers."
+    _choose(driver, "c-transition-1", "refusal→state_aligned")
+    assert shown(first) == ["refusal→state_aligned"] * 2 and shown(second) == ["state_aligned→answer"] * 3
+    link = driver.find_element(By.CSS_SELECTOR, "nav a[href='#compare-2']")
+    assert link.text == "Comparison 2" and link.get_attribute("title") == f"{b} → {c}"
+    link.click()
+    assert driver.execute_script("return location.hash") == "#compare-2"
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.mark.browser
 def test_browser_script_injection_is_inert_text(browser, tmp_path: Path) -> None:
     """Hostile answer, prompt, rationale, error, model name and category: shown as text, nothing runs."""
     from selenium.webdriver.common.by import By
