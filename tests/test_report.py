@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterator
 
@@ -116,10 +117,14 @@ def test_report_is_self_contained_and_escaped(store_path: Path, tmp_path: Path) 
 def test_two_models_get_a_comparison_automatically(store_path: Path, tmp_path: Path) -> None:
     with Store(store_path) as store:
         files = write_report(store, tmp_path / "r1")
-        assert files.comparison is not None and (files.comparison.a, files.comparison.b) == (A, B)
-        assert 'id="compare"' in files.index.read_text(encoding="utf-8")
+        assert [(c.a, c.b) for c in files.comparisons] == [(A, B)]
+        sections = _comparison_sections(files.index)
+        assert [(s["id"], s["a"], s["b"]) for s in sections] == [("compare-1", A, B)]
+        assert sections[0]["changes"] == sum(a != b for a, b in TABLE.values())
         off = write_report(store, tmp_path / "r2", auto_compare=False)
-        assert off.comparison is None and 'id="compare"' not in off.index.read_text(encoding="utf-8")
+        assert off.comparisons == [] and _comparison_sections(off.index) == []
+        flat = write_report(store, tmp_path / "r3", compare=(B, A))  # a flat (A, B) is still one pair
+        assert [(c.a, c.b) for c in flat.comparisons] == [(B, A)]
 
 
 def test_report_cli_writes_page_and_pngs_beside_the_store(store_path: Path, tmp_path: Path) -> None:
@@ -128,7 +133,8 @@ def test_report_cli_writes_page_and_pngs_beside_the_store(store_path: Path, tmp_
     assert (out / "index.html").is_file()
     for name in ("verdicts.png", "censorship_heatmap.png"):
         assert (store_path.parent / name).stat().st_size > 10_000, name
-    assert f"comparison {A} -> {B}: 8 of 12 verdicts changed" in proc.stdout
+    assert [line for line in proc.stdout.splitlines() if line.startswith("comparison ")] == [
+        f"comparison {A} -> {B}: 8 of 12 verdicts changed"]
     missing = cli("report", "--db", str(tmp_path / "nope.db"), "--out", str(out))
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
 
@@ -161,6 +167,181 @@ def test_compare_cli_transitions(store_path: Path) -> None:
 
     assert cli("compare", A, "hf:nope", "--db", str(store_path)).returncode == 2
     assert cli("compare", A, A, "--db", str(store_path)).returncode == 2
+
+
+# --- a chain of models: base -> abliterated -> re-aligned -----------------------------------------------------
+
+# (pair, lang) -> (A, B, C): A the base, B abliterated from it, C re-aligned from B (its realign.json says so).
+CHAIN = {
+    ("p0", "en"): ("refusal", "answer", "answer"), ("p0", "zh"): ("refusal", "state_aligned", "answer"),
+    ("p1", "en"): ("answer", "answer", "answer"), ("p1", "zh"): ("evasive", "state_aligned", "answer"),
+    ("p2", "en"): ("refusal", "refusal", "answer"), ("p2", "zh"): ("state_aligned", "state_aligned", "state_aligned"),
+    ("p3", "en"): ("refusal", "answer", "refusal"), ("p3", "zh"): ("refusal", "state_aligned", "answer"),
+    ("p4", "en"): ("evasive", "evasive", "answer"), ("p4", "zh"): ("refusal", "unparsed", "answer"),
+    ("p5", "en"): ("refusal", "answer", "answer"), ("p5", "zh"): ("error", "answer", "evasive"),
+}
+
+
+def realigned_folder(path: Path, base_model: str) -> str:
+    """A folder as `deccp-eval realign` leaves it, as far as the report reads it: its realign.json
+    (the real record type), naming the spec it was trained from. Returns its `hf:` spec."""
+    from deccp_eval.realign import RECORD_FILE, Numbers, RealignRecord, Recipe
+
+    numbers = Numbers(n_sensitive=12, n_control=2, censorship={"en": 0.5, "zh": 0.5}, state_or_refusal=0.5,
+                      verdicts={"answer": 6}, over_refusal=0.0, facts=0.5, kl=0.01)
+    record = RealignRecord(base_model=base_model, method="kto", recipe=Recipe(), prefs="prefs", prefs_meta={},
+                           train_rows=10, train_loss=0.5, eval={}, before=numbers, after=numbers)
+    path.mkdir(parents=True)
+    (path / RECORD_FILE).write_text(record.model_dump_json(indent=2), encoding="utf-8")
+    return f"hf:{path}"
+
+
+@pytest.fixture()
+def chain_store(tmp_path: Path) -> tuple[Path, tuple[str, str, str]]:
+    """Three models in one store; alphabetical order of the pairs is not the chain's, so the test sees which."""
+    c = realigned_folder(tmp_path / "realigned", B)
+    assert sorted([(A, B), (B, c)]) != [(A, B), (B, c)] and c < A
+    return build_store(tmp_path / "chain" / "deccp.db", models=(A, B, c), table=CHAIN), (A, B, c)
+
+
+class _Sections(HTMLParser):
+    """The report's comparison sections as parsed HTML: id, models, heading, transition table rows
+    (data-transition -> cell texts) and the changed answers' transitions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[dict] = []
+        self.current: dict | None = None
+        self.text: list[str] | None = None  # the h2's or a td's text being read
+        self.row: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = dict(attrs)
+        classes = (a.get("class") or "").split()
+        if tag == "section" and "comparison" in classes:
+            self.current = {"id": a["id"], "a": a["data-a"], "b": a["data-b"], "h2": "", "transitions": {},
+                            "changes": 0, "change_transitions": Counter()}
+            self.sections.append(self.current)
+        elif self.current is None:
+            return
+        elif tag == "h2":
+            self.text = []
+        elif tag == "tr" and "data-transition" in a:
+            self.row = self.current["transitions"].setdefault(a["data-transition"], [])
+        elif tag == "td" and self.row is not None:
+            self.text = []
+        elif tag == "article" and "change" in classes:
+            self.current["changes"] += 1
+            self.current["change_transitions"][a["data-transition"]] += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.current is None:
+            return
+        if tag == "h2" and self.text is not None:
+            self.current["h2"], self.text = "".join(self.text).strip(), None
+        elif tag == "td" and self.row is not None and self.text is not None:
+            self.row.append("".join(self.text).strip())
+            self.text = None
+        elif tag == "tr":
+            self.row = None
+        elif tag == "section":
+            self.current = None
+
+    def handle_data(self, data: str) -> None:
+        if self.text is not None:
+            self.text.append(data)
+
+
+def _comparison_sections(index: Path) -> list[dict]:
+    parser = _Sections()
+    parser.feed(index.read_text(encoding="utf-8"))
+    return parser.sections
+
+
+def _stored_statuses(db: Path, model: str) -> dict[tuple[str, str], str]:
+    """(prompt id, lang) -> the verdict stored for `model` on a sensitive prompt, straight from SQL:
+    the keyword judge's verdict, `unparsed` when it did not parse, `error` for a failed request."""
+    with Store(db) as store:
+        rows = store.conn.execute(
+            "SELECT p.id, p.lang, r.error, j.verdict, j.parse_status FROM responses r "
+            "JOIN prompts p ON p.id = r.prompt_id AND p.dataset = r.dataset "
+            "LEFT JOIN judgments j ON j.response_key = r.key AND j.judge = 'keyword' "
+            "WHERE r.model = ? AND p.kind = 'sensitive'", (model,)).fetchall()
+    return {(pid, lang): "error" if error is not None else ("unparsed" if parse == "unparsed" else verdict)
+            for pid, lang, error, verdict, parse in rows}
+
+
+def _expected_section(db: Path, a: str, b: str) -> dict[str, list[str]]:
+    """The transition table rows a section for A -> B must show: cells after the two badges
+    (count per language in en, zh order, then the total), as text."""
+    sa, sb = _stored_statuses(db, a), _stored_statuses(db, b)
+    assert set(sa) == set(sb) and len(sa) == len(CHAIN)
+    tally = Counter((sa[k], sb[k], k[1]) for k in sa)
+    names = {(x, y) for x, y, _ in tally}
+    return {f"{x}→{y}": [str(tally[(x, y, "en")]), str(tally[(x, y, "zh")]),
+                         str(tally[(x, y, "en")] + tally[(x, y, "zh")])] for x, y in names}
+
+
+def test_chain_of_three_models_gets_two_comparisons_in_order(chain_store, tmp_path: Path) -> None:
+    db, (a, b, c) = chain_store
+    with Store(db) as store:
+        files = write_report(store, tmp_path / "report", plots_dir=tmp_path / "plots")
+    assert [(x.a, x.b) for x in files.comparisons] == [(a, b), (b, c)]
+    sections = _comparison_sections(files.index)
+    assert [(s["id"], s["a"], s["b"]) for s in sections] == [("compare-1", a, b), ("compare-2", b, c)]
+    assert sections[0]["h2"] == f"Comparison 1 of 2: {a} → {b}" and sections[1]["h2"] == f"Comparison 2 of 2: {b} → {c}"
+    for section, (x, y), (i, j) in zip(sections, [(a, b), (b, c)], [(0, 1), (1, 2)]):
+        rows = {name: cells[2:] for name, cells in section["transitions"].items()}  # cells 0-1: the badges
+        assert rows == _expected_section(db, x, y), (x, y)
+        assert section["change_transitions"] == Counter(f"{CHAIN[k][i]}→{CHAIN[k][j]}" for k in CHAIN
+                                                        if CHAIN[k][i] != CHAIN[k][j])
+    # the two sections really differ: base -> abliterated trades refusals for the state line,
+    # abliterated -> re-aligned turns the state line into answers and brings one refusal back
+    first, second = (s["transitions"] for s in sections)
+    assert first["refusal→state_aligned"][-1] == "2" and "refusal→state_aligned" not in second
+    assert second["state_aligned→answer"][-1] == "3" and second["answer→refusal"][2:] == ["1", "0", "1"]
+    html = files.index.read_text(encoding="utf-8")
+    assert 'href="#compare-1"' in html and 'href="#compare-2"' in html
+
+
+def test_report_cli_takes_several_compare_pairs(chain_store, tmp_path: Path) -> None:
+    db, (a, b, c) = chain_store
+    out = tmp_path / "site"
+    proc = cli("report", "--db", str(db), "--out", str(out), "--compare", a, c, "--compare", b, c, check=True)
+    changed = {pair: sum(CHAIN[k][pair[0]] != CHAIN[k][pair[1]] for k in CHAIN) for pair in [(0, 2), (1, 2)]}
+    assert [line for line in proc.stdout.splitlines() if line.startswith("comparison ")] == [
+        f"comparison {a} -> {c}: {changed[(0, 2)]} of 12 verdicts changed",
+        f"comparison {b} -> {c}: {changed[(1, 2)]} of 12 verdicts changed"]
+    sections = _comparison_sections(out / "index.html")  # as asked, in the order asked, nothing automatic added
+    assert [(s["a"], s["b"]) for s in sections] == [(a, c), (b, c)]
+    assert {n: cells[2:] for n, cells in sections[0]["transitions"].items()} == _expected_section(db, a, c)
+    auto = cli("report", "--db", str(db), "--out", str(out), check=True).stdout
+    assert [line.rpartition(": ")[0] for line in auto.splitlines() if line.startswith("comparison ")] == [
+        f"comparison {a} -> {b}", f"comparison {b} -> {c}"]
+    none = cli("report", "--db", str(db), "--out", str(out), "--no-compare", check=True).stdout
+    assert "comparison " not in none and _comparison_sections(out / "index.html") == []
+    bad = cli("report", "--db", str(db), "--out", str(out), "--compare", a, "hf:nope")
+    assert bad.returncode == 2 and "hf:nope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_auto_pairs_follows_chains_and_nothing_else(tmp_path: Path) -> None:
+    from deccp_eval.report.compare import auto_pairs, realign_base
+
+    bases = {"hf:./re": "abliterated:m", "hf:./re-base": "hf:m", "hf:./orphan": "hf:gone"}
+    chain = auto_pairs(["hf:./re", "abliterated:m", "hf:m", "hf:./re-base", "hf:./orphan", "openai:x"],
+                       base_of=bases.get)
+    assert chain == [("hf:m", "abliterated:m"), ("abliterated:m", "hf:./re"), ("hf:m", "hf:./re-base")]
+    unrelated = [f"hf:model-{i}" for i in range(10)]
+    assert auto_pairs(unrelated, base_of=bases.get) == []
+    assert auto_pairs(["abliterated:q", "hf:p"], base_of=bases.get) == [("hf:p", "abliterated:q")]  # as before
+    assert auto_pairs(["hf:z", "hf:a"], base_of=bases.get) == [("hf:a", "hf:z")]
+    assert auto_pairs(["abliterated:m@dir", "hf:m", "hf:n"], base_of=bases.get) == [("hf:m", "abliterated:m@dir")]
+    # realign.json as `deccp-eval realign` writes it; a bare base name is the hf: spec it loads as
+    assert realign_base(realigned_folder(tmp_path / "a", "abliterated:deccp-toy")) == "abliterated:deccp-toy"
+    assert realign_base(realigned_folder(tmp_path / "b", "deccp-toy")) == "hf:deccp-toy"
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "realign.json").write_text("{not json", encoding="utf-8")
+    assert realign_base(f"hf:{tmp_path / 'broken'}") is None and realign_base("openai:gpt-4o") is None
 
 
 def test_report_modules_import_light() -> None:
@@ -256,7 +437,7 @@ def test_browser_filters_sort_and_screenshot(browser, store_path: Path, tmp_path
     assert column("model") == sorted(column("model"))
 
     # comparison section: transition filter
-    _choose(driver, "c-transition", "refusal→state_aligned")
+    _choose(driver, "c-transition-1", "refusal→state_aligned")
     shown = [a for a in driver.find_elements(By.CSS_SELECTOR, "article.change") if a.is_displayed()]
     assert len(shown) == 2
 
@@ -268,6 +449,39 @@ def test_browser_filters_sort_and_screenshot(browser, store_path: Path, tmp_path
     _choose(driver, "f-category", "tiananmen_1989")
     prompts_shot = tmp_path / "prompts.png"
     assert driver.save_screenshot(str(prompts_shot)) and prompts_shot.stat().st_size > 50_000
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.mark.browser
+def test_browser_two_comparison_sections_filter_on_their_own(browser, chain_store, tmp_path: Path) -> None:
+    """base -> abliterated and abliterated -> re-aligned: each section's transition filter moves only its own
+    changed answers and its own status line."""
+    from selenium.webdriver.common.by import By
+
+    db, (a, b, c) = chain_store
+    driver = browser
+    driver.get(_report(db, tmp_path).as_uri())
+    first, second = driver.find_elements(By.CSS_SELECTOR, "section.comparison")
+    assert (first.get_attribute("id"), second.get_attribute("id")) == ("compare-1", "compare-2")
+    changed = [sum(CHAIN[k][i] != CHAIN[k][j] for k in CHAIN) for i, j in [(0, 1), (1, 2)]]
+
+    def shown(section) -> list[str]:
+        return [x.get_attribute("data-transition") for x in section.find_elements(By.CSS_SELECTOR, "article.change")
+                if x.is_displayed()]
+
+    def status(section) -> str:
+        return section.find_element(By.CSS_SELECTOR, ".c-status").text
+
+    assert len(shown(first)) == changed[0] and len(shown(second)) == changed[1]
+    _choose(driver, "c-transition-2", "state_aligned→answer")
+    assert shown(second) == ["state_aligned→answer"] * 3 and status(second) == f"Showing 3 of {changed[1]} changed answers."
+    assert len(shown(first)) == changed[0] and status(first) == f"Showing {changed[0]} of {changed[0]} changed answers."
+    _choose(driver, "c-transition-1", "refusal→state_aligned")
+    assert shown(first) == ["refusal→state_aligned"] * 2 and shown(second) == ["state_aligned→answer"] * 3
+    link = driver.find_element(By.CSS_SELECTOR, "nav a[href='#compare-2']")
+    assert link.text == "Comparison 2" and link.get_attribute("title") == f"{b} → {c}"
+    link.click()
+    assert driver.execute_script("return location.hash") == "#compare-2"
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 

@@ -37,31 +37,35 @@ def _need_db(db: Path) -> None:
 @click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of each model).")
 @click.option("--judge", "-j", default=None,
               help="Judge whose verdicts colour the answers and plots (default: the one that judged most).")
-@click.option("--compare", nargs=2, default=None, metavar="A B", help="Add a comparison section: model A -> model B.")
-@click.option("--no-compare", is_flag=True, help="No automatic comparison when the store holds exactly two models.")
+@click.option("--compare", nargs=2, multiple=True, metavar="A B",
+              help="Add a comparison section: model A -> model B (repeat for several, in that order).")
+@click.option("--no-compare", is_flag=True,
+              help="No automatic comparisons (base -> abliterated -> re-aligned, or a two-model store's pair).")
 @db_option
 def report(out: Path, plots_dir: Path | None, run_id: str | None, judge: str | None,
-           compare: tuple[str, str] | None, no_compare: bool, db: Path) -> None:
+           compare: tuple[tuple[str, str], ...], no_compare: bool, db: Path) -> None:
     """Write a self-contained HTML report (no network needed) and the plots as PNGs.
 
     \b
-    With exactly two models a comparison section (A -> B) is added automatically;
-    an `abliterated:` model goes second. Examples:
+    Comparison sections (A -> B) are added automatically along each chain of models in the
+    store: hf:X -> abliterated:X, and a re-aligned folder (its realign.json) after the model it
+    was trained from; a store of exactly two other models gets one (an `abliterated:` model
+    second). Examples:
       deccp-eval report                                   # results/report/index.html, results/*.png
       deccp-eval report --compare hf:Qwen/Qwen2-7B-Instruct abliterated:Qwen/Qwen2-7B-Instruct
+      deccp-eval report --compare hf:M abliterated:M --compare abliterated:M hf:./realigned
     """
     from deccp_eval.report import write_report
     from deccp_eval.store import Store
 
     _need_db(db)
     with Store(db) as store:
-        files = write_report(store, out, run_id=run_id, judge=judge, compare=compare, auto_compare=not no_compare,
+        files = write_report(store, out, run_id=run_id, judge=judge, compare=list(compare), auto_compare=not no_compare,
                              plots_dir=db.parent if plots_dir is None else plots_dir, source=db.name)
     click.echo(f"wrote {files.index}")
     for path in files.plots:
         click.echo(f"wrote {path}")
-    if files.comparison:
-        c = files.comparison
+    for c in files.comparisons:
         click.echo(f"comparison {c.a} -> {c.b}: {len(c.changed)} of {c.matched} verdicts changed")
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from deccp_eval.report.compare import Comparison
+    from deccp_eval.report.compare import Comparison, Pairs
     from deccp_eval.store import Store
 
 
@@ -21,24 +21,27 @@ class ReportFiles:
 
     index: Path
     plots: list[Path] = field(default_factory=list)
-    comparison: "Comparison | None" = None
+    comparisons: "list[Comparison]" = field(default_factory=list)
 
 
 def write_report(store: "Store", out_dir: Path, *, run_id: str | None = None, judge: str | None = None,
-                 compare: Sequence[str] | None = None, auto_compare: bool = True, plots_dir: Path | None = None,
+                 compare: Pairs | None = None, auto_compare: bool = True, plots_dir: Path | None = None,
                  source: str = "") -> ReportFiles:
     """Collect, plot and render: `out_dir/index.html` (self-contained) plus PNGs in `plots_dir`.
 
-    A comparison section is added for `compare=(A, B)`, or automatically when the store holds exactly
-    two models and `auto_compare` is on (see `compare.auto_pair` for the order).
+    One comparison section per pair in `compare` (a list of (A, B), or one flat (A, B)); without
+    it, and with `auto_compare` on, the pairs `compare.auto_pairs` finds (base -> abliterated ->
+    re-aligned, or the two models of a two-model store).
     """
     from deccp_eval.report import compare as compare_mod
     from deccp_eval.report import data, plots, render
 
     report = data.collect(store, run_id=run_id, judge=judge, source=source)
-    pair = tuple(compare) if compare else (compare_mod.auto_pair(report.models) if auto_compare else None)
-    if pair:
-        report.comparison = compare_mod.compare(store, pair[0], pair[1], judge=report.judge, run_id=run_id)
+    if compare:
+        pairs = compare_mod.as_pairs(compare)
+    else:
+        pairs = compare_mod.auto_pairs(report.models) if auto_compare else []
+    report.comparisons = [compare_mod.compare(store, a, b, judge=report.judge, run_id=run_id) for a, b in pairs]
     images = plots.make_all(report)
     written: list[Path] = []
     if plots_dir is not None:
@@ -50,11 +53,11 @@ def write_report(store: "Store", out_dir: Path, *, run_id: str | None = None, ju
     out_dir.mkdir(parents=True, exist_ok=True)
     index = out_dir / "index.html"
     index.write_text(render.render(report, images), encoding="utf-8")
-    return ReportFiles(index=index, plots=written, comparison=report.comparison)
+    return ReportFiles(index=index, plots=written, comparisons=report.comparisons)
 
 
 def report_db(db: Path, out_dir: Path, *, plots_dir: Path | None = None, run_id: str | None = None,
-              judge: str | None = None, compare: Sequence[str] | None = None) -> ReportFiles:
+              judge: str | None = None, compare: Pairs | None = None) -> ReportFiles:
     """`write_report` on a store file, for callers (like the demo) that hold a path, not a Store;
     plots go beside the store and its CSVs unless `plots_dir` says otherwise."""
     from deccp_eval.store import Store

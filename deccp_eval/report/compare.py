@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from deccp_eval.errors import UsageError
 from deccp_eval.report.data import STATUSES, AnswerView, answer_view, lang_order, load_judgments, pick_judge
@@ -87,13 +88,82 @@ class Comparison:
         }
 
 
-def auto_pair(models: Sequence[str]) -> tuple[str, str] | None:
-    """With exactly two models, compare them: an `abliterated:` spec goes second (base -> uncensored),
-    otherwise alphabetical order."""
-    if len(models) != 2:
+ABLITERATED = "abliterated:"
+Pairs = Sequence[str] | Sequence[Sequence[str]]  # one flat (A, B), or a list of (A, B)
+
+
+def realign_base(spec: str) -> str | None:
+    """The spec a re-aligned model was trained from: `base_model` in the `realign.json` of the folder
+    that `spec` (BACKEND:FOLDER) loads, as a spec (`realign.model_spec`: a bare name or folder is
+    `hf:`), or None when it is no such folder or the record is unreadable."""
+    import json
+
+    from deccp_eval.realign import RECORD_FILE, model_spec
+
+    _, sep, path = spec.partition(":")
+    record = Path(path) / RECORD_FILE
+    if not sep or not record.is_file():
         return None
-    a, b = sorted(models, key=lambda m: (m.startswith("abliterated:"), m))
-    return a, b
+    try:
+        base = json.loads(record.read_text(encoding="utf-8")).get("base_model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return model_spec(base) if isinstance(base, str) and base else None
+
+
+def abliteration_base(spec: str) -> str | None:
+    """`hf:X` for `abliterated:X` (or `abliterated:X@DIRECTION`), the model the weight edit started from."""
+    if not spec.startswith(ABLITERATED):
+        return None
+    model = spec[len(ABLITERATED):]
+    return f"hf:{model.rpartition('@')[0] or model}"
+
+
+def auto_pairs(models: Sequence[str], base_of: Callable[[str], str | None] = realign_base) -> list[tuple[str, str]]:
+    """The comparisons a report shows unasked: each model after the one it was made from, when both
+    are stored: `hf:X` -> `abliterated:X`, and a re-aligned folder (`base_of`: its realign.json's
+    `base_model`) after its base. Ordered along the chains (base -> abliterated -> re-aligned reads
+    top to bottom). With exactly two unrelated models, those two (an `abliterated:` spec second,
+    otherwise alphabetical); nothing else is paired."""
+    present = set(models)
+    children: dict[str, list[str]] = {}
+    has_parent: set[str] = set()
+    for m in sorted(present):
+        for parent in (abliteration_base(m), base_of(m)):
+            if parent in present and parent != m and m not in has_parent:
+                children.setdefault(parent, []).append(m)
+                has_parent.add(m)
+    if not children:
+        if len(present) != 2:
+            return []
+        a, b = sorted(present, key=lambda m: (m.startswith(ABLITERATED), m))
+        return [(a, b)]
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+
+    def walk(parent: str) -> None:
+        seen.add(parent)
+        for child in sorted(children.get(parent, []), key=lambda m: (not m.startswith(ABLITERATED), m)):
+            if child not in seen:
+                pairs.append((parent, child))
+                walk(child)
+
+    for root in sorted(present - has_parent):
+        walk(root)
+    return pairs
+
+
+def as_pairs(compare: Pairs) -> list[tuple[str, str]]:
+    """Explicit comparisons: one flat (A, B) or a list of such pairs, duplicates dropped in order."""
+    items = [compare] if len(compare) == 2 and all(isinstance(x, str) for x in compare) else list(compare)
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        if isinstance(item, str) or len(item) != 2:
+            raise UsageError(f"a comparison is two model specs (A B), got {item!r}")
+        pair = (str(item[0]), str(item[1]))
+        if pair not in pairs:
+            pairs.append(pair)
+    return pairs
 
 
 def compare(store: "Store", a: str, b: str, judge: str | None = None, run_id: str | None = None,

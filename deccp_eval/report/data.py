@@ -94,7 +94,7 @@ class Report:
     by_category: list[dict[str, Any]]
     pairs: list[PairView]
     status_counts: dict[str, int]
-    comparison: "Comparison | None" = None
+    comparisons: "list[Comparison]" = field(default_factory=list)  # report.compare, in display order
     human_review: dict[str, Any] | None = None  # review.agreement.human_review_summary
 
     @property
