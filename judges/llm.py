@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backend import BackendOptions, make_backend, parse_spec
+from deccp_eval.backend import BackendFactory, BackendOptions, parse_spec
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.judge import Judge, JudgeItem, OnJudgment
 from deccp_eval.schema import (ACCURACIES, VERDICTS, Accuracy, Judgment, ParseStatus, Request, Response,
@@ -149,8 +149,9 @@ class LLMJudge(Judge):
     description = "LLM-as-a-judge through any backend: llm:BACKEND:MODEL (uses gold references when stored)"
     uses_reference = True
 
-    def __init__(self, arg: str = "", options: BackendOptions | None = None) -> None:
-        super().__init__(arg, options)
+    def __init__(self, arg: str = "", options: BackendOptions | None = None,
+                 backends: BackendFactory | None = None) -> None:
+        super().__init__(arg, options, backends)
         self.backend_name, _ = parse_spec(arg)  # fail early on a malformed spec
         self.errors = 0
         self.examples = self._load_examples()
@@ -185,7 +186,7 @@ class LLMJudge(Judge):
 
     def settings_hash(self) -> str:
         """The judging model's fingerprint (spec, base_url, options) and the judge's max tokens."""
-        return canonical_hash({"backend": make_backend(self.arg, self.options).fingerprint(),
+        return canonical_hash({"backend": self.backends(self.arg, self.options).fingerprint(),
                                "max_tokens": self.max_tokens})[:16]
 
     @property
@@ -193,7 +194,7 @@ class LLMJudge(Judge):
         return int(self.options.extra.get("judge_max_tokens", 1024))
 
     def check(self) -> None:
-        make_backend(self.arg, self.options).check()
+        self.backends(self.arg, self.options).check()
 
     def prompt_for(self, item: JudgeItem) -> str:
         if item.reference:
@@ -217,7 +218,7 @@ class LLMJudge(Judge):
                               params=self.params_for(item), sample=sample)
                 pending[req.key] = (item, sample)
                 requests.append(req)
-        backend = make_backend(self.arg, self.options)
+        backend = self.backends(self.arg, self.options)
         thash = self.template_hash
         got: dict[str, list[Judgment | None]] = {}
 
