@@ -60,7 +60,10 @@ class CascadeJudge(Judge):
             if not left:
                 break
             got: dict[str, Judgment] = {}
-            member.judge(left, lambda j, got=got: got.__setitem__(j.response_key, j))
+            try:
+                member.judge(left, lambda j, got=got: got.__setitem__(j.response_key, j))
+            finally:
+                member.close()  # one member's model at a time on a GPU or a cluster
             last = n == len(self.members) - 1
             still: list[JudgeItem] = []
             for item in left:

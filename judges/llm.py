@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backend import BackendFactory, BackendOptions, parse_spec
+from deccp_eval.backend import Backend, BackendFactory, BackendOptions, parse_spec
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.judge import Judge, JudgeItem, OnJudgment
 from deccp_eval.schema import (ACCURACIES, VERDICTS, Accuracy, Judgment, ParseStatus, Request, Response,
@@ -154,6 +154,7 @@ class LLMJudge(Judge):
         super().__init__(arg, options, backends)
         self.backend_name, _ = parse_spec(arg)  # fail early on a malformed spec
         self.errors = 0
+        self.backend: Backend | None = None  # built on first use, kept until close(): weights load once
         self.examples = self._load_examples()
 
     def _load_examples(self) -> list[dict[str, str]]:
@@ -218,7 +219,8 @@ class LLMJudge(Judge):
                               params=self.params_for(item), sample=sample)
                 pending[req.key] = (item, sample)
                 requests.append(req)
-        backend = self.backends(self.arg, self.options)
+        if self.backend is None:  # one backend for every call until close() (a run judges chunk by chunk)
+            self.backend = self.backends(self.arg, self.options)
         thash = self.template_hash
         got: dict[str, list[Judgment | None]] = {}
 
@@ -237,9 +239,12 @@ class LLMJudge(Judge):
             if len(mine) == self.samples and done:  # every sample failed: no judgment, retried next run
                 on_judgment(done[0] if self.samples == 1 else combine_samples(done))
 
-        try:
-            backend.generate(requests, on_response)
-        finally:
+        self.backend.generate(requests, on_response)
+
+    def close(self) -> None:
+        """Free the judging model (a local one's memory, a cluster's replicas)."""
+        if self.backend is not None:
+            self.backend, backend = None, self.backend
             backend.close()
 
 

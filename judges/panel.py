@@ -51,7 +51,10 @@ class PanelJudge(Judge):
         got: list[dict[str, Judgment]] = []
         for member in self.members:
             mine: dict[str, Judgment] = {}
-            member.judge(items, lambda j, mine=mine: mine.__setitem__(j.response_key, j))
+            try:
+                member.judge(items, lambda j, mine=mine: mine.__setitem__(j.response_key, j))
+            finally:
+                member.close()  # one member's model at a time on a GPU or a cluster
             got.append(mine)
         for item in items:
             per = [g.get(item.response_key) for g in got]

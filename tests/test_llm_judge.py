@@ -168,7 +168,9 @@ def test_judges_build_their_models_through_the_given_backends(server, spec):
     assert judge.settings_hash() == plain.settings_hash() and judge.template_hash == plain.template_hash
     built.clear()
     got = {}
-    judge.judge([item(0, "I can't discuss this."), item(1, "Taiwan has its own elected government.")],
-                lambda j: got.__setitem__(j.response_key, j))
-    assert built == ["openai:judge-rules"] and server.requests == 2  # one backend, built by the factory
+    for chunk in ([item(0, "I can't discuss this.")], [item(1, "Taiwan has its own elected government.")]):
+        judge.judge(chunk, lambda j: got.__setitem__(j.response_key, j))  # judge_rows sends chunk by chunk
+    judge.close()
+    # an LLM judge keeps its model from chunk to chunk; a composite frees each member's after its pass
+    assert built == ["openai:judge-rules"] * (1 if spec.startswith("llm:") else 2) and server.requests == 2
     assert {k: j.verdict.value for k, j in got.items()} == {"k0": "refusal", "k1": "answer"}

@@ -86,9 +86,10 @@ def test_cli_judge_on_ray_equals_the_local_judge(cluster, answers_db, tiny_judge
     assert "on Ray" not in local.stderr
     ray_args = ["judge", *judge_args, "--executor", "ray", "--ray-address", cluster, "--replicas", "2",
                 "--db", str(ray_db)]
-    first = cli(*ray_args, env=WIDE, check=True)
+    first = cli(*ray_args, env={**WIDE, "DECCP_EVAL_LEASE_CHUNK": "8"}, check=True)  # two chunks per judge
     for spec in specs:
         assert f"judge {spec}: 16 judged, 0 from cache, " in first.stderr
+        assert first.stderr.count(f"{spec.split(':', 1)[1]} on Ray:") == 1  # replicas loaded once for both chunks
         per_replica = replica_answers(first.stderr, spec.split(":", 1)[1])
         assert len(per_replica) == 2 and sum(per_replica) == 16, first.stderr  # each item sent once
         assert min(per_replica) > 0  # both replicas judged
