@@ -1,7 +1,9 @@
 """`llm:BACKEND:MODEL`: any registered backend judges, through the templates in prompts/templates.
 
 Temperature 0; judgments are cached in the store under (response, judge, template hash), and the
-judge's requests go through the backend's own concurrency and retries.
+judge's requests go through the backend's own concurrency and retries. The backend comes from the
+factory the core hands the judge (`Judge.backends`): built here, or in Ray actors with `--executor
+ray`; it is kept from one `judge` call to the next and freed by `close`.
 
 Structured output where the backend has it (OpenAI `response_format` JSON schema, Anthropic forced
 tool use, vLLM structured outputs): the reply is one JSON object; otherwise (or when a reply is not
