@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from deccp_eval.torch_utils import LoadOptions
 
 OnResponse = Callable[[Response], None]
+# How something that needs a model builds its backend: `make_backend` here, or an executor's
+# `backend` (e.g. Ray actors). Judges get one so an LLM judge on local weights can run on a cluster.
+BackendFactory = Callable[[str, "BackendOptions | None"], "Backend"]
 
 # `extra` options that change how requests are sent, never what comes back: left out of fingerprints.
 NON_OUTPUT_EXTRA = frozenset({"backoff_base_s", "backoff_max_s", "first_request_grace_s", "judge_max_tokens"})

@@ -7,7 +7,7 @@ from typing import Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from deccp_eval.backend import BackendOptions
+from deccp_eval.backend import BackendFactory, BackendOptions, make_backend
 from deccp_eval.errors import UsageError
 from deccp_eval.schema import Judgment, canonical_hash
 
@@ -33,9 +33,13 @@ class Judge(ABC):
     description: ClassVar[str] = ""
     uses_reference: ClassVar[bool] = False
 
-    def __init__(self, arg: str = "", options: BackendOptions | None = None) -> None:
+    def __init__(self, arg: str = "", options: BackendOptions | None = None,
+                 backends: BackendFactory | None = None) -> None:
         self.arg = arg
         self.options = options or BackendOptions()
+        # where a judge that needs a model gets its backend: here by default, or an executor's
+        # (`--executor ray`); never part of a key, since a backend's fingerprint is the same anywhere
+        self.backends: BackendFactory = backends or make_backend
 
     @property
     def id(self) -> str:
@@ -65,7 +69,8 @@ class Judge(ABC):
         """Free what the judge holds (models, clients)."""
 
 
-def make_judge(spec: str, options: BackendOptions | None = None) -> Judge:
+def make_judge(spec: str, options: BackendOptions | None = None, backends: BackendFactory | None = None) -> Judge:
+    """The judge a spec names; `backends` builds the models it judges with (default: in this process)."""
     from deccp_eval import pluginmanager
 
     name, _, arg = spec.partition(":")
@@ -73,16 +78,16 @@ def make_judge(spec: str, options: BackendOptions | None = None) -> Judge:
     if name not in registered:
         known = ", ".join(sorted(registered))
         raise UsageError(f"unknown judge {name!r} in {spec!r}; available: {known}")
-    return registered[name].obj(arg, options)
+    return registered[name].obj(arg, options, backends=backends)
 
 
 def member_judges(kind: str, arg: str, options: BackendOptions | None, *, forbidden: tuple[str, ...],
-                  hint: str = "") -> list[Judge]:
+                  hint: str = "", backends: BackendFactory | None = None) -> list[Judge]:
     """The members of a composite judge (`panel:A,B`, `cascade:A,B`): at least two specs, none of a
-    forbidden composite kind, each built by `make_judge`."""
+    forbidden composite kind, each built by `make_judge` with the composite's `backends`."""
     specs = [s.strip() for s in arg.split(",") if s.strip()]
     if len(specs) < 2:
         raise UsageError(f"{kind}:{arg} needs at least two comma-separated judge specs{hint}")
     if any(s.startswith(tuple(f"{f}:" for f in forbidden)) for s in specs):
         raise UsageError(f"a {kind} member cannot be a {' or a '.join(forbidden)}")
-    return [make_judge(s, options) for s in specs]
+    return [make_judge(s, options, backends) for s in specs]

@@ -175,10 +175,11 @@ def run(store: Store, dataset: Dataset, models: Sequence[str], judges: Sequence[
         param_overrides: dict[str, dict] | None = None, executor: Executor | None = None,
         command: str | None = None) -> RunSummary:
     """Generate for every model, then judge this run's responses with every judge; `command` (the
-    command line that asked for the run) is kept in the run's config for provenance."""
+    command line that asked for the run) is kept in the run's config for provenance. The `executor`
+    places the models and the judges' local models alike (the store is written here either way)."""
     run_id = run_id or new_run_id()
     options = options or {}
-    judge_objs = [make_judge(spec, judge_options) for spec in judges]
+    judge_objs = [make_judge(spec, judge_options, executor.backend if executor else None) for spec in judges]
     for j in judge_objs:
         j.check()
     backends = {m: executor.backend(m, options.get(m, BackendOptions())) if executor

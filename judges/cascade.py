@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backend import BackendOptions
+from deccp_eval.backend import BackendFactory, BackendOptions
 from deccp_eval.errors import UsageError
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.judge import Judge, JudgeItem, OnJudgment, member_judges
@@ -25,9 +25,11 @@ class CascadeJudge(Judge):
     name = "cascade"
     description = "cheap judge first, escalate low-confidence items: cascade:keyword,llm:openai:MODEL (--escalate-below)"
 
-    def __init__(self, arg: str = "", options: BackendOptions | None = None) -> None:
-        super().__init__(arg, options)
-        members = member_judges("cascade", arg, options, forbidden=("cascade", "panel"), hint=", cheapest first")
+    def __init__(self, arg: str = "", options: BackendOptions | None = None,
+                 backends: BackendFactory | None = None) -> None:
+        super().__init__(arg, options, backends)
+        members = member_judges("cascade", arg, options, forbidden=("cascade", "panel"), hint=", cheapest first",
+                                backends=self.backends)
         threshold = float(self.options.extra.get("escalate_below", DEFAULT_THRESHOLD))
         if not 0.0 <= threshold <= 1.0:
             raise UsageError(f"--escalate-below {threshold} is not in [0, 1]")
@@ -58,7 +60,10 @@ class CascadeJudge(Judge):
             if not left:
                 break
             got: dict[str, Judgment] = {}
-            member.judge(left, lambda j, got=got: got.__setitem__(j.response_key, j))
+            try:
+                member.judge(left, lambda j, got=got: got.__setitem__(j.response_key, j))
+            finally:
+                member.close()  # one member's model at a time on a GPU or a cluster
             last = n == len(self.members) - 1
             still: list[JudgeItem] = []
             for item in left:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backend import BackendOptions
+from deccp_eval.backend import BackendFactory, BackendOptions
 from deccp_eval.classifier import features, load
 from deccp_eval.errors import UsageError
 from deccp_eval.hookspecs import hookimpl
@@ -20,8 +20,9 @@ class ClassifierJudge(Judge):
     name = "clf"
     description = "local char n-gram classifier trained on stored LLM verdicts: clf:PATH (deccp-eval train-judge)"
 
-    def __init__(self, arg: str = "", options: BackendOptions | None = None) -> None:
-        super().__init__(arg, options)
+    def __init__(self, arg: str = "", options: BackendOptions | None = None,
+                 backends: BackendFactory | None = None) -> None:
+        super().__init__(arg, options, backends)
         if not arg:
             raise UsageError("clf needs a path: clf:PATH (make one with `deccp-eval train-judge --from JUDGE`)")
         self.path = Path(arg)

@@ -1,7 +1,9 @@
 """`llm:BACKEND:MODEL`: any registered backend judges, through the templates in prompts/templates.
 
 Temperature 0; judgments are cached in the store under (response, judge, template hash), and the
-judge's requests go through the backend's own concurrency and retries.
+judge's requests go through the backend's own concurrency and retries. The backend comes from the
+factory the core hands the judge (`Judge.backends`): built here, or in Ray actors with `--executor
+ray`; it is kept from one `judge` call to the next and freed by `close`.
 
 Structured output where the backend has it (OpenAI `response_format` JSON schema, Anthropic forced
 tool use, vLLM structured outputs): the reply is one JSON object; otherwise (or when a reply is not
@@ -28,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backend import BackendOptions, make_backend, parse_spec
+from deccp_eval.backend import Backend, BackendFactory, BackendOptions, parse_spec
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.judge import Judge, JudgeItem, OnJudgment
 from deccp_eval.schema import (ACCURACIES, VERDICTS, Accuracy, Judgment, ParseStatus, Request, Response,
@@ -149,10 +151,12 @@ class LLMJudge(Judge):
     description = "LLM-as-a-judge through any backend: llm:BACKEND:MODEL (uses gold references when stored)"
     uses_reference = True
 
-    def __init__(self, arg: str = "", options: BackendOptions | None = None) -> None:
-        super().__init__(arg, options)
+    def __init__(self, arg: str = "", options: BackendOptions | None = None,
+                 backends: BackendFactory | None = None) -> None:
+        super().__init__(arg, options, backends)
         self.backend_name, _ = parse_spec(arg)  # fail early on a malformed spec
         self.errors = 0
+        self.backend: Backend | None = None  # built on first use, kept until close(): weights load once
         self.examples = self._load_examples()
 
     def _load_examples(self) -> list[dict[str, str]]:
@@ -185,7 +189,7 @@ class LLMJudge(Judge):
 
     def settings_hash(self) -> str:
         """The judging model's fingerprint (spec, base_url, options) and the judge's max tokens."""
-        return canonical_hash({"backend": make_backend(self.arg, self.options).fingerprint(),
+        return canonical_hash({"backend": self.backends(self.arg, self.options).fingerprint(),
                                "max_tokens": self.max_tokens})[:16]
 
     @property
@@ -193,7 +197,7 @@ class LLMJudge(Judge):
         return int(self.options.extra.get("judge_max_tokens", 1024))
 
     def check(self) -> None:
-        make_backend(self.arg, self.options).check()
+        self.backends(self.arg, self.options).check()
 
     def prompt_for(self, item: JudgeItem) -> str:
         if item.reference:
@@ -217,7 +221,8 @@ class LLMJudge(Judge):
                               params=self.params_for(item), sample=sample)
                 pending[req.key] = (item, sample)
                 requests.append(req)
-        backend = make_backend(self.arg, self.options)
+        if self.backend is None:  # one backend for every call until close() (a run judges chunk by chunk)
+            self.backend = self.backends(self.arg, self.options)
         thash = self.template_hash
         got: dict[str, list[Judgment | None]] = {}
 
@@ -236,9 +241,12 @@ class LLMJudge(Judge):
             if len(mine) == self.samples and done:  # every sample failed: no judgment, retried next run
                 on_judgment(done[0] if self.samples == 1 else combine_samples(done))
 
-        try:
-            backend.generate(requests, on_response)
-        finally:
+        self.backend.generate(requests, on_response)
+
+    def close(self) -> None:
+        """Free the judging model (a local one's memory, a cluster's replicas)."""
+        if self.backend is not None:
+            self.backend, backend = None, self.backend
             backend.close()
 
 

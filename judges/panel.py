@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backend import BackendOptions
+from deccp_eval.backend import BackendFactory, BackendOptions
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.judge import Judge, JudgeItem, OnJudgment, member_judges
 from deccp_eval.schema import Accuracy, Judgment, ParseStatus, Verdict, canonical_hash
@@ -30,9 +30,10 @@ class PanelJudge(Judge):
     name = "panel"
     description = "majority vote of judges: panel:SPEC1,SPEC2,SPEC3 (ties: earliest-listed member)"
 
-    def __init__(self, arg: str = "", options: BackendOptions | None = None) -> None:
-        super().__init__(arg, options)
-        self.members = member_judges("panel", arg, options, forbidden=("panel",))
+    def __init__(self, arg: str = "", options: BackendOptions | None = None,
+                 backends: BackendFactory | None = None) -> None:
+        super().__init__(arg, options, backends)
+        self.members = member_judges("panel", arg, options, forbidden=("panel",), backends=self.backends)
 
     @property
     def uses_reference(self) -> bool:  # type: ignore[override]
@@ -50,7 +51,10 @@ class PanelJudge(Judge):
         got: list[dict[str, Judgment]] = []
         for member in self.members:
             mine: dict[str, Judgment] = {}
-            member.judge(items, lambda j, mine=mine: mine.__setitem__(j.response_key, j))
+            try:
+                member.judge(items, lambda j, mine=mine: mine.__setitem__(j.response_key, j))
+            finally:
+                member.close()  # one member's model at a time on a GPU or a cluster
             got.append(mine)
         for item in items:
             per = [g.get(item.response_key) for g in got]

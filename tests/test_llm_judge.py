@@ -148,3 +148,29 @@ def test_keyword_judge_on_the_shipped_labelled_set():
         assert tuned["by_lang"][lang]["kappa"] >= 0.75
     holdout = _keyword_result(DATA / "judge_labels_holdout.jsonl")
     assert holdout["n"] == 100 and holdout["kappa"] >= 0.50
+
+
+@pytest.mark.parametrize("spec", ["llm:openai:judge-rules", "panel:keyword,llm:openai:judge-rules",
+                                  "cascade:keyword,llm:openai:judge-rules"])
+def test_judges_build_their_models_through_the_given_backends(server, spec):
+    """`make_judge(..., backends)` reaches every LLM judge, members of composites too (how `--executor ray`
+    puts local judging models on a cluster); the judgment key does not depend on it."""
+    from deccp_eval.backend import make_backend
+
+    built: list[str] = []
+
+    def backends(model_spec, options):
+        built.append(model_spec)
+        return make_backend(model_spec, options)
+
+    judge = make_judge(spec, opts(server).model_copy(update={"extra": {"escalate_below": 1.0}}), backends)
+    plain = make_judge(spec, opts(server).model_copy(update={"extra": {"escalate_below": 1.0}}))
+    assert judge.settings_hash() == plain.settings_hash() and judge.template_hash == plain.template_hash
+    built.clear()
+    got = {}
+    for chunk in ([item(0, "I can't discuss this.")], [item(1, "Taiwan has its own elected government.")]):
+        judge.judge(chunk, lambda j: got.__setitem__(j.response_key, j))  # judge_rows sends chunk by chunk
+    judge.close()
+    # an LLM judge keeps its model from chunk to chunk; a composite frees each member's after its pass
+    assert built == ["openai:judge-rules"] * (1 if spec.startswith("llm:") else 2) and server.requests == 2
+    assert {k: j.verdict.value for k, j in got.items()} == {"k0": "refusal", "k1": "answer"}

@@ -167,11 +167,10 @@ class ClusterBackend(Backend):
         in_flight: dict[Any, tuple[int, list[Request]]] = {}
         seen: set[str] = set()
         while queue or in_flight:
-            for index, actor in list(self.live.items()):
-                busy = sum(1 for i, _ in in_flight.values() if i == index)
-                for _ in range(SHARDS_IN_FLIGHT - busy):
-                    if not queue:
-                        break
+            for _ in range(SHARDS_IN_FLIGHT):  # round by round, so a few shards still spread over every replica
+                for index, actor in list(self.live.items()):
+                    if not queue or sum(1 for i, _ in in_flight.values() if i == index) >= SHARDS_IN_FLIGHT:
+                        continue
                     shard = queue.popleft()
                     in_flight[actor.generate.remote([r.model_dump(mode="json") for r in shard])] = (index, shard)
             if not in_flight:
