@@ -215,7 +215,7 @@ def _retain(rows: Sequence[Any], verdicts: dict[str, str], settings: PrefSetting
     """Control questions with the model's own (non-refusing) answers: `retain_share` of the whole set."""
     if settings.retain_share <= 0:
         return []
-    controls = [r for r in rows if r["kind"] == "control" and verdicts.get(r["key"]) not in ("refusal", None)]
+    controls = [r for r in rows if r["kind"] == "control" and verdicts.get(r["key"]) == "answer"]  # not evasion
     want = round(settings.retain_share / (1 - settings.retain_share) * n_prefs)
     rng = random.Random(settings.seed + 1)
     picked = rng.sample(controls, min(want, len(controls)))

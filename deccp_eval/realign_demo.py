@@ -36,7 +36,7 @@ def toy_gold(data: Any) -> list[dict[str, Any]]:
 
 def preference_set(work: Path, method: str = "kto", say: Callable[[str], None] = print) -> Path:
     """The abliterated toy's answers and verdicts on the training phrasings, toy gold, and the exported
-    preference folder (`work/prefs`)."""
+    preference folder (`work/prefs-METHOD`)."""
     import json
 
     from deccp_eval import runner
@@ -50,7 +50,7 @@ def preference_set(work: Path, method: str = "kto", say: Callable[[str], None] =
 
     work.mkdir(parents=True, exist_ok=True)
     train = load_dataset(TRAIN_SOURCE)
-    folder = work / "prefs"
+    folder = work / f"prefs-{method}"
     with Store(work / "work.db") as store:
         runner.run(store, train, [MODEL], ["keyword"], SamplingParams(temperature=0.0, max_tokens=MAX_TOKENS),
                    options={MODEL: BackendOptions(batch_size=32)})

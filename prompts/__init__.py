@@ -74,14 +74,14 @@ def toy_heldout():
 
 
 def toy_train():
-    """A sample of the phrasings the toy was trained on (every 10th shape of sensitive topics, every 20th of
+    """A sample of the phrasings the toy was trained on (every 2nd shape of sensitive topics, every 10th of
     benign ones): what a preference set for the toy is built from, apart from the held-out phrasings."""
     from deccp_eval.datasets import Dataset
     from deccp_eval.toy import TOY_VERSION
     from deccp_eval.toy_data import TRAIN_SOURCE, phrasing_prompts
 
     return Dataset(name=TRAIN_SOURCE, version=f"toy-v{TOY_VERSION}",
-                   prompts=phrasing_prompts(heldout=False, every_sensitive=10, every_benign=20))
+                   prompts=phrasing_prompts(heldout=False, every_sensitive=2, every_benign=10))
 
 
 @hookimpl

@@ -83,7 +83,8 @@ def test_kto_rows_pair_gold_with_censored_answers(tmp_path):
     assert all(split_of(r.pair_id) != "test" for r in made.rows)
     assert made.excluded_pairs > 0
     retain = [r for r in made.rows if r.part == "retain"]
-    assert retain and all(r.label is True and r.category in {t.slug for t in td.BENIGN} for r in retain)
+    assert retain and all(r.label is True and r.verdict == "answer" and r.category in {t.slug for t in td.BENIGN}
+                          for r in retain)
     assert abs(len(retain) / len(made.rows) - 0.3) < 0.05
 
 
@@ -226,3 +227,19 @@ def test_kto_weights_balance_the_label_counts():
     assert kto_weights([True] * 10 + [False] * 40, Recipe()) == (4.0, 1.0)
     assert kto_weights([True] * 200 + [False] * 10, Recipe(undesirable_weight=5.0)) == (0.25, 5.0)
     assert kto_weights([True, False], Recipe(desirable_weight=2.0, undesirable_weight=3.0)) == (2.0, 3.0)
+
+
+def test_retain_keeps_only_the_models_real_answers(tmp_path):
+    """A control the model dodged ("Sure. Here is a short, practical answer.") is not kept as desirable."""
+    def dodge_en_controls(p):
+        return td.GENERIC_EN if p.kind == "control" and p.lang == "en" else canned(p)
+
+    data = fill_store(tmp_path / "s.db", answer=dodge_en_controls)
+    with Store(tmp_path / "s.db") as store:
+        stored = {r["text"]: r["verdict"] for r in store.conn.execute(
+            "SELECT r.text, j.verdict FROM responses r JOIN judgments j ON j.response_key = r.key")}
+        assert stored[td.GENERIC_EN] != "answer"  # the judge sees the dodge, so the export must leave it out
+        made = build(store, PrefSettings(model=MODEL, format="kto", dataset=data.name, retain_share=0.3))
+    retain = [r for r in made.rows if r.part == "retain"]
+    assert retain and {r.lang for r in retain} == {"zh"}
+    assert all(r.verdict == "answer" and r.completion[0]["content"] != td.GENERIC_EN for r in retain)
