@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from pydantic import BaseModel, ValidationError
 
-from deccp_eval.errors import DatasetError
+from deccp_eval.errors import DatasetError, validation_problems
 from deccp_eval.schema import Prompt
 from deccp_eval.textio import parse_json, read_text
 
@@ -95,14 +95,6 @@ def complete_row(row: dict[str, Any], index: int, source: str) -> dict[str, Any]
     return row
 
 
-def _explain(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(x) for x in err["loc"]) or "row"
-        parts.append(f"field '{where}': {err['msg']}")
-    return "; ".join(parts)
-
-
 def _iter_file(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number as a person counts it, row) for each record of the file."""
     suffix = path.suffix.lower()
@@ -154,7 +146,7 @@ def prompts_from_rows(rows: Iterable[tuple[int, dict[str, Any]]], where: str, so
         try:
             prompt = Prompt.model_validate(complete_row(row, number, source))
         except ValidationError as exc:
-            raise DatasetError(f"{where}: {unit} {number}: {_explain(exc)}") from None
+            raise DatasetError(f"{where}: {unit} {number}: {validation_problems(exc, quote=True, whole='row')}") from None
         if prompt.id in seen:
             raise DatasetError(f"{where}: {unit} {number}: duplicate id {prompt.id!r} (first at {unit} {seen[prompt.id]})")
         seen[prompt.id] = number

@@ -1,5 +1,12 @@
 """Errors a user can act on; the CLI prints their message without a traceback."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class DeccpError(Exception):
     """Base for errors the CLI reports as a clean message (exit code 2 for usage errors)."""
@@ -24,3 +31,14 @@ class MissingDependency(UsageError):
 
 class StoreError(UsageError):
     """The --db file cannot serve as a store: not SQLite, not ours, too new, unreadable or locked."""
+
+
+def validation_problems(exc: ValidationError, quote: bool = False, whole: str = "") -> str:
+    """A pydantic ValidationError as one readable line, `loc: msg; loc: msg` (the one way every
+    boundary words it). `quote` writes `field 'loc': msg`; `whole` names an error about the whole
+    object, whose location is empty."""
+    parts = []
+    for e in exc.errors():
+        where = ".".join(map(str, e["loc"])) or whole
+        parts.append(f"field '{where}': {e['msg']}" if quote else f"{where}: {e['msg']}")
+    return "; ".join(parts)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict
 
 from deccp_eval.backend import BackendOptions, make_backend
 from deccp_eval.datasets import Dataset
-from deccp_eval.errors import DatasetError
 from deccp_eval.executors import Executor
-from deccp_eval.jsonl import read_jsonl
+from deccp_eval.jsonl import read_jsonl_as
 from deccp_eval.runner import ModelTally, generate
 from deccp_eval.schema import GoldReference, Prompt, Request, SamplingParams
 from deccp_eval.store import Store, now
@@ -92,12 +91,7 @@ def export_gold(store: Store, path: Path, dataset: str | None = None) -> int:
 
 def import_gold(store: Store, path: Path) -> int:
     count = 0
-    for lineno, obj in read_jsonl(path):
-        try:
-            row = GoldRow.model_validate(obj)
-        except ValidationError as exc:
-            problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
-            raise DatasetError(f"{path}: line {lineno}: {problems}") from None
+    for row in read_jsonl_as(path, GoldRow):
         store.put_gold(row.dataset, GoldReference.model_validate(row.model_dump(include=set(GoldReference.model_fields))))
         count += 1
     return count

@@ -4,10 +4,14 @@ the file, the line a person counts and the column."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
-from deccp_eval.errors import DatasetError
+from pydantic import BaseModel, ValidationError
+
+from deccp_eval.errors import DatasetError, validation_problems
 from deccp_eval.textio import parse_json, read_text
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -19,3 +23,13 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(obj, dict):
             raise DatasetError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
         yield lineno, obj
+
+
+def read_jsonl_as(path: Path, model: type[M]) -> Iterator[M]:
+    """Each row of a JSONL file validated as `model`; a bad row is a DatasetError naming its line and
+    fields (label files, gold files)."""
+    for lineno, obj in read_jsonl(path):
+        try:
+            yield model.model_validate(obj)
+        except ValidationError as exc:
+            raise DatasetError(f"{path}: line {lineno}: {validation_problems(exc, quote=True)}") from None

@@ -91,3 +91,22 @@ def member_judges(kind: str, arg: str, options: BackendOptions | None, *, forbid
     if any(s.startswith(tuple(f"{f}:" for f in forbidden)) for s in specs):
         raise UsageError(f"a {kind} member cannot be a {' or a '.join(forbidden)}")
     return [make_judge(s, options, backends) for s in specs]
+
+
+class CompositeJudge(Judge):
+    """A judge made of member judges (panel, cascade): it needs a reference when any member does,
+    and checks and closes every member. Subclasses set `self.members` (from `member_judges`)."""
+
+    members: list[Judge]
+
+    @property
+    def uses_reference(self) -> bool:  # type: ignore[override]
+        return any(m.uses_reference for m in self.members)
+
+    def check(self) -> None:
+        for m in self.members:
+            m.check()
+
+    def close(self) -> None:
+        for m in self.members:
+            m.close()

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from deccp_eval.backend import BackendOptions, backend_class, parse_options, parse_spec
-from deccp_eval.errors import UsageError
+from deccp_eval.errors import UsageError, validation_problems
 from deccp_eval.textio import parse_json, read_text
 
 
@@ -77,8 +77,7 @@ def load(path: Path) -> dict[str, ModelEntry]:
         try:
             out[name] = ModelEntry.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise UsageError(f"{path}: model {name!r}: {problems}") from None
+            raise UsageError(f"{path}: model {name!r}: {validation_problems(exc)}") from None
     return out
 
 

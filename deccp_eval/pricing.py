@@ -16,7 +16,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from deccp_eval.errors import UsageError
+from deccp_eval.errors import UsageError, validation_problems
 
 PRICES_AS_OF = "2025-10"
 
@@ -62,10 +62,8 @@ def parse_prices(prices: dict[str, float] | None, where: str = "prices") -> Pric
     try:
         return Price.model_validate(prices)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'prices'}: {e['msg']}" for e in exc.errors())
         raise UsageError(f"{where}: expected {{input: USD per 1M tokens, output: USD per 1M tokens, optional "
-                         f"batch_input, batch_output}} ({problems})") \
-            from None
+                         f"batch_input, batch_output}} ({validation_problems(exc, whole='prices')})") from None
 
 
 def lookup(model: str, table: dict[str, Price] | None = None) -> Price | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deccp_eval import __version__, leaderboard
-from deccp_eval.errors import UsageError
+from deccp_eval.store import column
 
 if TYPE_CHECKING:
     from deccp_eval.store import Store
@@ -53,7 +53,7 @@ def dataset_license(name: str) -> str:
 
 def _fingerprint(row: Any, run: dict[str, Any]) -> str | None:
     """The answer's own fingerprint (stored with it), else the one its run recorded for the model."""
-    if _get(row, "fingerprint"):
+    if column(row, "fingerprint"):
         return row["fingerprint"]
     try:
         recorded = json.loads(run.get("fingerprints") or "{}")
@@ -64,10 +64,7 @@ def _fingerprint(row: Any, run: dict[str, Any]) -> str | None:
 
 def answer_rows(store: "Store", run_id: str | None = None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """One dict per (answer, judge) (an unjudged answer gets one row with no judge), and the runs used."""
-    rows = store.response_rows(run_id=run_id)
-    if not rows:
-        where = f" for run {run_id}" if run_id else ""
-        raise UsageError(f"no stored responses{where}: run `deccp-eval run` (or `deccp-eval demo`) first")
+    rows = store.response_rows(run_id=run_id, required=True)
     runs = {r["id"]: {**dict(r), "config": json.loads(r["config"] or "{}")} for r in store.runs()}
     judgments = leaderboard.latest_judgments(store, rows)
     by_key: dict[str, list[Any]] = {}
@@ -90,19 +87,12 @@ def answer_rows(store: "Store", run_id: str | None = None) -> tuple[list[dict[st
                        decided_by=None, accuracy=None, misinformation=None, rationale=None)
             if j is not None:
                 row.update(judge=j["judge"], judge_template_hash=j["template_hash"], verdict=j["verdict"],
-                           parse_status=j["parse_status"], confidence=_get(j, "confidence"),
-                           decided_by=_get(j, "decided_by"), accuracy=j["accuracy"],
+                           parse_status=j["parse_status"], confidence=column(j, "confidence"),
+                           decided_by=column(j, "decided_by"), accuracy=j["accuracy"],
                            misinformation=None if j["misinformation"] is None else bool(j["misinformation"]),
                            rationale=j["rationale"])
             out.append(row)
     return out, used
-
-
-def _get(row: Any, name: str) -> Any:
-    try:
-        return row[name]
-    except (IndexError, KeyError):
-        return None
 
 
 def publish(store: "Store", out: Path, run_id: str | None = None, title: str = "deccp-eval results") -> Published:

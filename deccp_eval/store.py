@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from deccp_eval.batch_store import create_tables as create_batch_tables
-from deccp_eval.errors import StoreError
+from deccp_eval.errors import StoreError, UsageError
 from deccp_eval.schema import GoldReference, Judgment, Prompt, Request, Response
 
 DEFAULT_DB = Path("results") / "deccp.db"
@@ -93,6 +93,14 @@ def in_chunks(keys: Iterable[str], size: int = 500) -> Iterator[tuple[str, list[
     for start in range(0, len(items), size):
         chunk = items[start : start + size]
         yield ",".join("?" * len(chunk)), chunk
+
+
+def column(row: Any, name: str) -> Any:
+    """A row's column, None where the row lacks it (a query or store made before the column existed)."""
+    try:
+        return row[name]
+    except (IndexError, KeyError):
+        return None
 
 
 class Store:
@@ -316,12 +324,13 @@ class Store:
 
     # reading results ------------------------------------------------------------------------
     def response_rows(self, run_id: str | None = None, models: Sequence[str] | None = None,
-                      dataset: str | None = None) -> list[sqlite3.Row]:
+                      dataset: str | None = None, required: bool = False) -> list[sqlite3.Row]:
         """Responses joined with their prompt and dataset version.
 
         With `run_id`, that run's responses. Otherwise every stored answer of each model, over all
         runs: per (model, fingerprint, dataset, version, prompt, sample) the newest one, never just
-        the latest run. A response's version is that of the newest run that included it."""
+        the latest run. A response's version is that of the newest run that included it. `required`:
+        none is a UsageError saying to run first (for readers with nothing to show without answers)."""
         sql = ("SELECT r.*, p.lang, p.pair_id, p.category, p.kind, p.text AS prompt_text, p.expected_facts, "
                "u.dataset_version, u.created AS run_created, u.rowid AS run_ord, i.run_id AS run_id "
                "FROM run_items i JOIN responses r ON r.key = i.response_key JOIN runs u ON u.id = i.run_id "
@@ -349,6 +358,9 @@ class Store:
                 newest[slot] = row
         out = list(newest.values())
         out.sort(key=lambda r: (r["model"], r["pair_id"], r["lang"], r["sample"]))
+        if required and not out:
+            where = f" for run {run_id}" if run_id else ""
+            raise UsageError(f"no stored responses{where}: run `deccp-eval run` (or `deccp-eval demo`) first")
         return out
 
     def dataset_totals(self, dataset: str, version: str) -> dict[str, int] | None:

@@ -6,10 +6,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from deccp_eval.errors import DatasetError
-from deccp_eval.jsonl import read_jsonl
+from deccp_eval.jsonl import read_jsonl_as
 from deccp_eval.judge import Judge, JudgeItem
 from deccp_eval.schema import VERDICTS, Judgment, Verdict, canonical_hash
 from deccp_eval.stats import cohen_kappa
@@ -29,13 +29,7 @@ class LabelRow(BaseModel):
 
 
 def load_labels(path: Path) -> list[LabelRow]:
-    rows = []
-    for lineno, obj in read_jsonl(path):
-        try:
-            rows.append(LabelRow.model_validate(obj))
-        except ValidationError as exc:
-            problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
-            raise DatasetError(f"{path}: line {lineno}: {problems}") from None
+    rows = list(read_jsonl_as(path, LabelRow))
     if not rows:
         raise DatasetError(f"{path}: no labelled rows")
     return rows

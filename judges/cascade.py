@@ -15,13 +15,13 @@ from typing import Any, Callable, Sequence
 from deccp_eval.backend import BackendFactory, BackendOptions
 from deccp_eval.errors import UsageError
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.judge import Judge, JudgeItem, OnJudgment, member_judges
+from deccp_eval.judge import CompositeJudge, JudgeItem, OnJudgment, member_judges
 from deccp_eval.schema import Judgment, ParseStatus, canonical_hash
 
 DEFAULT_THRESHOLD = 0.8
 
 
-class CascadeJudge(Judge):
+class CascadeJudge(CompositeJudge):
     name = "cascade"
     description = "cheap judge first, escalate low-confidence items: cascade:keyword,llm:openai:MODEL (--escalate-below)"
 
@@ -37,17 +37,9 @@ class CascadeJudge(Judge):
         self.members = members
 
     @property
-    def uses_reference(self) -> bool:  # type: ignore[override]
-        return any(m.uses_reference for m in self.members)
-
-    @property
     def template_hash(self) -> str:
         return canonical_hash({"members": [[m.id, m.template_hash] for m in self.members],
                                "escalate_below": self.threshold})[:16]
-
-    def check(self) -> None:
-        for m in self.members:
-            m.check()
 
     def confident(self, j: Judgment | None) -> bool:
         return (j is not None and j.parse_status is ParseStatus.OK and j.verdict is not None
@@ -86,10 +78,6 @@ class CascadeJudge(Judge):
                                     "template_hash": self.template_hash, "decided_by": member, "members": members,
                                     "rationale": f"decided by {member} (escalate below {self.threshold:g}): {path}\n"
                                                  + (j.rationale or "")})
-
-    def close(self) -> None:
-        for m in self.members:
-            m.close()
 
 
 @hookimpl

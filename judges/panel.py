@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from deccp_eval.backend import BackendFactory, BackendOptions
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.judge import Judge, JudgeItem, OnJudgment, member_judges
+from deccp_eval.judge import CompositeJudge, JudgeItem, OnJudgment, member_judges
 from deccp_eval.schema import Accuracy, Judgment, ParseStatus, Verdict, canonical_hash
 
 
@@ -26,7 +26,7 @@ def vote(values: Sequence[Any]) -> Any:
     return next(v for v in present if counts[v] == top)
 
 
-class PanelJudge(Judge):
+class PanelJudge(CompositeJudge):
     name = "panel"
     description = "majority vote of judges: panel:SPEC1,SPEC2,SPEC3 (ties: earliest-listed member)"
 
@@ -36,16 +36,8 @@ class PanelJudge(Judge):
         self.members = member_judges("panel", arg, options, forbidden=("panel",), backends=self.backends)
 
     @property
-    def uses_reference(self) -> bool:  # type: ignore[override]
-        return any(m.uses_reference for m in self.members)
-
-    @property
     def template_hash(self) -> str:
         return canonical_hash([[m.id, m.template_hash] for m in self.members])[:16]
-
-    def check(self) -> None:
-        for m in self.members:
-            m.check()
 
     def judge(self, items: Sequence[JudgeItem], on_judgment: OnJudgment) -> None:
         got: list[dict[str, Judgment]] = []
@@ -73,10 +65,6 @@ class PanelJudge(Judge):
                                  accuracy=Accuracy(accuracy) if accuracy else None, misinformation=misinfo,
                                  rationale=f"votes: {votes}", members=members,
                                  parse_status=ParseStatus.OK if verdict else ParseStatus.UNPARSED))
-
-    def close(self) -> None:
-        for m in self.members:
-            m.close()
 
 
 @hookimpl

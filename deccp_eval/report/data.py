@@ -12,6 +12,7 @@ from deccp_eval import leaderboard
 from deccp_eval.errors import UsageError
 from deccp_eval.review.agreement import human_review_summary
 from deccp_eval.schema import VERDICTS
+from deccp_eval.store import column
 
 if TYPE_CHECKING:
     from deccp_eval.report.compare import Comparison
@@ -118,15 +119,7 @@ def judgment_view(j: Any) -> JudgmentView:
     misinfo = None if j["misinformation"] is None else bool(j["misinformation"])
     return JudgmentView(judge=j["judge"], status=j["verdict"] if ok else UNPARSED, accuracy=j["accuracy"],
                         misinformation=misinfo, rationale=j["rationale"] or "", raw=j["raw"] or "",
-                        confidence=_column(j, "confidence"), decided_by=_column(j, "decided_by"))
-
-
-def _column(row: Any, name: str) -> Any:
-    """A judgment column that older stores may lack."""
-    try:
-        return row[name]
-    except (IndexError, KeyError):
-        return None
+                        confidence=column(j, "confidence"), decided_by=column(j, "decided_by"))
 
 
 def answer_view(row: Any, judgments: dict[tuple[str, str], Any], judges: Sequence[str], judge: str | None) -> AnswerView:
@@ -151,10 +144,7 @@ def load_judgments(store: "Store", rows: Sequence[Any]) -> tuple[dict[tuple[str,
 
 def collect(store: "Store", run_id: str | None = None, judge: str | None = None, source: str = "") -> Report:
     """Read the leaderboard, per-category rates and every sensitive pair's answers from the store."""
-    rows = store.response_rows(run_id=run_id)
-    if not rows:
-        where = f" for run {run_id}" if run_id else ""
-        raise UsageError(f"no stored responses{where}: run `deccp-eval run` (or `deccp-eval demo`) first")
+    rows = store.response_rows(run_id=run_id, required=True)
     judgments, judges, counts = load_judgments(store, rows)
     main_judge = pick_judge(judges, counts, judge)
     models = sorted({r["model"] for r in rows})

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from deccp_eval.errors import UsageError
+from deccp_eval.errors import UsageError, validation_problems
 from deccp_eval.review import store as review_store
 from deccp_eval.review.items import ReviewItem, judge_verdicts
 from deccp_eval.schema import GoldReference
@@ -122,10 +122,6 @@ class Guard:
         await send({"type": "http.response.body", "body": text.encode()})
 
 
-def problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-
-
 class LabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -175,7 +171,7 @@ def create_app(config: ReviewConfig) -> Any:
         try:
             return model.model_validate_json(await request.body())
         except ValidationError as exc:
-            raise UsageError(problems(exc)) from None
+            raise UsageError(validation_problems(exc)) from None
 
     def label_view(store: Store, labels: list[review_store.Label]) -> list[dict[str, Any]]:
         verdicts = judge_verdicts(store, [lab.response_key for lab in labels])
@@ -210,7 +206,7 @@ def create_app(config: ReviewConfig) -> Any:
         try:
             label = review_store.Label(response_key=key, **data.model_dump())
         except ValidationError as exc:
-            return error(422, problems(exc))
+            return error(422, validation_problems(exc))
         if items_by_key[key].reference is None and (label.accuracy or label.misinformation is not None):
             return error(422, "accuracy and misinformation need a reference")
 
