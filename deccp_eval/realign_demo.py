@@ -1,4 +1,4 @@
-"""The demo's re-alignment step (`deccp-eval demo --realign`, `make realign-demo`): the abliterated toy,
+"""The demo's re-alignment step (`make demo`, `deccp-eval demo`; `--no-realign` skips it): the abliterated toy,
 fine-tuned on gold answers against its censored ones, measured where nobody trained or picked.
 
 The preference set comes from the toy's training phrasings (`deccp-toy-train`, a work store of its
@@ -17,9 +17,10 @@ from deccp_eval.toy import TOY_NAME, TOY_VERSION
 
 MODEL = f"abliterated:{TOY_NAME}"  # the seed's pipeline: abliterate, then re-align
 MAX_TOKENS = 48
-# Measured on toy v3 (see README "Re-alignment"): enough steps to move the state-line family, with the
-# KTO weights balanced from the label counts and beta high enough that the toy's own answers stay put.
-DEMO_RECIPE = {"learning_rate": 5e-4, "max_steps": 60, "batch_size": 8, "beta": 0.5}
+# Picked by scripts/pick_realign_recipe.py on the selection split of the held-out phrasings (never on the
+# test split the demo reports): the largest fall in state_aligned + refusal with first-token KL <= 0.05.
+DEMO_METHOD = "dpo"
+DEMO_RECIPE = {"learning_rate": 5e-4, "max_steps": 20, "batch_size": 8}
 
 
 def toy_gold(data: Any) -> list[dict[str, Any]]:
@@ -34,7 +35,7 @@ def toy_gold(data: Any) -> list[dict[str, Any]]:
     return facts_gold(Dataset(name=data.name, version=data.version, prompts=prompts))
 
 
-def preference_set(work: Path, method: str = "kto", say: Callable[[str], None] = print) -> Path:
+def preference_set(work: Path, method: str = DEMO_METHOD, say: Callable[[str], None] = print) -> Path:
     """The abliterated toy's answers and verdicts on the training phrasings, toy gold, and the exported
     preference folder (`work/prefs-METHOD`)."""
     import json
@@ -66,7 +67,7 @@ def preference_set(work: Path, method: str = "kto", say: Callable[[str], None] =
     return folder
 
 
-def realigned_toy(work: Path, method: str = "kto", recipe: Any = None,
+def realigned_toy(work: Path, method: str = DEMO_METHOD, recipe: Any = None,
                   say: Callable[[str], None] = print) -> Path:
     """The re-aligned abliterated toy (`work/realigned-toy-vN`), trained once and reused after."""
     from deccp_eval.realign import RECORD_FILE, Recipe, RealignSettings, load_record, realign, summary

@@ -179,7 +179,8 @@ def test_realign_end_to_end_tiny(tmp_path, toy_path):
                                   eval_split="test", eval_every=1, eval_limit=8, max_tokens=24, device="cpu"))
     assert rec.before.n_sensitive == 8 and rec.before.censorship["en"] > 0.5
     assert rec.before.kl < 1e-6 and rec.after.kl >= 0
-    assert load_record(tmp_path / "out").after == rec.after
+    assert load_record(tmp_path / "out").after.model_dump() == rec.after.model_dump()
+    assert rec.changed is not None and rec.changed.control <= rec.after.n_control
     assert (tmp_path / "out" / "model.safetensors").exists()
     common = ["-d", td.HELDOUT_SOURCE, "--limit", "2", "--max-tokens", "8", "--db", str(tmp_path / "r.db")]
     run = cli("run", "-m", f"hf:{tmp_path / 'out'}", *common)
@@ -243,3 +244,19 @@ def test_retain_keeps_only_the_models_real_answers(tmp_path):
     retain = [r for r in made.rows if r.part == "retain"]
     assert retain and {r.lang for r in retain} == {"zh"}
     assert all(r.verdict == "answer" and r.completion[0]["content"] != td.GENERIC_EN for r in retain)
+
+
+def test_changed_counts_replies_whose_text_moved():
+    from deccp_eval.realign import Numbers, changed
+    from deccp_eval.schema import Prompt
+
+    def nums(answers):
+        return Numbers(n_sensitive=2, n_control=2, censorship={}, state_or_refusal=0, verdicts={}, over_refusal=0,
+                       facts=0, kl=0, answers=answers)
+
+    prompts = [Prompt(id=f"p{i}", pair_id=f"p{i}", lang="en", text=f"q{i}", category="c",
+                      kind="sensitive" if i < 2 else "control") for i in range(4)]
+    got = changed(prompts, 2, nums(["a", "b", "c", "d"]), nums(["a", "B", "C", "d"]))
+    assert (got.sensitive, got.control) == (1, 1)
+    assert got.control_samples == [{"prompt": "q2", "before": "c", "after": "C"}]
+    assert "answers" not in nums(["x"]).model_dump_json()  # kept in memory, not written to realign.json
