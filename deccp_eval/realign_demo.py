@@ -23,6 +23,13 @@ DEMO_METHOD = "dpo"
 DEMO_RECIPE = {"learning_rate": 5e-4, "max_steps": 20, "batch_size": 8}
 
 
+def base_fingerprint() -> str:
+    """What the re-aligned toy was trained from: the abliterated toy as it is now (toy and edit)."""
+    from deccp_eval.backend import make_backend
+
+    return make_backend(MODEL).fingerprint()
+
+
 def toy_gold(data: Any) -> list[dict[str, Any]]:
     """Gold rows (for `gold import`): each sensitive prompt's reference is the toy's uncensored answer
     to its topic in the prompt's language, which states the prompt's expected facts."""
@@ -69,11 +76,12 @@ def preference_set(work: Path, method: str = DEMO_METHOD, say: Callable[[str], N
 
 def realigned_toy(work: Path, method: str = DEMO_METHOD, recipe: Any = None,
                   say: Callable[[str], None] = print) -> Path:
-    """The re-aligned abliterated toy (`work/realigned-toy-vN`), trained once and reused after."""
+    """The re-aligned abliterated toy (`work/realigned-toy-vN-HASH`), trained once per abliterated toy and
+    reused after."""
     from deccp_eval.realign import RECORD_FILE, Recipe, RealignSettings, load_record, realign, summary
     from deccp_eval.toy_data import HELDOUT_SOURCE
 
-    out = work / f"realigned-toy-v{TOY_VERSION}"
+    out = work / f"realigned-toy-v{TOY_VERSION}-{base_fingerprint()[:10]}"  # a new edit is a new folder
     if (out / RECORD_FILE).exists():
         say(f"  cached: {out} (delete it to train again)")
     else:
