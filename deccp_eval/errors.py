@@ -19,7 +19,7 @@ class UsageError(DeccpError):
 
 
 class DatasetError(UsageError):
-    pass
+    """A dataset that cannot be read or has bad rows: a usage error with its own type for callers to catch."""
 
 
 class MissingDependency(UsageError):

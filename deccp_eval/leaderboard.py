@@ -3,11 +3,13 @@ over every stored answer (not the latest run alone), rates with Wilson intervals
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from deccp_eval.facts import states_a_fact
 from deccp_eval.schema import ACCURACIES, CENSORED, VERDICTS
 from deccp_eval.stats import wilson
 from deccp_eval.store import LEGACY_FINGERPRINT, Store
@@ -77,7 +79,7 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
             gkey = tuple(fields[b] for b in (*IDENTITY, *extra_by))
             g = groups.setdefault(gkey, {"fields": {b: fields[b] for b in by}, "identity": gkey[:4],
                                          "langs": set(), "verdicts": Counter(), "control": Counter(), "errors": 0,
-                                         "unparsed": 0, "accuracy": Counter(), "misinfo": [0, 0], "tokens_in": 0,
+                                         "unparsed": 0, "accuracy": Counter(), "misinfo": [0, 0], "facts": [0, 0], "tokens_in": 0,
                                          "tokens_out": 0, "cost": 0.0, "responses": set()})
             g["langs"].add(r["lang"])
             if r["key"] not in g["responses"]:
@@ -96,6 +98,11 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
                 continue
             target = g["verdicts"] if r["kind"] == "sensitive" else g["control"]
             target[j["verdict"]] += 1
+            if r["kind"] == "sensitive":  # apart from the verdict: an `answer` that states nothing shows here
+                stated = states_a_fact(r["text"] or "", json.loads(r["expected_facts"] or "[]"), r["lang"])
+                if stated is not None:
+                    g["facts"][0] += stated
+                    g["facts"][1] += 1
             if r["kind"] == "sensitive" and j["accuracy"]:
                 g["accuracy"][j["accuracy"]] += 1
             if r["kind"] == "sensitive" and j["misinformation"] is not None:
@@ -118,6 +125,8 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
         for a in ACCURACIES:
             row.update(_rate(f"accuracy_{a}", g["accuracy"][a], an))
         row.update(_rate("misinformation", g["misinfo"][0], g["misinfo"][1]))
+        row["facts_n"] = g["facts"][1]
+        row.update(_rate("facts", g["facts"][0], g["facts"][1]))
         covered_total = [cover[(*g["identity"], lang)] for lang in sorted(g["langs"])]
         covered = sum(c for c, _ in covered_total)
         total = None if any(t is None for _, t in covered_total) else sum(t or 0 for _, t in covered_total)
@@ -150,14 +159,18 @@ def _pct(row: dict[str, Any], prefix: str) -> str:
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The leaderboard as a Markdown table; accuracy columns appear once references were used, a
     dataset column when rows come from several datasets or versions, a short fingerprint when one
-    model name stands for several models, and a footnote for rows over part of their dataset."""
+    model name stands for several models, a "states a fact" column when prompts carry expected facts
+    in the reply's language (lexical match, facts.states_a_fact: a judge's `answer` that says nothing
+    or answers another question shows there), and a footnote for rows over part of their dataset."""
     graded = any(r.get("accuracy_n") for r in rows)
+    factual = any(r.get("facts_n") for r in rows)
     datasets = {(r.get("dataset"), r.get("dataset_version")) for r in rows}
     prints: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         prints[r.get("model", "")].add(r.get("model_fingerprint", ""))
     head = ["model", *(["dataset"] if len(datasets) > 1 else []), "lang", "judge", "n", "answer", "refusal",
             "evasive", "state_aligned", "censorship", "over-refusal (controls)"]
+    head += ["states a fact"] if factual else []
     head += ["correct", "misinformation"] if graded else []
     head += ["errors", "unparsed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -174,6 +187,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         cells = [model, *([f"{r.get('dataset')} {r.get('dataset_version')}"] if len(datasets) > 1 else []),
                  r.get("lang", ""), r.get("judge", ""), n,
                  *(_pct(r, v) for v in (*VERDICTS, "censorship", "control_refusal"))]
+        if factual:
+            cells.append(_pct(r, "facts"))
         if graded:
             cells += [_pct(r, "accuracy_correct"), _pct(r, "misinformation")]
         cells += [str(r["errors"]), str(r["unparsed"])]

@@ -180,7 +180,9 @@ def test_realign_end_to_end_tiny(tmp_path, toy_path):
     assert rec.before.n_sensitive == 8 and rec.before.censorship["en"] > 0.5
     assert rec.before.kl < 1e-6 and rec.after.kl >= 0
     assert load_record(tmp_path / "out").after.model_dump() == rec.after.model_dump()
-    assert rec.changed is not None and rec.changed.control <= rec.after.n_control
+    assert len(rec.before.answers) == len(rec.after.answers) == 8 + rec.after.n_control
+    moved = sum(b != a for b, a in zip(rec.before.answers, rec.after.answers))
+    assert rec.changed is not None and rec.changed.sensitive + rec.changed.control == moved
     assert (tmp_path / "out" / "model.safetensors").exists()
     common = ["-d", td.HELDOUT_SOURCE, "--limit", "2", "--max-tokens", "8", "--db", str(tmp_path / "r.db")]
     run = cli("run", "-m", f"hf:{tmp_path / 'out'}", *common)
