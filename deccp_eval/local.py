@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from deccp_eval.backend import Backend, BatchBackend, Options, group_by_params
 from deccp_eval.schema import Request, Response, canonical_hash
-from deccp_eval.text import split_think
+from deccp_eval.reasoning import split_reasoning
 
 
 class LocalHFBackend(BatchBackend):
@@ -114,8 +114,8 @@ def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> li
             finish = "stop" if n_out is not None else "length"
             used = toks[: n_out if n_out is not None else len(toks)]
             decoded = tokenizer.decode(used, skip_special_tokens=True)
-            reasoning, answer = split_think(decoded)
-            out[i] = Response(key=r.key, text=answer, reasoning=reasoning, finish_reason=finish,
+            split = split_reasoning(decoded)
+            out[i] = Response(key=r.key, text=split.answer, reasoning=split.reasoning, finish_reason=finish,
                               tokens_in=int(enc["attention_mask"][row].sum()), tokens_out=len(used))
     return [o for o in out if o is not None]
 

@@ -5,24 +5,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL | re.IGNORECASE)
+from deccp_eval.reasoning import split_reasoning
+
 _MARKDOWN = re.compile(r"[*_`#>~|]+")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\uff07": "'"})
 
 
-def split_think(text: str) -> tuple[str | None, str]:
-    """Split `<think>` blocks (reasoning models) off the answer; an unclosed block is all reasoning."""
-    blocks = _THINK.findall(text)
-    if not blocks:
-        return None, text.strip()
-    answer = _THINK.sub("", text).strip()
-    reasoning = "\n".join(b.strip() for b in blocks).strip()
-    return reasoning or None, answer
-
-
 def normalise(text: str) -> str:
-    """Lowercase, NFKC (full-width to half-width), straight quotes, no markdown, think blocks removed."""
-    _, answer = split_think(text)
+    """Lowercase, NFKC (full-width to half-width), straight quotes, no markdown, reasoning removed."""
+    answer = split_reasoning(text).answer
     answer = unicodedata.normalize("NFKC", answer).translate(_QUOTES).lower()
     answer = _MARKDOWN.sub(" ", answer)
     return re.sub(r"\s+", " ", answer).strip()

@@ -33,7 +33,8 @@ from typing import Callable, Iterable, Sequence
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.judge import Judge, JudgeItem, OnJudgment
 from deccp_eval.schema import Judgment, Verdict, canonical_hash
-from deccp_eval.text import normalise, split_think
+from deccp_eval.reasoning import split_reasoning
+from deccp_eval.text import normalise
 
 VERSION = 3
 
@@ -330,7 +331,7 @@ def _attributed(text: str, phrases: Sequence[str]) -> bool:
 
 
 def read_sentences(response: str, question: str) -> list[Sentence]:
-    _, answer = split_think(response)
+    answer = split_reasoning(response).answer
     cased = unicodedata.normalize("NFKC", answer)
     qlow = normalise(question)
     out: list[Sentence] = []

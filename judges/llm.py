@@ -233,7 +233,10 @@ class LLMJudge(Judge):
                 self.errors += 1
                 log.warning("judge %s failed on %s: %s", self.id, item.response_key[:12], resp.error)
             else:
-                j = judgment_from_output(item, resp.text, self.id, thash, with_reference=bool(item.reference),
+                # a judge model whose untagged reasoning the splitter took off keeps its verdict there
+                output = resp.text if _TEXT_VERDICT.search(resp.text or "") or _JSON_VERDICT.search(resp.text or "") \
+                    else "\n\n".join(x for x in (resp.reasoning, resp.text) if x)
+                j = judgment_from_output(item, output, self.id, thash, with_reference=bool(item.reference),
                                          logprobs=resp.logprobs)
             mine = got.setdefault(item.response_key, [])
             mine.append(j)

@@ -22,7 +22,7 @@ from deccp_eval.hookspecs import hookimpl
 from deccp_eval.remote import Completion, Fault, RemoteBackend, stainless_fault
 from deccp_eval.remote.batch import BatchInfo
 from deccp_eval.schema import Request, SamplingParams
-from deccp_eval.text import split_think
+from deccp_eval.reasoning import split_reasoning
 
 log = logging.getLogger("deccp_eval")
 _DEFAULTS = SamplingParams()
@@ -117,16 +117,13 @@ def completion_from(message: Any) -> Completion:
             reasoning.append(getattr(block, "thinking", "") or "")
         elif kind == "tool_use" and getattr(block, "name", None) == JUDGMENT_TOOL:  # the forced judgment tool
             texts.append(json.dumps(getattr(block, "input", None), ensure_ascii=False))
-    think, answer = split_think("".join(texts))
-    if think:
-        reasoning.append(think)
+    split = split_reasoning("".join(texts), "\n".join(r.strip() for r in reasoning if r.strip()))
     usage = getattr(message, "usage", None)
     tokens_in = getattr(usage, "input_tokens", None)
     if tokens_in is not None:  # prompt-cache reads and writes are input too
         tokens_in += (getattr(usage, "cache_creation_input_tokens", None) or 0) + \
             (getattr(usage, "cache_read_input_tokens", None) or 0)
-    text_reasoning = "\n".join(r.strip() for r in reasoning if r.strip())
-    return Completion(text=answer, reasoning=text_reasoning or None, finish_reason=getattr(message, "stop_reason", None),
+    return Completion(text=split.answer, reasoning=split.reasoning, finish_reason=getattr(message, "stop_reason", None),
                       tokens_in=tokens_in, tokens_out=getattr(usage, "output_tokens", None),
                       provider_model=getattr(message, "model", None) or None)
 

