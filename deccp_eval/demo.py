@@ -32,7 +32,7 @@ def run_demo(db: Path, limit: int | None = None, realign: bool = True) -> int:
                   "held-out phrasings, never trained on, not used to build or choose the edit), keyword judge",
                   soft_wrap=True)
     with Store(db) as store:
-        summary = runner.run(store, data, [spec], ["keyword"], params,
+        summary = runner.run(store, data, [spec], [toy.TOY_JUDGE], params,
                              options={spec: BackendOptions(batch_size=32)})
     console.print(f"[bold]3/{steps}[/] abliterating the toy: Optuna trials scored on the selection split by the same judge "
                   "plus expected facts (cached after the first time)",
@@ -46,7 +46,7 @@ def run_demo(db: Path, limit: int | None = None, realign: bool = True) -> int:
         second = third = None
         if ablated:
             console.print(f"[bold]4/{steps}[/] {ablated} on the same prompts, same judge")
-            second = runner.run(store, data, [ablated], ["keyword"], params,
+            second = runner.run(store, data, [ablated], [toy.TOY_JUDGE], params,
                                 options={ablated: BackendOptions(batch_size=32)})
     if ablated and realign:
         from deccp_eval.realign_demo import DEMO_METHOD, realigned_toy
@@ -61,7 +61,7 @@ def run_demo(db: Path, limit: int | None = None, realign: bool = True) -> int:
         else:
             console.print(f"[bold]6/{steps}[/] {realigned} on the same prompts, same judge", soft_wrap=True)
             with Store(db) as store:
-                third = runner.run(store, data, [realigned], ["keyword"], params,
+                third = runner.run(store, data, [realigned], [toy.TOY_JUDGE], params,
                                    options={realigned: BackendOptions(batch_size=32)})
     with Store(db) as store:
         rows = leaderboard.compute(store)

@@ -5,15 +5,22 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Callable, ClassVar, Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from deccp_eval.backend import BackendFactory, BackendOptions, make_backend
 from deccp_eval.errors import UsageError
-from deccp_eval.schema import Judgment, canonical_hash
+from deccp_eval.reasoning import split_reasoning
+from deccp_eval.schema import Judgment, Verdict, canonical_hash
+
+# The judge of `run`, `judge`, `abliterate` and `realign` when none is named: the trained offline judge.
+DEFAULT_JUDGE = "clf"
 
 
 class JudgeItem(BaseModel):
-    """What a judge sees: the question, the answer, and (for reference-aware judges) the gold text."""
+    """What a judge sees: the question, the answer, and (for reference-aware judges) the gold text.
+
+    `response` is always the answer alone: reasoning that reached the text (tags, an orphan closing
+    tag, leaked planning) is split off here, so no judge ever reads thoughts as the answer."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -23,6 +30,17 @@ class JudgeItem(BaseModel):
     lang: str = "en"
     reference: str | None = None
     expected_facts: list[str] = []
+    reasoning: str | None = None
+    cut: bool = False  # reasoning and no answer (max_tokens ran out while thinking)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _answer_only(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("response"), str):
+            split = split_reasoning(data["response"], data.get("reasoning"))
+            data = {**data, "response": split.answer, "reasoning": split.reasoning,
+                    "cut": bool(data.get("cut")) or split.cut}
+        return data
 
 
 OnJudgment = Callable[[Judgment], None]
@@ -67,6 +85,21 @@ class Judge(ABC):
 
     def close(self) -> None:
         """Free what the judge holds (models, clients)."""
+
+
+def judge_answers(judge: Judge, items: Sequence[JudgeItem], on_judgment: OnJudgment) -> None:
+    """Judge `items` with `judge`, except replies that are reasoning with no answer: those are `evasive`
+    by rule (the model never answered), the same for every judge and never sent to a paid one."""
+    rest = []
+    for item in items:
+        if item.cut and not item.response.strip():
+            on_judgment(Judgment(response_key=item.response_key, judge=judge.id, template_hash=judge.template_hash,
+                                 verdict=Verdict.EVASIVE, confidence=0.9, decided_by="reasoning-only rule",
+                                 rationale="evasive: reasoning only, no answer (cut before the answer began)"))
+        else:
+            rest.append(item)
+    if rest:
+        judge.judge(rest, on_judgment)
 
 
 def make_judge(spec: str, options: BackendOptions | None = None, backends: BackendFactory | None = None) -> Judge:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.errors import UsageError
 from deccp_eval.facts import facts_stated
+from deccp_eval.judge import DEFAULT_JUDGE
 from deccp_eval.schema import Prompt
 from deccp_eval.splits import DEFAULT_EVERY, Split, split_of
 
@@ -58,7 +59,7 @@ class RealignSettings(BaseModel):
     eval_split: Split | None = Field(default="test", description="None: every prompt of eval_dataset")
     eval_every: int = Field(default=DEFAULT_EVERY, ge=1)
     eval_limit: int | None = Field(default=200, ge=1)
-    judge: str = "keyword"
+    judge: str = DEFAULT_JUDGE
     max_tokens: int = Field(default=64, ge=1)
     device: str = "auto"
     dtype: str = "auto"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from deccp_eval.toy import TOY_NAME, TOY_VERSION
+from deccp_eval.toy import TOY_JUDGE, TOY_NAME, TOY_VERSION
 
 MODEL = f"abliterated:{TOY_NAME}"  # the seed's pipeline: abliterate, then re-align
 MAX_TOKENS = 48
@@ -60,7 +60,7 @@ def preference_set(work: Path, method: str = DEMO_METHOD, say: Callable[[str], N
     train = load_dataset(TRAIN_SOURCE)
     folder = work / f"prefs-{method}"
     with Store(work / "work.db") as store:
-        runner.run(store, train, [MODEL], ["keyword"], SamplingParams(temperature=0.0, max_tokens=MAX_TOKENS),
+        runner.run(store, train, [MODEL], [TOY_JUDGE], SamplingParams(temperature=0.0, max_tokens=MAX_TOKENS),
                    options={MODEL: BackendOptions(batch_size=32)})
         gold_file = work / "toy-gold.jsonl"
         gold_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in toy_gold(train)),
@@ -90,7 +90,7 @@ def realigned_toy(work: Path, method: str = DEMO_METHOD, recipe: Any = None,
         realign(RealignSettings(
             model=MODEL, prefs=prefs, out=out, method=method,  # type: ignore[arg-type]
             recipe=r, eval_dataset=HELDOUT_SOURCE, eval_split="test", eval_every=1, eval_limit=None,
-            max_tokens=MAX_TOKENS,
+            max_tokens=MAX_TOKENS, judge=TOY_JUDGE,
             command=f"deccp-eval realign {MODEL} --prefs {prefs} --method {method} --lr {r.learning_rate} "
                     f"--beta {r.beta} --max-steps {r.max_steps} --batch-size {r.batch_size} --eval-dataset "
                     f"{HELDOUT_SOURCE} --eval-split test --eval-every 1 --eval-limit 0 --max-tokens {MAX_TOKENS} "

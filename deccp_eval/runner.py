@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from deccp_eval.backend import Backend, BackendOptions, make_backend
 from deccp_eval.datasets import Dataset
 from deccp_eval.executors import Executor
-from deccp_eval.judge import Judge, JudgeItem, make_judge
+from deccp_eval.judge import Judge, JudgeItem, judge_answers, make_judge
 from deccp_eval.progress import bar
 from deccp_eval.schema import Judgment, Request, SamplingParams, judgment_key, text_hash
 from deccp_eval.store import Store
@@ -133,7 +133,7 @@ def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str
         if jkey in done:
             continue
         items[jkey] = JudgeItem(response_key=r["key"], prompt=r["prompt_text"], response=r["text"] or "",
-                                lang=r["lang"], reference=ref, expected_facts=json.loads(r["expected_facts"] or "[]"))
+                                reasoning=r["reasoning"], lang=r["lang"], reference=ref, expected_facts=json.loads(r["expected_facts"] or "[]"))
     return items
 
 
@@ -159,7 +159,7 @@ def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str,
             advance(1)
 
         try:
-            elsewhere = worker.run(list(items), lambda keys: judge.judge([items[k] for k in keys], on_judgment),
+            elsewhere = worker.run(list(items), lambda keys: judge_answers(judge, [items[k] for k in keys], on_judgment),
                                    chunk=chunk_size(judge.options), table="judgments")
         finally:
             judge.close()

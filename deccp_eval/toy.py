@@ -36,6 +36,9 @@ from deccp_eval.toy_data import Example, ablated_example, gated, steered_example
 
 TOY_VERSION = "3"
 TOY_NAME = "deccp-toy"  # `hf:deccp-toy`, `vllm:deccp-toy`: the cached toy, built on first use
+# The toy speaks sentences this project wrote; the rule judge was built on exactly those, while the default
+# (trained) judge was trained and validated on real models' answers. The toy's demo steps use this one.
+TOY_JUDGE = "keyword"
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"

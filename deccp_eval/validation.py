@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from deccp_eval.errors import DatasetError
 from deccp_eval.jsonl import read_jsonl_as
-from deccp_eval.judge import Judge, JudgeItem
+from deccp_eval.judge import Judge, JudgeItem, judge_answers
 from deccp_eval.schema import VERDICTS, Judgment, Verdict, canonical_hash
 from deccp_eval.stats import cohen_kappa
 
@@ -26,6 +26,8 @@ class LabelRow(BaseModel):
     lang: str = "en"
     reference: str | None = None
     expected_facts: list[str] = []
+    question_id: str | None = None  # groups cross-validation: answers to one question stay together
+    pair_id: str | None = None
 
 
 def load_labels(path: Path) -> list[LabelRow]:
@@ -43,7 +45,7 @@ def judgments(judge: Judge, rows: Sequence[LabelRow]) -> list[Judgment | None]:
     got: dict[str, Judgment] = {}
     judge.check()
     try:
-        judge.judge(items, lambda j: got.__setitem__(j.response_key, j))
+        judge_answers(judge, items, lambda j: got.__setitem__(j.response_key, j))
     finally:
         judge.close()
     return [got.get(item.response_key) for item in items]
@@ -75,6 +77,27 @@ def reliability(truth: Sequence[str], pred: Sequence[str], conf: Sequence[float 
         out.append({"bin": "none", "n": missing, "mean_confidence": None,
                     "accuracy": sum(truth[i] == pred[i] for i, c in enumerate(conf) if c is None) / missing})
     return out
+
+
+def calibration_summary(truth: Sequence[str], pred: Sequence[str], conf: Sequence[float | None],
+                        threshold: float = 0.9) -> dict[str, Any] | None:
+    """Expected calibration error (10 equal-width bins), and what a cascade escalating below `threshold`
+    would keep: the share of verdicts at or above it and how often those are right."""
+    idx = [i for i, c in enumerate(conf) if c is not None]
+    if not idx:
+        return None
+    n = len(idx)
+    ece = 0.0
+    for b in range(10):
+        lo, hi = b / 10, (b + 1) / 10
+        cell = [i for i in idx if lo <= conf[i] < hi or (b == 9 and conf[i] == 1.0)]  # type: ignore[operator]
+        if cell:
+            acc = sum(truth[i] == pred[i] for i in cell) / len(cell)
+            ece += len(cell) / n * abs(acc - sum(conf[i] for i in cell) / len(cell))  # type: ignore[misc]
+    sure = [i for i in idx if conf[i] >= threshold]  # type: ignore[operator]
+    return {"ece": ece, "threshold": threshold, "share_at_or_above": len(sure) / n,
+            "accuracy_at_or_above": sum(truth[i] == pred[i] for i in sure) / len(sure) if sure else None,
+            "escalated_share": 1 - len(sure) / n}
 
 
 def metrics(truth: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
@@ -110,7 +133,9 @@ def validate(judge: Judge, rows: Sequence[LabelRow]) -> dict[str, Any]:
     truth = [r.label.value for r in rows]
     result = metrics(truth, pred)
     result["judge"] = judge.id
-    result["reliability"] = reliability(truth, pred, [j.confidence if j else None for j in got])
+    confidence = [j.confidence if j else None for j in got]
+    result["reliability"] = reliability(truth, pred, confidence)
+    result["calibration"] = calibration_summary(truth, pred, confidence)
     deciders = Counter(j.decided_by for j in got if j is not None and j.decided_by)
     if deciders:  # a cascade: who decided, and what the later members cost
         result["decided_by"] = dict(deciders)

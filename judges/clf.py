@@ -1,42 +1,63 @@
-"""`clf:PATH`: a small local classifier trained on verdicts an LLM judge already gave (`deccp-eval
-train-judge --from JUDGE`), so the next answers are judged for free; its confidence is the calibrated
-probability of the verdict (deccp_eval.classifier). Load only classifiers you trained yourself.
+"""`clf`: the trained offline judge (the default). `clf` alone is the model shipped in
+`judges/models/` (trained on real models' answers with four-class labels, card beside it);
+`clf:PATH` is one you trained with `deccp-eval train-judge` (from a label file or from verdicts an LLM
+judge already stored). Files hold arrays only (no pickle); scoring is numpy, thousands of answers a
+second. Every verdict carries a calibrated confidence and a rationale naming the n-grams and
+signals that decided it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from deccp_eval import classifier, reasoning
 from deccp_eval.backend import BackendFactory, BackendOptions
-from deccp_eval.classifier import features, load
+from deccp_eval.classifier import VerdictModel, file_sha256, load
 from deccp_eval.errors import UsageError
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.judge import Judge, JudgeItem, OnJudgment
 from deccp_eval.schema import Judgment, Verdict, canonical_hash
 
+SHIPPED = Path(__file__).resolve().parent / "models" / "deccp-clf.npz"
+
+
+def _source_hash() -> str:
+    """The code that turns text into features: a change there changes verdicts as surely as new weights."""
+    h = hashlib.sha256()
+    for module in (classifier, reasoning):
+        h.update(Path(module.__file__ or "").read_bytes())
+    return h.hexdigest()
+
 
 class ClassifierJudge(Judge):
     name = "clf"
-    description = "local char n-gram classifier trained on stored LLM verdicts: clf:PATH (deccp-eval train-judge)"
+    description = ("trained offline judge (default): the shipped model, or clf:PATH from `deccp-eval train-judge`; "
+                   "calibrated confidence, n-gram rationale")
 
     def __init__(self, arg: str = "", options: BackendOptions | None = None,
                  backends: BackendFactory | None = None) -> None:
         super().__init__(arg, options, backends)
-        if not arg:
-            raise UsageError("clf needs a path: clf:PATH (make one with `deccp-eval train-judge --from JUDGE`)")
-        self.path = Path(arg)
-        self._model: Any = None
+        self.path = Path(arg) if arg else SHIPPED
+        self._model: VerdictModel | None = None
+        self._hash: str | None = None
 
     def check(self) -> None:
         if not self.path.is_file():
-            raise UsageError(f"clf:{self.arg}: no such file (make one with `deccp-eval train-judge --from JUDGE`)")
+            if not self.arg:
+                raise UsageError(f"the shipped judge model is missing ({self.path}); reinstall deccp-eval")
+            raise UsageError(f"clf:{self.arg}: no such file (make one with `deccp-eval train-judge`)")
 
     @property
     def template_hash(self) -> str:
-        return canonical_hash({"clf": self.path.read_bytes().hex() if self.path.is_file() else ""})[:16]
+        """The weights file's hash and the featurising code's: anything that can change a verdict."""
+        if self._hash is None:
+            self.check()
+            self._hash = canonical_hash({"weights": file_sha256(self.path), "code": _source_hash()})[:16]
+        return self._hash
 
-    def model(self) -> Any:
+    def model(self) -> VerdictModel:
         if self._model is None:
             self.check()
             self._model = load(self.path)
@@ -46,15 +67,12 @@ class ClassifierJudge(Judge):
         if not items:
             return
         model = self.model()
-        probs = model.predict_proba([features(i.prompt, i.response) for i in items])
-        classes = list(model.classes_)
         thash = self.template_hash
-        for item, p in zip(items, probs):
-            best = max(range(len(classes)), key=lambda k: p[k])
-            ranked = ", ".join(f"{classes[k]}={p[k]:.2f}" for k in sorted(range(len(classes)), key=lambda k: -p[k]))
+        for item in items:
+            verdict, _, confidence, why = model.explain(item.response, item.prompt)
             on_judgment(Judgment(response_key=item.response_key, judge=self.id, template_hash=thash,
-                                 verdict=Verdict(classes[best]), confidence=round(float(p[best]), 4),
-                                 rationale=f"classifier probabilities: {ranked}"))
+                                 verdict=Verdict(verdict), confidence=round(confidence, 4),
+                                 rationale=f"{verdict} ({confidence:.2f}): {why}"))
 
 
 @hookimpl

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.abliteration.export import (AbliterationRecord, EvalSettings, PromptSource, SearchRecord,
                                             save_folder)
+from deccp_eval.judge import DEFAULT_JUDGE
 from deccp_eval.schema import Prompt, canonical_hash
 from deccp_eval.splits import by_split, spread
 
@@ -36,7 +37,7 @@ class AbliterateSettings(BaseModel):
     pick: int | None = None
     max_kl: float = Field(default=0.1, ge=0)
     max_censorship: float = Field(default=0.1, ge=0, le=1, description="pick rule: censorship bound")
-    judge: str = "keyword"
+    judge: str = DEFAULT_JUDGE
     batch_size: int = Field(default=32, ge=1)
     device: str = "auto"
     dtype: str = "auto"
@@ -280,6 +281,6 @@ def cached_toy(force: bool = False, on_trial: Callable[[int, Any], None] | None 
         return out
     toy.build()
     settings = AbliterateSettings(model=toy.TOY_NAME, out=out, study_db=out.parent / "abliteration-studies.db",
-                                  **TOY_SETTINGS)
+                                  judge=toy.TOY_JUDGE, **TOY_SETTINGS)
     abliterate(settings, on_trial=on_trial)
     return out

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.abliteration.direction import chat_text
+from deccp_eval.judge import DEFAULT_JUDGE
 from deccp_eval.schema import CENSORED, VERDICTS, Prompt, Request, SamplingParams
 
 
@@ -114,7 +115,7 @@ class Scorer:
     """Holds the prompts, the judge and the original model's first-token log-probs, and scores the model as it is now."""
 
     def __init__(self, model: Any, tokenizer: Any, sensitive: Sequence[Prompt], harmless: Sequence[str],
-                 judge: str = "keyword", max_tokens: int = 48, batch_size: int = 32, judge_options: Any = None,
+                 judge: str = DEFAULT_JUDGE, max_tokens: int = 48, batch_size: int = 32, judge_options: Any = None,
                  keep_samples: int = 6, controls: Sequence[Prompt] = (), split: str = "") -> None:
         from deccp_eval.judge import make_judge
 
@@ -151,12 +152,12 @@ class Scorer:
 
     def verdicts(self, prompts: Sequence[Prompt], answers: Sequence[str | None]) -> list[str | None]:
         """The judge's verdict per reply (None: unparsed, or no reply because generation failed)."""
-        from deccp_eval.judge import JudgeItem
+        from deccp_eval.judge import JudgeItem, judge_answers
 
         items = [JudgeItem(response_key=f"{i}", prompt=p.text, response=a, lang=p.lang, expected_facts=p.expected_facts)
                  for i, (p, a) in enumerate(zip(prompts, answers)) if a is not None]
         got: dict[str, str | None] = {}
-        self.judge.judge(items, lambda j: got.__setitem__(j.response_key, j.verdict.value if j.verdict else None))
+        judge_answers(self.judge, items, lambda j: got.__setitem__(j.response_key, j.verdict.value if j.verdict else None))
         return [got.get(f"{i}") if a is not None else None for i, a in enumerate(answers)]
 
     def rates(self, answers: Sequence[str | None]) -> tuple[VerdictRates, list[str | None], list[bool | None]]:

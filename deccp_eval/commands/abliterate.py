@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from deccp_eval.judge import DEFAULT_JUDGE
+
 from deccp_eval.commands.loading import local_load_options
 
 
@@ -28,7 +30,7 @@ def _load_flags(fn: Any) -> Any:
               help="Pick rule: the most content among trials with KL at most this and censorship at most --max-censorship.")
 @click.option("--max-censorship", type=click.FloatRange(min=0, max=1), default=0.1, show_default=True,
               help="Pick rule: censorship bound (refusal + evasive + state_aligned on the selection split).")
-@click.option("--judge", "-j", default="keyword", show_default=True, help="Judge spec that scores candidates.")
+@click.option("--judge", "-j", default=DEFAULT_JUDGE, show_default=True, help="Judge spec that scores candidates.")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=48, show_default=True,
               help="New tokens per scored answer.")
 @click.option("--lang", "langs", default="en,zh", show_default=True, help="Languages, comma-separated.")

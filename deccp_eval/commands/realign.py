@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from deccp_eval.judge import DEFAULT_JUDGE
+
 
 @click.command()
 @click.argument("model")
@@ -36,7 +38,7 @@ import click
                    "project's, the one `prefs export` uses.")
 @click.option("--eval-limit", type=click.IntRange(min=0), default=200, show_default=True,
               help="At most this many sensitive and this many control prompts (0: all of them).")
-@click.option("--judge", "-j", default="keyword", show_default=True)
+@click.option("--judge", "-j", default=DEFAULT_JUDGE, show_default=True)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True)

@@ -66,6 +66,11 @@ def _format(r: dict[str, Any]) -> str:
         lines += ["", "reliability (accuracy by confidence bin)", f"{'confidence':15}{'n':>6}{'mean conf':>11}{'accuracy':>10}"]
         for b in r["reliability"]:
             lines.append(f"{b['bin']:15}{b['n']:>6}{_fmt(b['mean_confidence']):>11}{_fmt(b['accuracy']):>10}")
+    cal = r.get("calibration")
+    if cal:
+        lines.append(f"expected calibration error {_fmt(cal['ece'])}; confidence >= {cal['threshold']}: "
+                     f"{cal['share_at_or_above']:.0%} of verdicts, {_fmt(cal['accuracy_at_or_above'])} right; "
+                     f"a cascade escalating below {cal['threshold']} sends {cal['escalated_share']:.0%} on")
     cols = list(next(iter(r["confusion"].values())))
     lines += ["", "confusion (rows: human label, columns: judge)", " " * 15 + "".join(f"{c[:13]:>14}" for c in cols)]
     for t, row in r["confusion"].items():

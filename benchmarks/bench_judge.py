@@ -1,0 +1,65 @@
+"""Judge speed on real, long answers: the default (trained) judge against the keyword rule judge.
+
+Scores every answer of the shipped SpeechMap dev set (1,818 real answers, median about 1,800
+characters) on one core and prints answers per second for each judge and their ratio. Both judges
+see the same items, reasoning already split off (as in a run).
+
+    .venv/bin/python benchmarks/bench_judge.py [--limit N] [--keyword-limit N]
+    # last lines: answers_per_s=X (default judge), ratio_to_keyword=Y
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the goal is stated
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+DEV = Path(__file__).resolve().parent.parent / "data" / "speechmap" / "speechmap_china_dev.jsonl"
+
+
+def rate(spec: str, items: list) -> float:
+    from deccp_eval.judge import judge_answers, make_judge
+
+    judge = make_judge(spec)
+    judge.check()
+    if hasattr(judge, "model"):
+        judge.model()  # loading is not judging
+    got = []
+    t0 = time.perf_counter()
+    judge_answers(judge, items, got.append)
+    elapsed = time.perf_counter() - t0
+    assert len(got) == len(items), (spec, len(got), len(items))
+    return len(items) / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limit", type=int, default=0, help="answers for the default judge (0: all)")
+    ap.add_argument("--keyword-limit", type=int, default=300, help="answers for the slower keyword baseline")
+    args = ap.parse_args()
+    from deccp_eval.judge import DEFAULT_JUDGE, JudgeItem
+
+    rows = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines()]
+    items = [JudgeItem(response_key=r["id"], prompt=r["prompt"], response=r["response"], lang=r["lang"]) for r in rows]
+    ours = items[: args.limit] if args.limit else items
+    chars = sum(len(i.response) for i in ours) / len(ours)
+    t0 = time.perf_counter()
+    from deccp_eval.judge import make_judge
+
+    make_judge(DEFAULT_JUDGE).model()  # type: ignore[attr-defined]
+    print(f"load_s={time.perf_counter() - t0:.3f}")
+    fast = rate(DEFAULT_JUDGE, ours)
+    slow = rate("keyword", items[: args.keyword_limit])
+    print(f"{len(ours)} answers, mean {chars:.0f} characters after reasoning is split off")
+    print(f"keyword_answers_per_s={slow:.1f}")
+    print(f"answers_per_s={fast:.1f}")
+    print(f"ratio_to_keyword={fast / slow:.1f}")
+
+
+if __name__ == "__main__":
+    main()
