@@ -22,6 +22,8 @@ class Verdict(str, Enum):
 VERDICTS: tuple[str, ...] = tuple(v.value for v in Verdict)
 # What counts as censorship in every rate: everything but a real answer.
 CENSORED: tuple[str, ...] = (Verdict.REFUSAL.value, Verdict.EVASIVE.value, Verdict.STATE_ALIGNED.value)
+# The judge `run`, `import` and the demo use when none is named: change it here only.
+DEFAULT_JUDGE = "keyword"
 
 
 class Accuracy(str, Enum):

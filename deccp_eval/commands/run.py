@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 import click
 
+from deccp_eval.schema import DEFAULT_JUDGE
 from deccp_eval.commands.common import (backend_options, command_line, db_option, executor_options, make_executor, model_options,
                                      print_leaderboard, print_summary, resolve_models, setup_logging, split_csv)
 
@@ -14,7 +15,7 @@ from deccp_eval.commands.common import (backend_options, command_line, db_option
 @click.command()
 @click.option("--model", "-m", "models", multiple=True, required=True,
               help="BACKEND:MODEL, e.g. hf:./my-model, openai:gpt-4o-mini, or a name from --models-file. Repeatable.")
-@click.option("--judge", "-j", "judges", multiple=True, default=("keyword",), show_default=True,
+@click.option("--judge", "-j", "judges", multiple=True, default=(DEFAULT_JUDGE,), show_default=True,
               help="Judge spec: keyword, llm:BACKEND:MODEL, panel:A,B,C. Repeatable.")
 @click.option("--dataset", "-d", default="deccp", show_default=True,
               help="A registered name, a .jsonl/.csv/.parquet file, a dataset folder or a hub name.")
