@@ -42,7 +42,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="answers for the default judge (0: all)")
     ap.add_argument("--keyword-limit", type=int, default=300, help="answers for the slower keyword baseline")
     args = ap.parse_args()
-    from deccp_eval.judge import DEFAULT_JUDGE, JudgeItem
+    from deccp_eval.judge import JudgeItem
+    from deccp_eval.schema import DEFAULT_JUDGE
 
     rows = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines()]
     items = [JudgeItem(response_key=r["id"], prompt=r["prompt"], response=r["response"], lang=r["lang"]) for r in rows]

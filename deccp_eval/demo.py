@@ -7,14 +7,16 @@ from typing import Any
 
 import click
 
+from deccp_eval.schema import DEFAULT_JUDGE
 from deccp_eval.toy import TOY_NAME
 from deccp_eval.toy_data import HELDOUT_SOURCE as TOY_HELDOUT, STATE_FAMILY
 
 
-def run_demo(db: Path, limit: int | None = None, realign: bool = True) -> int:
+def run_demo(db: Path, limit: int | None = None, realign: bool = True, real_models: bool = True) -> int:
     """The toy, its abliterated version and (with `realign`) the abliterated toy re-aligned on gold
-    answers, on the test split of the toy's held-out phrasings; leaderboard CSVs and the report."""
-    from deccp_eval import leaderboard, runner, toy
+    answers, on the test split of the toy's held-out phrasings; leaderboard CSVs and the report; then
+    (with `real_models`) real models' public answers (real_models_demo)."""
+    from deccp_eval import language_gap, leaderboard, runner, toy
     from deccp_eval.backend import BackendOptions
     from deccp_eval.datasets import load_dataset
     from deccp_eval.errors import MissingDependency
@@ -22,14 +24,15 @@ def run_demo(db: Path, limit: int | None = None, realign: bool = True) -> int:
     from deccp_eval.schema import SamplingParams
     from deccp_eval.store import Store
 
-    steps = 6 if realign else 4
+    steps = (6 if realign else 4) + real_models
     console.print(f"[bold]1/{steps}[/] toy model: {toy.build()}")
     data = toy_test_split(load_dataset(TOY_HELDOUT)).filter(langs=["en", "zh"], limit_pairs=limit)
     spec = f"hf:{TOY_NAME}"
     ablated: str | None = f"abliterated:{TOY_NAME}"
     params = SamplingParams(temperature=0.0, max_tokens=48)
     console.print(f"[bold]2/{steps}[/] {spec} on {len(data.prompts)} prompts ({data.name} {data.version}: the toy's "
-                  "held-out phrasings, never trained on, not used to build or choose the edit), keyword judge",
+                  "held-out phrasings, never trained on, not used to build or choose the edit), "
+                  f"{toy.TOY_JUDGE} judge (the toy speaks the sentences that rule judge was built on)",
                   soft_wrap=True)
     with Store(db) as store:
         summary = runner.run(store, data, [spec], [toy.TOY_JUDGE], params,
@@ -68,12 +71,22 @@ def run_demo(db: Path, limit: int | None = None, realign: bool = True) -> int:
         out = leaderboard.write_csv(rows, db.parent / "leaderboard.csv")
         leaderboard.write_csv(leaderboard.compute(store, by=("model", "lang", "judge", "category")),
                               db.parent / "leaderboard_by_category.csv")
-    console.print(f"leaderboard: {out}")
+        gaps = language_gap.write_csv(language_gap.compute(store), db.parent / "language_gap.csv")
+    console.print(f"leaderboard: {out} (paired language gap: {gaps})")
     click.echo(leaderboard.markdown(rows))
     from deccp_eval.report import report_db  # HTML report + PNGs beside the CSVs
 
     console.print(f"report: {report_db(db, db.parent / 'report').index}")
-    return 1 if any(s is not None and s.failed for s in (summary, second, third)) else 0
+    missing = 0
+    if real_models:
+        from deccp_eval.real_models_demo import run as run_real_models
+
+        console.print(f"[bold]{steps}/{steps}[/] real models (public answers): SpeechMap's answers of 37 models to the "
+                      f"odd-numbered China questions, imported and judged by {DEFAULT_JUDGE} (cached after the first "
+                      "time); the toy above shows abliteration and re-alignment, these show real censorship",
+                      soft_wrap=True)
+        missing = run_real_models(db.parent, lambda s: console.print(s, soft_wrap=True, highlight=False, markup=False))
+    return 1 if missing or any(s is not None and s.failed for s in (summary, second, third)) else 0
 
 
 def _abliterated_toy(console: Any) -> Path:

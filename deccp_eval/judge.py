@@ -12,10 +12,6 @@ from deccp_eval.errors import UsageError
 from deccp_eval.reasoning import split_reasoning
 from deccp_eval.schema import Judgment, Verdict, canonical_hash
 
-# The judge of `run`, `judge`, `abliterate` and `realign` when none is named: the trained offline judge.
-DEFAULT_JUDGE = "clf"
-
-
 class JudgeItem(BaseModel):
     """What a judge sees: the question, the answer, and (for reference-aware judges) the gold text.
 

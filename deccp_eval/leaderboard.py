@@ -30,6 +30,10 @@ def latest_judgments(store: Store, rows: Sequence[Any], judge: str | None = None
 
 
 IDENTITY = ("model", "model_fingerprint", "dataset", "dataset_version")
+# A model "reasons" when at least this share of its uncensored answers and control answers (per judge,
+# over every language) carry reasoning: only then does an empty reasoning on a censored answer mean
+# the model skipped it, rather than that the backend never returns reasoning.
+REASONS_AT = 0.5
 
 
 def _fingerprint(row: Any) -> str:
@@ -71,16 +75,18 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
     extra_by = [b for b in by if b not in IDENTITY]
 
     groups: dict[tuple, dict[str, Any]] = {}
+    reasons: dict[tuple, list[int]] = {}
     for r in rows:
         for judge in all_judges or ["(none)"]:
             fields = {"model": r["model"], "model_fingerprint": _fingerprint(r), "dataset": r["dataset"],
                       "dataset_version": r["dataset_version"], "lang": r["lang"], "judge": judge,
                       "category": r["category"]}
             gkey = tuple(fields[b] for b in (*IDENTITY, *extra_by))
-            g = groups.setdefault(gkey, {"fields": {b: fields[b] for b in by}, "identity": gkey[:4],
+            g = groups.setdefault(gkey, {"fields": {b: fields[b] for b in by}, "identity": gkey[:4], "judge": judge,
                                          "langs": set(), "verdicts": Counter(), "control": Counter(), "errors": 0,
                                          "unparsed": 0, "accuracy": Counter(), "misinfo": [0, 0], "facts": [0, 0], "tokens_in": 0,
-                                         "tokens_out": 0, "cost": 0.0, "responses": set()})
+                                         "tokens_out": 0, "cost": 0.0, "responses": set(),
+                                         "reasoning": [0, 0], "cut": 0, "suppressed": [0, 0]})
             g["langs"].add(r["lang"])
             if r["key"] not in g["responses"]:
                 g["responses"].add(r["key"])
@@ -90,6 +96,10 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
             if r["error"] is not None:
                 g["errors"] += r["kind"] == "sensitive"
                 continue
+            thought = bool((r["reasoning"] or "").strip())
+            g["reasoning"][0] += thought
+            g["reasoning"][1] += 1
+            g["cut"] += thought and not (r["text"] or "").strip()  # reasoning cut off before any answer
             j = judgments.get((r["key"], judge))
             if j is None:
                 continue
@@ -98,6 +108,13 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
                 continue
             target = g["verdicts"] if r["kind"] == "sensitive" else g["control"]
             target[j["verdict"]] += 1
+            if r["kind"] == "sensitive" and j["verdict"] in CENSORED:
+                g["suppressed"][0] += not thought
+                g["suppressed"][1] += 1
+            else:  # uncensored or control: evidence of whether this model reasons at all
+                shown = reasons.setdefault((gkey[:4], judge), [0, 0])
+                shown[0] += thought
+                shown[1] += 1
             if r["kind"] == "sensitive":  # apart from the verdict: an `answer` that states nothing shows here
                 stated = states_a_fact(r["text"] or "", json.loads(r["expected_facts"] or "[]"), r["lang"])
                 if stated is not None:
@@ -127,6 +144,13 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
         row.update(_rate("misinformation", g["misinfo"][0], g["misinfo"][1]))
         row["facts_n"] = g["facts"][1]
         row.update(_rate("facts", g["facts"][0], g["facts"][1]))
+        row["reasoning_n"] = g["reasoning"][1]
+        row.update(_rate("reasoning", g["reasoning"][0], g["reasoning"][1]))
+        row.update(_rate("cut", g["cut"], g["reasoning"][1]))
+        shown = reasons.get((g["identity"], g["judge"]), [0, 0])
+        row["reasons"] = bool(shown[1]) and shown[0] / shown[1] >= REASONS_AT
+        row["suppressed_n"] = g["suppressed"][1] if row["reasons"] else 0
+        row.update(_rate("suppressed", *(g["suppressed"] if row["reasons"] else (0, 0))))
         covered_total = [cover[(*g["identity"], lang)] for lang in sorted(g["langs"])]
         covered = sum(c for c, _ in covered_total)
         total = None if any(t is None for _, t in covered_total) else sum(t or 0 for _, t in covered_total)
@@ -156,13 +180,20 @@ def _pct(row: dict[str, Any], prefix: str) -> str:
     return f"{rate:.0%} [{row[f'{prefix}_lo']:.0%}–{row[f'{prefix}_hi']:.0%}]"
 
 
+def _share(row: dict[str, Any], prefix: str) -> str:
+    rate = row.get(f"{prefix}_rate", math.nan)
+    return "–" if rate != rate else f"{rate:.0%}"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The leaderboard as a Markdown table; accuracy columns appear once references were used, a
     dataset column when rows come from several datasets or versions, a short fingerprint when one
     model name stands for several models, a "states a fact" column when prompts carry expected facts
     in the reply's language (lexical match, facts.states_a_fact: a judge's `answer` that says nothing
-    or answers another question shows there), and a footnote for rows over part of their dataset."""
+    or answers another question shows there), reasoning / suppressed / cut columns when any answer
+    carries reasoning, and a footnote for rows over part of their dataset."""
     graded = any(r.get("accuracy_n") for r in rows)
+    reasoning = any((r.get("reasoning_rate") or 0) > 0 for r in rows)
     factual = any(r.get("facts_n") for r in rows)
     datasets = {(r.get("dataset"), r.get("dataset_version")) for r in rows}
     prints: dict[str, set[str]] = defaultdict(set)
@@ -172,6 +203,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             "evasive", "state_aligned", "censorship", "over-refusal (controls)"]
     head += ["states a fact"] if factual else []
     head += ["correct", "misinformation"] if graded else []
+    head += ["reasoning", "suppressed†", "cut"] if reasoning else []
     head += ["errors", "unparsed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes = []
@@ -191,8 +223,15 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             cells.append(_pct(r, "facts"))
         if graded:
             cells += [_pct(r, "accuracy_correct"), _pct(r, "misinformation")]
+        if reasoning:
+            cells += [_share(r, "reasoning"), _pct(r, "suppressed"), _share(r, "cut")]
         cells += [str(r["errors"]), str(r["unparsed"])]
         lines.append("| " + " | ".join(cells) + " |")
+    if reasoning:
+        lines += ["", f"† suppressed: among censored answers, the share with no reasoning; shown only for models that "
+                      f"show reasoning on at least {REASONS_AT:.0%} of their uncensored and control answers (so an "
+                      "empty one is the model skipping it, not a backend that never returns it). reasoning: answers "
+                      "with reasoning; cut: reasoning cut off before any answer."]
     if notes:
         lines += ["", "\\* incomplete: the row covers part of its dataset (" + "; ".join(dict.fromkeys(notes)) + ")."]
     return "\n".join(lines)

@@ -96,7 +96,9 @@ def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> li
     for idxs in group_by_params(requests):
         chunk = [requests[i] for i in idxs]
         p = chunk[0].params
-        texts = [tokenizer.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True) for r in chunk]
+        template_kwargs = {} if p.thinking is None else {"enable_thinking": p.thinking}  # Qwen3, GLM-4.5+ templates
+        texts = [tokenizer.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True,
+                                               **template_kwargs) for r in chunk]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": tokenizer.pad_token_id}
         if p.temperature > 0:

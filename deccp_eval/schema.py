@@ -22,6 +22,8 @@ class Verdict(str, Enum):
 VERDICTS: tuple[str, ...] = tuple(v.value for v in Verdict)
 # What counts as censorship in every rate: everything but a real answer.
 CENSORED: tuple[str, ...] = (Verdict.REFUSAL.value, Verdict.EVASIVE.value, Verdict.STATE_ALIGNED.value)
+# The judge `run`, `import` and the demo use when none is named: change it here only.
+DEFAULT_JUDGE = "clf"
 
 
 class Accuracy(str, Enum):
@@ -73,9 +75,14 @@ class SamplingParams(BaseModel):
     # Judges ask for these; backends that support them honour them (left out of keys when unset).
     json_schema: dict[str, Any] | None = None  # structured output: the reply is one JSON object of this schema
     top_logprobs: int | None = Field(default=None, ge=0, le=20)  # per-token log-probs with this many alternatives
+    # Reasoning switches (`run --thinking on|off`, `--reasoning-effort`, `--thinking-budget`): they change
+    # what a reasoning model writes, so they are part of the request key; unset, nothing is sent.
+    thinking: bool | None = None  # chat templates' enable_thinking (Qwen3, GLM-4.5+); OpenAI-compatible servers too
+    reasoning_effort: str | None = Field(default=None, min_length=1)  # OpenAI-style APIs: low, medium, high, ...
+    thinking_budget: int | None = Field(default=None, ge=1024)  # Anthropic: extended thinking's budget_tokens
 
 
-OPTIONAL_PARAMS: tuple[str, ...] = ("json_schema", "top_logprobs")
+OPTIONAL_PARAMS: tuple[str, ...] = ("json_schema", "top_logprobs", "thinking", "reasoning_effort", "thinking_budget")
 
 
 def canonical_hash(payload: Any) -> str:

@@ -251,6 +251,52 @@ class Store:
             self.conn.execute("DELETE FROM leases WHERE key=?", (response.key,))
         return cur.rowcount > 0
 
+    def put_import(self, runs: Sequence[dict[str, Any]], prompts: Sequence[tuple[str, Prompt]],
+                   answers: Sequence[tuple[str, Request, Response, str | None]], judgments: Sequence[Judgment],
+                   where: str = "") -> tuple[int, int, int]:
+        """Imported answers (importers.import_file), all or nothing in one transaction: rows already
+        stored are kept as they are, so importing a file again writes nothing. `answers` are
+        (dataset, request, response, created or None). Returns (new prompts, new answers, new judgments)."""
+        counts = [0, 0, 0]
+        with self.immediate() as conn:
+            for run in runs:
+                conn.execute(
+                    "INSERT OR IGNORE INTO runs (id, created, dataset, dataset_version, models, judges, config, status, "
+                    "fingerprints) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (run["id"], now(), run["dataset"], run["version"], json.dumps(run["models"]),
+                     json.dumps(run["judges"]), json.dumps(run["config"], ensure_ascii=False), "imported",
+                     json.dumps(run["fingerprints"], sort_keys=True)))
+            for dataset, p in prompts:
+                old = conn.execute("SELECT text, lang FROM prompts WHERE dataset=? AND id=?", (dataset, p.id)).fetchone()
+                if old is not None and (old["text"], old["lang"]) != (p.text, p.lang):
+                    raise UsageError(f"{where}: prompt {p.id!r} of dataset {dataset!r} is stored with another text; "
+                                     "import with --dataset NAME to keep them apart")
+                counts[0] += conn.execute(
+                    "INSERT OR IGNORE INTO prompts (dataset, id, pair_id, lang, text, category, kind, source, "
+                    "expected_facts) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (dataset, p.id, p.pair_id, p.lang, p.text, p.category, p.kind, p.source,
+                     json.dumps(p.expected_facts, ensure_ascii=False))).rowcount
+            stamp = now()
+            for dataset, request, r, created in answers:
+                counts[1] += conn.execute(
+                    "INSERT OR IGNORE INTO responses (key, model, dataset, prompt_id, sample, request, text, reasoning, "
+                    "finish_reason, tokens_in, tokens_out, latency_s, cost, error, created, fingerprint, provider_model, "
+                    "system_fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (r.key, request.model, dataset, request.prompt_id, request.sample, request.model_dump_json(), r.text,
+                     r.reasoning, r.finish_reason, r.tokens_in, r.tokens_out, r.latency_s, r.cost, r.error,
+                     created or stamp, request.fingerprint, r.provider_model, r.system_fingerprint)).rowcount
+            for run in runs:
+                keys = [r.key for d, request, r, _ in answers if d == run["dataset"] and request.model in run["models"]]
+                conn.executemany("INSERT OR IGNORE INTO run_items (run_id, response_key) VALUES (?,?)",
+                                 [(run["id"], k) for k in keys])
+            for j in judgments:
+                counts[2] += conn.execute(
+                    "INSERT OR IGNORE INTO judgments (key, response_key, judge, template_hash, verdict, rationale, "
+                    "parse_status, created, reference_hash, settings_hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (j.key, j.response_key, j.judge, j.template_hash, j.verdict.value if j.verdict else None,
+                     j.rationale, j.parse_status.value, stamp, j.reference_hash, j.settings_hash)).rowcount
+        return counts[0], counts[1], counts[2]
+
     def get_response(self, key: str) -> Response | None:
         row = self.conn.execute("SELECT * FROM responses WHERE key=?", (key,)).fetchone()
         return _response(row) if row else None

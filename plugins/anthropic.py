@@ -53,6 +53,8 @@ class AnthropicBackend(RemoteBackend):
                                 "messages": [{"role": "user", "content": request.text}]}
         if request.params.system_prompt:
             body["system"] = request.params.system_prompt
+        if request.params.thinking_budget is not None and request.params.thinking is not False:
+            body["thinking"] = {"type": "enabled", "budget_tokens": request.params.thinking_budget}
         if request.params.json_schema is not None:  # structured output: one forced tool call
             body["tools"] = [{"name": JUDGMENT_TOOL, "description": "Record the judgment.",
                               "input_schema": request.params.json_schema}]

@@ -65,6 +65,10 @@ class OpenAIBackend(RemoteBackend):
         for name in self.opts.omit_params:
             body.pop(name, None)
         body.update(judge_fields(p))
+        if p.reasoning_effort is not None:
+            body["reasoning_effort"] = p.reasoning_effort
+        if p.thinking is not None:  # vLLM / SGLang servers hand these to the model's chat template
+            body["chat_template_kwargs"] = {"enable_thinking": p.thinking}
         return body
 
     async def complete(self, client: Any, request: Request) -> Completion:

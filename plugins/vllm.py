@@ -108,8 +108,9 @@ class VLLMBackend(Backend):
                                   **judge_sampling(p))
                         for r in group]
             t0 = time.perf_counter()
+            thinking = {} if p.thinking is None else {"chat_template_kwargs": {"enable_thinking": p.thinking}}
             outputs = llm.chat([r.messages() for r in group], sampling, use_tqdm=False,
-                               chat_template=self._chat_template(), add_generation_prompt=True)
+                               chat_template=self._chat_template(), add_generation_prompt=True, **thinking)
             per_item = (time.perf_counter() - t0) / len(group)
             for r, out in zip(group, outputs):
                 gen = out.outputs[0]

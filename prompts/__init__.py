@@ -12,6 +12,9 @@ HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 PROMPT_SET = HERE / "deccp_prompts.jsonl"
 HARMLESS_SET = HERE / "harmless_instructions.jsonl"
+SPEECHMAP_SET = HERE / "speechmap_china.jsonl"  # SPEECHMAP.md: the odd-numbered half, attribution
+SPEECHMAP_NAME = "speechmap-china"
+SPEECHMAP_VERSION = "odd-25"
 VERSION = "1.0.0"
 LICENSE = "Apache-2.0"  # of the bundled prompt sets; README.md says the same
 BUILTIN_NAME = "deccp"
@@ -32,6 +35,13 @@ def harmless():
     from deccp_eval.datasets import load_file
 
     return load_file(HARMLESS_SET, name="deccp-harmless", version=VERSION)
+
+
+def speechmap_china():
+    """SpeechMap's China-criticism questions this repository may hold: 25 odd-numbered EN/ZH pairs."""
+    from deccp_eval.datasets import load_file
+
+    return load_file(SPEECHMAP_SET, name=SPEECHMAP_NAME, version=SPEECHMAP_VERSION)
 
 
 def _slug(text: str) -> str:
@@ -90,5 +100,6 @@ def register_datasets(register: Callable[..., None]) -> None:
     register("deccp-toy-heldout", toy_heldout)  # toy_data.HELDOUT_SOURCE
     register("deccp-toy-train", toy_train)  # toy_data.TRAIN_SOURCE
     register("deccp-harmless", harmless)
+    register(SPEECHMAP_NAME, speechmap_china)
     register("augmxnt/deccp", load_augmxnt_deccp)
     register("promptfoo/CCP-sensitive-prompts", load_promptfoo_ccp)

@@ -99,7 +99,8 @@ def test_report_is_self_contained_and_escaped(store_path: Path, tmp_path: Path) 
     html = index.read_text(encoding="utf-8")
     # no network: no external resources, images are data: URIs, the CSP allows nothing remote
     assert "<link" not in html and "src=\"http" not in html and "url(" not in html
-    assert html.count('<img src="data:image/png;base64,') == 2
+    # verdicts, heatmap, and the language gap (this store has EN/ZH pairs judged in both languages)
+    assert html.count('<img src="data:image/png;base64,') == 3 and 'id="language-gap"' in html
     assert "default-src 'none'" in html
     # model output appears only escaped
     assert PAYLOAD not in html and "<script>document.title" not in html

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import DATA, cli
 from deccp_eval.classifier import load
-from deccp_eval.judge import DEFAULT_JUDGE, JudgeItem, make_judge
+from deccp_eval.judge import JudgeItem, make_judge
+from deccp_eval.schema import DEFAULT_JUDGE
 from deccp_eval.judges.clf import SHIPPED
 from deccp_eval.validation import load_labels, validate
 

@@ -25,8 +25,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.abliteration.direction import chat_text
-from deccp_eval.judge import DEFAULT_JUDGE
-from deccp_eval.schema import CENSORED, VERDICTS, Prompt, Request, SamplingParams
+from deccp_eval.schema import CENSORED, DEFAULT_JUDGE, VERDICTS, Prompt, Request, SamplingParams
 
 
 

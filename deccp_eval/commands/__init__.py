@@ -17,7 +17,7 @@ BUILTIN: tuple[str, ...] = (
     "run:run", "judge:judge", "leaderboard:leaderboard_cmd", "prompts:prompts", "plugins:plugins", "toy:toy",
     "demo:demo", "gold:gold", "report:report", "report:compare", "validate:validate_judge",
     "abliterate:abliterate", "train:train_judge", "review:review", "labels:labels", "batches:batches", "publish:publish",
-    "prefs:prefs", "realign:realign",
+    "prefs:prefs", "realign:realign", "importing:import_cmd",
 )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from deccp_eval.judge import DEFAULT_JUDGE
+from deccp_eval.schema import DEFAULT_JUDGE
 
 from deccp_eval.commands.loading import local_load_options
 

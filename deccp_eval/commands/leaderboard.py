@@ -17,7 +17,7 @@ from deccp_eval.commands.common import db_option
 @db_option
 def leaderboard_cmd(out: Path, run_id: str | None, as_json: bool, db: Path) -> None:
     """Write leaderboard CSVs (overall and per category) and print the table."""
-    from deccp_eval import leaderboard
+    from deccp_eval import language_gap, leaderboard
     from deccp_eval.store import Store
 
     if not db.exists():
@@ -29,8 +29,14 @@ def leaderboard_cmd(out: Path, run_id: str | None, as_json: bool, db: Path) -> N
         leaderboard.write_csv(rows, out)
         by_cat = leaderboard.compute(store, run_id=run_id, by=("model", "lang", "judge", "category"))
         leaderboard.write_csv(by_cat, out.with_name(out.stem + "_by_category.csv"))
+        answers = store.response_rows(run_id=run_id)
+        gaps = language_gap.compute(store, answers, leaderboard.latest_judgments(store, answers))
+        gap_csv = language_gap.write_csv(gaps, out.with_name("language_gap.csv"))
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, default=str))
     else:
         click.echo(leaderboard.markdown(rows))
-    click.echo(f"wrote {out} and {out.with_name(out.stem + '_by_category.csv')}", err=True)
+        if gaps:
+            click.echo("\nLanguage gap (paired, same questions in English and Chinese):\n")
+            click.echo(language_gap.markdown(gaps))
+    click.echo(f"wrote {out}, {out.with_name(out.stem + '_by_category.csv')} and {gap_csv}", err=True)

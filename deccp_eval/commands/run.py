@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 import click
 
-from deccp_eval.judge import DEFAULT_JUDGE
-
+from deccp_eval.schema import DEFAULT_JUDGE
 from deccp_eval.commands.common import (backend_options, command_line, db_option, executor_options, make_executor, model_options,
                                      print_leaderboard, print_summary, resolve_models, setup_logging, split_csv)
 
@@ -32,6 +31,12 @@ from deccp_eval.commands.common import (backend_options, command_line, db_option
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--system-prompt", default=None, help="System prompt sent with every question.")
+@click.option("--thinking", type=click.Choice(["on", "off"]), default=None,
+              help="Reasoning on or off: enable_thinking for chat templates that take it (Qwen3, GLM-4.5 and later; "
+                   "hf, vllm, and OpenAI-compatible servers). Part of the request key.")
+@click.option("--reasoning-effort", default=None, help="APIs that take one (OpenAI o-series, GPT-5): low, medium, high.")
+@click.option("--thinking-budget", type=click.IntRange(min=1024), default=None,
+              help="Anthropic extended thinking: budget_tokens (max tokens must exceed it).")
 @click.option("--no-cache", is_flag=True, help="Send every request again, even when stored.")
 @click.option("--retry-errors", is_flag=True, help="Re-send requests stored as errors.")
 @click.option("-v", "--verbose", count=True)
@@ -41,7 +46,8 @@ from deccp_eval.commands.common import (backend_options, command_line, db_option
 def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_map: tuple[str, ...],
         split: str | None, langs: tuple[str, ...], kind: str, categories: tuple[str, ...], limit: int | None,
         samples: int, temperature: float, max_tokens: int, top_p: float, seed: int, system_prompt: str | None,
-        no_cache: bool, retry_errors: bool, verbose: int, db: Path, **kw: Any) -> None:
+        thinking: str | None, reasoning_effort: str | None, thinking_budget: int | None, no_cache: bool,
+        retry_errors: bool, verbose: int, db: Path, **kw: Any) -> None:
     """Generate answers, judge them, store everything; a rerun resumes where the last one stopped.
 
     \b
@@ -68,7 +74,8 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
                 if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT}
     defaults = {spec: {k: v for k, v in d.items() if k not in explicit} for spec, d in defaults.items()}
     params = SamplingParams(temperature=temperature, max_tokens=max_tokens, top_p=top_p, seed=seed,
-                            system_prompt=system_prompt)
+                            system_prompt=system_prompt, thinking=None if thinking is None else thinking == "on",
+                            reasoning_effort=reasoning_effort, thinking_budget=thinking_budget)
     with Store(db) as store, make_executor(kw) as executor:
         summary = runner.run(store, data, specs, list(judges), params, samples=samples, options=options,
                              judge_options=backend_options(kw, db), no_cache=no_cache, retry_errors=retry_errors,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
-from deccp_eval import leaderboard
+from deccp_eval import language_gap, leaderboard
 from deccp_eval.errors import UsageError
 from deccp_eval.review.agreement import human_review_summary
 from deccp_eval.schema import VERDICTS
@@ -97,6 +98,8 @@ class Report:
     status_counts: dict[str, int]
     comparisons: "list[Comparison]" = field(default_factory=list)  # report.compare, in display order
     human_review: dict[str, Any] | None = None  # review.agreement.human_review_summary
+    language_gap: list[dict[str, Any]] = field(default_factory=list)  # language_gap.Gap rows of `judge`
+    source_agreement: list[dict[str, Any]] = field(default_factory=list)  # `judge` vs imported verdicts
 
     @property
     def lang_names(self) -> dict[str, str]:
@@ -179,7 +182,39 @@ def collect(store: "Store", run_id: str | None = None, judge: str | None = None,
                                         loaded=(rows, judgments)),
         pairs=pairs, status_counts={s: status_counts[s] for s in STATUSES if status_counts[s]},
         human_review=human_review_summary(store),
+        language_gap=[asdict(g) for g in language_gap.compute(store, rows, judgments) if g.judge == main_judge],
+        source_agreement=source_agreement(rows, judgments, main_judge) if main_judge else [],
     )
+
+
+# Judges whose verdicts came with imported answers (importers: SpeechMap's own LLM judges).
+SOURCE_JUDGE_PREFIX = "speechmap:"
+
+
+def source_agreement(rows: Sequence[Any], judgments: dict[tuple[str, str], Any], judge: str) -> list[dict[str, Any]]:
+    """Per imported judge and model (and over all models): Cohen's kappa between `judge` and the verdicts
+    the answers were imported with, on three classes (SpeechMap's EVASIVE covers our evasive and
+    state_aligned, so state_aligned counts as evasive here)."""
+    from deccp_eval.stats import cohen_kappa
+
+    def three(v: str) -> str:
+        return "evasive" if v == "state_aligned" else v
+
+    sources = sorted({j for (_, j) in judgments if j.startswith(SOURCE_JUDGE_PREFIX)})
+    out: list[dict[str, Any]] = []
+    for src in sources:
+        pairs: dict[str, list[tuple[str, str]]] = {}
+        for r in rows:
+            a, b = judgments.get((r["key"], judge)), judgments.get((r["key"], src))
+            if a is None or b is None or a["verdict"] is None or b["verdict"] is None:
+                continue
+            pairs.setdefault(r["model"], []).append((three(b["verdict"]), three(a["verdict"])))
+        everything = [p for ps in pairs.values() for p in ps]
+        for model, ps in [("(all models)", everything), *sorted(pairs.items())]:
+            truth, pred = [p[0] for p in ps], [p[1] for p in ps]
+            out.append({"source": src, "model": model, "n": len(ps), "kappa": cohen_kappa(truth, pred),
+                        "agreement": sum(t == p for t, p in ps) / len(ps) if ps else math.nan})
+    return out
 
 
 def to_json(value: Any) -> str:

@@ -194,6 +194,38 @@ def _heatmap_rows(values: Any, rows: list[str], cats: list[str], judge: str | No
     return _png(fig)
 
 
+GAP_PNG = "language_gap.png"
+
+
+def language_gap(report: "Report") -> bytes:
+    """One row per model: the paired gap ZH - EN in censorship with its 95% interval, largest first."""
+    gaps = sorted(report.language_gap, key=lambda g: g["gap"])
+    height = 1.2 + 0.22 * len(gaps)
+    fig = _figure(7.0, height)
+    ax = fig.subplots()
+    ys = range(len(gaps))
+    for y, g in zip(ys, gaps):
+        color = "#c62828" if g["gap_lo"] > 0 else "#1565c0" if g["gap_hi"] < 0 else "#757575"
+        ax.plot([g["gap_lo"], g["gap_hi"]], [y, y], color=color, linewidth=1.5)
+        ax.plot([g["gap"]], [y], "o", color=color, markersize=4)
+    ax.axvline(0.0, color="#000", linewidth=0.8)
+    ax.set_yticks(list(ys), [short(g["model"], 36) for g in gaps], fontsize=6)
+    ax.set_xlim(-1, 1)
+    ax.xaxis.set_major_formatter(_percent())
+    ax.set_xlabel("censorship in Chinese minus English, same questions (95% paired interval)", fontsize=8)
+    ax.set_title(f"Language gap (judge: {report.judge or 'none'}); red: more censored in Chinese", fontsize=9)
+    return _png(fig)
+
+
+def _percent() -> Any:
+    from matplotlib.ticker import PercentFormatter
+
+    return PercentFormatter(xmax=1.0)
+
+
 def make_all(report: "Report") -> dict[str, bytes]:
     """File name -> PNG bytes, for embedding in the page and saving beside the CSVs."""
-    return {VERDICTS_PNG: verdict_bars(report), HEATMAP_PNG: censorship_heatmap(report)}
+    out = {VERDICTS_PNG: verdict_bars(report), HEATMAP_PNG: censorship_heatmap(report)}
+    if report.language_gap:
+        out[GAP_PNG] = language_gap(report)
+    return out

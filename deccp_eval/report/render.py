@@ -30,8 +30,11 @@ LEADERBOARD_COLUMNS: list[tuple[str, str, str]] = [
     ("answer", "answer", "rate"), ("refusal", "refusal", "rate"), ("evasive", "evasive", "rate"),
     ("state_aligned", "state_aligned", "rate"), ("censorship", "censorship", "rate"),
     ("control_refusal", "over-refusal (controls)", "rate"), ("misinformation", "misinformation", "rate"),
-    ("errors", "errors", "int"), ("unparsed", "unparsed", "int"),
+    ("reasoning", "reasoning", "rate"), ("suppressed", "suppressed reasoning (censored)", "rate"),
+    ("cut", "cut before answer", "rate"), ("errors", "errors", "int"), ("unparsed", "unparsed", "int"),
 ]
+# Shown only when some answer carries reasoning (a store of models that never reason would show 0% columns).
+REASONING_COLUMNS = ("reasoning", "suppressed", "cut")
 
 
 def _is_nan(value: Any) -> bool:
@@ -78,8 +81,10 @@ def environment() -> "jinja2.Environment":
 def columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """Leaderboard columns, less the rate columns no row has a value for (e.g. misinformation
     without a reference judge), so the table stays readable."""
+    reasoning = any((r.get("reasoning_rate") or 0) > 0 for r in rows)
     return [c for c in LEADERBOARD_COLUMNS
-            if c[2] != "rate" or any(not _is_nan(r.get(f"{c[0]}_rate", math.nan)) for r in rows)]
+            if (c[2] != "rate" or any(not _is_nan(r.get(f"{c[0]}_rate", math.nan)) for r in rows))
+            and (reasoning or c[0] not in REASONING_COLUMNS)]
 
 
 def render(report: "Report", images: dict[str, bytes], text_budget: int = payload.TEXT_BUDGET) -> str:
