@@ -19,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.errors import UsageError
 from deccp_eval.facts import facts_stated
-from deccp_eval.schema import DEFAULT_JUDGE
-from deccp_eval.schema import Prompt
+from deccp_eval.schema import DEFAULT_JUDGE, Prompt
 from deccp_eval.splits import DEFAULT_EVERY, Split, split_of
 
 RECORD_FILE = "realign.json"

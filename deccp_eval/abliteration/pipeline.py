@@ -19,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.abliteration.export import (AbliterationRecord, EvalSettings, PromptSource, SearchRecord,
                                             save_folder)
-from deccp_eval.schema import DEFAULT_JUDGE
-from deccp_eval.schema import Prompt, canonical_hash
+from deccp_eval.schema import DEFAULT_JUDGE, Prompt, canonical_hash
 from deccp_eval.splits import by_split, spread
 
 

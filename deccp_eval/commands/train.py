@@ -51,7 +51,7 @@ def train_judge(label_files: tuple[Path, ...], source: str | None, out: Path, fo
     oof = report.pop("out_of_fold")
     if baseline:
         report["baseline"] = {"judge": baseline, "cv": _baseline(baseline, examples)}
-    model.card = {"name": out.stem, "data": data, **report}
+    model.card = {"name": out.stem, "data": data, **report, **_provenance(data, report)}
     model.save(out)
     click.echo(_summary(model.card))
     click.echo(f"saved {out} (card {out.name}.json); use it as clf:{out}", err=True)
@@ -62,6 +62,16 @@ def train_judge(label_files: tuple[Path, ...], source: str | None, out: Path, fo
                 if o["pred"] != e.label:
                     f.write(json.dumps({"group": e.group, "lang": e.lang, "label": e.label, **o,
                                         "response": e.response[:600]}, ensure_ascii=False) + "\n")
+
+
+def _provenance(data: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """What the judge was trained on and its out-of-fold figures, in the card's top level, so a report that
+    judges these very answers can say its agreement is training fit and print the honest figure beside it."""
+    files = data.get("files") or []
+    cv = report["cv"]
+    grouped = {f"{lang} binary": cv[lang]["binary_accuracy"] for lang in cv if lang != "all"}
+    grouped["4-class kappa"] = cv["all"]["kappa"]
+    return {"sources": [f["sha256"] for f in files] + [Path(f["path"]).name for f in files], "grouped_cv": grouped}
 
 
 def _from_labels(files: tuple[Path, ...]) -> tuple[list[Any], dict[str, Any]]:
