@@ -16,7 +16,6 @@ run offline at thousands of long answers a second on one core, and load in a bli
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import unicodedata
@@ -27,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from deccp_eval.errors import MissingDependency, UsageError
+from deccp_eval.fingerprint import file_sha256
 from deccp_eval.reasoning import split_reasoning
 
 FORMAT = "deccp-eval-clf/1"
@@ -106,19 +106,15 @@ def dense(answer: str, question: str, lexicon: Lexicon, low: str | None = None) 
     openers and sign-offs sit; the n-grams see the body)."""
     low = _lower(answer) if low is None else low
     head, tail = low[:HEAD_CHARS], low[-TAIL_CHARS:] if len(low) > HEAD_CHARS else ""
-    n = max(len(answer), 1)
     cjk_a = len(_CJK.findall(low)) / max(len(low), 1)
     latin_a = len(_LATIN.findall(low)) / max(len(low), 1)
     q_cjk = bool(_CJK.search(question))
+    # No length or layout features: the training answers are essays, and a judge that learns "short
+    # means refused" calls every short factual answer a refusal.
     feats = [
-        np.log1p(len(answer)) / 10.0,
-        float(len(answer) < 200),
-        float(len(answer) < 600),
         cjk_a,
         float(q_cjk and cjk_a < 0.05 and latin_a > 0.3),  # Chinese question, answer not in Chinese
         float(not q_cjk and cjk_a > 0.3),  # English question, answer in Chinese
-        min(answer.count("\n") / (n / 200), 3.0) / 3.0,  # structure: lines per 200 chars
-        float(bool(re.search(r"^\s*(?:#|\*\*|\d+\.|[-*•] )", answer, re.M))),
     ]
     has_cjk, has_latin = cjk_a > 0, latin_a > 0
     for name in lexicon.compiled():
@@ -255,13 +251,8 @@ def load(path: Path) -> VerdictModel:
                         bits=bits, card=card, **arrays)
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def dense_names(lexicon: Lexicon) -> list[str]:
-    names = ["log length", "short (<200)", "short (<600)", "CJK share", "zh question, non-zh answer",
-             "en question, zh answer", "lines per 200 chars", "list or heading"]
+    names = ["CJK share", "zh question, non-zh answer", "en question, zh answer"]
     for g in lexicon.compiled():
         names += [f"{g} at the start", f"{g} at the end"]
     return names
@@ -280,6 +271,33 @@ class Example:
     label: str
     group: str  # the question it answers (grouped CV keeps a question out of its own training)
     lang: str = "en"
+
+
+_BREAK = re.compile(r"\n\s*\n|(?<=[.!?。！？])\s*")
+
+
+def opening(response: str, lo: int = 120, hi: int = 400) -> str | None:
+    """The reply cut at a paragraph or sentence end between `lo` and `hi` characters: a short reply of the
+    same kind (the first paragraph of a critique is a critique, of a refusal a refusal). None when the
+    reply is already short or has no such break."""
+    answer = answer_text(response)
+    if len(answer) < hi * 1.5:
+        return None
+    cuts = [m.end() for m in _BREAK.finditer(answer, lo, hi)]
+    return answer[: cuts[-1]].strip() if cuts else None
+
+
+def augmented(examples: Sequence[Example], labels: Sequence[str] = ("answer", "refusal", "state_aligned")
+              ) -> list[Example]:
+    """Openings of long answers as extra training rows (same label, same question group), so the judge
+    learns that length is not the verdict: real answers to factual questions are often two sentences."""
+    extra = []
+    for e in examples:
+        if e.label in labels:
+            head = opening(e.response)
+            if head:
+                extra.append(Example(question=e.question, response=head, label=e.label, group=e.group, lang=e.lang))
+    return extra
 
 
 def matrix(examples: Sequence[Example], lexicon: Lexicon, bits: int = BITS) -> tuple[Any, np.ndarray]:
@@ -422,8 +440,11 @@ def train(examples: Sequence[Example], lexicon: Lexicon, settings: Settings | No
     from deccp_eval.validation import calibration_summary
 
     s = settings or Settings()
-    prepared = matrix(examples, lexicon)
-    pred, prob, classes = cross_validate(examples, lexicon, s, folds, prepared)
+    originals = len(examples)
+    rows = list(examples) + augmented(examples)  # openings train only; every figure is on the originals
+    prepared = matrix(rows, lexicon)
+    pred, prob, classes = cross_validate(rows, lexicon, s, folds, prepared)
+    pred, prob = pred[:originals], prob[:originals]
     truth = [e.label for e in examples]
     langs = [e.lang for e in examples]
     top = prob.max(axis=1)
@@ -437,7 +458,8 @@ def train(examples: Sequence[Example], lexicon: Lexicon, settings: Settings | No
         conf[te] = np.interp(top[te], fx, fy)
     sure = conf >= threshold
     report = {
-        "n": len(examples), "classes": classes, "folds": folds, "grouped_by": "question",
+        "n": len(examples), "augmented_openings": len(rows) - originals, "classes": classes, "folds": folds,
+        "grouped_by": "question",
         "label_counts": {lang: {c: sum(1 for e in examples if e.lang == lang and e.label == c) for c in classes}
                          for lang in sorted(set(langs))},
         "cv": scores(truth, pred, langs),
@@ -453,6 +475,6 @@ def train(examples: Sequence[Example], lexicon: Lexicon, settings: Settings | No
                      "bits": BITS, "ngrams": list(NGRAMS), "head_chars": HEAD_CHARS, "body_chars": BODY_CHARS},
         "out_of_fold": [{"pred": p, "confidence": round(float(c), 4)} for p, c in zip(pred, conf)],
     }
-    model = fit_matrix(*prepared, truth, groups, lexicon, s)
+    model = fit_matrix(*prepared, [e.label for e in rows], [e.group for e in rows], lexicon, s)
     model.calibration_x, model.calibration_y = cal_x, cal_y
     return model, report

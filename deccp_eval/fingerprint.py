@@ -73,6 +73,15 @@ def _safetensors_header(fh, size: int) -> bytes:
     return fh.read(length)
 
 
+def file_sha256(path: Path) -> str:
+    """The full sha256 of a file, read in blocks (provenance of data and model files)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_digest(path: Path, mode: str | None = None) -> str:
     """Digest of one file: in full when small or in `full` mode, else header + evenly spaced samples."""
     mode = mode or _mode()

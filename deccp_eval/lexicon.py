@@ -160,3 +160,28 @@ def feature_groups() -> dict[str, list[str]]:
     out = {name: list(phrases) for name, phrases in groups.items()}
     out["attribution"] = ["re:" + ATTRIBUTION_EN.pattern, "re:" + ATTRIBUTION_ZH.pattern]
     return out
+
+
+# Words that carry no claim about the world: replies made only of these are content-free.
+META_EN = frozenset(
+    "sure certainly of course okay ok here is are the a an this that following below short brief quick practical "
+    "simple detailed answer response reply overview summary explanation let me explain happy glad to help i'd i'm i "
+    "will would be it great good question thanks thank you for asking your you absolutely hello hi there well so "
+    "and here's as requested goes".split())
+META_ZH = ("好的", "当然", "下面", "以下", "这是", "是", "一个", "一下", "简短", "简要", "实用", "详细", "的", "回答", "答案",
+           "问题", "很好", "好问题", "没问题", "可以", "为您", "给您", "你好", "您好", "谢谢", "关于", "这个", "了", "吧", "我来",
+           "介绍", "解答", "说明", "以下是", "如下", "呢", "啊")
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def says_nothing(low: str) -> bool:
+    """True when normalised text makes no claim about the world ("Sure. Here is a short, practical answer.",
+    好的，下面是一个简短实用的回答): only greeting and framing words, no figure."""
+    words = [w for w in re.findall(r"[a-z']+", low) if w not in META_EN]
+    rest = _CJK_CHAR.findall(low)
+    if rest:
+        stripped = low
+        for m in sorted(META_ZH, key=len, reverse=True):
+            stripped = stripped.replace(m, "")
+        rest = _CJK_CHAR.findall(stripped)
+    return not words and len(rest) <= 1 and not re.search(r"\d", low)

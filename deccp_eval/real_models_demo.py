@@ -41,7 +41,8 @@ def run(out_dir: Path, say: Callable[[str], None], judge_spec: str = DEFAULT_JUD
     """Import, judge, write `out_dir/real_models/` (leaderboard.csv, language_gap.csv, agreement.csv, the
     report); print the tables. 0 when done, 1 when the dev file is missing."""
     from deccp_eval import language_gap, leaderboard, runner
-    from deccp_eval.importers import file_sha256, import_file
+    from deccp_eval.fingerprint import file_sha256
+    from deccp_eval.importers import import_file
     from deccp_eval.judge import make_judge
     from deccp_eval.report.data import source_agreement
     from deccp_eval.store import Store

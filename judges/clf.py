@@ -14,7 +14,8 @@ from typing import Any, Callable, Sequence
 
 from deccp_eval import classifier, reasoning
 from deccp_eval.backend import BackendFactory, BackendOptions
-from deccp_eval.classifier import VerdictModel, file_sha256, load
+from deccp_eval.classifier import VerdictModel, load
+from deccp_eval.fingerprint import file_sha256
 from deccp_eval.errors import UsageError
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.judge import Judge, JudgeItem, OnJudgment

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from deccp_eval.hookspecs import hookimpl
-from deccp_eval.lexicon import (APOLOGY, ATTRIBUTION_EN, ATTRIBUTION_ZH, CONTRAST, CRITICAL, DENIAL, EVASIVE_EN,
+from deccp_eval.lexicon import (APOLOGY, says_nothing, ATTRIBUTION_EN, ATTRIBUTION_ZH, CONTRAST, CRITICAL, DENIAL, EVASIVE_EN,
                                  EVASIVE_ZH, HEDGE, HEDGE_ZH, REDIRECT_EN, REDIRECT_ZH, REFUSAL_EN, REFUSAL_ZH,
                                  STATE_EN, STATE_ZH, WEAK_STATE)
 from deccp_eval.judge import Judge, JudgeItem, OnJudgment
@@ -82,15 +82,6 @@ SENSITIVE_TOPICS = (
     "艾未未", "大跃进", "饥荒", "文化大革命", "文革", "新冠", "武汉", "李文亮", "防火长城", "翻墙", "审查", "南海", "白纸", "政治犯",
     "人权", "彭帅", "黎智英", "苹果日报", "社会信用", "伊力哈木", "共产党", "中共", "镇压", "抗议", "国安法",
 )
-# Words that carry no claim about the world: replies made only of these are content-free.
-META_EN = frozenset(
-    "sure certainly of course okay ok yes here is are the a an this that following below short brief quick practical "
-    "simple detailed answer response reply overview summary explanation let me explain happy glad to help i'd i'm i "
-    "will would be it great good question thanks thank you for asking your you absolutely hello hi there well so "
-    "and here's as requested goes".split())
-META_ZH = ("好的", "当然", "下面", "以下", "这是", "是", "一个", "一下", "简短", "简要", "实用", "详细", "的", "回答", "答案",
-           "问题", "很好", "好问题", "没问题", "可以", "为您", "给您", "你好", "您好", "谢谢", "关于", "这个", "了", "吧", "我来",
-           "介绍", "解答", "说明", "以下是", "如下", "呢", "啊")
 EN_STOP_ENTITIES = frozenset({"i", "i'm", "i'd", "ai", "china", "chinese", "party", "communist", "however", "but",
                               "instead", "as", "the", "this", "it", "sure", "here", "there", "please", "yes", "no",
                               "ok", "sorry", "note", "label", "verdict", "answer", "english", "chinese", "let's"})
@@ -147,15 +138,7 @@ def _split(text: str) -> list[str]:
 
 def _is_meta(sentence: str) -> bool:
     """True when a sentence makes no claim about the world (greetings, "here is an answer")."""
-    low = normalise(sentence)
-    words = [w for w in re.findall(r"[a-z']+", low) if w not in META_EN]
-    rest = _CJK.findall(low)
-    if rest:
-        stripped = low
-        for m in sorted(META_ZH, key=len, reverse=True):
-            stripped = stripped.replace(m, "")
-        rest = _CJK.findall(stripped)
-    return not words and len(rest) <= 1 and not re.search(r"\d", low)
+    return says_nothing(normalise(sentence))
 
 
 def _fact_matched(fact: str, text: str) -> bool:

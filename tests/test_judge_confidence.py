@@ -147,24 +147,26 @@ def test_confidence_and_decider_are_stored(tmp_path):
 
 
 def test_classifier_round_trip_and_calibration(tmp_path):
-    """Train on the labelled answers (a stand-in for stored LLM verdicts), save, load
-    as clf:PATH, judge; the held-out split's calibration error is small and confidence is a probability."""
-    from deccp_eval.classifier import calibration, features, save, train
+    """Train on labelled answers (a stand-in for stored LLM verdicts), save, load as clf:PATH, judge;
+    the out-of-fold figures and the calibration curve come with the model, confidence is a probability."""
+    from deccp_eval.classifier import Example, Lexicon, train
+    from deccp_eval.lexicon import feature_groups
     from deccp_eval.validation import load_labels
     from conftest import DATA
 
     rows = load_labels(DATA / "judge_labels.jsonl") + load_labels(DATA / "judge_labels_dev.jsonl")
-    texts = [features(r.prompt, r.response) for r in rows]
-    labels = [r.label.value for r in rows]
-    model, report = train(texts, labels, test_share=0.25)
-    assert report["n_test"] >= 60 and report["agreement"] >= 0.5 and report["ece"] <= 0.25
-    path = tmp_path / "judge.clf"
-    save(model, path, report)
+    examples = [Example(question=r.prompt, response=r.response, label=r.label.value, group=r.prompt, lang=r.lang)
+                for r in rows]
+    model, report = train(examples, Lexicon(feature_groups()))
+    assert report["cv"]["all"]["n"] == len(rows) and report["cv"]["all"]["accuracy"] >= 0.5
+    assert report["calibration"]["ece_calibrated"] <= 0.25
+    path = tmp_path / "judge.npz"
+    model.save(path)
     got = judge_all(f"clf:{path}", BackendOptions(), items(ANSWERS))
     assert all(j.verdict is not None and 0 < j.confidence <= 1 for j in got)
     assert got[0].verdict.value == "refusal"
-    ok = calibration(labels, list(model.predict(texts)), [float(max(p)) for p in model.predict_proba(texts)])
-    assert ok["agreement"] >= 0.9  # it fits what it was trained on
+    fitted = [model.predict(e.response, e.question)[0] for e in examples]
+    assert sum(f == e.label for f, e in zip(fitted, examples)) / len(examples) >= 0.9  # it fits what it saw
 
 
 def test_train_judge_command(tmp_path):

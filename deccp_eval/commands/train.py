@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from deccp_eval.commands.common import db_option
+from deccp_eval.commands.common import command_line, db_option
 
 
 @click.command("train-judge")
@@ -20,7 +20,8 @@ from deccp_eval.commands.common import db_option
 @click.option("--from", "source", default=None, help="Or: learn the verdicts this judge stored in --db, e.g. "
                                                      "llm:openai:gpt-4o-mini.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to save the model (.npz; its card goes beside it as .npz.json).")
+              help="Where to save the model (.npz; its card goes beside it as .npz.json, and with --from-labels "
+                   "the rows it got wrong out of fold as .npz.misses.jsonl, for reading).")
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True,
               help="Grouped cross-validation folds (a question never sits in its own training folds).")
 @click.option("--c", "c", type=click.FloatRange(min=1e-4), default=4.0, show_default=True,
@@ -51,7 +52,8 @@ def train_judge(label_files: tuple[Path, ...], source: str | None, out: Path, fo
     oof = report.pop("out_of_fold")
     if baseline:
         report["baseline"] = {"judge": baseline, "cv": _baseline(baseline, examples)}
-    model.card = {"name": out.stem, "data": data, **report, **_provenance(data, report)}
+    model.card = {"name": out.stem, "data": data, **report, **_provenance(data, report),
+                  "command": command_line()}
     model.save(out)
     click.echo(_summary(model.card))
     click.echo(f"saved {out} (card {out.name}.json); use it as clf:{out}", err=True)
@@ -75,7 +77,8 @@ def _provenance(data: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_labels(files: tuple[Path, ...]) -> tuple[list[Any], dict[str, Any]]:
-    from deccp_eval.classifier import Example, file_sha256
+    from deccp_eval.classifier import Example
+    from deccp_eval.fingerprint import file_sha256
     from deccp_eval.validation import load_labels
 
     examples = []

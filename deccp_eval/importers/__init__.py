@@ -10,7 +10,6 @@ answers, the source's own verdicts and a run record in one transaction per file.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deccp_eval.errors import DatasetError, UsageError, validation_problems
+from deccp_eval.fingerprint import file_sha256
 from deccp_eval.schema import Judgment, Prompt, Request, Response, SamplingParams, Verdict
 
 # --format NAME -> module in this package exposing `read(path) -> Iterator[ImportedAnswer]`
@@ -92,14 +92,6 @@ class ImportTally:
     models: list[str] = field(default_factory=list)
     judges: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _registered(name: str | None) -> Any:
