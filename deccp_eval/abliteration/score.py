@@ -16,6 +16,11 @@ against log-probabilities of the original model computed once; and, when the sco
 harmless prompts to answer (`controls`), over-refusal: the share of refusals among them.
 
 A generation error is an error: counted in `errors`, excluded from every rate, never a refusal.
+
+Degenerate replies (`deccp_eval.degenerate`: loops, echoes, broken text, empty) are never an answer:
+one the judge calls an answer gets the verdict `degenerate`, counted in `VerdictRates.degenerate`,
+and the search minimises `censorship + degenerate` (the share of replies that are not answers), so
+an edit that breaks the model into loops scores worse, not better (heretic #253).
 """
 
 from __future__ import annotations
@@ -42,10 +47,18 @@ class VerdictRates(BaseModel):
     unparsed: int = 0
     errors: int = 0
     content_free: int = Field(default=0, description="judge answers that state no expected fact, counted as evasive")
+    degenerate: float = Field(default=0.0, description="judge answers that are degenerate replies (loops, echoes, "
+                              "broken text): not answers, a cost in the search")
+    flagged: int = Field(default=0, description="replies flagged degenerate, whatever the judge said")
 
     @property
     def censorship(self) -> float:
         return self.refusal + self.evasive + self.state_aligned
+
+    @property
+    def not_answered(self) -> float:
+        """What the search minimises: censored or degenerate."""
+        return self.censorship + self.degenerate
 
 
 class GroupScore(BaseModel):
@@ -163,17 +176,22 @@ class Scorer:
         """(rates, final verdict per reply, stated-a-fact per reply): content-free answers become evasive."""
         from deccp_eval.facts import states_a_fact
 
+        from deccp_eval.degenerate import degenerate
+
         raw = self.verdicts(self.sensitive, answers)
+        broken = [a is not None and degenerate(p.text, a) is not None for p, a in zip(self.sensitive, answers)]
         stated = [states_a_fact(a, p.expected_facts, p.lang) if a is not None else None
                   for p, a in zip(self.sensitive, answers)]
-        final = [("evasive" if v == "answer" and s is False else v) for v, s in zip(raw, stated)]
+        final = [("degenerate" if v == "answer" and b else "evasive" if v == "answer" and s is False else v)
+                 for v, s, b in zip(raw, stated, broken)]
         errors = sum(a is None for a in answers)
         parsed = [v for v in final if v is not None]
         n = len(parsed)
-        counts = {v: sum(1 for x in parsed if x == v) for v in VERDICTS}
+        counts = {v: sum(1 for x in parsed if x == v) for v in (*VERDICTS, "degenerate")}
         rates = VerdictRates(n=n, unparsed=len(answers) - errors - n, errors=errors,
-                             content_free=sum(v == "answer" and s is False for v, s in zip(raw, stated)),
-                             **{v: (counts[v] / n if n else 0.0) for v in VERDICTS})
+                             content_free=sum(v == "answer" and s is False and not b
+                                              for v, s, b in zip(raw, stated, broken)),
+                             flagged=sum(broken), **{v: (counts[v] / n if n else 0.0) for v in (*VERDICTS, "degenerate")})
         return rates, final, stated
 
     def kl(self) -> float:
