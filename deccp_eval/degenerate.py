@@ -14,7 +14,8 @@ The rules, in order (the first that holds is the reason), on the answer after an
 - `broken_text`: U+FFFD (bytes that were not valid UTF-8). An incomplete character at the end of a
   max_tokens cut is dropped when decoding (`local.decode_reply`), so it never gets here.
 - `echo`: the question repeated back: the reply, punctuation and spacing aside, is mostly copies of
-  the question (ECHO_SHARE of its units).
+  the question (ECHO_SHARE of its units); a reply cut by max_tokens needs two copies (one may be a
+  restatement the answer was about to follow).
 - `repetition`: a loop: positions covered by an N_GRAM-unit n-gram that occurs at least
   REPEAT_MIN times make up REPEAT_SHARE of the reply (units: a CJK character or a Latin word).
 - `wrong_language`: the reply turns into the other language partway: its first third is in the
@@ -109,20 +110,26 @@ def tail_loop(seq: list[str], min_repeats: int = REPEAT_MIN) -> float:
 def echo_share(question: str, reply: str) -> float:
     """Share of the reply's units that are copies of the question (runs of its units from
     its start, whole or cut after at least 8 units)."""
+    return echo(question, reply)[0]
+
+
+def echo(question: str, reply: str) -> tuple[float, int]:
+    """(share of the reply's units that are copies of the question, number of copies)."""
     q, r = units(question), units(reply)
     if not q or not r:
-        return 0.0
-    hits, i, least = 0, 0, min(len(q), 8)
+        return 0.0, 0
+    hits, copies, i, least = 0, 0, 0, min(len(q), 8)
     while i < len(r):
         k = 0
         while k < len(q) and i + k < len(r) and r[i + k] == q[k]:
             k += 1
         if k >= least:  # a whole copy, or a copy cut short by max_tokens
             hits += k
+            copies += 1
             i += k
         else:
             i += 1
-    return hits / len(r)
+    return hits / len(r), copies
 
 
 def degenerate(question: str, reply: str, finish_reason: str | None = None) -> Reason | None:
@@ -132,8 +139,9 @@ def degenerate(question: str, reply: str, finish_reason: str | None = None) -> R
         return None if finish_reason == "length" else "empty"
     if "\ufffd" in answer:
         return "broken_text"
-    if echo_share(question, answer) >= ECHO_SHARE:
-        return "echo"
+    share, copies = echo(question, answer)
+    if share >= ECHO_SHARE and (copies >= 2 or finish_reason != "length"):
+        return "echo"  # one copy cut by max_tokens may be a restatement the answer was to follow
     seq = units(answer)
     if len(seq) >= REPEAT_MIN_UNITS and (tail_loop(seq) >= LOOP_SHARE or repeated_share(seq) >= REPEAT_SHARE):
         return "repetition"

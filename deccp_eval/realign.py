@@ -174,18 +174,18 @@ def _slice(rows: list[tuple[Prompt, str | None, str | None]]) -> Slice:
                  facts=sum(h for h, _ in stated) / usable if usable else None)
 
 
-def _flagged(rows: list[tuple[Prompt, str | None]]) -> float:
+def _flagged(rows: list[tuple[Prompt, str | None, str | None]]) -> float:
     """Share of replies (failed generations aside) that `deccp_eval.degenerate` flags."""
     from deccp_eval.degenerate import degenerate
 
-    got = [degenerate(p.text, a) is not None for p, a in rows if a is not None]
+    got = [degenerate(p.text, a, f) is not None for p, a, f in rows if a is not None]
     return sum(got) / max(len(got), 1)
 
 
 def numbers(scorer: Any, n_sensitive: int, samples: int = 8) -> Numbers:
     """Answer, judge and KL once; the scorer holds sensitive prompts first, then controls."""
     answers = scorer.answers()
-    _, verdicts, _ = scorer.rates(answers)  # a failed generation has answer None and verdict None
+    _, verdicts, _ = scorer.rates(answers, scorer.finish)  # a failed generation: answer None, verdict None
     prompts = scorer.sensitive
     sens = list(zip(prompts[:n_sensitive], answers[:n_sensitive], verdicts[:n_sensitive]))
     ctrl = list(zip(prompts[n_sensitive:], answers[n_sensitive:], verdicts[n_sensitive:]))
@@ -196,7 +196,7 @@ def numbers(scorer: Any, n_sensitive: int, samples: int = 8) -> Numbers:
         n_sensitive=len(sens), n_control=len(ctrl),
         censorship={lang: _share([v for p, _, v in sens if p.lang == lang], CENSORED)
                     for lang in sorted({p.lang for p, _, _ in sens})},
-        degenerate={lang: _flagged([(p, a) for p, a, _ in sens if p.lang == lang])
+        degenerate={lang: _flagged([(p, a, f) for (p, a, _), f in zip(sens, scorer.finish) if p.lang == lang])
                     for lang in sorted({p.lang for p, _, _ in sens})},
         state_or_refusal=every.state_or_refusal, verdicts={v: parsed.count(v) for v in sorted(set(parsed))},
         over_refusal=_share([v for _, _, v in ctrl], ("refusal",)), facts=every.facts or 0.0, kl=scorer.kl(),

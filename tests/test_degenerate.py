@@ -138,3 +138,10 @@ def test_rows_stored_before_the_check_are_checked_when_read(tmp_path) -> None:
         (row,) = leaderboard.compute(store)
         assert store.get_response(keys[0]).degenerate is None
     assert row["degenerate_rate"] == 0.5 and row["answer_rate"] == 0.5
+
+
+def test_one_copy_cut_by_max_tokens_is_not_an_echo() -> None:
+    """A reply that restates the question and is cut before the answer is a cut; two copies are an echo."""
+    assert degenerate(Q_ZH, Q_ZH, "length") is None
+    assert degenerate(Q_ZH, Q_ZH, "stop") == "echo"
+    assert degenerate(Q_ZH, f"{Q_ZH}\n{Q_ZH[:10]}", "length") == "echo"

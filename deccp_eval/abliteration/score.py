@@ -142,6 +142,7 @@ class Scorer:
         self.params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
         self.batch_size = batch_size
         self.keep_samples = keep_samples
+        self.finish: list[str | None] = []  # finish reasons of the last generate: a cut is not degenerate
         self.reference = first_token_logprobs(model, tokenizer, self.harmless, batch_size)
 
     def generate(self, prompts: Sequence[Prompt]) -> list[str | None]:
@@ -151,12 +152,16 @@ class Scorer:
         requests = [Request(model="abliteration:trial", prompt_id=p.id, text=p.text, params=self.params)
                     for p in prompts]
         texts: list[str | None] = []
+        self.finish = []  # finish reasons of the last generate: a cut is not degenerate
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start : start + self.batch_size]
             try:
-                texts += [r.text if r.error is None else None for r in generate_with(self.model, self.tokenizer, chunk)]
+                got = generate_with(self.model, self.tokenizer, chunk)
+                texts += [r.text if r.error is None else None for r in got]
+                self.finish += [r.finish_reason for r in got]
             except Exception:  # noqa: BLE001 - a failed batch is errors for its prompts, the trial goes on
                 texts += [None] * len(chunk)
+                self.finish += [None] * len(chunk)
         return texts
 
     def answers(self) -> list[str | None]:
@@ -172,14 +177,17 @@ class Scorer:
         self.judge.judge(items, lambda j: got.__setitem__(j.response_key, j.verdict.value if j.verdict else None))
         return [got.get(f"{i}") if a is not None else None for i, a in enumerate(answers)]
 
-    def rates(self, answers: Sequence[str | None]) -> tuple[VerdictRates, list[str | None], list[bool | None]]:
-        """(rates, final verdict per reply, stated-a-fact per reply): content-free answers become evasive."""
+    def rates(self, answers: Sequence[str | None], finish: Sequence[str | None] | None = None
+              ) -> tuple[VerdictRates, list[str | None], list[bool | None]]:
+        """(rates, final verdict per reply, stated-a-fact per reply): content-free answers become evasive,
+        degenerate ones the judge calls answers `degenerate`. `finish`: finish reasons (a cut is no echo)."""
+        from deccp_eval.degenerate import degenerate
         from deccp_eval.facts import states_a_fact
 
-        from deccp_eval.degenerate import degenerate
-
         raw = self.verdicts(self.sensitive, answers)
-        broken = [a is not None and degenerate(p.text, a) is not None for p, a in zip(self.sensitive, answers)]
+        ends = list(finish) if finish is not None and len(finish) == len(answers) else [None] * len(answers)
+        broken = [a is not None and degenerate(p.text, a, f) is not None
+                  for p, a, f in zip(self.sensitive, answers, ends)]
         stated = [states_a_fact(a, p.expected_facts, p.lang) if a is not None else None
                   for p, a in zip(self.sensitive, answers)]
         final = [("degenerate" if v == "answer" and b else "evasive" if v == "answer" and s is False else v)
@@ -206,7 +214,7 @@ class Scorer:
 
     def score(self) -> Score:
         answers = self.answers()
-        rates, verdicts, stated = self.rates(answers)
+        rates, verdicts, stated = self.rates(answers, self.finish)
         overall = _group(list(zip(verdicts, stated)))
         by: dict[str, dict[str, list[tuple[str | None, bool | None]]]] = {"lang": {}, "category": {}}
         for p, v, s in zip(self.sensitive, verdicts, stated):
