@@ -46,6 +46,7 @@ N_GRAM = 6
 REPEAT_MIN = 3
 REPEAT_SHARE = 0.9
 LOOP_SHARE = 0.5
+LOOP_MATCH = 0.85
 MAX_PERIOD = 200  # the longest loop unit looked for (units): keeps the check linear in the reply
 REPEAT_MIN_UNITS = 24  # shorter replies are too short to call a loop ("起来！起来！起来！")
 ECHO_SHARE = 0.6
@@ -92,19 +93,28 @@ def repeated_share(seq: list[str], n: int = N_GRAM, min_count: int = REPEAT_MIN)
 
 
 def tail_loop(seq: list[str], min_repeats: int = REPEAT_MIN) -> float:
-    """Share of `seq` taken by the loop it ends in: the longest suffix that repeats one unit of p
-    words or characters at least `min_repeats` times (numbers match numbers, so "1. x 2. x" loops
-    too). Greedy decoding that falls into a loop stays in it until max_tokens; a song's refrains do not."""
-    norm = ["0" if u.isdigit() else u for u in seq]
-    n, best = len(norm), 0
+    """Share of `seq` taken by the loop it ends in: the longest suffix in which, for one period p of
+    words or characters, LOOP_MATCH of the units equal the unit p before them, over at least
+    `min_repeats` periods (numbers match numbers, so "1. x 2. x" loops too; a loop that varies a
+    word, "它是…这是…", still loops). Greedy decoding that falls into a loop stays in it until
+    max_tokens; a song's refrains do not make up half of it."""
+    import numpy as np
+
+    n = len(seq)
+    if n < 2 * min_repeats:
+        return 0.0
+    ids: dict[str, int] = {}
+    a = np.array([ids.setdefault("0" if u.isdigit() else u, len(ids)) for u in seq])
+    best = 0
     for p in range(1, min(n // min_repeats, MAX_PERIOD) + 1):
-        k = n - 1 - p
-        while k >= 0 and norm[k] == norm[k + p]:
-            k -= 1
-        length = n - 1 - k  # units from k+1 to the end: period p holds over them
-        if length >= p * min_repeats:
-            best = max(best, length)
-    return best / n if n else 0.0
+        same = (a[p:] == a[:-p])[::-1]  # from the end backwards: unit i equals unit i - p
+        length = np.arange(1, len(same) + 1)
+        ok = np.nonzero(np.cumsum(same) >= LOOP_MATCH * length)[0]
+        if ok.size:
+            longest = int(ok[-1]) + 1 + p  # the compared units plus the first period
+            if longest >= p * min_repeats:
+                best = max(best, longest)
+    return best / n
 
 
 def echo_share(question: str, reply: str) -> float:
