@@ -145,3 +145,25 @@ def test_one_copy_cut_by_max_tokens_is_not_an_echo() -> None:
     assert degenerate(Q_ZH, Q_ZH, "length") is None
     assert degenerate(Q_ZH, Q_ZH, "stop") == "echo"
     assert degenerate(Q_ZH, f"{Q_ZH}\n{Q_ZH[:10]}", "length") == "echo"
+
+
+def test_report_answers_carry_the_reason(tmp_path) -> None:
+    """The report's answer rows (payload field 9) hold the degenerate reason the page shows as a badge."""
+    from deccp_eval import leaderboard
+    from deccp_eval.report.data import AnswerView, answer_view
+    from deccp_eval.report.payload import Strings, _answer
+    from deccp_eval.report.render import LEADERBOARD_COLUMNS
+    from deccp_eval.store import Store
+
+    with Store(tmp_path / "s.db") as store:
+        _fill(store, [(LOOP, "answer"), (FINE, "answer")])
+        rows = store.response_rows()
+        judgments = leaderboard.latest_judgments(store, rows)
+    views = [answer_view(r, judgments, ["keyword"], "keyword") for r in rows]
+    assert sorted(v.degenerate for v in views) == ["", "repetition"]
+    s = Strings()
+    loop = next(v for v in views if v.degenerate)
+    packed = _answer(loop, 0, 0, 0, {"answer": 0}, {"keyword": 0}, s)
+    assert s.values()[packed[9]] == "repetition"
+    assert ("degenerate", "degenerate", "rate") in LEADERBOARD_COLUMNS
+    assert isinstance(loop, AnswerView)
