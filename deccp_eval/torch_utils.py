@@ -84,6 +84,16 @@ def gguf_source(path: str, gguf_file: str | None = None) -> tuple[str, str] | No
     return (str(p), found[0]) if found else None
 
 
+def gguf_chat_template(path: str) -> str | None:
+    """The file's own `tokenizer.chat_template`. transformers does not always carry it over (a GGUF
+    beside tokenizer files, as `--export-gguf` writes it, got none), and without it every prompt
+    would go to the model unformatted."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(path).fields.get("tokenizer.chat_template")
+    return str(field.contents()) if field is not None else None
+
+
 def dequantized(model: Any) -> Any:
     """A model loaded from GGUF is already dequantized in memory, but transformers keeps its GGUF
     quantizer and refuses `save_pretrained`; dropping it makes it a plain model."""
@@ -166,6 +176,8 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", *,
         if "trust_remote_code" in str(exc) and not opts.trust_remote_code:
             raise _remote_code_error(path, exc) from None
         raise
+    if gguf is not None and getattr(tokenizer, "chat_template", None) is None:
+        tokenizer.chat_template = gguf_chat_template(f"{path}/{gguf[1]}")
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
