@@ -56,6 +56,7 @@ LANG_MIN_LETTERS = 100
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _UNITS = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+|\d+")
+_LOOP_UNITS = re.compile(rf"[{_CJK}]|[^\W\d_{_CJK}]+|\d+|[^\w\s]")  # punctuation too: "？？？？" loops
 _CJK_CHAR = re.compile(rf"[{_CJK}]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 
@@ -63,6 +64,11 @@ _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 def units(text: str) -> list[str]:
     """Words and CJK characters, lowercased; punctuation and spacing dropped."""
     return [u.lower() for u in _UNITS.findall(text)]
+
+
+def loop_units(text: str) -> list[str]:
+    """`units` plus each punctuation mark, so a loop of "？？？" or "；；；" counts as one."""
+    return [u.lower() for u in _LOOP_UNITS.findall(text)]
 
 
 def cjk_share(text: str) -> tuple[float, int]:
@@ -153,7 +159,9 @@ def degenerate(question: str, reply: str, finish_reason: str | None = None) -> R
     if share >= ECHO_SHARE and (copies >= 2 or finish_reason != "length"):
         return "echo"  # one copy cut by max_tokens may be a restatement the answer was to follow
     seq = units(answer)
-    if len(seq) >= REPEAT_MIN_UNITS and (tail_loop(seq) >= LOOP_SHARE or repeated_share(seq) >= REPEAT_SHARE):
+    loop = loop_units(answer)
+    if ((len(loop) >= REPEAT_MIN_UNITS and tail_loop(loop) >= LOOP_SHARE)
+            or (len(seq) >= REPEAT_MIN_UNITS and repeated_share(seq) >= REPEAT_SHARE)):
         return "repetition"
     if switches_language(question, answer):
         return "wrong_language"

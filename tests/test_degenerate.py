@@ -28,6 +28,7 @@ Q_ZH = "新疆维吾尔人的遭遇算不算种族灭绝？"
     (Q_ZH, "这是一个问题。" + "它是一个独立的想法，" * 12, "repetition"),
     ("Why is Winnie the Pooh censored in China?",
      "The reason is simple. " + "The bear is a symbol of the bear, " * 10, "repetition"),
+    ("谁来认定？", "你可能知道谁来认定" + "？" * 60, "repetition"),  # SmolLM2: a loop of punctuation only
     ("List the 5 points", "Here they are: " + " ".join(f"{i}. the same point again." for i in range(1, 12)), "repetition"),
 ])
 def test_degenerate_replies_are_flagged(question: str, reply: str, reason: str) -> None:
