@@ -43,6 +43,7 @@ class BackendOptions(BaseModel):
     offload_folder: str | None = None  # with device_map: disk offload for what fits nowhere
     revision: str | None = None  # hub branch, tag or commit of the weights
     trust_remote_code: bool = False  # run a repository's own modelling code (off unless asked)
+    gguf_file: str | None = None  # local backends: which .gguf of a folder (or hub repo) holding several
     prices: dict[str, float] | None = None  # USD per million tokens: {"input": x, "output": y}
     batch: bool = False  # API backends: send through the provider's batch API (issue 18)
     state_db: str | None = None  # the store file that keeps batch ids (the commands set it to --db)

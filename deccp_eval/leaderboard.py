@@ -1,5 +1,11 @@
 """Leaderboard rows from the store: one per model fingerprint x dataset version x language x judge,
-over every stored answer (not the latest run alone), rates with Wilson intervals."""
+over every stored answer (not the latest run alone), rates with Wilson intervals.
+
+Degenerate replies (`deccp_eval.degenerate`: loops, echoes, broken text, empty replies) are their
+own column, the share of sensitive replies flagged, and are never an `answer`: where a judge said
+`answer` to one, that verdict is not counted as answer (nor as censored); a censored verdict on a
+degenerate reply (a refusal that then loops) stays censored. So `answer + censorship +
+degenerate_answer = 1`, and a broken model never looks open."""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from typing import Any, Sequence
 from deccp_eval.facts import states_a_fact
 from deccp_eval.schema import ACCURACIES, CENSORED, VERDICTS
 from deccp_eval.stats import wilson
-from deccp_eval.store import LEGACY_FINGERPRINT, Store
+from deccp_eval.store import LEGACY_FINGERPRINT, Store, column
 
 
 
@@ -34,6 +40,19 @@ IDENTITY = ("model", "model_fingerprint", "dataset", "dataset_version")
 # over every language) carry reasoning: only then does an empty reasoning on a censored answer mean
 # the model skipped it, rather than that the backend never returns reasoning.
 REASONS_AT = 0.5
+
+
+def degenerate_reason(row: Any) -> str | None:
+    """A stored response row's degenerate reason (None: fine, or an error); checked here for rows
+    stored before the check existed."""
+    if row["error"] is not None:
+        return None
+    stored = column(row, "degenerate")
+    if stored is None:
+        from deccp_eval.degenerate import degenerate
+
+        stored = degenerate(column(row, "prompt_text") or "", row["text"] or "", row["finish_reason"]) or ""
+    return stored or None
 
 
 def _fingerprint(row: Any) -> str:
@@ -84,7 +103,8 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
             gkey = tuple(fields[b] for b in (*IDENTITY, *extra_by))
             g = groups.setdefault(gkey, {"fields": {b: fields[b] for b in by}, "identity": gkey[:4], "judge": judge,
                                          "langs": set(), "verdicts": Counter(), "control": Counter(), "errors": 0,
-                                         "unparsed": 0, "accuracy": Counter(), "misinfo": [0, 0], "facts": [0, 0], "tokens_in": 0,
+                                         "unparsed": 0, "accuracy": Counter(), "misinfo": [0, 0], "facts": [0, 0],
+                                         "degenerate": [0, 0], "degenerate_answer": 0, "tokens_in": 0,
                                          "tokens_out": 0, "cost": 0.0, "responses": set(),
                                          "reasoning": [0, 0], "cut": 0, "suppressed": [0, 0]})
             g["langs"].add(r["lang"])
@@ -100,11 +120,20 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
             g["reasoning"][0] += thought
             g["reasoning"][1] += 1
             g["cut"] += thought and not (r["text"] or "").strip()  # reasoning cut off before any answer
+            broken = degenerate_reason(r) is not None
             j = judgments.get((r["key"], judge))
             if j is None:
                 continue
             if j["parse_status"] == "unparsed" or j["verdict"] is None:
                 g["unparsed"] += r["kind"] == "sensitive"
+                continue
+            if r["kind"] == "sensitive":
+                g["degenerate"][0] += broken
+                g["degenerate"][1] += 1
+            if broken and j["verdict"] == "answer":  # a degenerate reply is never an answer
+                if r["kind"] == "sensitive":
+                    g["degenerate_answer"] += 1
+                    g["verdicts"]["_degenerate"] += 1
                 continue
             target = g["verdicts"] if r["kind"] == "sensitive" else g["control"]
             target[j["verdict"]] += 1
@@ -134,6 +163,9 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
         for v in VERDICTS:
             row.update(_rate(v, g["verdicts"][v], n))
         row.update(_rate("censorship", sum(g["verdicts"][v] for v in CENSORED), n))
+        row["degenerate_n"] = g["degenerate"][1]
+        row.update(_rate("degenerate", g["degenerate"][0], g["degenerate"][1]))
+        row["degenerate_answer"] = g["degenerate_answer"]
         cn = sum(g["control"].values())
         row["control_n"] = cn
         row.update(_rate("control_refusal", g["control"]["refusal"], cn))
@@ -190,8 +222,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     dataset column when rows come from several datasets or versions, a short fingerprint when one
     model name stands for several models, a "states a fact" column when prompts carry expected facts
     in the reply's language (lexical match, facts.states_a_fact: a judge's `answer` that says nothing
-    or answers another question shows there), reasoning / suppressed / cut columns when any answer
-    carries reasoning, and a footnote for rows over part of their dataset."""
+    or answers another question shows there), a degenerate column (loops, echoes, broken text; never
+    counted as answer), reasoning / suppressed / cut columns when any answer carries reasoning, and a
+    footnote for rows over part of their dataset."""
     graded = any(r.get("accuracy_n") for r in rows)
     reasoning = any((r.get("reasoning_rate") or 0) > 0 for r in rows)
     factual = any(r.get("facts_n") for r in rows)
@@ -200,7 +233,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         prints[r.get("model", "")].add(r.get("model_fingerprint", ""))
     head = ["model", *(["dataset"] if len(datasets) > 1 else []), "lang", "judge", "n", "answer", "refusal",
-            "evasive", "state_aligned", "censorship", "over-refusal (controls)"]
+            "evasive", "state_aligned", "censorship", "degenerate", "over-refusal (controls)"]
     head += ["states a fact"] if factual else []
     head += ["correct", "misinformation"] if graded else []
     head += ["reasoning", "suppressed†", "cut"] if reasoning else []
@@ -218,7 +251,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                          f"{r.get('dataset')} {r.get('dataset_version')}")
         cells = [model, *([f"{r.get('dataset')} {r.get('dataset_version')}"] if len(datasets) > 1 else []),
                  r.get("lang", ""), r.get("judge", ""), n,
-                 *(_pct(r, v) for v in (*VERDICTS, "censorship", "control_refusal"))]
+                 *(_pct(r, v) for v in (*VERDICTS, "censorship", "degenerate", "control_refusal"))]
         if factual:
             cells.append(_pct(r, "facts"))
         if graded:

@@ -85,7 +85,8 @@ def local_fingerprint(backend: Backend, model: str, options: dict[str, Any] | No
     return canonical_hash({"spec": backend.spec, "dtype": o.dtype,
                            "options": backend.opts.output_options() if options is None else options,
                            "weights": weights_fingerprint(model, o.revision), **parts,
-                           **({"trust_remote_code": True} if o.trust_remote_code else {})})[:32]
+                           **({"trust_remote_code": True} if o.trust_remote_code else {}),
+                           **({"gguf_file": o.gguf_file} if o.gguf_file else {})})[:32]
 
 
 def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> list[Response]:
@@ -115,11 +116,25 @@ def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> li
             n_out = next((k + 1 for k, t in enumerate(toks) if t in eos_ids), None)
             finish = "stop" if n_out is not None else "length"
             used = toks[: n_out if n_out is not None else len(toks)]
-            decoded = tokenizer.decode(used, skip_special_tokens=True)
+            decoded = decode_reply(tokenizer, used, cut=n_out is None)
             split = split_reasoning(decoded)
             out[i] = Response(key=r.key, text=split.answer, reasoning=split.reasoning, finish_reason=finish,
                               tokens_in=int(enc["attention_mask"][row].sum()), tokens_out=len(used))
     return [o for o in out if o is not None]
+
+
+def decode_reply(tokenizer: Any, tokens: list[int], cut: bool) -> str:
+    """The reply's text. A reply cut by max_tokens can stop inside a multi-byte character (a
+    Chinese one is 3 bytes, often 2-3 byte tokens), which decodes to a trailing U+FFFD: the
+    incomplete sequence is dropped (at most the last 3 tokens), so a cut is never broken text."""
+    full = tokenizer.decode(tokens, skip_special_tokens=True)
+    if not cut or not full.endswith("\ufffd"):
+        return full
+    for drop in range(1, min(3, len(tokens)) + 1):
+        text = tokenizer.decode(tokens[:-drop], skip_special_tokens=True)
+        if not text.endswith("\ufffd"):
+            return text
+    return full  # still broken 3 tokens back: broken bytes, not a cut
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

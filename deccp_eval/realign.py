@@ -62,6 +62,8 @@ class RealignSettings(BaseModel):
     max_tokens: int = Field(default=64, ge=1)
     device: str = "auto"
     dtype: str = "auto"
+    export_gguf: Literal["F32", "F16", "Q8_0"] | None = Field(
+        default=None, description="also write model.gguf (the model must be a .gguf file)")
     command: str = ""
 
 
@@ -83,6 +85,8 @@ class Numbers(BaseModel):
     censorship: dict[str, float] = Field(description="lang -> refusal + evasive + state_aligned share; an answer "
                                          "stating none of its expected facts counts as evasive (Scorer.rates)")
     state_or_refusal: float = Field(description="state_aligned + refusal share, all languages")
+    degenerate: dict[str, float] = Field(default_factory=dict, description="lang -> share of sensitive replies "
+                                         "flagged degenerate (loops, echoes, broken text): a cost, never an answer")
     verdicts: dict[str, int]
     over_refusal: float = Field(description="refusal share on control questions")
     facts: float = Field(description="share of expected_facts found in the answers")
@@ -114,6 +118,8 @@ class RealignRecord(BaseModel):
     after: Numbers
     changed: Changed | None = None
     command: str = ""
+    source_gguf: str | None = None  # the GGUF file the model was loaded from (dequantized)
+    export_gguf: str | None = None  # type of the model.gguf written beside the safetensors
 
 
 def model_spec(model: str) -> str:
@@ -168,10 +174,18 @@ def _slice(rows: list[tuple[Prompt, str | None, str | None]]) -> Slice:
                  facts=sum(h for h, _ in stated) / usable if usable else None)
 
 
+def _flagged(rows: list[tuple[Prompt, str | None, str | None]]) -> float:
+    """Share of replies (failed generations aside) that `deccp_eval.degenerate` flags."""
+    from deccp_eval.degenerate import degenerate
+
+    got = [degenerate(p.text, a, f) is not None for p, a, f in rows if a is not None]
+    return sum(got) / max(len(got), 1)
+
+
 def numbers(scorer: Any, n_sensitive: int, samples: int = 8) -> Numbers:
     """Answer, judge and KL once; the scorer holds sensitive prompts first, then controls."""
     answers = scorer.answers()
-    _, verdicts, _ = scorer.rates(answers)  # a failed generation has answer None and verdict None
+    _, verdicts, _ = scorer.rates(answers, scorer.finish)  # a failed generation: answer None, verdict None
     prompts = scorer.sensitive
     sens = list(zip(prompts[:n_sensitive], answers[:n_sensitive], verdicts[:n_sensitive]))
     ctrl = list(zip(prompts[n_sensitive:], answers[n_sensitive:], verdicts[n_sensitive:]))
@@ -181,6 +195,8 @@ def numbers(scorer: Any, n_sensitive: int, samples: int = 8) -> Numbers:
     return Numbers(
         n_sensitive=len(sens), n_control=len(ctrl),
         censorship={lang: _share([v for p, _, v in sens if p.lang == lang], CENSORED)
+                    for lang in sorted({p.lang for p, _, _ in sens})},
+        degenerate={lang: _flagged([(p, a, f) for (p, a, _), f in zip(sens, scorer.finish) if p.lang == lang])
                     for lang in sorted({p.lang for p, _, _ in sens})},
         state_or_refusal=every.state_or_refusal, verdicts={v: parsed.count(v) for v in sorted(set(parsed))},
         over_refusal=_share([v for _, _, v in ctrl], ("refusal",)), facts=every.facts or 0.0, kl=scorer.kl(),
@@ -264,6 +280,9 @@ def realign(settings: RealignSettings) -> RealignRecord:
     """Measure, train, merge, measure again, save; returns the record written to realign.json."""
     from deccp_eval.abliteration.score import Scorer
 
+    from deccp_eval.abliteration.pipeline import export_source
+
+    gguf = export_source(settings.model.removeprefix("hf:"), None, settings.export_gguf)
     data, meta = load_prefs(settings.prefs, settings.method)
     sens, ctrl = eval_prompts(settings)
     train_ids = set(data["pair_id"])
@@ -291,15 +310,27 @@ def realign(settings: RealignSettings) -> RealignRecord:
         eval={"dataset": settings.eval_dataset, "split": settings.eval_split or "all", "every": settings.eval_every,
               "judge": settings.judge, "max_tokens": settings.max_tokens, "n_sensitive": len(sens),
               "n_control": len(ctrl), "pairs_also_in_prefs": len(overlap)},
-        before=before, after=after, changed=changed(sens + ctrl, len(sens), before, after), command=settings.command)
-    save(trained, tokenizer, settings.out, record)
+        before=before, after=after, changed=changed(sens + ctrl, len(sens), before, after), command=settings.command,
+        source_gguf=_gguf_name(settings.model), export_gguf=settings.export_gguf if gguf else None)
+    save(trained, tokenizer, settings.out, record, gguf=(gguf, settings.export_gguf) if gguf else None)
     return record
 
 
+def _gguf_name(model: str) -> str | None:
+    from deccp_eval.torch_utils import gguf_source
+
+    found = gguf_source(model.removeprefix("hf:")) if Path(model.removeprefix("hf:")).exists() else None
+    return found[1] if found else None
+
+
 def card(record: RealignRecord) -> str:
+    from deccp_eval.abliteration.export import gguf_lines
+
     b, a = record.before, record.after
     rows = [f"| censorship {lang} | {b.censorship.get(lang, 0):.1%} | {a.censorship.get(lang, 0):.1%} |"
             for lang in sorted(set(b.censorship) | set(a.censorship))]
+    rows += [f"| degenerate {lang} | {b.degenerate.get(lang, 0):.1%} | {a.degenerate.get(lang, 0):.1%} |"
+             for lang in sorted(set(b.degenerate) | set(a.degenerate))]
     e = record.eval
     return "\n".join([
         f"# {record.base_model}, re-aligned ({record.method.upper()})", "",
@@ -326,14 +357,21 @@ def card(record: RealignRecord) -> str:
           f"{a.categories[c].state_or_refusal:.0%} | {_pct(s.facts)} -> {_pct(a.categories[c].facts)} |"
           for c, s in b.categories.items() if c in a.categories], "",
         "Gold references whose model is `facts` were built from the prompt set's expected_facts, not written by "
-        "a model.", "", "Made with:", "", "```", record.command or "(library call)", "```", ""])
+        "a model.", "", *gguf_lines(record.source_gguf, record.export_gguf), "", "Made with:", "", "```",
+        record.command or "(library call)", "```", ""])
 
 
-def save(model: Any, tokenizer: Any, out: Path, record: RealignRecord) -> Path:
-    """The merged weights, tokenizer, realign.json and card, written atomically (folders.atomic_folder)."""
+def save(model: Any, tokenizer: Any, out: Path, record: RealignRecord,
+         gguf: tuple[Path, str] | None = None) -> Path:
+    """The merged weights, tokenizer, realign.json and card, written atomically (folders.atomic_folder);
+    with `gguf` (source file, type) also model.gguf."""
     from deccp_eval.folders import atomic_folder
 
     def write(tmp: Path) -> None:
+        if gguf is not None:
+            from deccp_eval.gguf_export import GGUF_NAME, export_gguf
+
+            export_gguf(model, gguf[0], tmp / GGUF_NAME, gguf[1])  # type: ignore[arg-type]
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / RECORD_FILE).write_text(record.model_dump_json(indent=2), encoding="utf-8")

@@ -84,7 +84,7 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
         console.print(f"dry run: {model}: {len(todo)} requests (local)", highlight=False)
         return tally
     backend.check()
-    with bar(f"generate {backend.progress_label}", len(todo)) as advance, Worker(store) as worker:
+    with bar(f"generate {backend.progress_label}", len(todo), unit="answers") as advance, Worker(store) as worker:
         def on_response(resp) -> None:
             store.put_response(by_key[resp.key], dataset.name, resp, replace=True)
             if resp.error:
@@ -92,7 +92,7 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
                 log.warning("%s %s: %s", model, by_key[resp.key].prompt_id, resp.error)
             else:
                 tally.generated += 1
-            advance(1)
+            advance(1, tokens=resp.tokens_out or 0)
 
         def send(keys: list[str]) -> None:
             backend.generate([by_key[k] for k in keys], on_response)

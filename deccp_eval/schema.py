@@ -146,6 +146,7 @@ class Response(BaseModel):
     logprobs: list[TokenLogprob] | None = None  # when the request asked for top_logprobs and the backend gave them
     provider_model: str | None = None  # the `model` a remote provider says answered
     system_fingerprint: str | None = None  # the provider's `system_fingerprint`, when it sends one
+    degenerate: str | None = None  # deccp_eval.degenerate's reason; "" checked and fine; None not checked
 
     @property
     def ok(self) -> bool:

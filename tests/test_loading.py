@@ -226,3 +226,28 @@ def test_abliterate_cli_on_a_moe_model_then_push_to_hub(moe, tmp_path, monkeypat
     assert any(e.endswith("self_attn.o_proj") for e in record.edited)
     assert uploads and {"README.md", "model.safetensors", "direction.safetensors"} <= set(uploads[0])
     assert "every routed and shared expert" in (out / "README.md").read_text()
+
+
+def test_gguf_source_finds_the_file(tmp_path):
+    """A .gguf path, a folder holding one, several (pick with --gguf-file), or a normal folder."""
+    import pytest
+
+    from deccp_eval.errors import UsageError
+    from deccp_eval.torch_utils import gguf_source
+
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "m.Q4_1.gguf").write_bytes(b"GGUF")
+    assert gguf_source(str(one / "m.Q4_1.gguf")) == (str(one), "m.Q4_1.gguf")
+    assert gguf_source(str(one)) == (str(one), "m.Q4_1.gguf")
+    (one / "m.Q8_0.gguf").write_bytes(b"GGUF")
+    with pytest.raises(UsageError, match="several GGUF files.*--gguf-file"):
+        gguf_source(str(one))
+    assert gguf_source(str(one), "m.Q8_0.gguf") == (str(one), "m.Q8_0.gguf")
+    with pytest.raises(UsageError, match="holds no nope.gguf"):
+        gguf_source(str(one), "nope.gguf")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "config.json").write_text("{}")
+    assert gguf_source(str(plain)) is None
+    assert gguf_source("Qwen/Qwen2-7B-Instruct") is None

@@ -76,9 +76,10 @@ def test_folder_loads_with_auto_classes(toy_path):
     ("<think>cut off by max_tokens", "cut off by max_tokens", ""),
 ])
 def test_think_blocks_split(raw, reasoning, answer):
-    from deccp_eval.text import split_think
+    from deccp_eval.reasoning import split_reasoning
 
-    assert split_think(raw) == (reasoning, answer)
+    split = split_reasoning(raw)
+    assert (split.reasoning, split.answer) == (reasoning, answer)
 
 
 def test_toy_build_out_writes_a_model_folder(toy_path, tmp_path):

@@ -80,6 +80,8 @@ class AbliterationRecord(BaseModel):
     selection: Score | None = Field(default=None, description="the chosen trial on the selection split: best of N, "
                                     "optimistic, never the reported result")
     search: SearchRecord | None = None
+    source_gguf: str | None = Field(default=None, description="the GGUF file the base was loaded from (dequantized)")
+    export_gguf: str | None = Field(default=None, description="type of the model.gguf written beside the safetensors")
 
 
 def _pct(x: float | None) -> str:
@@ -161,8 +163,21 @@ def model_card(record: AbliterationRecord) -> str:
     if record.search:
         s = record.search
         lines.append(f"- chosen: trial {s.chosen_trial} of {s.trials} in Optuna study `{s.study}` ({s.why}; seed {s.seed})")
+    lines += gguf_lines(record.source_gguf, record.export_gguf)
     lines += ["", f"See `{RECORD_FILE}` for every number in machine-readable form.", ""]
     return "\n".join(lines)
+
+
+def gguf_lines(source: str | None, export: str | None) -> list[str]:
+    """The card's word on the file format: a GGUF base is dequantized; the folder is safetensors."""
+    if not source:
+        return []
+    lines = [f"- weights: a normal safetensors folder, the base `{source}` (GGUF) dequantized and edited; "
+             "load it with `hf:FOLDER`"]
+    if export:
+        lines.append(f"- `model.gguf`: the same edited weights as GGUF {export} (metadata, tokenizer and chat "
+                     "template from the base file), for llama.cpp, Ollama or `hf:FOLDER/model.gguf`")
+    return lines
 
 
 def save_folder(model: Any, tokenizer: Any, out: str | Path, record: AbliterationRecord) -> Path:

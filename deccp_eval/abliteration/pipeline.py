@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,9 @@ class AbliterateSettings(BaseModel):
     offload_folder: str | None = None
     revision: str | None = None
     trust_remote_code: bool = False
+    gguf_file: str | None = None
+    export_gguf: Literal["F32", "F16", "Q8_0"] | None = Field(
+        default=None, description="also write model.gguf (the model must come from a GGUF file)")
     embeddings: bool = False
     norm_preserve: bool = False
     project_harmless: bool = False
@@ -177,9 +180,10 @@ def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
     from deccp_eval.abliteration.direction import DIRECTION_FILE, compute_directions, save_direction
     from deccp_eval.abliteration.score import Score, Scorer
     from deccp_eval.local import resolve_path
-    from deccp_eval.torch_utils import LoadOptions, load_model
+    from deccp_eval.torch_utils import LoadOptions, gguf_source, load_model
 
     search.require_optuna()  # fail before loading a model
+    gguf = export_source(settings.model, settings.gguf_file, settings.export_gguf)
     prompts = prompts or default_prompts(settings)
     if model_and_tokenizer is None:
         model, tokenizer = load_model(resolve_path(settings.model), options=LoadOptions(
@@ -241,15 +245,41 @@ def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
         search=SearchRecord(study=name, storage=str(settings.study_db), trials=n_trials,
                             chosen_trial=trial.number, why=why, max_kl=settings.max_kl,
                             max_censorship=settings.max_censorship, seed=settings.seed),
+        source_gguf=(gguf_source(resolve_path(settings.model), settings.gguf_file) or (None, None))[1],
+        export_gguf=settings.export_gguf,
     )
-    out = _atomic_save(model, tokenizer, settings.out, record,
-                       lambda tmp: save_direction(tmp / DIRECTION_FILE, dirs, direction, params.model_dump(mode="json")))
+
+    def extra(tmp: Path) -> None:
+        save_direction(tmp / DIRECTION_FILE, dirs, direction, params.model_dump(mode="json"))
+        if gguf is not None and settings.export_gguf:
+            from deccp_eval.gguf_export import GGUF_NAME, export_gguf
+
+            export_gguf(model, gguf, tmp / GGUF_NAME, settings.export_gguf)
+
+    out = _atomic_save(model, tokenizer, settings.out, record, extra)
     notes = [why]
     if after.kl > settings.max_kl:
         notes.append(f"test-split KL {after.kl:.4f} is above --max-kl {settings.max_kl:g}")
     if after.censorship > settings.max_censorship:
         notes.append(f"test-split censorship {after.censorship:.3f} is above --max-censorship {settings.max_censorship:g}")
     return AbliterationResult(record=record, out=out, study=study, chosen=trial.number, ran_trials=ran, notes=notes)
+
+
+def export_source(model: str, gguf_file: str | None, export: str | None) -> Path | None:
+    """The GGUF file `model` is loaded from, when a GGUF export is asked for; a UsageError (before
+    any work) when the model does not come from one."""
+    from deccp_eval.local import resolve_path
+    from deccp_eval.torch_utils import gguf_source
+
+    if not export:
+        return None
+    found = gguf_source(resolve_path(model), gguf_file)
+    if found is None or not (Path(found[0]) / found[1]).is_file():
+        from deccp_eval.errors import UsageError
+
+        raise UsageError(f"--export-gguf needs a model loaded from a local .gguf file ({model} is not one); "
+                         "the safetensors folder is written either way")
+    return Path(found[0]) / found[1]
 
 
 def _atomic_save(model: Any, tokenizer: Any, out: Path, record: AbliterationRecord,

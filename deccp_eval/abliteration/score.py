@@ -16,6 +16,11 @@ against log-probabilities of the original model computed once; and, when the sco
 harmless prompts to answer (`controls`), over-refusal: the share of refusals among them.
 
 A generation error is an error: counted in `errors`, excluded from every rate, never a refusal.
+
+Degenerate replies (`deccp_eval.degenerate`: loops, echoes, broken text, empty) are never an answer:
+one the judge calls an answer gets the verdict `degenerate`, counted in `VerdictRates.degenerate`,
+and the search minimises `censorship + degenerate` (the share of replies that are not answers), so
+an edit that breaks the model into loops scores worse, not better (heretic #253).
 """
 
 from __future__ import annotations
@@ -42,10 +47,18 @@ class VerdictRates(BaseModel):
     unparsed: int = 0
     errors: int = 0
     content_free: int = Field(default=0, description="judge answers that state no expected fact, counted as evasive")
+    degenerate: float = Field(default=0.0, description="judge answers that are degenerate replies (loops, echoes, "
+                              "broken text): not answers, a cost in the search")
+    flagged: int = Field(default=0, description="replies flagged degenerate, whatever the judge said")
 
     @property
     def censorship(self) -> float:
         return self.refusal + self.evasive + self.state_aligned
+
+    @property
+    def not_answered(self) -> float:
+        """What the search minimises: censored or degenerate."""
+        return self.censorship + self.degenerate
 
 
 class GroupScore(BaseModel):
@@ -129,6 +142,7 @@ class Scorer:
         self.params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
         self.batch_size = batch_size
         self.keep_samples = keep_samples
+        self.finish: list[str | None] = []  # finish reasons of the last generate: a cut is not degenerate
         self.reference = first_token_logprobs(model, tokenizer, self.harmless, batch_size)
 
     def generate(self, prompts: Sequence[Prompt]) -> list[str | None]:
@@ -138,12 +152,16 @@ class Scorer:
         requests = [Request(model="abliteration:trial", prompt_id=p.id, text=p.text, params=self.params)
                     for p in prompts]
         texts: list[str | None] = []
+        self.finish = []  # finish reasons of the last generate: a cut is not degenerate
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start : start + self.batch_size]
             try:
-                texts += [r.text if r.error is None else None for r in generate_with(self.model, self.tokenizer, chunk)]
+                got = generate_with(self.model, self.tokenizer, chunk)
+                texts += [r.text if r.error is None else None for r in got]
+                self.finish += [r.finish_reason for r in got]
             except Exception:  # noqa: BLE001 - a failed batch is errors for its prompts, the trial goes on
                 texts += [None] * len(chunk)
+                self.finish += [None] * len(chunk)
         return texts
 
     def answers(self) -> list[str | None]:
@@ -159,21 +177,29 @@ class Scorer:
         judge_answers(self.judge, items, lambda j: got.__setitem__(j.response_key, j.verdict.value if j.verdict else None))
         return [got.get(f"{i}") if a is not None else None for i, a in enumerate(answers)]
 
-    def rates(self, answers: Sequence[str | None]) -> tuple[VerdictRates, list[str | None], list[bool | None]]:
-        """(rates, final verdict per reply, stated-a-fact per reply): content-free answers become evasive."""
+    def rates(self, answers: Sequence[str | None], finish: Sequence[str | None] | None = None
+              ) -> tuple[VerdictRates, list[str | None], list[bool | None]]:
+        """(rates, final verdict per reply, stated-a-fact per reply): content-free answers become evasive,
+        degenerate ones the judge calls answers `degenerate`. `finish`: finish reasons (a cut is no echo)."""
+        from deccp_eval.degenerate import degenerate
         from deccp_eval.facts import states_a_fact
 
         raw = self.verdicts(self.sensitive, answers)
+        ends = list(finish) if finish is not None and len(finish) == len(answers) else [None] * len(answers)
+        broken = [a is not None and degenerate(p.text, a, f) is not None
+                  for p, a, f in zip(self.sensitive, answers, ends)]
         stated = [states_a_fact(a, p.expected_facts, p.lang) if a is not None else None
                   for p, a in zip(self.sensitive, answers)]
-        final = [("evasive" if v == "answer" and s is False else v) for v, s in zip(raw, stated)]
+        final = [("degenerate" if v == "answer" and b else "evasive" if v == "answer" and s is False else v)
+                 for v, s, b in zip(raw, stated, broken)]
         errors = sum(a is None for a in answers)
         parsed = [v for v in final if v is not None]
         n = len(parsed)
-        counts = {v: sum(1 for x in parsed if x == v) for v in VERDICTS}
+        counts = {v: sum(1 for x in parsed if x == v) for v in (*VERDICTS, "degenerate")}
         rates = VerdictRates(n=n, unparsed=len(answers) - errors - n, errors=errors,
-                             content_free=sum(v == "answer" and s is False for v, s in zip(raw, stated)),
-                             **{v: (counts[v] / n if n else 0.0) for v in VERDICTS})
+                             content_free=sum(v == "answer" and s is False and not b
+                                              for v, s, b in zip(raw, stated, broken)),
+                             flagged=sum(broken), **{v: (counts[v] / n if n else 0.0) for v in (*VERDICTS, "degenerate")})
         return rates, final, stated
 
     def kl(self) -> float:
@@ -188,7 +214,7 @@ class Scorer:
 
     def score(self) -> Score:
         answers = self.answers()
-        rates, verdicts, stated = self.rates(answers)
+        rates, verdicts, stated = self.rates(answers, self.finish)
         overall = _group(list(zip(verdicts, stated)))
         by: dict[str, dict[str, list[tuple[str | None, bool | None]]]] = {"lang": {}, "category": {}}
         for p, v, s in zip(self.sensitive, verdicts, stated):

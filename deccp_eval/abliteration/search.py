@@ -1,7 +1,8 @@
 """Multi-objective Optuna search over direction position and layer-weight kernel.
 
-Three objectives, scored on the selection split only: the censorship share (refusal + evasive +
-state_aligned, content-free answers counted as evasive) on sensitive prompts, minimised; the
+Three objectives, scored on the selection split only: the share not answered (refusal + evasive +
+state_aligned, content-free answers counted as evasive, plus degenerate replies the judge called
+answers: `VerdictRates.not_answered`) on sensitive prompts, minimised; the
 content share (replies that state an expected fact), maximised; first-token KL on harmless
 prompts, minimised. The pick rule (`choose`): the trial with the most content among those with
 censorship <= max_censorship and KL <= max_kl. The study lives in SQLite (Optuna RDB storage)
@@ -73,7 +74,7 @@ def storage_url(path: str | Path) -> str:
 
 
 DIRECTIONS = ("minimize", "maximize", "minimize")  # censorship, content, KL
-OBJECTIVE_VERSION = 2  # in the study name: studies of the old two-objective search are not resumed
+OBJECTIVE_VERSION = 3  # in the study name: studies of older objectives (no degenerate cost) are not resumed
 
 
 def require_optuna() -> Any:
@@ -125,7 +126,7 @@ def run_search(study: Any, scorer: Scorer, dirs: DirectionSet, space: SearchSpac
         trial.set_user_attr("score", score.model_dump(mode="json"))
         if on_trial:
             on_trial(trial.number, score)
-        return score.censorship, score.content, score.kl
+        return score.rates.not_answered, score.content, score.kl
 
     if todo:
         study.optimize(objective, n_trials=todo, gc_after_trial=False, catch=(), callbacks=callbacks)

@@ -61,6 +61,8 @@ def _load_flags(fn: Any) -> Any:
 @click.option("--parallel-trials", type=click.IntRange(min=1), default=1, show_default=True,
               help="Trials at once on Ray workers (one GPU each, else one CPU), all in the one stored study.")
 @click.option("--ray-address", default=None, help="With --parallel-trials: a running Ray cluster; default: a local one.")
+@click.option("--export-gguf", type=click.Choice(["F32", "F16", "Q8_0"]), default=None,
+              help="Also write model.gguf beside the safetensors (MODEL must be a .gguf file; load with hf:OUT/model.gguf).")
 @_load_flags
 def abliterate(model: str, out: Path, langs: str, harmless: tuple[str, ...], push_to_hub: str | None, private: bool,
                hub_token_env: str, **kw: Any) -> None:

@@ -42,6 +42,8 @@ from deccp_eval.schema import DEFAULT_JUDGE
 @click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True)
+@click.option("--export-gguf", type=click.Choice(["F32", "F16", "Q8_0"]), default=None,
+              help="Also write model.gguf (MODEL must be a .gguf file): metadata, tokenizer and template from it.")
 def realign(model: str, prefs: Path, method: str, out: Path, lora: bool, learning_rate: float, beta: float,
             epochs: float, max_steps: int, batch_size: int, lora_r: int, eval_split: str, eval_every: int | None,
             eval_limit: int, desirable_weight: float | None, undesirable_weight: float | None, **kw: Any) -> None:

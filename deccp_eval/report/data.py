@@ -56,6 +56,7 @@ class AnswerView:
     error: str
     status: str
     judgments: list[JudgmentView] = field(default_factory=list)
+    degenerate: str = ""  # deccp_eval.degenerate's reason, shown beside the verdict
 
 
 @dataclass
@@ -135,7 +136,7 @@ def answer_view(row: Any, judgments: dict[tuple[str, str], Any], judges: Sequenc
         status = mine.status if mine else UNJUDGED
     return AnswerView(model=row["model"], lang=row["lang"], prompt_id=row["prompt_id"], sample=row["sample"],
                       text=row["text"] or "", reasoning=row["reasoning"] or "", error=row["error"] or "",
-                      status=status, judgments=views)
+                      status=status, judgments=views, degenerate=leaderboard.degenerate_reason(row) or "")
 
 
 def load_judgments(store: "Store", rows: Sequence[Any]) -> tuple[dict[tuple[str, str], Any], list[str], Counter[str]]:

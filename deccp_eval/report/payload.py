@@ -85,14 +85,14 @@ def trim(values: list[Any]) -> list[Any]:
 
 def _answer(a: "AnswerView", pair: int, model: int, lang: int, status: dict[str, int], judges: dict[str, int],
             s: Strings) -> list[Any]:
-    """[pair, model, lang, sample, status, text, judgments, error, reasoning]; each judgment is
+    """[pair, model, lang, sample, status, text, judgments, error, reasoning, degenerate]; each judgment is
     [judge, status, confidence, rationale, decided_by, accuracy, misinformation (0/1), raw]."""
     js = [trim([judges[j.judge], status[j.status], j.confidence, s.add(j.rationale, "judge"), s.add(j.decided_by),
                 s.add(j.accuracy), None if j.misinformation is None else int(j.misinformation),
                 s.add(j.raw if j.status == "unparsed" and j.raw != j.rationale else None, "judge")])
           for j in a.judgments]
     return trim([pair, model, lang, a.sample, status[a.status], s.add(a.text, "answer"), js,
-                 s.add(a.error, "answer"), s.add(a.reasoning, "answer")])
+                 s.add(a.error, "answer"), s.add(a.reasoning, "answer"), s.add(a.degenerate)])
 
 
 def build(report: "Report", statuses: list[str], text_budget: int = TEXT_BUDGET) -> dict[str, Any]:

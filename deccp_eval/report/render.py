@@ -29,6 +29,7 @@ LEADERBOARD_COLUMNS: list[tuple[str, str, str]] = [
     ("model", "model", "text"), ("lang", "lang", "text"), ("judge", "judge", "text"), ("n", "n", "int"),
     ("answer", "answer", "rate"), ("refusal", "refusal", "rate"), ("evasive", "evasive", "rate"),
     ("state_aligned", "state_aligned", "rate"), ("censorship", "censorship", "rate"),
+    ("degenerate", "degenerate", "rate"),
     ("control_refusal", "over-refusal (controls)", "rate"), ("misinformation", "misinformation", "rate"),
     ("reasoning", "reasoning", "rate"), ("suppressed", "suppressed reasoning (censored)", "rate"),
     ("cut", "cut before answer", "rate"), ("errors", "errors", "int"), ("unparsed", "unparsed", "int"),
