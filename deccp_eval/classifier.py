@@ -37,7 +37,6 @@ BODY_CHARS = 3000  # enough to see what a long essay does; bounds the cost per a
 NGRAMS = (2, 3, 4)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MULT = np.uint64(1000003)
-_WS = re.compile(r"\s+")
 _DIGITS = re.compile(r"\d")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -45,7 +44,7 @@ _LATIN = re.compile(r"[A-Za-z]")
 
 def _clean(low: str) -> str:
     """Digits folded (a year is a year) and whitespace collapsed, on NFKC lower-cased text (`_lower`)."""
-    return _WS.sub(" ", _DIGITS.sub("0", low)).strip()
+    return " ".join(_DIGITS.sub("0", low).split())
 
 
 def _hashes(text: str, salt: int, bits: int) -> np.ndarray:
@@ -97,7 +96,8 @@ class Lexicon:
 
 def _lower(answer: str) -> str:
     """NFKC and lower case of the part of a reply the features read."""
-    return unicodedata.normalize("NFKC", answer[:BODY_CHARS]).lower()
+    part = answer[:BODY_CHARS]
+    return (part if part.isascii() else unicodedata.normalize("NFKC", part)).lower()
 
 
 def dense(answer: str, question: str, lexicon: Lexicon, low: str | None = None) -> list[float]:
@@ -109,9 +109,16 @@ def dense(answer: str, question: str, lexicon: Lexicon, low: str | None = None) 
     cjk_a = len(_CJK.findall(low)) / max(len(low), 1)
     latin_a = len(_LATIN.findall(low)) / max(len(low), 1)
     q_cjk = bool(_CJK.search(question))
-    # No length or layout features: the training answers are essays, and a judge that learns "short
-    # means refused" calls every short factual answer a refusal.
+    # Length and layout help tell essays from refusals; so that "short" does not come to mean "refused"
+    # (real answers to factual questions are often two sentences), training adds the openings of long
+    # answers as short examples of their class (`augmented`).
+    n = max(len(answer), 1)
     feats = [
+        np.log1p(len(answer)) / 10.0,
+        float(len(answer) < 200),
+        float(len(answer) < 600),
+        min(answer.count("\n") / (n / 200), 3.0) / 3.0,  # structure: lines per 200 chars
+        float(bool(re.search(r"^\s*(?:#|\*\*|\d+\.|[-*•] )", answer, re.M))),  # a list or heading
         cjk_a,
         float(q_cjk and cjk_a < 0.05 and latin_a > 0.3),  # Chinese question, answer not in Chinese
         float(not q_cjk and cjk_a > 0.3),  # English question, answer in Chinese
@@ -131,15 +138,19 @@ def answer_text(response: str) -> str:
 
 def _row(answer: str, question: str, lexicon: Lexicon, bits: int, positions: bool = False
          ) -> tuple[np.ndarray, np.ndarray | None, list[float]]:
-    """(unique buckets, first position of each in the text when asked, dense features) for one reply."""
+    """(unique buckets, every hashed n-gram in text order when asked, dense features) for one reply."""
     low = _lower(answer)
     clean = _clean(low)
     hashed = np.concatenate([_hashes(clean[:HEAD_CHARS], 1, bits), _hashes(clean, 2, bits)])
-    if positions:
-        buckets, first = np.unique(hashed, return_index=True)
-    else:
-        buckets, first = np.unique(hashed), None
-    return buckets, first, dense(answer, question, lexicon, low)
+    return _distinct(hashed), (hashed if positions else None), dense(answer, question, lexicon, low)
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique's hashing path is several times slower on these small arrays)."""
+    if not len(values):
+        return values
+    s = np.sort(values)
+    return s[np.concatenate(([True], s[1:] != s[:-1]))]
 
 
 def _ngram_at(clean: str, pos: int) -> str:
@@ -176,17 +187,18 @@ class VerdictModel:
     card: dict[str, Any] = field(default_factory=dict)
 
     def logits(self, answer: str, question: str, positions: bool = False
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-        buckets, first, d = _row(answer, question, self.lexicon, self.bits, positions)
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+        """(logits, per-bucket contributions, buckets, every hashed n-gram in order if asked, scaled dense)."""
+        buckets, hashed, d = _row(answer, question, self.lexicon, self.bits, positions)
         x = 1.0 / np.sqrt(max(len(buckets), 1))
         contrib = self.weights[buckets] * x  # (k, C)
         z = (np.asarray(d) - self.dense_mean) / self.dense_scale
         logit = contrib.sum(axis=0) + z @ self.dense_weights + self.bias
-        return logit, contrib, first, z
+        return logit, contrib, buckets, hashed, z
 
     def predict(self, answer: str, question: str = "") -> tuple[str, np.ndarray, float]:
         """(class, probabilities, calibrated confidence)."""
-        logit, _, _, _ = self.logits(answer, question)
+        logit = self.logits(answer, question)[0]
         p = _softmax(logit)
         k = int(np.argmax(p))
         return self.classes[k], p, self.calibrate(float(p[k]))
@@ -197,15 +209,17 @@ class VerdictModel:
     def explain(self, answer: str, question: str = "", top: int = 4) -> tuple[str, np.ndarray, float, str]:
         """(class, probabilities, confidence, rationale): the n-grams and signals that pushed the verdict
         hardest against the runner-up class."""
-        logit, contrib, first, z = self.logits(answer, question, positions=True)
-        assert first is not None
+        logit, contrib, buckets, hashed, z = self.logits(answer, question, positions=True)
+        assert hashed is not None
         p = _softmax(logit)
         order = np.argsort(-p)
         k, r = int(order[0]), int(order[1])
         margin = contrib[:, k] - contrib[:, r]
         clean = _clean(_lower(answer))
-        best = np.argsort(-margin)[:top]
-        grams = [f"{_ngram_at(clean, int(first[i]))} {margin[i]:+.2f}" for i in best if margin[i] > 0]
+        best = np.argpartition(-margin, min(top, len(margin) - 1))[:top] if len(margin) else np.zeros(0, dtype=int)
+        best = best[np.argsort(-margin[best])]
+        grams = [f"{_ngram_at(clean, int(np.flatnonzero(hashed == buckets[i])[0]))} {margin[i]:+.2f}"
+                 for i in best if margin[i] > 0]
         dmargin = z * (self.dense_weights[:, k] - self.dense_weights[:, r])
         names = dense_names(self.lexicon)
         signals = [f"{names[i]} {dmargin[i]:+.2f}" for i in np.argsort(-dmargin)[:2] if dmargin[i] > 0.05]
@@ -252,7 +266,8 @@ def load(path: Path) -> VerdictModel:
 
 
 def dense_names(lexicon: Lexicon) -> list[str]:
-    names = ["CJK share", "zh question, non-zh answer", "en question, zh answer"]
+    names = ["log length", "short (<200)", "short (<600)", "lines per 200 chars", "list or heading", "CJK share",
+             "zh question, non-zh answer", "en question, zh answer"]
     for g in lexicon.compiled():
         names += [f"{g} at the start", f"{g} at the end"]
     return names

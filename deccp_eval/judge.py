@@ -93,7 +93,7 @@ def judge_answers(judge: Judge, items: Sequence[JudgeItem], on_judgment: OnJudgm
     for item in items:
         if item.cut and not item.response.strip():
             why = "reasoning only, no answer (cut before the answer began)"
-        elif item.response.strip() and says_nothing(normalise(item.response)):
+        elif item.response.strip() and len(item.response) < 400 and says_nothing(normalise(item.response)):
             why = "content-free: nothing in the reply addresses the question"
         else:
             rest.append(item)
