@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--latency", type=float, default=0.1)
     args = ap.parse_args()
+    inspect = shutil.which(args.inspect) or args.inspect
+    inspect = str(Path(inspect).resolve()) if Path(inspect).exists() else inspect  # run from a temp folder
 
     server, base_url = start_server(args.latency)
     try:
@@ -73,7 +76,7 @@ def main() -> None:
                                       "--base-url", base_url, "-d", str(data), "--db", str(tmp / "r" / "deccp.db"),
                                       "--max-concurrency", str(args.concurrency), "--max-tokens", "64"], env, tmp)
             (tmp / "bench_task.py").write_text(TASK)
-            theirs, theirs_mb, _ = timed([args.inspect, "eval", "bench_task.py", "--model", "openai/bench-model",
+            theirs, theirs_mb, _ = timed([inspect, "eval", "bench_task.py", "--model", "openai/bench-model",
                                           "--model-base-url", base_url, "-T", f"n={args.requests}",
                                           "--max-connections", str(args.concurrency), "--max-tokens", "64",
                                           "--log-dir", str(tmp / "logs"), "--display", "none"], env, tmp)
