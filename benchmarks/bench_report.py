@@ -1,7 +1,8 @@
 """The report at leaderboard scale: `deccp-eval report` on a 100-model x 616-prompt synthetic store
 (benchmarks/make_big_store.py), then the page in real headless Chromium from file://.
 
-Prints: build time (target <= 60 s on 2 cores), index.html size (<= 10 MB), time from navigation
+Prints: build time (target <= 10 s on 2 cores) with `report_build_s=` and `ratio_to_leaderboard=` (the
+build over `deccp-eval leaderboard` on the same store, both whole processes), index.html size (<= 10 MB), time from navigation
 start to the leaderboard painted (Element Timing on its first cell; <= 2 s) and to the
 script's first render of the prompt browser (`report-ready` mark), the time to apply each filter
 in the prompt browser until the next frame (<= 300 ms), and the most answer cells in the DOM at
@@ -70,6 +71,14 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "deccp_eval.cli", "report", "--db", str(db), "--out", str(out),
                     "--plots-dir", str(tmp / "plots")], check=True, capture_output=True)
     build_s = time.perf_counter() - t0
+    # The baseline, measured the same way on the same store: the plain leaderboard (a whole process,
+    # as a user runs it), so the ratio says what the page costs beyond the numbers it shows.
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "deccp_eval.cli", "leaderboard", "--db", str(db), "--out",
+                    str(tmp / "leaderboard.csv")], check=True, capture_output=True)
+    leaderboard_s = time.perf_counter() - t0
+    print(f"report_build_s={build_s:.1f} leaderboard_s={leaderboard_s:.1f} "
+          f"ratio_to_leaderboard={build_s / leaderboard_s:.2f} (target: report_build_s <= 10)")
     index = out / "index.html"
     size_mb = index.stat().st_size / 1e6
     print(f"report built in {build_s:.1f}s; index.html {size_mb:.2f} MB")
@@ -105,8 +114,8 @@ def main() -> None:
     finally:
         driver.quit()
     filter_ms = max(times)
-    ratios = {"build": build_s / 60, "size": size_mb / 10, "leaderboard": shown / 2000, "filter": filter_ms / 300}
-    print(f"build_s={build_s:.1f} size_mb={size_mb:.2f} leaderboard_ms={shown:.0f} ready_ms={ready:.0f} "
+    ratios = {"build": build_s / 10, "size": size_mb / 10, "leaderboard": shown / 2000, "filter": filter_ms / 300}
+    print(f"report_build_s={build_s:.1f} ratio_to_leaderboard={build_s / leaderboard_s:.2f} size_mb={size_mb:.2f} leaderboard_ms={shown:.0f} ready_ms={ready:.0f} "
           f"filter_ms_max={filter_ms:.0f} filter_ms_median={statistics.median(times):.0f} "
           f"max_answer_cells={max(cells)} worst_ratio={max(ratios.values()):.2f}")
 

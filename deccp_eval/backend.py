@@ -139,6 +139,9 @@ class Backend(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Options: ClassVar[type[Options]] = OpenOptions  # built-in backends declare their own, strict
+    # True: `generate` accepts a lazy iterable and reads it as it goes (remote engines), so the
+    # runner leases keys as slots free up instead of in chunks that drain between them.
+    streams: ClassVar[bool] = False
 
     def __init__(self, model: str, options: BackendOptions | None = None) -> None:
         self.model = model

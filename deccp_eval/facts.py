@@ -10,6 +10,7 @@ so such a prompt has no content measurement (`measurable` is False) rather than 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Sequence
 
@@ -46,17 +47,66 @@ def usable_facts(facts: Sequence[str], lang: str) -> list[str]:
     return [f for f in facts if f.strip() and same_script(f, lang)]
 
 
-def fact_stated(reply: str, fact: str, threshold: float = FACT_THRESHOLD) -> bool:
-    want = key_terms(fact)
-    if not want:
-        return False
-    return len(want & key_terms(reply)) / len(want) >= threshold
+@functools.lru_cache(maxsize=4096)
+def _fact_terms(fact: str) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]]:
+    """A fact's key terms as (CJK bigrams, Latin words and numbers, one-character CJK runs): a
+    prompt's few facts are matched against every model's reply."""
+    terms = key_terms(fact)
+    cjk = {t for t in terms if _CJK_RUN.fullmatch(t)}
+    return (tuple(t for t in cjk if len(t) == 2), frozenset(terms - cjk),
+            frozenset(t for t in cjk if len(t) == 1))
+
+
+class ReplyTerms:
+    """Membership in a reply's `key_terms` without building them all: a CJK bigram is in the set
+    exactly when it is a substring of the normalised reply (both characters lie in one CJK run), a
+    Latin term when it is one of the reply's words. The full set of a long Chinese reply (every
+    character pair) cost more than the rest of a 100-model leaderboard."""
+
+    def __init__(self, reply: str) -> None:
+        self.norm = normalise(reply)
+        self._words: set[str] | None = None
+        self._singles: set[str] | None = None
+
+    def words(self) -> set[str]:
+        if self._words is None:
+            self._words = set(_WORD.findall(self.norm))
+        return self._words
+
+    def singles(self) -> set[str]:
+        if self._singles is None:  # one-character runs are terms of their own
+            self._singles = {run for run in _CJK_RUN.findall(self.norm) if len(run) == 1}
+        return self._singles
+
+    def __contains__(self, term: str) -> bool:
+        if _CJK_RUN.fullmatch(term):
+            return term in self.norm if len(term) == 2 else term in self.singles()
+        return term in self.words()
+
+    def count(self, fact: str) -> tuple[int, int]:
+        """(the fact's key terms found here, its key terms)."""
+        bigrams, words, singles = _fact_terms(fact)
+        found = sum(map(self.norm.__contains__, bigrams))
+        if words:
+            found += len(words & self.words())
+        if singles:
+            found += len(singles & self.singles())
+        return found, len(bigrams) + len(words) + len(singles)
+
+
+def fact_stated(reply: str | ReplyTerms, fact: str, threshold: float = FACT_THRESHOLD) -> bool:
+    """`reply` as text, or as ReplyTerms when several facts are matched against one reply."""
+    found, wanted = (ReplyTerms(reply) if isinstance(reply, str) else reply).count(fact)
+    return wanted > 0 and found / wanted >= threshold
 
 
 def facts_stated(reply: str, facts: Sequence[str], lang: str) -> tuple[int, int]:
     """(facts stated, facts usable in this language)."""
     usable = usable_facts(facts, lang)
-    return sum(fact_stated(reply, f) for f in usable), len(usable)
+    if not usable:
+        return 0, 0
+    have = ReplyTerms(reply)
+    return sum(fact_stated(have, f) for f in usable), len(usable)
 
 
 def states_a_fact(reply: str, facts: Sequence[str], lang: str) -> bool | None:

@@ -78,12 +78,15 @@ def coverage(store: Store, rows: Sequence[Any]) -> dict[tuple, tuple[int, int | 
 
 def compute(store: Store, run_id: str | None = None, models: Sequence[str] | None = None,
             dataset: str | None = None, by: Sequence[str] = ("model", "lang", "judge"),
-            loaded: tuple[Sequence[Any], dict[tuple[str, str], Any]] | None = None) -> list[dict[str, Any]]:
+            loaded: tuple[Sequence[Any], dict[tuple[str, str], Any]] | None = None,
+            stated_by_key: dict[str, bool | None] | None = None) -> list[dict[str, Any]]:
     """Rows per (model, model fingerprint, dataset, dataset version) x `by`, over every stored answer
     of that model on that dataset (the newest per prompt and sample, over all runs), or over one run.
     Two fingerprints of one model name are always two rows; `complete` says whether a row's
     language covers every prompt the dataset has. `loaded` passes (response rows, latest judgments) a
-    caller already read with the same filters, so the report does not read a large store three times."""
+    caller already read with the same filters, so the report does not read a large store three times;
+    `stated_by_key` (response key -> states a fact) lets such a caller match the facts once for both."""
+    stated_by_key = {} if stated_by_key is None else stated_by_key
     if loaded is None:
         rows = store.response_rows(run_id=run_id, models=models, dataset=dataset)
         judgments = latest_judgments(store, rows)
@@ -145,7 +148,10 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
                 shown[0] += thought
                 shown[1] += 1
             if r["kind"] == "sensitive":  # apart from the verdict: an `answer` that states nothing shows here
-                stated = states_a_fact(r["text"] or "", json.loads(r["expected_facts"] or "[]"), r["lang"])
+                if r["key"] not in stated_by_key:  # once per answer, whatever the judges and groupings
+                    stated_by_key[r["key"]] = states_a_fact(r["text"] or "", json.loads(r["expected_facts"] or "[]"),
+                                                            r["lang"])
+                stated = stated_by_key[r["key"]]
                 if stated is not None:
                     g["facts"][0] += stated
                     g["facts"][1] += 1

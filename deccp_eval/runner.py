@@ -8,7 +8,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from deccp_eval.backend import Backend, BackendOptions, make_backend
 from deccp_eval.datasets import Dataset
@@ -17,6 +17,7 @@ from deccp_eval.judge import Judge, JudgeItem, judge_answers, make_judge
 from deccp_eval.progress import bar
 from deccp_eval.schema import Judgment, Request, SamplingParams, judgment_key, text_hash
 from deccp_eval.store import Store
+from deccp_eval.writer import AnswerWriter
 
 log = logging.getLogger("deccp_eval")
 
@@ -70,23 +71,24 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
     from deccp_eval.workers import Worker
 
     tally = ModelTally(model, planned=len(requests))
-    store.link(run_id, [r.key for r in requests])
-    status = {} if no_cache else store.response_status(r.key for r in requests)
-    todo = [r for r in requests if r.key not in status or (retry_errors and status[r.key] is False)]
-    tally.cached = len(requests) - len(todo)
-    if not todo:
+    keyed = [(r.key, r) for r in requests]  # a key is a hash of the request: made once, here
+    store.link(run_id, [k for k, _ in keyed])
+    status = {} if no_cache else store.response_status(k for k, _ in keyed)
+    by_key = {k: r for k, r in keyed if k not in status or (retry_errors and status[k] is False)}
+    tally.cached = len(requests) - len(by_key)
+    if not by_key:
         return tally
-    by_key = {r.key: r for r in todo}
     backend = backend or make_backend(model, options)
     if options.dry_run and not hasattr(backend, "batch_driver"):  # a local engine: nothing to price
         from deccp_eval.progress import console
 
-        console.print(f"dry run: {model}: {len(todo)} requests (local)", highlight=False)
+        console.print(f"dry run: {model}: {len(by_key)} requests (local)", highlight=False)
         return tally
     backend.check()
-    with bar(f"generate {backend.progress_label}", len(todo), unit="answers") as advance, Worker(store) as worker:
+    with bar(f"generate {backend.progress_label}", len(by_key), unit="answers") as advance, Worker(store) as worker, \
+            AnswerWriter(store.path, replace=True) as writer:
         def on_response(resp) -> None:
-            store.put_response(by_key[resp.key], dataset.name, resp, replace=True)
+            writer.put(by_key[resp.key], dataset.name, resp)
             if resp.error:
                 tally.errors += 1
                 log.warning("%s %s: %s", model, by_key[resp.key].prompt_id, resp.error)
@@ -94,12 +96,18 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
                 tally.generated += 1
             advance(1, tokens=resp.tokens_out or 0)
 
-        def send(keys: list[str]) -> None:
-            backend.generate([by_key[k] for k in keys], on_response)
+        streams = getattr(backend, "streams", False)
+
+        def send(keys: Iterable[str]) -> None:
+            requests = (by_key[k] for k in keys)
+            try:
+                backend.generate(requests if streams else list(requests), on_response)
+            finally:
+                writer.flush()  # before the worker looks at the store again
 
         try:
             done_elsewhere = worker.run(list(by_key), send, chunk=chunk_size(options),
-                                        redo_errors=retry_errors, redo_all=no_cache)
+                                        redo_errors=retry_errors, redo_all=no_cache, stream=streams)
         finally:
             backend.close()
         tally.cached += done_elsewhere

@@ -7,6 +7,7 @@ requests through the `leases` table before sending them, so no request is paid f
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import time
@@ -93,10 +94,32 @@ def now() -> str:
 
 def in_chunks(keys: Iterable[str], size: int = 500) -> Iterator[tuple[str, list[str]]]:
     """(`?,?,...` placeholders, keys) per chunk, so an `IN (...)` query stays under SQLite's variable limit."""
-    items = list(keys)
-    for start in range(0, len(items), size):
-        chunk = items[start : start + size]
+    it = iter(keys)
+    while chunk := list(itertools.islice(it, size)):  # lazy: a caller may stop after the first chunks
         yield ",".join("?" * len(chunk)), chunk
+
+
+INSERT_RESPONSE = (
+    "INSERT INTO responses (key, model, dataset, prompt_id, sample, request, text, reasoning, finish_reason, "
+    "tokens_in, tokens_out, latency_s, cost, error, created, fingerprint, provider_model, system_fingerprint, "
+    "degenerate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT(key) DO UPDATE SET text=excluded.text, reasoning=excluded.reasoning, "
+    "finish_reason=excluded.finish_reason, tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, "
+    "latency_s=excluded.latency_s, cost=excluded.cost, error=excluded.error, created=excluded.created, "
+    "fingerprint=excluded.fingerprint, provider_model=excluded.provider_model, "
+    "system_fingerprint=excluded.system_fingerprint, degenerate=excluded.degenerate")
+
+
+def response_row(request: Request, dataset: str, response: Response) -> tuple[Any, ...]:
+    """One `responses` row, in INSERT_RESPONSE's column order. The degenerate check
+    (`deccp_eval.degenerate`) runs here, so every stored answer has it before any judge."""
+    broken = response.degenerate
+    if response.error is None and broken is None:
+        broken = degenerate(request.text, response.text, response.finish_reason) or ""
+    return (response.key, request.model, dataset, request.prompt_id, request.sample, request.model_dump_json(),
+            response.text, response.reasoning, response.finish_reason, response.tokens_in, response.tokens_out,
+            response.latency_s, response.cost, response.error, now(), request.fingerprint, response.provider_model,
+            response.system_fingerprint, broken)
 
 
 def column(row: Any, name: str) -> Any:
@@ -235,29 +258,22 @@ class Store:
 
     def put_response(self, request: Request, dataset: str, response: Response, replace: bool = False) -> bool:
         """Insert, or overwrite a stored error (or anything, with `replace`); True when written.
-        Releases this key's lease in the same transaction, so a waiting worker sees the answer.
-        The degenerate check (`deccp_eval.degenerate`) runs here, so every answer has it before any judge."""
-        if response.error is None and response.degenerate is None:
-            response = response.model_copy(update={"degenerate": degenerate(request.text, response.text,
-                                                                            response.finish_reason) or ""})
-        cond = "" if replace else " WHERE responses.error IS NOT NULL"
+        Releases this key's lease in the same transaction, so a waiting worker sees the answer."""
+        return self.put_responses([(request, dataset, response)], replace) > 0
+
+    def put_responses(self, items: Sequence[tuple[Request, str, Response]], replace: bool = False) -> int:
+        """`put_response` for many answers in one transaction (answers and lease releases together);
+        returns how many rows were written."""
+        return self.write_response_rows([response_row(*item) for item in items], replace)
+
+    def write_response_rows(self, rows: Sequence[tuple[Any, ...]], replace: bool = False) -> int:
+        """Rows made by `response_row`, in one transaction with their lease releases."""
         with self.conn:
-            cur = self.conn.execute(
-                "INSERT INTO responses (key, model, dataset, prompt_id, sample, request, text, reasoning, "
-                "finish_reason, tokens_in, tokens_out, latency_s, cost, error, created, fingerprint, provider_model, "
-                "system_fingerprint, degenerate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT(key) DO UPDATE SET text=excluded.text, reasoning=excluded.reasoning, "
-                "finish_reason=excluded.finish_reason, tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, "
-                "latency_s=excluded.latency_s, cost=excluded.cost, error=excluded.error, created=excluded.created, "
-                "fingerprint=excluded.fingerprint, provider_model=excluded.provider_model, "
-                "system_fingerprint=excluded.system_fingerprint, degenerate=excluded.degenerate" + cond,
-                (response.key, request.model, dataset, request.prompt_id, request.sample,
-                 request.model_dump_json(), response.text, response.reasoning, response.finish_reason,
-                 response.tokens_in, response.tokens_out, response.latency_s, response.cost, response.error, now(),
-                 request.fingerprint, response.provider_model, response.system_fingerprint, response.degenerate),
-            )
-            self.conn.execute("DELETE FROM leases WHERE key=?", (response.key,))
-        return cur.rowcount > 0
+            before = self.conn.total_changes
+            self.conn.executemany(INSERT_RESPONSE + ("" if replace else " WHERE responses.error IS NOT NULL"), rows)
+            written = self.conn.total_changes - before
+            self.conn.executemany("DELETE FROM leases WHERE key=?", [(row[0],) for row in rows])
+        return written
 
     def put_import(self, runs: Sequence[dict[str, Any]], prompts: Sequence[tuple[str, Prompt]],
                    answers: Sequence[tuple[str, Request, Response, str | None]], judgments: Sequence[Judgment],
@@ -310,7 +326,7 @@ class Store:
         return _response(row) if row else None
 
     # leases: several workers on one store ---------------------------------------------------
-    def claim(self, keys: Sequence[str], owner: str, lease_s: float, limit: int, since: str,
+    def claim(self, keys: Iterable[str], owner: str, lease_s: float, limit: int, since: str,
               redo_errors: bool = False, redo_all: bool = False, table: str = "responses") -> list[str]:
         """Lease up to `limit` of `keys` for `owner`, in one BEGIN IMMEDIATE transaction.
 

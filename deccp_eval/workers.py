@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from deccp_eval.store import Store, now
 
@@ -73,30 +73,44 @@ class Worker:
                 dropped += 1
         return dropped
 
-    def run(self, keys: Sequence[str], send: Callable[[list[str]], None], chunk: int,
-            redo_errors: bool = False, redo_all: bool = False, table: str = "responses") -> int:
+    def run(self, keys: Sequence[str], send: Callable[[Iterable[str]], None], chunk: int,
+            redo_errors: bool = False, redo_all: bool = False, table: str = "responses", stream: bool = False) -> int:
         """Claim, send and store every key this worker can; wait for the ones other workers hold.
         Returns how many keys another worker answered meanwhile. `table` is where an answer to a
-        key lands: "responses" (generation) or "judgments" (judging)."""
+        key lands: "responses" (generation) or "judgments" (judging). `send` gets a list of
+        claimed keys per chunk, or with `stream` one lazy iterator that claims the next chunk
+        when the previous one is used up, so a streaming engine never drains between chunks."""
         since = now()
         self.reap_local()
-        pending = list(keys)
+        pending = dict.fromkeys(keys)  # an ordered set: claimed keys leave it
         done_elsewhere = 0
         waited = False
-        while pending:
-            claimed = self.store.claim(pending, self.owner, self.lease_s, chunk, since,
+
+        def claim() -> list[str]:
+            claimed = self.store.claim(iter(pending), self.owner, self.lease_s, chunk, since,
                                        redo_errors=redo_errors, redo_all=redo_all, table=table)
+            for k in claimed:
+                del pending[k]
+            return claimed
+
+        def claims(first: list[str]) -> Iterator[str]:
+            batch = first
+            while batch:
+                yield from batch
+                batch = claim() if pending else []
+
+        while pending:
+            claimed = claim()
             if claimed:
-                taken = set(claimed)
-                pending = [k for k in pending if k not in taken]
-                send(claimed)
+                send(claims(claimed) if stream else claimed)
                 continue
-            status = self.store.stored_status(pending, table)
-            fresh = self.store.written_since(pending, since, table)
+            status = self.store.stored_status(list(pending), table)
+            fresh = self.store.written_since(list(pending), since, table)
             finished = {k for k in pending if k in fresh or (
                 k in status and not (redo_all or (redo_errors and status[k] is False)))}
             done_elsewhere += len(finished)
-            pending = [k for k in pending if k not in finished]
+            for k in finished:
+                del pending[k]
             if pending:
                 self.reap_local()
                 if not waited:

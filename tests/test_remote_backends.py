@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,9 @@ from deccp_eval.backend import BackendOptions, make_backend
 from deccp_eval.datasets import Dataset
 from deccp_eval.errors import UsageError
 from deccp_eval.pricing import Price, cost, lookup, price_for
-from deccp_eval.remote import BACKOFF_ENV, AdaptiveLimit, RemoteError, RetryPolicy, parse_retry_after, scrub
+from deccp_eval.remote import BACKOFF_ENV, AdaptiveLimit, Fault, RemoteError, RetryPolicy, parse_retry_after, scrub
+from deccp_eval.remote.breaker import Breaker
+from deccp_eval.remote.faults import UNREACHABLE, connection_fault, unreachable_reason
 from deccp_eval.schema import Prompt, Request, SamplingParams
 from deccp_eval.store import Store
 
@@ -158,6 +162,194 @@ def test_401_and_404_fail_fast_with_a_clear_message(server_cls: type, backend: s
         message = str(err.value)
         assert srv.arrivals == 1 and got == []
         assert "404 Not Found" in message and "no-such-model" in message and "check the model name" in message
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_args(spec: str, base_url: str, data: Path, db: Path, *extra: str) -> tuple[str, ...]:
+    return ("run", "-m", spec, "--base-url", base_url, "--dataset", str(data), "--db", str(db), *extra)
+
+
+def test_closed_port_exits_2_at_once_with_one_clear_line_and_no_rows(tmp_path: Path) -> None:
+    """A mistyped port used to cost minutes of retries and an error row per prompt."""
+    data = write_dataset(tmp_path / "p.jsonl", prompts(200))
+    db = tmp_path / "results" / "deccp.db"
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    t0 = time.monotonic()
+    proc = cli(*run_args("openai:fake-model", url, data, db), env={"OPENAI_API_KEY": KEY}, timeout=60)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 2, proc.stderr
+    # Mostly interpreter start and imports (~2 s quiet; more on a loaded machine). Before the
+    # breaker, 200 prompts took minutes of retries; the engine's own share is checked in-process below.
+    assert elapsed < 30, f"{elapsed:.1f}s"
+    message = [line for line in proc.stderr.splitlines() if "connection refused" in line]
+    assert len(message) == 1 and url in message[0] and "--base-url" in message[0], proc.stderr
+    assert "Traceback" not in proc.stderr and KEY not in proc.stderr + proc.stdout
+    assert stored(db) == []
+    runs = sqlite3.connect(db).execute("SELECT status FROM runs").fetchall()
+    assert runs == [("interrupted",)]
+
+
+@pytest.mark.parametrize("server_cls,backend", [(FakeOpenAIServer, "openai"), (FakeAnthropicServer, "anthropic")])
+def test_unreachable_endpoints_stop_the_engine_within_seconds(server_cls: type, backend: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connection refused (a closed port) and a TLS failure (https:// to a plain-HTTP server) before
+    any answer: one RemoteError naming what failed, where, and the fix; nothing delivered."""
+    monkeypatch.setenv("OPENAI_API_KEY" if backend == "openai" else "ANTHROPIC_API_KEY", KEY)
+    requests = [Request(model=f"{backend}:fake", prompt_id=p.id, text=p.text) for p in prompts(100)]
+    with server_cls() as srv:
+        plain = srv.base_url
+        cases = [(plain.replace(srv.url, f"http://127.0.0.1:{closed_port()}"), "connection refused",
+                  "nothing is listening at"),
+                 (plain.replace("http://", "https://"), "TLS handshake failed", "http:// vs https://")]
+        for url, what, fix in cases:
+            engine = make_backend(f"{backend}:fake", BackendOptions(base_url=url, max_concurrency=8))
+            engine.sdk()  # the import (seconds on a loaded machine) is not what is timed
+            got: list = []
+            t0 = time.monotonic()
+            with pytest.raises(RemoteError) as err:
+                engine.generate(requests, got.append)
+            assert time.monotonic() - t0 < 10
+            message = str(err.value)
+            assert what in message and fix in message and url in message, message
+            assert got == [] and KEY not in message
+        assert srv.requests == 0
+
+
+def test_unreachable_reasons_from_the_exception_chain() -> None:
+    import socket as sock
+    import ssl
+
+    def wrapped(inner: BaseException) -> Exception:
+        try:
+            try:
+                raise inner
+            except BaseException as exc:
+                raise OSError("All connection attempts failed") from exc
+        except OSError as outer:
+            try:
+                raise type("ConnectError", (Exception,), {})("All connection attempts failed") from None
+            except Exception as top:
+                top.__context__ = outer  # how httpcore hides the OS error
+                return top
+
+    assert unreachable_reason(wrapped(sock.gaierror(-2, "Name or service not known"))) == "DNS lookup failed"
+    assert unreachable_reason(wrapped(ConnectionRefusedError(111, "refused"))) == "connection refused"
+    assert unreachable_reason(wrapped(ssl.SSLError(1, "wrong version number"))) == "TLS handshake failed"
+    assert unreachable_reason(ConnectionResetError(104, "reset by peer")) is None  # reached, then dropped
+    assert connection_fault(wrapped(ConnectionRefusedError(111, "refused")), "http://h/v1").kind == UNREACHABLE
+
+
+def test_wrong_key_exits_2_with_no_rows_through_the_cli(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "p.jsonl", prompts(200))
+    db = tmp_path / "results" / "deccp.db"
+    with FakeOpenAIServer(required_key="sk-the-right-one") as srv:
+        proc = cli(*run_args("openai:fake-model", srv.base_url, data, db), env={"OPENAI_API_KEY": KEY}, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert srv.arrivals == 1  # the first request goes alone: one request, one clear line
+    assert "401 Unauthorized" in proc.stderr and "check the API key in the env var OPENAI_API_KEY" in proc.stderr
+    assert stored(db) == []
+
+
+@pytest.mark.parametrize("after", [0, 40], ids=["from-the-start", "mid-run"])
+def test_a_3s_outage_is_ridden_out_and_every_answer_stored(tmp_path: Path, after: int) -> None:
+    """503 on every request for 3 s. The backoff base is 10 ms, so each request runs out of its 6
+    attempts in a third of a second: only because every request fails alike (an outage, not a bad
+    prompt) do they keep waiting instead of becoming error rows."""
+    items = prompts(150)
+    data = write_dataset(tmp_path / "p.jsonl", items)
+    db = tmp_path / "results" / "deccp.db"
+    with FakeOpenAIServer(latency_s=0.01) as srv:
+        srv.outage(3.0, 503, after=after)
+        proc = cli(*run_args("openai:fake-model", srv.base_url, data, db, "--max-concurrency", "8"),
+                   env={"OPENAI_API_KEY": KEY, **FAST}, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert srv.faults["outage 503"] > 6  # the outage really happened, and was retried past 6 attempts
+    rows = stored(db)
+    assert len(rows) == 150 and all(r["error"] is None for r in rows)
+    assert sorted(r["text"] for r in rows) == sorted(answer_for(p.text) for p in items)
+
+
+def test_a_long_outage_stops_after_the_bound_and_a_rerun_resumes(tmp_path: Path) -> None:
+    items = prompts(120)
+    data = write_dataset(tmp_path / "p.jsonl", items)
+    db = tmp_path / "results" / "deccp.db"
+    args = ("--max-concurrency", "4", "--backend-option", "outage_s=2")
+    with FakeOpenAIServer(latency_s=0.01) as srv:
+        srv.outage(float("inf"), 502, after=30)
+        proc = cli(*run_args("openai:fake-model", srv.base_url, data, db, *args),
+                   env={"OPENAI_API_KEY": KEY, **FAST}, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert "no answer for" in proc.stderr and "rerun the same command to resume" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        first = stored(db)
+        assert 30 <= len(first) < 120 and all(r["error"] is None for r in first)  # no rows for the unanswered
+
+        srv.outage(0)  # recovered
+        again = cli(*run_args("openai:fake-model", srv.base_url, data, db, *args),
+                    env={"OPENAI_API_KEY": KEY, **FAST}, timeout=120)
+        assert again.returncode == 0, again.stderr
+    rows = stored(db)
+    assert len(rows) == 120 and len({r["key"] for r in rows}) == 120 and all(r["error"] is None for r in rows)
+    assert tally_row(again.stderr, "openai:fake-model")[:2] == [120, len(first)]  # planned, cached
+
+
+def test_breaker_trips_on_unreachable_before_any_answer_and_on_long_outages_only() -> None:
+    now = [0.0]
+    clock = lambda: now[0]  # noqa: E731
+    refused = Fault(UNREACHABLE, "connection refused at http://x/v1", retryable=True)
+    down = Fault("HTTP 503", "503 Service Unavailable", retryable=True)
+    limited = Fault("429", "429 Too Many Requests", retryable=True)
+    assert Breaker(60, 10, clock).failure("a", refused) == "connection refused at http://x/v1"  # nothing answered
+
+    breaker = Breaker(outage_s=60, unreachable_s=10, clock=clock)
+    breaker.success("z", 0.0)
+    assert breaker.failure("a", refused) is None and breaker.holding("a", refused)
+    now[0] = 9.0
+    assert breaker.failure("b", refused) is None and breaker.remaining() == 1.0
+    now[0] = 10.0
+    assert "no answer for 10s" in (breaker.failure("a", refused) or "")
+
+    breaker = Breaker(outage_s=60, unreachable_s=10, clock=clock)
+    breaker.success("z", 0.0)
+    for t in (0.0, 30.0, 59.0):
+        now[0] = 100 + t
+        assert breaker.failure("a", down) is None and breaker.failure("b", limited) is None
+    assert not breaker.holding("a", down)  # one request failing alone: no sign of an outage
+    assert breaker.failed_keys == {"a"}  # 429 says the server is alive
+    assert breaker.failure("c", down) is None and breaker.holding("a", down) and not breaker.holding("b", limited)
+    breaker.untried = False
+    assert not breaker.holding("a", down)  # nothing left to send: the last prompts may be bad ones
+    breaker.untried = True
+    breaker.success("c", 150.0)
+    now[0] = 500.0
+    assert breaker.failure("d", down) is None  # the clock restarts at the last success
+    now[0] = 560.0
+    assert "stopping after 60s" in (breaker.failure("e", down) or "")
+
+
+def test_breaker_tells_a_prompt_the_server_chokes_on_from_an_outage() -> None:
+    """A request that fails while requests sent after it get answers is its own problem (it runs out
+    of attempts as before); answers to requests sent before it first failed say nothing."""
+    now = [10.0]
+    breaker = Breaker(outage_s=60, unreachable_s=10, clock=lambda: now[0])
+    down = Fault("HTTP 503", "503 Service Unavailable", retryable=True)
+    breaker.failure("poison", down)
+    breaker.failure("other", down)
+    breaker.success("straggler", sent=9.0)  # sent before "poison" first failed
+    now[0] = 11.0
+    breaker.failure("poison", down)
+    breaker.failure("other", down)
+    assert breaker.holding("poison", down)  # still looks like an outage
+    breaker.success("fresh", sent=10.5)  # sent after: the endpoint answers
+    now[0] = 12.0
+    breaker.failure("poison", down)
+    assert not breaker.holding("poison", down)
 
 
 def test_missing_key_is_a_clear_error_before_any_request_and_none_means_no_key(

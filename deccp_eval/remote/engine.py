@@ -2,9 +2,9 @@
 bridge), so every SDK behaves the same way.
 
 A subclass implements one API call (`complete`) and how to build its SDK client; this module
-does the rest: a bounded, adaptive number of requests in flight; one tenacity retry policy
-(the SDKs' own retries are off); failures classified once into what a user can act on; token
-and cost accounting; and keeping the API key out of everything it writes.
+does the rest: a bounded, adaptive number of requests in flight; one retry loop (the SDKs' own
+retries are off); failures classified once into what a user can act on; token and cost
+accounting; and keeping the API key out of everything it writes.
 
 Retry policy: only rate limits (429), server errors (5xx, 408), timeouts, dropped connections
 and malformed response bodies are retried, with exponential backoff plus jitter, never sooner
@@ -14,11 +14,17 @@ at once with the server's message (and, because the first request goes out alone
 request). Other 4xx fail only that item. An item that runs out of attempts is stored as an
 error, which `run --retry-errors` sends again.
 
+A dead endpoint is the breaker's (remote/breaker.py): nothing reachable before the first answer
+(connection refused, DNS, TLS) stops the run at once; an outage later (every request failing)
+stops it after `unreachable_s` or `outage_s` without an answer. Either way requests that were never
+answered leave no rows, and a rerun resumes.
+
 Knobs in `RemoteBackend.Options` (`--backend-option K=V`, a models file's `options`): `backoff_base_s`
 and `backoff_max_s` (also the env var DECCP_EVAL_BACKOFF_BASE_S, for tests and impatient users),
-`first_request_grace_s` (how long the first request goes alone, default 2 s). None changes an
-answer, so the fingerprint (endpoint, model, a plugin's output-changing options) leaves them out;
-each response keeps the model the provider says answered and its `system_fingerprint`.
+`first_request_grace_s` (how long the first request goes alone, default 2 s), `outage_s` (120 s)
+and `unreachable_s` (10 s). None changes an answer, so the fingerprint (endpoint, model, a
+plugin's output-changing options) leaves them out; each response keeps the model the provider
+says answered and its `system_fingerprint`.
 
 Over 300 lines because the retry loop, the task admission and the thread bridge share one
 class's state; splitting them would scatter one request's life over several files.
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import itertools
 import json
 import logging
 import os
@@ -38,14 +45,16 @@ import threading
 import time
 from abc import abstractmethod
 from types import ModuleType
-from typing import Any, AsyncIterator, Awaitable, ClassVar, Literal, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, ClassVar, Iterable, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval import pricing
 from deccp_eval.backend import Backend, OnResponse, Options, knob
 from deccp_eval.errors import MissingDependency, UsageError
-from deccp_eval.remote.faults import Fault, RemoteError, malformed_fault, other_fault, scrub, timeout_fault
+from deccp_eval.remote.breaker import Breaker, outage_kind
+from deccp_eval.remote.faults import (Fault, RemoteError, http_fault, malformed_fault, other_fault, scrub,
+                                     timeout_fault, transport_fault)
 from deccp_eval.remote.limit import AdaptiveLimit
 from deccp_eval.schema import Request, Response, TokenLogprob, canonical_hash
 
@@ -120,6 +129,8 @@ class RemoteBackend(Backend):
         backoff_base_s: float | None = knob(None, f"first retry wait (default ${BACKOFF_ENV} or 1 s)", ge=0)
         backoff_max_s: float = knob(60.0, "longest wait between retries", ge=0)
         first_request_grace_s: float = knob(2.0, "how long the first request goes alone", ge=0)
+        outage_s: float = knob(120.0, "stop the run after this long with no answer while requests fail", gt=0)
+        unreachable_s: float = knob(10.0, "the same when no request reaches the server (refused, DNS, TLS)", gt=0)
         batch_poll_s: float | None = knob(None, "seconds between batch polls (default $DECCP_EVAL_BATCH_POLL_S or 30)",
                                           ge=0)
         batch_retry: Literal["sync", "batch"] = knob("sync", "retry failed batch lines synchronously or in a batch")
@@ -275,10 +286,18 @@ class RemoteBackend(Backend):
         return self.not_found_hint.format(model=self.model)
 
     # -- the engine ------------------------------------------------------------------------
-    def generate(self, requests: Sequence[Request], on_response: OnResponse) -> None:
-        """Send every request; `on_response` runs in this thread as each one finishes."""
-        if not requests:
+    streams = True
+
+    def generate(self, requests: Iterable[Request], on_response: OnResponse) -> None:
+        """Send every request; `on_response` runs in this thread as each one finishes. `requests`
+        may be a lazy iterable: it is read as slots free up, never all at once."""
+        it = iter(requests)
+        first = next(it, None)
+        if first is None:
             return
+        requests = itertools.chain((first,), it)
+        if self.options.dry_run or self.options.batch:  # both need the whole list
+            requests = list(requests)
         if self.options.dry_run:
             from deccp_eval.progress import console
             from deccp_eval.remote.batch import BatchDriver
@@ -294,9 +313,11 @@ class RemoteBackend(Backend):
         except RuntimeError:
             asyncio.run(self._dispatch(requests, on_response, api_key))
             return
-        self._generate_in_thread(requests, on_response, api_key)  # called from async code (notebooks)
+        # Called from async code (notebooks): the helper thread must not pull a lazy iterable that
+        # reads the store through this thread's connection, so everything is read here first.
+        self._generate_in_thread(list(requests), on_response, api_key)
 
-    async def _dispatch(self, requests: Sequence[Request], on_response: OnResponse, api_key: str | None) -> None:
+    async def _dispatch(self, requests: Iterable[Request], on_response: OnResponse, api_key: str | None) -> None:
         """The batch API when asked for (options.batch), else one call per request."""
         if not self.options.batch:
             await self._generate(requests, on_response, api_key)
@@ -309,7 +330,7 @@ class RemoteBackend(Backend):
         finally:
             await client.close()
 
-    def _generate_in_thread(self, requests: Sequence[Request], on_response: OnResponse, api_key: str | None) -> None:
+    def _generate_in_thread(self, requests: Iterable[Request], on_response: OnResponse, api_key: str | None) -> None:
         """Inside a running event loop: run ours in a helper thread, hand results back to this one.
         If `on_response` raises (or Ctrl-C arrives), the helper's requests are cancelled before re-raising."""
         results: queue.Queue[Any] = queue.Queue()
@@ -343,17 +364,18 @@ class RemoteBackend(Backend):
         if failure:
             raise failure[0]
 
-    async def _generate(self, requests: Sequence[Request], on_response: OnResponse, api_key: str | None) -> None:
+    async def _generate(self, requests: Iterable[Request], on_response: OnResponse, api_key: str | None) -> None:
         self._secret = api_key
         policy = self.retry_policy()
         limit = AdaptiveLimit(self.options.max_concurrency, self.spec, grace_s=self.grace_s())
+        breaker = Breaker(self.opts.outage_s, self.opts.unreachable_s)
         client = self.make_client(api_key)
         admit = asyncio.Semaphore(2 * self.options.max_concurrency + 8)  # tasks alive, incl. those backing off
         tasks: set[asyncio.Task[None]] = set()
         failure: list[BaseException] = []
 
         async def work(request: Request) -> None:
-            on_response(await self._send(client, request, limit, policy))
+            on_response(await self._send(client, request, limit, policy, breaker))
 
         def finished(task: asyncio.Task[None]) -> None:
             tasks.discard(task)
@@ -372,6 +394,7 @@ class RemoteBackend(Backend):
                 task = asyncio.create_task(work(request))
                 tasks.add(task)
                 task.add_done_callback(finished)
+            breaker.untried = False
             while tasks:
                 await asyncio.wait(list(tasks))
         finally:
@@ -383,48 +406,67 @@ class RemoteBackend(Backend):
         if failure:
             raise failure[0]
 
-    async def _send(self, client: Any, request: Request, limit: AdaptiveLimit, policy: RetryPolicy) -> Response:
-        """One request through the retry policy: a Response, or Response(error=...) when it gives up."""
-        from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            retry_after = exc.retry_after if isinstance(exc, Fault) else None
-            return policy.wait(state.attempt_number, retry_after, _jitter())
-
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            wait_s = state.next_action.sleep if state.next_action else 0.0
-            if isinstance(exc, Fault):
-                after = f", Retry-After {exc.retry_after:g}s" if exc.retry_after is not None else ""
-                log.info("%s %s: retry %d/%d after %s (%s%s); waiting %.2fs", self.spec, request.prompt_id,
-                         state.attempt_number + 1, policy.attempts, exc.kind, self._scrub(exc.text), after, wait_s)
-
-        retrying = AsyncRetrying(stop=stop_after_attempt(policy.attempts), wait=wait, before_sleep=before_sleep,
-                                 retry=retry_if_exception(lambda e: isinstance(e, Fault) and e.retryable),
-                                 reraise=True)
+    async def _send(self, client: Any, request: Request, limit: AdaptiveLimit, policy: RetryPolicy,
+                    breaker: Breaker) -> Response:
+        """One request through the retry policy: a Response, or Response(error=...) when it gives up.
+        A request failing while every other one fails too is not given up on: the breaker ends that
+        (RemoteError), so an outage leaves no error rows, only requests a rerun sends again."""
+        key = request.key
         attempts = 0
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    done, latency = await self._attempt(client, request, limit)
-        except Fault as fault:
-            text = self._scrub(fault.text)
-            if fault.kind == "content_filter":
-                log.info("%s %s: blocked by the provider's content filter: %s", self.spec, request.prompt_id, text)
-                return Response(key=request.key, text="", finish_reason="content_filter")
-            if fault.fatal:
-                raise RemoteError(f"{self.spec}: {text}") from None
-            if fault.retryable:
-                text = f"failed after {attempts} attempts; last: {fault.kind}: {text}"
-            return Response(key=request.key, error=text)
+        while True:
+            attempts += 1
+            try:
+                done, latency = await self._attempt(client, request, limit)
+                break
+            except Fault as fault:
+                text = self._scrub(fault.text)
+                if fault.kind == "content_filter":
+                    log.info("%s %s: blocked by the provider's content filter: %s", self.spec, request.prompt_id, text)
+                    breaker.forget(key)
+                    return Response(key=key, text="", finish_reason="content_filter")
+                if fault.fatal:
+                    raise RemoteError(f"{self.spec}: {text}") from None
+                trip = breaker.failure(key, fault)
+                if trip is not None:
+                    limit.abort()
+                    raise RemoteError(self._tripped(self._scrub(trip), breaker)) from None
+                if not fault.retryable or (attempts >= policy.attempts and not breaker.holding(key, fault)):
+                    breaker.forget(key)
+                    if fault.retryable:
+                        text = f"failed after {attempts} attempts; last: {fault.kind}: {text}"
+                    return Response(key=key, error=text)
+                wait = policy.wait(min(attempts, policy.attempts), fault.retry_after, _jitter())
+                if outage_kind(fault):  # wake up when the breaker would trip, to trip it on time
+                    wait = min(wait, max(breaker.remaining(), 0.05))
+                after = f", Retry-After {fault.retry_after:g}s" if fault.retry_after is not None else ""
+                log.info("%s %s: retry %d after %s (%s%s); waiting %.2fs", self.spec, request.prompt_id,
+                         attempts + 1, fault.kind, text, after, wait)
+                await asyncio.sleep(wait)
+        breaker.success(key, breaker.clock() - latency)
         if not done.text and not done.reasoning:
             log.info("%s %s: empty content (finish_reason=%s)", self.spec, request.prompt_id, done.finish_reason)
-        return Response(key=request.key, text=done.text, reasoning=done.reasoning, finish_reason=done.finish_reason,
+        return Response(key=key, text=done.text, reasoning=done.reasoning, finish_reason=done.finish_reason,
                         tokens_in=done.tokens_in, tokens_out=done.tokens_out, latency_s=latency,
                         cost=pricing.cost(self._price, done.tokens_in, done.tokens_out), logprobs=done.logprobs,
                         provider_model=done.provider_model, system_fingerprint=done.system_fingerprint)
+
+    def _tripped(self, why: str, breaker: Breaker) -> str:
+        """The one line a stopped run prints: what failed, where, and what to do."""
+        url = self.endpoint()
+        if not breaker.answered:
+            return f"{self.spec}: {why} — {self._unreachable_hint(why)}"
+        return (f"{self.spec}: {url}: {why}. Stopped; the answers so far are stored: rerun the same command to "
+                f"resume (--backend-option outage_s=SECONDS waits longer)")
+
+    def _unreachable_hint(self, why: str) -> str:
+        url = self.endpoint()
+        if why.startswith("connection refused"):
+            return f"nothing is listening at {url}: start the server, or fix --base-url"
+        if why.startswith("DNS"):
+            return f"the host in {url} does not resolve: check --base-url, your network or VPN"
+        if why.startswith("TLS"):
+            return f"check http:// vs https:// in --base-url ({url}) and the server's certificate"
+        return f"check --base-url ({url}) and your network"
 
     async def _attempt(self, client: Any, request: Request, limit: AdaptiveLimit) -> tuple[Completion, float]:
         async with limit.slot() as epoch:
@@ -446,6 +488,36 @@ class RemoteBackend(Backend):
         limit.settled()
         limit.succeeded()
         return done, latency
+
+    async def post_json(self, client: Any, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        """POST `body` as JSON to base URL + `path` through the SDK client's own HTTP pool, and read the
+        answer as plain JSON. The SDK's request building and response parsing cost ~1 ms of CPU per
+        call, which caps a run at 32+ requests in flight; this path costs a fraction of that. Faults
+        are classified the same way (`http_fault`, `transport_fault`). An SDK without that pool
+        (`_client`) goes through its own `post`."""
+        http = getattr(client, "_client", None)
+        if not callable(getattr(http, "post", None)):
+            return await client.post(path, body=body, cast_to=object)
+        url = str(client.base_url).rstrip("/") + path
+        try:
+            resp = await http.post(url, content=json.dumps(body).encode(), headers=headers)
+        except (asyncio.CancelledError, Fault):
+            raise
+        except Exception as exc:
+            fault = transport_fault(exc, url, self.options.timeout_s)
+            if fault is None:
+                raise
+            raise fault from None
+        if resp.status_code >= 400:
+            try:
+                data: Any = json.loads(resp.content)
+            except ValueError:
+                data = resp.text
+            raise http_fault(resp.status_code, url, data, resp.headers, self._hint)
+        try:
+            return json.loads(resp.content)
+        except ValueError as exc:
+            raise malformed_fault(exc) from None
 
     def _scrub(self, text: str) -> str:
         return scrub(text, [self._secret])

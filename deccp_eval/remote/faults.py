@@ -120,10 +120,59 @@ def timeout_fault(timeout_s: float, url: str = "") -> Fault:
     return Fault("timeout", f"no answer within {timeout_s:g}s" + (f" from {url}" if url else ""), retryable=True)
 
 
+UNREACHABLE = "unreachable"  # the kind of a request that never reached a server (refused, DNS, TLS)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes, outermost first (SDKs wrap httpx, which wraps the OS error)."""
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in out:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__  # httpcore hides its OSError as a suppressed context
+    return out
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """Why a request never reached a server: "connection refused", "DNS lookup failed", "TLS
+    handshake failed" or "cannot connect"; None for a connection that was made and then dropped."""
+    import socket
+    import ssl
+
+    chain = _chain(exc)
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return "TLS handshake failed"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "DNS lookup failed"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    if any(type(e).__name__ == "ConnectError" for e in chain):  # httpx / httpcore, whichever the SDK vendors
+        return "cannot connect"
+    return None
+
+
 def connection_fault(exc: BaseException, url: str) -> Fault:
-    cause = exc.__cause__ or exc.__context__
+    """A transport failure: `unreachable` when nothing answered at all (the engine's circuit breaker
+    decides how long that is worth retrying), else a dropped connection, retried like a 5xx."""
+    causes = [e for e in _chain(exc)[1:] if str(e)]
+    os_errors = [e for e in causes if isinstance(e, OSError)]  # the innermost says most ("[Errno 111] ...")
+    cause = (os_errors or causes or [None])[-1]
     detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+    reason = unreachable_reason(exc)
+    if reason:
+        return Fault(UNREACHABLE, f"{reason} at {url}: {detail}", retryable=True)
     return Fault("connection error", f"connection error with {url}: {detail}", retryable=True)
+
+
+def transport_fault(exc: BaseException, url: str, timeout_s: float) -> Fault | None:
+    """An httpx transport exception (from the engine's direct HTTP path) -> Fault; None otherwise.
+    Matched by class name so the `httpx` an SDK vendors under another name is matched too."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "TimeoutException" in names:
+        return timeout_fault(timeout_s, url)
+    if "TransportError" in names or "HTTPError" in names:
+        return connection_fault(exc, url)
+    return None
 
 
 def malformed_fault(exc: BaseException) -> Fault:

@@ -172,15 +172,16 @@ def collect(store: "Store", run_id: str | None = None, judge: str | None = None,
             model_rows.append(ModelRow(m, cells))
         pairs.append(PairView(dataset, pair_id, g["category"], g["prompts"], model_rows))
 
+    stated: dict[str, bool | None] = {}
     runs = {r["dataset"]: r["dataset_version"] for r in store.runs()}
     datasets = sorted({(r["dataset"], runs.get(r["dataset"], "")) for r in rows})
     return Report(
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), source=source, run_id=run_id,
         judge=main_judge, judges=judges, models=models, langs=langs,
         categories=sorted({r["category"] for r in sensitive}), datasets=datasets,
-        leaderboard=leaderboard.compute(store, run_id=run_id, loaded=(rows, judgments)),
+        leaderboard=leaderboard.compute(store, run_id=run_id, loaded=(rows, judgments), stated_by_key=stated),
         by_category=leaderboard.compute(store, run_id=run_id, by=("model", "lang", "judge", "category"),
-                                        loaded=(rows, judgments)),
+                                        loaded=(rows, judgments), stated_by_key=stated),
         pairs=pairs, status_counts={s: status_counts[s] for s in STATUSES if status_counts[s]},
         human_review=human_review_summary(store),
         language_gap=[asdict(g) for g in language_gap.compute(store, rows, judgments) if g.judge == main_judge],

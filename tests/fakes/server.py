@@ -11,6 +11,9 @@ Faults (`FaultPlan`):
   400        a bad request whose message echoes the request's credentials (a leaky server)
   blocked    400 with a provider's content-filter message (the question itself is censored)
 
+`outage(seconds, status, after)` answers every request with one status for a while (from the first
+request, or once `after` answers went out), then recovers.
+
 `fail_first` is the fraction of distinct prompts whose first attempt fails, spread evenly over
 arrival order and cycling through `kinds`, so a run of N prompts sees exactly round(N x fraction)
 faults and every kind. `always` maps a prompt substring to a fault sent on every attempt.
@@ -85,6 +88,32 @@ class FakeServer(ThreadingHTTPServer):
         self._distinct = 0
         self._fault_index = 0
         self._thread: threading.Thread | None = None
+        self._outage: tuple[int, float, int] | None = None  # (after this many answers, for seconds, status)
+        self._outage_ends: float | None = None
+        self.answered = 0  # successful answers sent
+
+    def outage(self, seconds: float, status: int = 503, after: int = 0) -> None:
+        """Answer every request with `status` for `seconds`, starting once `after` answers went out
+        (0: from the first request); `seconds=inf` never recovers."""
+        with self.lock:
+            self._outage = (after, seconds, status)
+            self._outage_ends = None
+
+    def outage_status(self) -> int | None:
+        """The status to send now, when an outage is on."""
+        with self.lock:
+            if self._outage is None:
+                return None
+            after, seconds, status = self._outage
+            if self._outage_ends is None:
+                if self.answered < after:
+                    return None
+                self._outage_ends = time.monotonic() + seconds
+            if time.monotonic() < self._outage_ends:
+                self.requests += 1
+                self.faults[f"outage {status}"] += 1
+                return status
+            return None
 
     # -- wire format (subclasses) ----------------------------------------------------------
     def prompt_of(self, body: dict[str, Any]) -> tuple[str, str | None]:
@@ -183,6 +212,10 @@ class _Handler(BaseHTTPRequestHandler):
                 srv.requests += 1
             self._json(404, srv.error_body(404, f"The model `{body.get('model')}` does not exist"))
             return
+        down = srv.outage_status()
+        if down is not None:
+            self._json(down, srv.error_body(down, "injected outage"))
+            return
         prompt, system = srv.prompt_of(body)
         fault = srv.decide(prompt)
         if fault in ("429", "500", "503", "529"):
@@ -206,6 +239,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset(payload)
         else:
             self._send(200, payload, "application/json")
+            with srv.lock:
+                srv.answered += 1
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         srv = self.server
