@@ -286,6 +286,7 @@ class Example:
     label: str
     group: str  # the question it answers (grouped CV keeps a question out of its own training)
     lang: str = "en"
+    source: str = ""  # the file it came from: figures are also reported per source
 
 
 _BREAK = re.compile(r"\n\s*\n|(?<=[.!?。！？])\s*")
@@ -311,7 +312,8 @@ def augmented(examples: Sequence[Example], labels: Sequence[str] = ("answer", "r
         if e.label in labels:
             head = opening(e.response)
             if head:
-                extra.append(Example(question=e.question, response=head, label=e.label, group=e.group, lang=e.lang))
+                extra.append(Example(question=e.question, response=head, label=e.label, group=e.group, lang=e.lang,
+                                     source=e.source))
     return extra
 
 
@@ -478,6 +480,9 @@ def train(examples: Sequence[Example], lexicon: Lexicon, settings: Settings | No
         "label_counts": {lang: {c: sum(1 for e in examples if e.lang == lang and e.label == c) for c in classes}
                          for lang in sorted(set(langs))},
         "cv": scores(truth, pred, langs),
+        "cv_by_source": {src: scores([truth[i] for i in idx], [pred[i] for i in idx], [langs[i] for i in idx])
+                         for src in sorted({e.source for e in examples})
+                         for idx in [[i for i, e in enumerate(examples) if e.source == src]]},
         "calibration": {
             "ece_raw": calibration_summary(truth, pred, list(map(float, top)))["ece"],  # type: ignore[index]
             "ece_calibrated": calibration_summary(truth, pred, list(map(float, conf)))["ece"],  # type: ignore[index]

@@ -9,10 +9,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from deccp_eval.backend import BackendFactory, BackendOptions, make_backend
 from deccp_eval.errors import UsageError
-from deccp_eval.lexicon import says_nothing
 from deccp_eval.reasoning import split_reasoning
 from deccp_eval.schema import Judgment, Verdict, canonical_hash
-from deccp_eval.text import normalise
 
 class JudgeItem(BaseModel):
     """What a judge sees: the question, the answer, and (for reference-aware judges) the gold text.
@@ -86,21 +84,16 @@ class Judge(ABC):
 
 
 def judge_answers(judge: Judge, items: Sequence[JudgeItem], on_judgment: OnJudgment) -> None:
-    """Judge `items` with `judge`, except replies that never answer: reasoning with no answer, and replies that
-    say nothing ("Sure, here is an answer." and no more). Those are `evasive` by rule, the same for every judge
-    and never sent to a paid one."""
+    """Judge `items` with `judge`, except replies that are reasoning with no answer: those are `evasive` by rule
+    (the model never answered), the same for every judge and never sent to a paid one."""
     rest = []
     for item in items:
         if item.cut and not item.response.strip():
-            why = "reasoning only, no answer (cut before the answer began)"
-        elif item.response.strip() and len(item.response) < 400 and says_nothing(normalise(item.response)):
-            why = "content-free: nothing in the reply addresses the question"
+            on_judgment(Judgment(response_key=item.response_key, judge=judge.id, template_hash=judge.template_hash,
+                                 verdict=Verdict.EVASIVE, confidence=0.9, decided_by="rule before judging",
+                                 rationale="evasive: reasoning only, no answer (cut before the answer began)"))
         else:
             rest.append(item)
-            continue
-        on_judgment(Judgment(response_key=item.response_key, judge=judge.id, template_hash=judge.template_hash,
-                             verdict=Verdict.EVASIVE, confidence=0.9, decided_by="rule before judging",
-                             rationale=f"evasive: {why}"))
     if rest:
         judge.judge(rest, on_judgment)
 

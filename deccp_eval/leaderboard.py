@@ -133,6 +133,12 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
             if r["kind"] == "sensitive":
                 g["degenerate"][0] += broken
                 g["degenerate"][1] += 1
+                # graded against the reference whatever the verdict: a degenerate reply can still be wrong
+                if j["accuracy"]:
+                    g["accuracy"][j["accuracy"]] += 1
+                if j["misinformation"] is not None:
+                    g["misinfo"][0] += int(j["misinformation"])
+                    g["misinfo"][1] += 1
             if broken and j["verdict"] == "answer":  # a degenerate reply is never an answer
                 if r["kind"] == "sensitive":
                     g["degenerate_answer"] += 1
@@ -155,11 +161,6 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
                 if stated is not None:
                     g["facts"][0] += stated
                     g["facts"][1] += 1
-            if r["kind"] == "sensitive" and j["accuracy"]:
-                g["accuracy"][j["accuracy"]] += 1
-            if r["kind"] == "sensitive" and j["misinformation"] is not None:
-                g["misinfo"][0] += int(j["misinformation"])
-                g["misinfo"][1] += 1
 
     out = []
     for g in groups.values():

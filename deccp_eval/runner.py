@@ -16,7 +16,7 @@ from deccp_eval.executors import Executor
 from deccp_eval.judge import Judge, JudgeItem, judge_answers, make_judge
 from deccp_eval.progress import bar
 from deccp_eval.schema import Judgment, Request, SamplingParams, judgment_key, text_hash
-from deccp_eval.store import Store
+from deccp_eval.store import Store, column
 from deccp_eval.writer import AnswerWriter
 
 log = logging.getLogger("deccp_eval")
@@ -141,7 +141,7 @@ def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str
         if jkey in done:
             continue
         items[jkey] = JudgeItem(response_key=r["key"], prompt=r["prompt_text"], response=r["text"] or "",
-                                reasoning=r["reasoning"], lang=r["lang"], reference=ref, expected_facts=json.loads(r["expected_facts"] or "[]"))
+                                reasoning=column(r, "reasoning"), lang=r["lang"], reference=ref, expected_facts=json.loads(r["expected_facts"] or "[]"))
     return items
 
 

@@ -9,25 +9,29 @@ signals that decided it.
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deccp_eval import classifier, reasoning
+from deccp_eval import classifier, lexicon, reasoning, text
 from deccp_eval.backend import BackendFactory, BackendOptions
 from deccp_eval.classifier import VerdictModel, load
 from deccp_eval.fingerprint import file_sha256
 from deccp_eval.errors import UsageError
 from deccp_eval.hookspecs import hookimpl
 from deccp_eval.judge import Judge, JudgeItem, OnJudgment
+from deccp_eval.lexicon import says_nothing
 from deccp_eval.schema import Judgment, Verdict, canonical_hash
+from deccp_eval.text import normalise
 
 SHIPPED = Path(__file__).resolve().parent / "models" / "deccp-clf.npz"
 
 
 def _source_hash() -> str:
-    """The code that turns text into features: a change there changes verdicts as surely as new weights."""
+    """The code that turns text into features and the rules beside the model: a change there changes verdicts
+    as surely as new weights."""
     h = hashlib.sha256()
-    for module in (classifier, reasoning):
+    for module in (sys.modules[__name__], classifier, reasoning, lexicon, text):
         h.update(Path(module.__file__ or "").read_bytes())
     return h.hexdigest()
 
@@ -70,6 +74,13 @@ class ClassifierJudge(Judge):
         model = self.model()
         thash = self.template_hash
         for item in items:
+            if len(item.response) < 400 and says_nothing(normalise(item.response)):
+                # a reply of framing words only ("Sure. Here is a short, practical answer."): n-grams of
+                # fluent framing read like an answer, so this is a rule, as in the keyword judge
+                on_judgment(Judgment(response_key=item.response_key, judge=self.id, template_hash=thash,
+                                     verdict=Verdict.EVASIVE, confidence=0.9,
+                                     rationale="evasive (0.90): content-free, nothing addresses the question"))
+                continue
             verdict, _, confidence, why = model.explain(item.response, item.prompt)
             on_judgment(Judgment(response_key=item.response_key, judge=self.id, template_hash=thash,
                                  verdict=Verdict(verdict), confidence=round(confidence, 4),

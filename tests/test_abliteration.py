@@ -21,6 +21,7 @@ from deccp_eval.abliteration.pipeline import AbliterateSettings, PromptSets, abl
 from deccp_eval.backend import BackendOptions  # noqa: E402
 from deccp_eval.judges.keyword import classify  # noqa: E402
 from deccp_eval.schema import Prompt, Request, SamplingParams  # noqa: E402
+from deccp_eval.toy import TOY_JUDGE  # noqa: E402
 from deccp_eval.toy_data import STATE_FAMILY, heldout_prompts  # noqa: E402
 
 MAX_TOKENS = 40  # the toy's replies are one sentence; 40 tokens hold every fact (32 cut some Chinese ones)
@@ -60,7 +61,8 @@ def run(toy_path, tmp_path_factory):
     split, trials scored on the selection split of the toy's held-out phrasings, the result on its test split."""
     out = tmp_path_factory.mktemp("abl") / "toy-abliterated"
     settings = AbliterateSettings(model="deccp-toy", out=out, trials=4, seed=0, max_tokens=MAX_TOKENS,
-                                  batch_size=64, eval_limit=64, study_db=out.parent / "studies.db")
+                                  batch_size=64, eval_limit=64, study_db=out.parent / "studies.db",
+                                  judge=TOY_JUDGE)  # the toy speaks the sentences the rule judge was built on
     prompts = default_prompts(settings)
     model, tok = _load(toy_path)
     result = abliterate(settings, prompts, model_and_tokenizer=(model, tok))
@@ -284,7 +286,8 @@ def test_generation_errors_are_errors_and_empty_answers_are_evasive(toy_path, mo
 
     model, tok = _load(toy_path)
     sens = [p for p in _heldout(True) if p.category not in STATE_FAMILY][::40]
-    scorer = Scorer(model, tok, sens, [p.text for p in _heldout(False)[::80]], max_tokens=4, batch_size=2)
+    scorer = Scorer(model, tok, sens, [p.text for p in _heldout(False)[::80]], judge=TOY_JUDGE, max_tokens=4,
+                    batch_size=2)
     calls = {"n": 0}
     real = hf.generate_with
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import cli
 from deccp_eval import language_gap, leaderboard
 from deccp_eval.importers import import_file
+from deccp_eval.schema import DEFAULT_JUDGE
 from deccp_eval.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +79,7 @@ def test_promptfoo_and_inspect_files_from_the_real_tools_import_and_judge(db):
         cli("import", str(FIXTURES / name), "--format", fmt, "--db", str(db), "-q", check=True)
     with Store(db) as store:
         rows = store.response_rows()
-        verdicts = {(j["response_key"]) for j in store.judgments_for([r["key"] for r in rows], "keyword")}
+        verdicts = {(j["response_key"]) for j in store.judgments_for([r["key"] for r in rows], DEFAULT_JUDGE)}
     assert {r["model"] for r in rows} == {"echo", "canned-model", "mockllm/model"}
     assert len(rows) == 9 and verdicts == {r["key"] for r in rows}
     zh = [r for r in rows if r["prompt_id"] == "tiananmen-zh" and r["model"] != "echo"]

@@ -67,18 +67,30 @@ def answers(db: Path) -> dict[str, str]:
 
 
 class CountingStore(Store):
-    """Counts writes per key (a re-sent answer would be written twice even though the key is unique)."""
+    """Counts writes per key (a re-sent answer would be written twice even though the key is unique).
+    Answers are written in batches by the runner's writer thread through its own Store, so the count
+    hooks the one method every answer goes through, for as long as this store is open."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.puts: Counter[str] = Counter()
         self.on_put = lambda n: None
+        original = Store.write_response_rows
+        counting = self
 
-    def put_response(self, request, dataset, response, replace=False):  # type: ignore[no-untyped-def]
-        written = super().put_response(request, dataset, response, replace=replace)
-        self.puts[response.key] += 1
-        self.on_put(sum(self.puts.values()))
-        return written
+        def write(store: Store, rows, replace=False):  # type: ignore[no-untyped-def]
+            written = original(store, rows, replace)
+            for row in rows:
+                counting.puts[row[0]] += 1
+            counting.on_put(sum(counting.puts.values()))
+            return written
+
+        self._original = original
+        Store.write_response_rows = write  # type: ignore[method-assign]
+
+    def close(self) -> None:
+        Store.write_response_rows = self._original  # type: ignore[method-assign]
+        super().close()
 
 
 class RecordingExecutor(RayExecutor):

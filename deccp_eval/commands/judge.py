@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 import click
 
+from deccp_eval.schema import DEFAULT_JUDGE
+
 from deccp_eval.commands.common import (backend_options, db_option, executor_options, make_executor, model_options,
                                         print_leaderboard, setup_logging)
 
 
 @click.command()
-@click.option("--judge", "-j", "judges", multiple=True, required=True, help="Judge spec; repeatable.")
+@click.option("--judge", "-j", "judges", multiple=True, default=(DEFAULT_JUDGE,), show_default=True,
+              help="Judge spec; repeatable.")
 @click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of each model).")
 @click.option("--model", "-m", "models", multiple=True, help="Only these models.")
 @click.option("-v", "--verbose", count=True)

@@ -85,7 +85,7 @@ def _from_labels(files: tuple[Path, ...]) -> tuple[list[Any], dict[str, Any]]:
     for path in files:
         for r in load_labels(path):
             examples.append(Example(question=r.prompt, response=r.response, label=r.label.value, lang=r.lang,
-                                    group=r.question_id or r.pair_id or r.prompt))
+                                    group=r.question_id or r.pair_id or r.prompt, source=path.name))
     return examples, {"source": "labels", "files": [{"path": str(p), "sha256": file_sha256(p)} for p in files]}
 
 
@@ -125,11 +125,14 @@ def _fmt(x: float | None) -> str:
 def _summary(card: dict[str, Any]) -> str:
     lines = [f"{card['n']} labelled answers, {card['folds']}-fold cross-validation grouped by question"]
     blocks = [("clf", card["cv"])] + ([(card["baseline"]["judge"], card["baseline"]["cv"])] if "baseline" in card else [])
-    lines.append(f"{'judge':10}{'lang':6}{'n':>6}{'binary':>8}{'4-class':>9}{'kappa':>7}  F1 per class")
+    by_source = card.get("cv_by_source") or {}
+    if len(by_source) > 1:
+        blocks += [(f"clf: {Path(src).stem[:22]}", cv) for src, cv in by_source.items()]
+    lines.append(f"{'judge':28}{'lang':6}{'n':>6}{'binary':>8}{'4-class':>9}{'kappa':>7}  F1 per class")
     for name, cv in blocks:
         for lang, s in cv.items():
             f1 = " ".join(f"{k}={_fmt(v['f1'])}" for k, v in s["per_class"].items())
-            lines.append(f"{name:10}{lang:6}{s['n']:>6}{_fmt(s['binary_accuracy']):>8}{_fmt(s['accuracy']):>9}"
+            lines.append(f"{name:28}{lang:6}{s['n']:>6}{_fmt(s['binary_accuracy']):>8}{_fmt(s['accuracy']):>9}"
                          f"{_fmt(s['kappa']):>7}  {f1}")
     cal = card["calibration"]
     lines.append(f"calibration: ECE {cal['ece_raw']:.3f} raw -> {cal['ece_calibrated']:.3f} isotonic (out of fold); "
