@@ -96,7 +96,8 @@ def test_cli_judge_on_ray_equals_the_local_judge(cluster, answers_db, tiny_judge
         got, want = judgments(ray_db, spec), judgments(local_db, spec)
         assert len(want) == 16 and got == want  # same keys (cache-compatible), same replies, same verdicts
     assert "re-sent" not in first.stderr
-    assert {r[3] for r in judgments(ray_db, "llm:hf:deccp-toy").values()} == {"Sure."}  # the toy cannot judge
+    # the toy cannot judge: it answers the judge prompt like any question ("Sure.", a refusal), never a verdict
+    assert {r[2] for r in judgments(ray_db, "llm:hf:deccp-toy").values()} == {"unparsed"}
     tiny_raw = [r[3] for r in judgments(ray_db, specs[1]).values()]
     assert len(set(tiny_raw)) >= 3 and all(tiny_raw)  # replies differ by item: a mix-up would show
 
