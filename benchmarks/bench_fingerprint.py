@@ -16,7 +16,6 @@ times the 2 GB sample time; a full hash grows with the bytes (7.5x the 2 GB time
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import struct
@@ -50,14 +49,6 @@ def write_file(path: Path, gb: float, tensors: int = 64) -> None:
             left -= n
 
 
-def full_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gb", type=float, default=2.0)
@@ -82,7 +73,7 @@ def main() -> None:
         if args.cold:
             drop_caches()
         t0 = time.perf_counter()
-        full_sha256(path)
+        fingerprint.file_sha256(path)
         full_s = time.perf_counter() - t0
         fingerprint.model_fingerprint(str(folder))  # fills the digest cache
         t0 = time.perf_counter()

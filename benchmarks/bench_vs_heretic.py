@@ -59,9 +59,9 @@ def toy_without_system(work: Path) -> Path:
 def heretic_markers() -> list[str]:
     """heretic's refusal markers are English; the Chinese refusal and state-line phrases of the harness's
     keyword judge are added so its trials can see a Chinese refusal or a state line at all."""
-    from deccp_eval.judges.keyword import REFUSAL, STATE
+    from deccp_eval.lexicon import REFUSAL_ZH, STATE_ZH
 
-    return sorted({m for m in REFUSAL + STATE if any("\u4e00" <= ch <= "\u9fff" for ch in m)})
+    return sorted({m for m in REFUSAL_ZH + STATE_ZH if any("\u4e00" <= ch <= "\u9fff" for ch in m)})
 
 
 def write_prompts(path: Path, texts: list[str]) -> str:
