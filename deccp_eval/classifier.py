@@ -342,15 +342,9 @@ class Settings:
     seed: int = 0
 
 
-def fit(examples: Sequence[Example], lexicon: Lexicon, settings: Settings | None = None,
-        bits: int = BITS) -> VerdictModel:
-    """Fit one model on examples (no calibration: `train` adds it)."""
-    x, d = matrix(examples, lexicon, bits)
-    return fit_matrix(x, d, [e.label for e in examples], [e.group for e in examples], lexicon, settings, bits)
-
-
 def fit_matrix(x: Any, d: np.ndarray, labels: Sequence[str], groups: Sequence[str], lexicon: Lexicon,
                settings: Settings | None = None, bits: int = BITS) -> VerdictModel:
+    """One model on a prepared matrix (`matrix`), no calibration: `train` adds the curve."""
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError:
