@@ -128,7 +128,7 @@ def test_a_killed_actor_loses_nothing(cluster, data, local_answers, tmp_path):
         killed: list[int] = []
 
         def kill_after_eight(n: int) -> None:
-            if n == 8 and not killed:  # two shards stored, the rest in flight or queued
+            if n >= 8 and not killed:  # two shards stored (batched writes may pass 8), the rest in flight
                 victim = ex.made[0]
                 index = min(victim.live)
                 ray.kill(victim.live[index])
