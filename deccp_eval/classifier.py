@@ -40,6 +40,8 @@ _MULT = np.uint64(1000003)
 _DIGITS = re.compile(r"\d")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
+_LATIN_RUN = re.compile(r"[A-Za-z]+")
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
 def _clean(low: str) -> str:
@@ -47,22 +49,26 @@ def _clean(low: str) -> str:
     return " ".join(_DIGITS.sub("0", low).split())
 
 
-def _hashes(text: str, salt: int, bits: int) -> np.ndarray:
-    """Bucket ids of every character n-gram of `text` (n in NGRAMS), salted by segment."""
+def _hashes(text: str, head: int, bits: int) -> np.ndarray:
+    """Bucket ids of every character n-gram (n in NGRAMS) of `text[:head]` (salt 1), then of all of `text`
+    (salt 2): the opening's n-grams are the text's first ones, so each rolling hash is computed once."""
     if not text:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int32)
     c = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    out = []
+    firsts, wholes = [], []
     h = np.zeros(len(c), dtype=np.uint64)
+    shift = np.uint64(64 - bits)
     for n in range(1, max(NGRAMS) + 1):
         if n > len(c):
             break
         # h[i] holds the hash of c[i : i + n]
         h = h[: len(c) - n + 1] * _MULT + c[n - 1:] if n > 1 else c.copy()
         if n in NGRAMS:
-            mixed = (h ^ np.uint64(salt * 0x1000193 + n)) * _MIX
-            out.append((mixed >> np.uint64(64 - bits)).astype(np.int64))
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+            if head >= n:
+                firsts.append((((h[: head - n + 1] ^ np.uint64(1 * 0x1000193 + n)) * _MIX) >> shift).astype(np.int32))
+            wholes.append((((h ^ np.uint64(2 * 0x1000193 + n)) * _MIX) >> shift).astype(np.int32))
+    out = firsts + wholes
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
 
 
 # -- dense signals -----------------------------------------------------------------------------------
@@ -73,31 +79,58 @@ class Lexicon:
     regex fragments matched on word boundaries, one alternation per group; `re:` entries are whole regexes."""
 
     groups: dict[str, list[str]] = field(default_factory=dict)
-    _compiled: dict[str, tuple[list[str], list[re.Pattern[str]]]] = field(default_factory=dict, repr=False)
+    _compiled: dict[str, tuple[dict[str, list[str]], re.Pattern[str] | None, list[re.Pattern[str]]]] = field(
+        default_factory=dict, repr=False)
 
-    def compiled(self) -> dict[str, tuple[list[str], list[re.Pattern[str]]]]:
+    def compiled(self) -> dict[str, tuple[dict[str, list[str]], re.Pattern[str] | None, list[re.Pattern[str]]]]:
+        """Per group: its Chinese literals indexed by first character, its Latin entries as one pattern, and
+        its `re:` patterns."""
         if not self._compiled:
             for name, entries in self.groups.items():
-                literals = [e for e in entries if _CJK.search(e) and not e.startswith("re:")]
+                literals: dict[str, list[str]] = {}
+                for e in entries:
+                    if _CJK.search(e) and not e.startswith("re:"):
+                        literals.setdefault(e[0], []).append(e)
                 latin = [e for e in entries if not _CJK.search(e) and not e.startswith("re:")]
-                patterns = [re.compile(e[3:]) for e in entries if e.startswith("re:")]
-                if latin:
-                    patterns.append(re.compile(r"(?<![a-z0-9])(?:" + "|".join(f"(?:{e})" for e in latin)
-                                               + r")(?![a-z0-9])"))
-                self._compiled[name] = (literals, patterns)
+                whole = [re.compile(e[3:]) for e in entries if e.startswith("re:")]
+                pattern = re.compile(r"(?<![a-z0-9])(?:" + "|".join(f"(?:{e})" for e in latin) + r")(?![a-z0-9])") \
+                    if latin else None
+                self._compiled[name] = (literals, pattern, whole)
         return self._compiled
 
-    def count(self, name: str, text: str, cjk: bool = True, latin: bool = True) -> int:
-        """Hits of group `name` in `text`; a script the text does not contain is not searched for."""
-        literals, patterns = self.compiled()[name]
-        return (sum(text.count(lit) for lit in literals) if cjk else 0) + \
-            (sum(len(p.findall(text)) for p in patterns) if latin else 0)
+    def counts(self, text: str, cjk: bool = True, latin: bool = True) -> list[int]:
+        """Hits of every group in `text`, in group order; a script the whole reply lacks is not searched for.
+        Chinese literals are counted only where their first character occurs; Latin entries read the text
+        with its CJK runs blanked (no CJK character is a word character for them), so a Chinese reply costs
+        them little."""
+        chars = set(text) if cjk else set()
+        blanked = _CJK_RUN.sub(" ", text) if cjk else text
+        out = []
+        for literals, pattern, whole in self.compiled().values():
+            n = sum(text.count(lit) for ch in chars.intersection(literals) for lit in literals[ch]) if chars else 0
+            if latin:
+                n += (len(pattern.findall(blanked)) if pattern else 0) + sum(len(p.findall(text)) for p in whole)
+            out.append(n)
+        return out
+
+
+# Full-width ASCII and the ideographic space, mapped as NFKC maps them: most Chinese replies need nothing
+# more, and checking that is far cheaper than normalising.
+_FULLWIDTH = re.compile("[\uff01-\uff5e\u3000]")
+
+
+def _narrow(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return " " if c == 0x3000 else chr(c - 0xFEE0)
 
 
 def _lower(answer: str) -> str:
     """NFKC and lower case of the part of a reply the features read."""
     part = answer[:BODY_CHARS]
-    return (part if part.isascii() else unicodedata.normalize("NFKC", part)).lower()
+    if not part.isascii() and not unicodedata.is_normalized("NFKC", part):
+        narrow = _FULLWIDTH.sub(_narrow, part)
+        part = narrow if unicodedata.is_normalized("NFKC", narrow) else unicodedata.normalize("NFKC", part)
+    return part.lower()
 
 
 def dense(answer: str, question: str, lexicon: Lexicon, low: str | None = None) -> list[float]:
@@ -106,8 +139,8 @@ def dense(answer: str, question: str, lexicon: Lexicon, low: str | None = None) 
     openers and sign-offs sit; the n-grams see the body)."""
     low = _lower(answer) if low is None else low
     head, tail = low[:HEAD_CHARS], low[-TAIL_CHARS:] if len(low) > HEAD_CHARS else ""
-    cjk_a = len(_CJK.findall(low)) / max(len(low), 1)
-    latin_a = len(_LATIN.findall(low)) / max(len(low), 1)
+    cjk_a = sum(map(len, _CJK_RUN.findall(low))) / max(len(low), 1)
+    latin_a = sum(map(len, _LATIN_RUN.findall(low))) / max(len(low), 1)
     q_cjk = bool(_CJK.search(question))
     # Length and layout help tell essays from refusals; so that "short" does not come to mean "refused"
     # (real answers to factual questions are often two sentences), training adds the openings of long
@@ -123,11 +156,10 @@ def dense(answer: str, question: str, lexicon: Lexicon, low: str | None = None) 
         float(q_cjk and cjk_a < 0.05 and latin_a > 0.3),  # Chinese question, answer not in Chinese
         float(not q_cjk and cjk_a > 0.3),  # English question, answer in Chinese
     ]
-    has_cjk, has_latin = cjk_a > 0, latin_a > 0
-    for name in lexicon.compiled():
-        in_head = lexicon.count(name, head, has_cjk, has_latin)
-        in_tail = lexicon.count(name, tail, has_cjk, has_latin) if tail else 0
-        feats += [min(in_head, 3) / 3.0, min(in_tail, 3) / 3.0]
+    in_head = lexicon.counts(head, cjk_a > 0, latin_a > 0)
+    in_tail = lexicon.counts(tail, cjk_a > 0, latin_a > 0) if tail else [0] * len(in_head)
+    for h, t in zip(in_head, in_tail):
+        feats += [min(h, 3) / 3.0, min(t, 3) / 3.0]
     return [float(f) for f in feats]
 
 
@@ -137,12 +169,12 @@ def answer_text(response: str) -> str:
 
 
 def _row(answer: str, question: str, lexicon: Lexicon, bits: int, positions: bool = False
-         ) -> tuple[np.ndarray, np.ndarray | None, list[float]]:
-    """(unique buckets, every hashed n-gram in text order when asked, dense features) for one reply."""
+         ) -> tuple[np.ndarray, np.ndarray | None, list[float], str]:
+    """(unique buckets, every hashed n-gram in text order when asked, dense features, the text hashed)."""
     low = _lower(answer)
     clean = _clean(low)
-    hashed = np.concatenate([_hashes(clean[:HEAD_CHARS], 1, bits), _hashes(clean, 2, bits)])
-    return _distinct(hashed), (hashed if positions else None), dense(answer, question, lexicon, low)
+    hashed = _hashes(clean, HEAD_CHARS, bits)
+    return _distinct(hashed), (hashed if positions else None), dense(answer, question, lexicon, low), clean
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
@@ -185,16 +217,24 @@ class VerdictModel:
     calibration_x: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
     calibration_y: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
     card: dict[str, Any] = field(default_factory=dict)
+    _by_class: np.ndarray | None = field(default=None, repr=False)
+
+    def by_class(self) -> np.ndarray:
+        """The n-gram weights as (classes, buckets): gathering a reply's buckets reads contiguous rows."""
+        if self._by_class is None:
+            self._by_class = np.ascontiguousarray(self.weights.T)
+        return self._by_class
 
     def logits(self, answer: str, question: str, positions: bool = False
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-        """(logits, per-bucket contributions, buckets, every hashed n-gram in order if asked, scaled dense)."""
-        buckets, hashed, d = _row(answer, question, self.lexicon, self.bits, positions)
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, str]:
+        """(logits, per-bucket contributions, buckets, every hashed n-gram in order if asked, scaled dense,
+        the text hashed)."""
+        buckets, hashed, d, clean = _row(answer, question, self.lexicon, self.bits, positions)
         x = 1.0 / np.sqrt(max(len(buckets), 1))
-        contrib = self.weights[buckets] * x  # (k, C)
+        contrib = np.take(self.by_class(), buckets, axis=1) * x  # (C, k): each class's row is contiguous
         z = (np.asarray(d) - self.dense_mean) / self.dense_scale
-        logit = contrib.sum(axis=0) + z @ self.dense_weights + self.bias
-        return logit, contrib, buckets, hashed, z
+        logit = contrib.sum(axis=1) + z @ self.dense_weights + self.bias
+        return logit, contrib, buckets, hashed, z, clean
 
     def predict(self, answer: str, question: str = "") -> tuple[str, np.ndarray, float]:
         """(class, probabilities, calibrated confidence)."""
@@ -209,13 +249,12 @@ class VerdictModel:
     def explain(self, answer: str, question: str = "", top: int = 4) -> tuple[str, np.ndarray, float, str]:
         """(class, probabilities, confidence, rationale): the n-grams and signals that pushed the verdict
         hardest against the runner-up class."""
-        logit, contrib, buckets, hashed, z = self.logits(answer, question, positions=True)
+        logit, contrib, buckets, hashed, z, clean = self.logits(answer, question, positions=True)
         assert hashed is not None
         p = _softmax(logit)
         order = np.argsort(-p)
         k, r = int(order[0]), int(order[1])
-        margin = contrib[:, k] - contrib[:, r]
-        clean = _clean(_lower(answer))
+        margin = contrib[k] - contrib[r]
         best = np.argpartition(-margin, min(top, len(margin) - 1))[:top] if len(margin) else np.zeros(0, dtype=int)
         best = best[np.argsort(-margin[best])]
         grams = [f"{_ngram_at(clean, int(np.flatnonzero(hashed == buckets[i])[0]))} {margin[i]:+.2f}"
@@ -323,7 +362,7 @@ def matrix(examples: Sequence[Example], lexicon: Lexicon, bits: int = BITS) -> t
 
     indptr, indices, data, dense_rows = [0], [], [], []
     for ex in examples:
-        buckets, _, d = _row(answer_text(ex.response), ex.question, lexicon, bits)
+        buckets, _, d, _ = _row(answer_text(ex.response), ex.question, lexicon, bits)
         indices.append(buckets)
         data.append(np.full(len(buckets), 1.0 / np.sqrt(max(len(buckets), 1)), dtype=np.float32))
         indptr.append(indptr[-1] + len(buckets))
