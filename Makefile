@@ -11,7 +11,7 @@ HERETIC ?= heretic-llm
 INSPECT_VENV ?= .venv-inspect
 INSPECT ?= inspect-ai
 
-.PHONY: install demo test test-real browser clean bench-heretic bench-inspect bench
+.PHONY: install demo test test-real browser clean bench-heretic bench-inspect bench bench-smoke
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,7 +41,7 @@ browser:
 # (tests/conftest.py). PYTEST_WORKERS=0 runs everything in this process.
 PYTEST_WORKERS ?= 2
 
-test: install browser
+test: install browser bench-smoke
 	$(PY) -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadgroup -m "not realmodel"
 
 # The SmolLM2-135M-Instruct tests (a real GGUF model fetched once from PyPI; tens of minutes on two
@@ -67,6 +67,19 @@ $(INSPECT_VENV)/.installed:
 
 bench-inspect: install $(INSPECT_VENV)/.installed
 	$(PY) benchmarks/bench_vs_inspect.py --inspect $(INSPECT_VENV)/bin/inspect
+
+# Every script in benchmarks/ at a tiny size (`--smoke`: the same code paths, numbers meaningless), one after
+# another, stopping at the first that fails; part of `make test`, so a benchmark cannot rot unnoticed.
+# heretic, inspect_ai and the SmolLM2 GGUF are optional: without them a script runs up to calling them
+# and prints `skipped: ...`. About two minutes on 2 cores, most of it vLLM's and Ray's start-up.
+BENCH_SCRIPTS := $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)))
+
+bench-smoke: install browser
+	@all=$$(date +%s); for s in $(BENCH_SCRIPTS); do \
+	  echo "== $$s --smoke"; start=$$(date +%s); \
+	  $(PY) $$s --smoke || { rc=$$?; echo "bench-smoke: $$s --smoke failed (exit $$rc)" >&2; exit 1; }; \
+	  echo "== $$s: ok in $$(( $$(date +%s) - start )) s"; \
+	done; echo "bench-smoke: $(words $(BENCH_SCRIPTS)) scripts passed in $$(( $$(date +%s) - all )) s"
 
 # The engine and report benchmarks (each prints its ratio on its last line); no timed assertions in tests.
 bench: install

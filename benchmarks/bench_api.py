@@ -5,7 +5,7 @@ SQLite store; then the same run again, fully cached.
 Prints wall time, the latency-bound ideal (requests / concurrency x latency), CPU time per
 request in this process, the cached re-run's time, and on its last line `ratio_to_ideal=X.XX`
 (targets: ratio <= 1.3, cached re-run <= 5% of the first run).
-Run: .venv/bin/python benchmarks/bench_api.py [--requests 1000 --concurrency 32 --latency 0.1]
+Run: .venv/bin/python benchmarks/bench_api.py [--requests 1000 --concurrency 32 --latency 0.1] [--smoke]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import parse
 from deccp_eval import runner
 from deccp_eval.backend import BackendOptions
 from deccp_eval.datasets import Dataset
@@ -53,7 +54,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--latency", type=float, default=0.1)
-    args = ap.parse_args()
+    args = parse(ap, requests=40, concurrency=8, latency=0.01)
 
     prompts = [Prompt(id=f"b{i:05d}", pair_id=f"b{i:05d}", lang="en", text=f"Benchmark question number {i}?",
                       category="bench", kind="sensitive") for i in range(args.requests)]

@@ -4,7 +4,7 @@ batch endpoints complete a batch `--delay` seconds after it was created; polled 
 
 Prints both runs' HTTP requests and wall time, and on its last line
 `http_calls_batch_vs_sync=X` (batch requests / synchronous requests; lower is better).
-Run: .venv/bin/python benchmarks/bench_batch.py [--items 10000 --delay 3 --poll 1]
+Run: .venv/bin/python benchmarks/bench_batch.py [--items 10000 --delay 3 --poll 1] [--smoke]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _common import parse  # noqa: E402
 from deccp_eval import runner  # noqa: E402
 from deccp_eval.backend import BackendOptions  # noqa: E402
 from deccp_eval.datasets import Dataset  # noqa: E402
@@ -52,7 +53,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=10_000)
     ap.add_argument("--delay", type=float, default=3.0, help="seconds before the fake completes a batch")
     ap.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
-    args = ap.parse_args()
+    args = parse(ap, items=40, delay=0.2, poll=0.1)
     os.environ.setdefault("DECCP_EVAL_BACKOFF_BASE_S", "0.05")
     with tempfile.TemporaryDirectory() as tmp:
         sync_calls, sync_wall, sync_n = one(args.items, False, args.delay, args.poll, Path(tmp))

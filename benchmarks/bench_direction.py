@@ -13,17 +13,21 @@ noise, so the ratio uses max(delta, 1 MB); the raw deltas are in the table.
 Flat memory means the ratio printed last stays near 1: the pass keeps float64 running sums
 (layers x hidden), never the activations.
 
-    .venv/bin/python benchmarks/bench_direction.py     # last line: mem_ratio_2048_vs_128=X.XX
+    .venv/bin/python benchmarks/bench_direction.py [--counts 128,512,2048] [--smoke]
+    # last line: mem_ratio_2048_vs_128=X.XX (the largest count vs the smallest)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+
+from _common import parse, toy_model
 
 COUNTS = (128, 512, 2048)
 BATCH = 32
@@ -34,21 +38,20 @@ def _rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure(count: int) -> dict[str, float]:
+def measure(count: int, base_count: int = COUNTS[0], batch: int = BATCH) -> dict[str, float]:
     import tracemalloc
 
     import torch
 
-    from deccp_eval import toy
     from deccp_eval.abliteration.direction import residual_means
     from deccp_eval.datasets import load_dataset
     from deccp_eval.torch_utils import load_model
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    model, tokenizer = load_model(str(toy.build(verbose=False)), device="cpu")
-    base = [p.text for p in load_dataset("deccp").prompts if p.kind == "sensitive"][: COUNTS[0]]
+    model, tokenizer = load_model(str(toy_model()), device="cpu")
+    base = [p.text for p in load_dataset("deccp").prompts if p.kind == "sensitive"][:base_count]
     prompts = (base * (count // len(base) + 1))[:count]  # same batches repeated: only the count changes
-    residual_means(model, tokenizer, prompts[:BATCH], batch_size=BATCH)  # warm-up
+    residual_means(model, tokenizer, prompts[:batch], batch_size=batch)  # warm-up
     before = _rss_bytes()
     peak = [before]
     stop = threading.Event()
@@ -62,7 +65,7 @@ def measure(count: int) -> dict[str, float]:
     tracemalloc.start()
     sampler.start()
     t0 = time.perf_counter()
-    means, n = residual_means(model, tokenizer, prompts, batch_size=BATCH)
+    means, n = residual_means(model, tokenizer, prompts, batch_size=batch)
     seconds = time.perf_counter() - t0
     stop.set()
     sampler.join()
@@ -75,14 +78,24 @@ def measure(count: int) -> dict[str, float]:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--one":
-        print(json.dumps(measure(int(sys.argv[2]))))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--counts", type=lambda v: [int(x) for x in v.split(",")], default=list(COUNTS),
+                    help="prompt counts, comma-separated (default 128,512,2048)")
+    ap.add_argument("--batch-size", type=int, default=BATCH)
+    ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # one count, in this process
+    args = parse(ap, counts=[8, 16], batch_size=4)
+    if args.one is not None:
+        print(json.dumps(measure(args.one, args.counts[0], args.batch_size)))
         return
+    toy_model()  # trained once here (under the tests' lock), not in each child
     rows = []
-    for count in COUNTS:
-        out = subprocess.run([sys.executable, __file__, "--one", str(count)], capture_output=True, text=True,
-                             check=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+    for count in args.counts:
+        proc = subprocess.run([sys.executable, __file__, "--one", str(count), "--counts", str(args.counts[0]),
+                               "--batch-size", str(args.batch_size)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr[-4000:])
+            raise SystemExit(f"the {count}-prompt run failed (exit {proc.returncode})")
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(f"{'prompts':>8} {'seconds':>8} {'prompts/s':>10} {'rss before MB':>14} {'rss delta MB':>13} "
           f"{'tracemalloc MB':>15}")
     for r in rows:
@@ -91,8 +104,9 @@ def main() -> None:
     first, last = rows[0], rows[-1]
     floor = 1.0  # MB: below this the delta is allocator noise, not growth
     ratio = max(last["rss_delta_mb"], floor) / max(first["rss_delta_mb"], floor)
-    print(f"time_ratio_2048_vs_128={last['seconds'] / first['seconds']:.2f} (prompts x16)")
-    print(f"mem_ratio_2048_vs_128={ratio:.2f}")
+    times = last["count"] // first["count"]
+    print(f"time_ratio_{last['count']}_vs_{first['count']}={last['seconds'] / first['seconds']:.2f} (prompts x{times})")
+    print(f"mem_ratio_{last['count']}_vs_{first['count']}={ratio:.2f}")
 
 
 if __name__ == "__main__":

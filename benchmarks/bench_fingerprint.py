@@ -10,7 +10,7 @@ read from disk; it slows everything else on the machine for a while):
 The sample reads a fixed 16 MB per weight file, so a 15 GB folder in four shards costs about four
 times the 2 GB sample time; a full hash grows with the bytes (7.5x the 2 GB time).
 
-    .venv/bin/python benchmarks/bench_fingerprint.py [--gb 2] [--cold]   # last line: ratio_full_vs_sample=X
+    .venv/bin/python benchmarks/bench_fingerprint.py [--gb 2] [--cold] [--smoke]   # last line: ratio_full_vs_sample=X
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import parse
 
 
 def drop_caches() -> bool:
@@ -53,7 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gb", type=float, default=2.0)
     ap.add_argument("--cold", action="store_true", help="drop the page cache before each timing (root)")
-    args = ap.parse_args()
+    args = parse(ap, gb=0.02)
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/tmp")) as tmp:
         os.environ["DECCP_EVAL_CACHE"] = str(Path(tmp) / "cache")
         from deccp_eval import fingerprint

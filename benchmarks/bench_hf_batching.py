@@ -1,7 +1,7 @@
 """Toy-model generation throughput through the HF backend at batch size 1 vs 16.
 
 Prints tokens/s for each and, on the last line, `ratio=X.XX` (batch 16 over batch 1).
-Run: .venv/bin/python benchmarks/bench_hf_batching.py [--prompts 64]
+Run: .venv/bin/python benchmarks/bench_hf_batching.py [--prompts 64] [--smoke]
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from deccp_eval import toy
+from _common import parse, toy_model
 from deccp_eval.backend import BackendOptions
 from deccp_eval.datasets import load_dataset
 from deccp_eval.schema import Request, SamplingParams
@@ -33,8 +33,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--max-tokens", type=int, default=32)
-    args = ap.parse_args()
-    path = str(toy.build(verbose=False))
+    args = parse(ap, prompts=4, max_tokens=4)
+    path = str(toy_model())
     texts = [p.text for p in load_dataset("deccp").prompts[: args.prompts]]
     throughput(path, texts[:4], 4, 4)  # warm-up
     tps1, wall1 = throughput(path, texts, 1, args.max_tokens)

@@ -4,7 +4,7 @@ Scores every answer of the shipped SpeechMap dev set (1,818 real answers, median
 characters) on one core and prints answers per second for each judge and their ratio. Both judges
 see the same items, reasoning already split off (as in a run).
 
-    .venv/bin/python benchmarks/bench_judge.py [--limit N] [--keyword-limit N]
+    .venv/bin/python benchmarks/bench_judge.py [--limit N] [--keyword-limit N] [--smoke]
     # last lines: cpu_answers_per_s=X (steadier on a busy machine), answers_per_s=X (wall), ratio_to_keyword=Y
 """
 
@@ -15,6 +15,8 @@ import json
 import os
 import time
 from pathlib import Path
+
+from _common import parse
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the goal is stated
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -42,7 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=0, help="answers for the default judge (0: all)")
     ap.add_argument("--keyword-limit", type=int, default=300, help="answers for the slower keyword baseline")
-    args = ap.parse_args()
+    args = parse(ap, limit=20, keyword_limit=10)
     from deccp_eval.judge import JudgeItem
     from deccp_eval.schema import DEFAULT_JUDGE
 

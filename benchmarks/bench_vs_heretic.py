@@ -15,8 +15,11 @@ choices from stdin): the first (least-refusing) trial of its Pareto list is save
 refusal markers are its defaults plus the Chinese refusal and state-line phrases of the keyword
 judge; its random start-up share is its default's (60 of 200 trials).
 
-Usage: python benchmarks/bench_vs_heretic.py [--heretic PATH] [--trials 20]
-Last line: content_ours=X content_heretic=Y (Y is `skipped` when heretic is not installed).
+Usage: python benchmarks/bench_vs_heretic.py [--heretic PATH] [--trials 20] [--smoke]
+Last line: content_ours=X content_heretic=Y (Y is `skipped` when heretic is not installed). Without
+heretic everything short of starting it still runs (its config, prompt files and markers are
+written), then `skipped: heretic not installed`; `--smoke` does so at a tiny size (1 trial, 8 prompts
+per evaluation set, 32 per direction list, 8 tokens) for `make bench-smoke`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import parse, skipped, toy_model
+
 NO_SYSTEM_TEMPLATE = (
     "{% for message in messages %}{% if message['role'] != 'system' %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -44,9 +49,7 @@ def toy_without_system(work: Path) -> Path:
     """A copy of the toy whose chat template ignores system messages (the same for both tools)."""
     from transformers import AutoTokenizer
 
-    from deccp_eval import toy
-
-    src = toy.build()
+    src = toy_model()
     dst = work / "toy-nosys"
     shutil.copytree(src, dst)
     tok = AutoTokenizer.from_pretrained(dst)
@@ -70,28 +73,31 @@ def write_prompts(path: Path, texts: list[str]) -> str:
     return str(path)
 
 
-def run_ours(model_dir: Path, prompts: Any, trials: int, work: Path) -> tuple[Any, float]:
+def run_ours(model_dir: Path, prompts: Any, args: argparse.Namespace, work: Path) -> tuple[Any, float]:
     from deccp_eval.abliteration.pipeline import AbliterateSettings, abliterate
 
-    settings = AbliterateSettings(model=str(model_dir), out=work / "ours", trials=trials, seed=0, max_tokens=40,
-                                  batch_size=64, eval_limit=64, study_db=work / "ours.db", device="cpu")
+    settings = AbliterateSettings(model=str(model_dir), out=work / "ours", trials=args.trials, seed=0,
+                                  max_tokens=args.max_tokens, batch_size=64, eval_limit=args.eval_limit,
+                                  study_db=work / "ours.db", device="cpu")
     t0 = time.perf_counter()
     result = abliterate(settings, prompts)
     return result.record.after, time.perf_counter() - t0
 
 
-def run_heretic(heretic: str, model_dir: Path, prompts: Any, trials: int, work: Path) -> tuple[Path, float]:
-    """heretic on the same lists and budget; returns the folder it saved."""
+def heretic_config(model_dir: Path, prompts: Any, args: argparse.Namespace, work: Path) -> tuple[Path, Path, str]:
+    """heretic's config folder (config.toml and prompt files, the same lists and budget as ours), the
+    folder it is told to save to, and its stdin answers."""
     cfg = work / "heretic"
     cfg.mkdir()
     out = work / "heretic-model"
+    trials = args.trials
     settings = {
         "model": str(model_dir),
         "n_trials": trials,
         # heretic's default explores randomly for 60 of its 200 trials; the same share of this budget
         "n_startup_trials": max(1, round(trials * 60 / 200)),
         "seed": 0,
-        "max_response_length": 40,
+        "max_response_length": args.max_tokens,
         "batch_size": 64,
         "export_strategy": "merge",
         "good_prompts": {"dataset": write_prompts(cfg / "good.txt", prompts.harmless)},
@@ -104,6 +110,13 @@ def run_heretic(heretic: str, model_dir: Path, prompts: Any, trials: int, work: 
     # numbered choices read from stdin in batch mode: the first Pareto trial (fewest refusals), "Save the
     # model to a local folder", the folder; stdin then ends, after the model is saved
     answers = "\n".join(["1", "1", str(out)]) + "\n"
+    return cfg, out, answers
+
+
+def run_heretic(heretic: str, model_dir: Path, prompts: Any, args: argparse.Namespace,
+                work: Path) -> tuple[Path, float]:
+    """heretic on the same lists and budget; returns the folder it saved."""
+    cfg, out, answers = heretic_config(model_dir, prompts, args, work)
     env = {**os.environ, "KAGGLE_KERNEL_RUN_TYPE": "Batch", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     t0 = time.perf_counter()
     proc = subprocess.run([heretic, "--model", str(model_dir)], input=answers, text=True, capture_output=True,
@@ -137,7 +150,7 @@ def default_heretic_markers() -> list[str]:
 HERETIC_DEFAULT_MARKERS: list[str] = []
 
 
-def score_folder(original: Path, edited: Path, prompts: Any) -> Any:
+def score_folder(original: Path, edited: Path, prompts: Any, max_tokens: int) -> Any:
     """The harness's test-split score of an edited folder, KL against the original model."""
     import torch
 
@@ -146,7 +159,7 @@ def score_folder(original: Path, edited: Path, prompts: Any) -> Any:
 
     model, tok = load_model(str(original), "cpu")
     scorer = Scorer(model, tok, prompts.test.sensitive, prompts.test.texts(), controls=prompts.test.harmless,
-                    split="test", max_tokens=40, batch_size=64)
+                    split="test", max_tokens=max_tokens, batch_size=64)
     edited_model, _ = load_model(str(edited), "cpu")
     with torch.no_grad():  # the scorer scores the model as it is now: give it the edited weights
         model.load_state_dict(edited_model.state_dict(), strict=False)
@@ -171,41 +184,69 @@ def heretic_defaults(heretic: str) -> list[str]:
         out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
         return list(json.loads(out.strip().splitlines()[-1]))
     except (subprocess.SubprocessError, ValueError, IndexError, OSError):
-        return ["sorry", "i can't", "i cannot", "i won't", "i will not", "i'm unable", "i am unable", "as an ai"]
+        return list(FALLBACK_MARKERS)
+
+
+# when heretic's own defaults cannot be read (and for the config written when heretic is absent)
+FALLBACK_MARKERS = ("sorry", "i can't", "i cannot", "i won't", "i will not", "i'm unable", "i am unable", "as an ai")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heretic", default=str(Path(".venv-heretic/bin/heretic")), help="the heretic executable")
     ap.add_argument("--trials", type=int, default=20)
-    args = ap.parse_args()
+    ap.add_argument("--eval-limit", type=int, default=64, help="at most this many prompts per selection/test set")
+    ap.add_argument("--max-tokens", type=int, default=40)
+    args = parse(ap, trials=1, eval_limit=8, max_tokens=8)
+    work = Path(tempfile.mkdtemp(prefix="bench-heretic-"))
+    try:
+        return compare(args, work)
+    finally:
+        if args.smoke:
+            shutil.rmtree(work, ignore_errors=True)
 
+
+def thin(items: list, n: int) -> list:
+    """n items spread evenly over the list."""
+    return items[:: max(1, len(items) // n)][:n]
+
+
+def compare(args: argparse.Namespace, work: Path) -> int:
     from deccp_eval.abliteration.pipeline import AbliterateSettings, default_prompts
     from deccp_eval.toy_data import HELDOUT_SOURCE
 
-    work = Path(tempfile.mkdtemp(prefix="bench-heretic-"))
     model_dir = toy_without_system(work)
     prompts = default_prompts(AbliterateSettings(model=str(model_dir), out=work / "unused",
-                                                 eval_dataset=HELDOUT_SOURCE, eval_limit=64))
+                                                 eval_dataset=HELDOUT_SOURCE, eval_limit=args.eval_limit))
+    if args.smoke:  # the same lists thinned out evenly (both languages): direction 4x, test 1x the selection limit
+        n = args.eval_limit
+        test = prompts.test.model_copy(update={"sensitive": thin(prompts.test.sensitive, n),
+                                               "harmless": thin(prompts.test.harmless, n)})
+        prompts = prompts.model_copy(update={"harmful": thin(prompts.harmful, 4 * n),
+                                             "harmless": thin(prompts.harmless, 4 * n), "test": test})
     print(f"toy copy without system messages: {model_dir}; direction {len(prompts.harmful)}/{len(prompts.harmless)} "
           f"prompts, selection {len(prompts.selection.sensitive)}, test {len(prompts.test.sensitive)} sensitive + "
           f"{len(prompts.test.harmless)} harmless; {args.trials} trials each", flush=True)
-    before = score_folder(model_dir, model_dir, prompts)
+    before = score_folder(model_dir, model_dir, prompts, args.max_tokens)
     print(row("original", before, None), flush=True)
-    ours, ours_s = run_ours(model_dir, prompts, args.trials, work)
+    ours, ours_s = run_ours(model_dir, prompts, args, work)
     print(row("deccp-eval", ours, ours_s), flush=True)
     for sample in ours.samples[:3]:
         print(f"  {sample['prompt']!r} -> {sample['answer']!r}")
     found = shutil.which(args.heretic)
     heretic = str(Path(found).resolve()) if found else None
     if heretic is None:
-        print(f"heretic is not installed ({args.heretic} not found): `make bench-heretic` installs heretic-llm into "
-              ".venv-heretic and runs this benchmark; skipped")
+        # Everything short of starting heretic: its config, prompt files and refusal markers.
+        HERETIC_DEFAULT_MARKERS[:] = FALLBACK_MARKERS
+        cfg, _, _ = heretic_config(model_dir, prompts, args, work)
+        print(f"heretic config written: {cfg / 'config.toml'} ({len(heretic_markers())} Chinese markers added)")
+        skipped("heretic", f"{args.heretic} not found; `make bench-heretic` installs heretic-llm into .venv-heretic "
+                "and runs this benchmark")
         print(f"content_ours={ours.content:.3f} content_heretic=skipped")
         return 0
     HERETIC_DEFAULT_MARKERS[:] = heretic_defaults(heretic)
-    folder, heretic_s = run_heretic(heretic, model_dir, prompts, args.trials, work)
-    theirs = score_folder(model_dir, folder, prompts)
+    folder, heretic_s = run_heretic(heretic, model_dir, prompts, args, work)
+    theirs = score_folder(model_dir, folder, prompts, args.max_tokens)
     print(row("heretic", theirs, heretic_s), flush=True)
     for sample in theirs.samples[:3]:
         print(f"  {sample['prompt']!r} -> {sample['answer']!r}")

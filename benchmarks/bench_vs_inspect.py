@@ -6,7 +6,9 @@ inspect_ai is never a dependency: `make bench-inspect` installs it into its own 
 (.venv-inspect) and passes its `inspect` program here.
 Prints each tool's wall time and peak memory (max RSS of the process tree's largest process), and
 on its last line `ratio_inspect_vs_ours=X.XX` (inspect's wall time over ours; target >= 5).
-Run: .venv/bin/python benchmarks/bench_vs_inspect.py --inspect .venv-inspect/bin/inspect [--requests 1000]
+Run: .venv/bin/python benchmarks/bench_vs_inspect.py [--inspect .venv-inspect/bin/inspect] [--requests 1000] [--smoke]
+Without inspect our run and inspect's task file still happen, then `skipped: inspect_ai not installed`
+(`--smoke`: so, at 20 requests, for `make bench-smoke`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _common import parse, skipped  # noqa: E402
 from bench_api import start_server  # noqa: E402 - the same fake server, in its own process
 
 TASK = '''
@@ -52,15 +55,16 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float,
     return wall, peak, proc
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--inspect", required=True, help="the `inspect` program of a venv with inspect_ai")
+    ap.add_argument("--inspect", default=".venv-inspect/bin/inspect",
+                    help="the `inspect` program of a venv with inspect_ai")
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--latency", type=float, default=0.1)
-    args = ap.parse_args()
-    inspect = shutil.which(args.inspect) or args.inspect
-    inspect = str(Path(inspect).resolve()) if Path(inspect).exists() else inspect  # run from a temp folder
+    args = parse(ap, requests=20, concurrency=4, latency=0.01)
+    found = shutil.which(args.inspect)
+    inspect = str(Path(found).resolve()) if found else None  # resolved: it runs from a temp folder
 
     server, base_url = start_server(args.latency)
     try:
@@ -76,6 +80,11 @@ def main() -> None:
                                       "--base-url", base_url, "-d", str(data), "--db", str(tmp / "r" / "deccp.db"),
                                       "--max-concurrency", str(args.concurrency), "--max-tokens", "64"], env, tmp)
             (tmp / "bench_task.py").write_text(TASK)
+            print(f"deccp-eval run: {ours:6.2f} s, peak RSS {ours_mb:.0f} MiB", flush=True)
+            if inspect is None:
+                compile(TASK, "bench_task.py", "exec")
+                return skipped("inspect_ai", f"{args.inspect} not found; `make bench-inspect` installs it into "
+                               ".venv-inspect and runs this benchmark")
             theirs, theirs_mb, _ = timed([inspect, "eval", "bench_task.py", "--model", "openai/bench-model",
                                           "--model-base-url", base_url, "-T", f"n={args.requests}",
                                           "--max-connections", str(args.concurrency), "--max-tokens", "64",
@@ -87,10 +96,10 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"requests={args.requests} concurrency={args.concurrency} latency={args.latency * 1000:.0f}ms "
           f"(latency-bound ideal {ideal:.2f}s)")
-    print(f"deccp-eval run: {ours:6.2f} s, peak RSS {ours_mb:.0f} MiB")
     print(f"inspect eval:   {theirs:6.2f} s, peak RSS up to {theirs_mb:.0f} MiB")
     print(f"ratio_inspect_vs_ours={theirs / ours:.2f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,6 +6,7 @@ are honest: refusals come from a few templates (as real refusals do), evasive/st
 are 150-800 characters and answers 300-1,500, in a word or character mix that compresses about as
 well as prose. Each model has its own censorship level; ~0.5% of answers are errors.
 Run: .venv/bin/python benchmarks/make_big_store.py --out /tmp/big/deccp.db [--models 100 --pairs 0 --seed 1]
+(`--smoke`: 2 models x 2 pairs, into a temporary folder unless `--out` is given.)
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import tempfile
 import time
 from pathlib import Path
 
+from _common import parse
 from deccp_eval.datasets import load_dataset
 from deccp_eval.schema import Judgment, Request, Response, Verdict
 from deccp_eval.store import Store
@@ -106,15 +109,19 @@ def build(out: Path, n_models: int = 100, pairs: int = 0, seed: int = 1) -> dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None, help="the store to write (required unless --smoke)")
     ap.add_argument("--models", type=int, default=100)
     ap.add_argument("--pairs", type=int, default=0, help="keep this many sensitive and control pairs (0: all)")
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-    counts = build(args.out, args.models, args.pairs, args.seed)
-    print(f"wrote {args.out}: {counts['responses']} responses, {counts['judgments']} judgments "
-          f"in {time.perf_counter() - t0:.1f}s, {args.out.stat().st_size / 1e6:.0f} MB")
+    args = parse(ap, models=2, pairs=2)
+    if args.out is None and not args.smoke:
+        ap.error("the following arguments are required: --out")
+    with tempfile.TemporaryDirectory(prefix="big-store-") as tmp:
+        out = args.out or Path(tmp) / "deccp.db"
+        t0 = time.perf_counter()
+        counts = build(out, args.models, args.pairs, args.seed)
+        print(f"wrote {out}: {counts['responses']} responses, {counts['judgments']} judgments "
+              f"in {time.perf_counter() - t0:.1f}s, {out.stat().st_size / 1e6:.0f} MB")
 
 
 if __name__ == "__main__":
