@@ -71,7 +71,7 @@ bench-inspect: install $(INSPECT_VENV)/.installed
 # Every script in benchmarks/ at a tiny size (`--smoke`: the same code paths, numbers meaningless), one after
 # another, stopping at the first that fails; part of `make test`, so a benchmark cannot rot unnoticed.
 # heretic, inspect_ai and the SmolLM2 GGUF are optional: without them a script runs up to calling them
-# and prints `skipped: ...`. About two minutes on 2 cores, most of it vLLM's and Ray's start-up.
+# and prints `skipped: ...`. About 2.5 minutes on 2 lightly loaded cores, half of it vLLM's and Ray's start-up.
 BENCH_SCRIPTS := $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)))
 
 bench-smoke: install browser
