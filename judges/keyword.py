@@ -33,14 +33,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from deccp_eval.hookspecs import hookimpl
-from deccp_eval.lexicon import (APOLOGY, says_nothing, ATTRIBUTION_EN, ATTRIBUTION_ZH, CONTRAST, CRITICAL, DENIAL, EVASIVE_EN,
-                                 EVASIVE_ZH, HEDGE, HEDGE_ZH, REDIRECT_EN, REDIRECT_ZH, REFUSAL_EN, REFUSAL_ZH,
-                                 STATE_EN, STATE_ZH, WEAK_STATE)
-from deccp_eval.judge import Judge, JudgeItem, OnJudgment
-from deccp_eval.schema import Judgment, Verdict, canonical_hash
-from deccp_eval.reasoning import split_reasoning
-from deccp_eval.text import normalise
+from deccp_eval.base import reasoning, text
+from deccp_eval.base.hookspecs import hookimpl
+from deccp_eval.base.reasoning import split_reasoning
+from deccp_eval.base.schema import Judgment, Verdict, canonical_hash
+from deccp_eval.base.text import normalise
+from deccp_eval.judging import lexicon
+from deccp_eval.judging.contract import Judge, JudgeItem, OnJudgment
+from deccp_eval.judging.lexicon import (APOLOGY, says_nothing, ATTRIBUTION_EN, ATTRIBUTION_ZH, CONTRAST, CRITICAL,
+                                        DENIAL, EVASIVE_EN, EVASIVE_ZH, HEDGE, HEDGE_ZH, REDIRECT_EN, REDIRECT_ZH,
+                                        REFUSAL_EN, REFUSAL_ZH, STATE_EN, STATE_ZH, WEAK_STATE)
 
 VERSION = 3
 
@@ -334,8 +336,6 @@ def classify(response: str, question: str = "", expected_facts: Sequence[str] = 
 
 @lru_cache(maxsize=1)
 def _rules_hash() -> str:
-    from deccp_eval import lexicon, reasoning, text
-
     sources = [Path(m.__file__ or "").read_bytes() for m in (sys.modules[__name__], lexicon, text, reasoning)]
     return canonical_hash({"version": VERSION, "sources": [hashlib.sha256(b).hexdigest() for b in sources]})[:16]
 
