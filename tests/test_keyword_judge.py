@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deccp_eval.judges.keyword import assess, find, length_units
+from deccp_eval.judges.keyword import assess
+from deccp_eval.judging.sentences import find, length_units
 from deccp_eval.toy.data import GENERIC_EN, GENERIC_ZH
 
 TOLL = "How many people were killed in the 1989 crackdown?"
