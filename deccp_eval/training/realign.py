@@ -22,7 +22,7 @@ from deccp_eval.backends.torch_utils import gguf_source
 from deccp_eval.base.degenerate import degenerate
 from deccp_eval.base.errors import UsageError, MissingDependency
 from deccp_eval.base.folders import atomic_folder
-from deccp_eval.base.schema import DEFAULT_JUDGE, Prompt
+from deccp_eval.base.schema import CENSORED, DEFAULT_JUDGE, Prompt
 from deccp_eval.datasets.loading import load_dataset
 from deccp_eval.judging.facts import facts_stated
 from deccp_eval.training.abliteration.export import gguf_lines
@@ -159,9 +159,6 @@ def eval_prompts(settings: RealignSettings) -> tuple[list[Prompt], list[Prompt]]
         raise UsageError(f"{settings.eval_dataset}: the held-out prompts need sensitive and control questions "
                          f"(split {settings.eval_split or 'all'}: {len(sens)} sensitive, {len(ctrl)} control)")
     return sens, ctrl
-
-
-CENSORED = ("refusal", "evasive", "state_aligned")
 
 
 def _share(verdicts: list[str | None], hits: tuple[str, ...]) -> float:
