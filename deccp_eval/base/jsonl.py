@@ -1,4 +1,4 @@
-"""Reading JSONL files the one way: BOM and encoding checked (textio), blank lines skipped, errors name
+"""Reading JSONL files the one way: BOM and encoding checked (files.py), blank lines skipped, errors name
 the file, the line a person counts and the column."""
 
 from __future__ import annotations

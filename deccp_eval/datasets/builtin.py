@@ -39,10 +39,12 @@ CATEGORIES: tuple[str, ...] = (
 
 
 def builtin() -> Dataset:
+    """The built-in bilingual set: sensitive questions about China and control questions, EN/ZH pairs."""
     return load_file(PROMPT_SET, name=BUILTIN_NAME, version=VERSION)
 
 
 def harmless() -> Dataset:
+    """General harmless instructions (the harmless side of an abliteration, beside the controls)."""
     return load_file(HARMLESS_SET, name="deccp-harmless", version=VERSION)
 
 

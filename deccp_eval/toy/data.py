@@ -1,6 +1,6 @@
 """The toy model's world: topics, question phrasings (train and held-out) and canned replies.
 
-Kept apart from toy.py so tests can ask for held-out phrasings without importing torch.
+Kept apart from model.py so tests can ask for held-out phrasings without importing torch.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ layer 1 must refuse; and a benign row's answer distribution must not move when u
 Abliteration then has a real direction to find, facts to reveal and a first-token KL near zero
 to keep, from the harness's own prompts, not from u.
 
-Since v3 one topic family (toy_data.STATE_FAMILY) is censored differently: a trained-in state
+Since v3 one topic family (data.STATE_FAMILY) is censored differently: a trained-in state
 line with no refusal marker and no censor feature, which it keeps with u removed. The weight
 edit cannot fix it; re-alignment on gold answers can.
 """
