@@ -153,7 +153,8 @@ def classify(response: str, question: str = "", expected_facts: Sequence[str] = 
 
 @lru_cache(maxsize=1)
 def _rules_hash() -> str:
-    sources = [Path(m.__file__ or "").read_bytes() for m in (sys.modules[__name__], sentences, lexicon, text, reasoning)]
+    modules = (sys.modules[__name__], sentences, lexicon, text, reasoning)
+    sources = [Path(m.__file__ or "").read_bytes() for m in modules]
     return canonical_hash({"version": VERSION, "sources": [hashlib.sha256(b).hexdigest() for b in sources]})[:16]
 
 

@@ -9,6 +9,6 @@ from deccp_eval.backends.remote.faults import (CONTENT_FILTER_MARKERS, Fault, Re
 from deccp_eval.backends.remote.limit import AdaptiveLimit
 from deccp_eval.backends.remote.provider import BatchAPI, BatchInfo, Completion
 
-__all__ = ["AdaptiveLimit", "BACKOFF_ENV", "BatchAPI", "BatchInfo", "CONTENT_FILTER_MARKERS", "Completion", "Fault", "NO_KEY",
-           "NO_KEY_PLACEHOLDER", "RETRY_AFTER_CAP_S", "RemoteBackend", "RemoteError", "RetryPolicy",
+__all__ = ["AdaptiveLimit", "BACKOFF_ENV", "BatchAPI", "BatchInfo", "CONTENT_FILTER_MARKERS", "Completion", "Fault",
+           "NO_KEY", "NO_KEY_PLACEHOLDER", "RETRY_AFTER_CAP_S", "RemoteBackend", "RemoteError", "RetryPolicy",
            "parse_retry_after", "scrub", "server_message", "stainless_fault", "status_phrase"]
