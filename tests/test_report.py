@@ -348,7 +348,7 @@ def test_auto_pairs_follows_chains_and_nothing_else(tmp_path: Path) -> None:
 def test_report_modules_import_light() -> None:
     import subprocess
 
-    code = ("import sys, deccp_eval.commands.report, deccp_eval.analysis.report; "
+    code = ("import sys, deccp_eval.commands.report, deccp_eval.analysis.report.write; "
             "print([m for m in ('matplotlib', 'jinja2', 'selenium', 'pandas', 'torch') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
