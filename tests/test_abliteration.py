@@ -281,15 +281,15 @@ def test_pick_rule_most_content_within_bounds():
 
 
 def test_generation_errors_are_errors_and_empty_answers_are_evasive(toy_path, monkeypatch):
+    from deccp_eval.training.abliteration import score as score_mod
     from deccp_eval.training.abliteration.score import Scorer
-    from deccp_eval.backends import local_weights as hf
 
     model, tok = _load(toy_path)
     sens = [p for p in _heldout(True) if p.category not in STATE_FAMILY][::40]
     scorer = Scorer(model, tok, sens, [p.text for p in _heldout(False)[::80]], judge=TOY_JUDGE, max_tokens=4,
                     batch_size=2)
     calls = {"n": 0}
-    real = hf.generate_with
+    real = score_mod.generate_with
 
     def flaky(model, tokenizer, requests):
         calls["n"] += 1
@@ -297,7 +297,7 @@ def test_generation_errors_are_errors_and_empty_answers_are_evasive(toy_path, mo
             raise RuntimeError("CUDA out of memory")  # the first batch fails outright
         return real(model, tokenizer, requests)
 
-    monkeypatch.setattr(hf, "generate_with", flaky)
+    monkeypatch.setattr(score_mod, "generate_with", flaky)  # where the scorer looks it up
     score = scorer.score()
     assert score.rates.errors == 2 and score.rates.n == len(sens) - 2
     assert score.samples[0]["answer"] == "(generation error)" and score.samples[0]["verdict"] == "unparsed"
