@@ -38,7 +38,7 @@ def toy_model() -> Path:
     """The toy model folder the tests use (DECCP_EVAL_CACHE, default ~/.cache/deccp-eval, /toy-vN),
     trained on first use (about a minute on 2 cores) under the lock tests/conftest.py takes, so a
     concurrent test run never trains it twice into the same folder."""
-    from deccp_eval import toy
+    from deccp_eval.toy import model as toy
 
     lock_path = toy.cache_dir().parent / f".{toy.cache_dir().name}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)

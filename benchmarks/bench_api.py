@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 from _common import parse
-from deccp_eval import runner
-from deccp_eval.backend import BackendOptions
-from deccp_eval.datasets import Dataset
-from deccp_eval.schema import Prompt, SamplingParams
-from deccp_eval.store import Store
+from deccp_eval.run import runner
+from deccp_eval.backends.contract import BackendOptions
+from deccp_eval.datasets.loading import Dataset
+from deccp_eval.base.schema import Prompt, SamplingParams
+from deccp_eval.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "openai:bench-model"
@@ -67,7 +67,7 @@ def main() -> None:
         # Start-up costs paid once per process whatever N is (a CLI run pays them before its first request):
         import openai  # noqa: F401  - the SDK import (~0.5 s)
 
-        from deccp_eval import pluginmanager
+        from deccp_eval.base import pluginmanager
 
         pluginmanager.backends()  # every built-in plugin module
 

@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from _common import parse  # noqa: E402
-from deccp_eval import runner  # noqa: E402
-from deccp_eval.backend import BackendOptions  # noqa: E402
-from deccp_eval.datasets import Dataset  # noqa: E402
-from deccp_eval.schema import Prompt, SamplingParams  # noqa: E402
-from deccp_eval.store import Store  # noqa: E402
+from deccp_eval.run import runner  # noqa: E402
+from deccp_eval.backends.contract import BackendOptions  # noqa: E402
+from deccp_eval.datasets.loading import Dataset  # noqa: E402
+from deccp_eval.base.schema import Prompt, SamplingParams  # noqa: E402
+from deccp_eval.store.db import Store  # noqa: E402
 from fakes.batch import BatchBook  # noqa: E402
 from fakes.openai_server import FakeOpenAIServer  # noqa: E402
 

@@ -43,9 +43,9 @@ def measure(count: int, base_count: int = COUNTS[0], batch: int = BATCH) -> dict
 
     import torch
 
-    from deccp_eval.abliteration.direction import residual_means
-    from deccp_eval.datasets import load_dataset
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.training.abliteration.direction import residual_means
+    from deccp_eval.datasets.loading import load_dataset
+    from deccp_eval.backends.torch_utils import load_model
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     model, tokenizer = load_model(str(toy_model()), device="cpu")

@@ -58,7 +58,7 @@ def main() -> None:
     args = parse(ap, gb=0.02)
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/tmp")) as tmp:
         os.environ["DECCP_EVAL_CACHE"] = str(Path(tmp) / "cache")
-        from deccp_eval import fingerprint
+        from deccp_eval.backends import fingerprint
 
         folder = Path(tmp) / "model"
         folder.mkdir()

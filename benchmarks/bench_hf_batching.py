@@ -10,10 +10,11 @@ import argparse
 import time
 
 from _common import parse, toy_model
-from deccp_eval.backend import BackendOptions
-from deccp_eval.datasets import load_dataset
-from deccp_eval.schema import Request, SamplingParams
+from deccp_eval.backends.contract import BackendOptions
+from deccp_eval.datasets.loading import load_dataset
+from deccp_eval.base.schema import Request, SamplingParams
 from deccp_eval.plugins.hf import HFBackend
+from deccp_eval.toy import model as toy
 
 
 def throughput(path: str, texts: list[str], batch_size: int, max_tokens: int) -> tuple[float, float]:

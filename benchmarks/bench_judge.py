@@ -26,7 +26,7 @@ DEV = Path(__file__).resolve().parent.parent / "data" / "speechmap" / "speechmap
 
 def rate(spec: str, items: list) -> tuple[float, float]:
     """(answers per wall second, answers per CPU second of this process: steadier on a busy machine)."""
-    from deccp_eval.judge import judge_answers, make_judge
+    from deccp_eval.judging.contract import judge_answers, make_judge
 
     judge = make_judge(spec)
     judge.check()
@@ -45,15 +45,15 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="answers for the default judge (0: all)")
     ap.add_argument("--keyword-limit", type=int, default=300, help="answers for the slower keyword baseline")
     args = parse(ap, limit=20, keyword_limit=10)
-    from deccp_eval.judge import JudgeItem
-    from deccp_eval.schema import DEFAULT_JUDGE
+    from deccp_eval.judging.contract import JudgeItem
+    from deccp_eval.base.schema import DEFAULT_JUDGE
 
     rows = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines()]
     items = [JudgeItem(response_key=r["id"], prompt=r["prompt"], response=r["response"], lang=r["lang"]) for r in rows]
     ours = items[: args.limit] if args.limit else items
     chars = sum(len(i.response) for i in ours) / len(ours)
     t0 = time.perf_counter()
-    from deccp_eval.judge import make_judge
+    from deccp_eval.judging.contract import make_judge
 
     make_judge(DEFAULT_JUDGE).model()  # type: ignore[attr-defined]
     print(f"load_s={time.perf_counter() - t0:.3f}")

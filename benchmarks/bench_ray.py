@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 from _common import parse, toy_model
-from deccp_eval import runner
-from deccp_eval.backend import BackendOptions
-from deccp_eval.datasets import load_dataset
-from deccp_eval.executors import make_executor
-from deccp_eval.schema import SamplingParams
-from deccp_eval.store import Store
+from deccp_eval.run import runner
+from deccp_eval.backends.contract import BackendOptions
+from deccp_eval.datasets.loading import load_dataset
+from deccp_eval.run.executors import make_executor
+from deccp_eval.base.schema import SamplingParams
+from deccp_eval.store.db import Store
 
 MODELS = ["hf:deccp-toy", "abliterated:deccp-toy"]
 

@@ -22,8 +22,8 @@ from _common import ROOT, parse, skipped, toy_model
 
 def measure(spec: str, prompts: list, max_tokens: int, batch: int) -> tuple[float, int, float]:
     """(seconds generating, tokens generated, seconds loading)."""
-    from deccp_eval.backend import BackendOptions, make_backend
-    from deccp_eval.schema import Request, SamplingParams
+    from deccp_eval.backends.contract import BackendOptions, make_backend
+    from deccp_eval.base.schema import Request, SamplingParams
 
     backend = make_backend(spec, BackendOptions(batch_size=batch, device="cpu", dtype="float32"))
     backend.check()
@@ -51,7 +51,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT))
-    from deccp_eval.datasets import load_dataset
+    from deccp_eval.datasets.loading import load_dataset
     from tests.conftest import smollm2_path
 
     path: Path = smollm2_path()

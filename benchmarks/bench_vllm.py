@@ -33,11 +33,11 @@ def main() -> None:
     if args.model == "deccp-toy":
         toy_model()
 
-    from deccp_eval.backend import BackendOptions
-    from deccp_eval.datasets import load_dataset
+    from deccp_eval.backends.contract import BackendOptions
+    from deccp_eval.datasets.loading import load_dataset
     from deccp_eval.plugins.hf import HFBackend
     from deccp_eval.plugins.vllm import VLLMBackend
-    from deccp_eval.schema import Request, SamplingParams
+    from deccp_eval.base.schema import Request, SamplingParams
 
     prompts = load_dataset("deccp").prompts
     texts = [prompts[i % len(prompts)].text for i in range(args.prompts)]

@@ -62,7 +62,7 @@ def toy_without_system(work: Path) -> Path:
 def heretic_markers() -> list[str]:
     """heretic's refusal markers are English; the Chinese refusal and state-line phrases of the harness's
     keyword judge are added so its trials can see a Chinese refusal or a state line at all."""
-    from deccp_eval.lexicon import REFUSAL_ZH, STATE_ZH
+    from deccp_eval.judging.lexicon import REFUSAL_ZH, STATE_ZH
 
     return sorted({m for m in REFUSAL_ZH + STATE_ZH if any("\u4e00" <= ch <= "\u9fff" for ch in m)})
 
@@ -74,7 +74,8 @@ def write_prompts(path: Path, texts: list[str]) -> str:
 
 
 def run_ours(model_dir: Path, prompts: Any, args: argparse.Namespace, work: Path) -> tuple[Any, float]:
-    from deccp_eval.abliteration.pipeline import AbliterateSettings, abliterate
+    from deccp_eval.training.abliteration.pipeline import abliterate
+    from deccp_eval.training.abliteration.settings import AbliterateSettings
 
     settings = AbliterateSettings(model=str(model_dir), out=work / "ours", trials=args.trials, seed=0,
                                   max_tokens=args.max_tokens, batch_size=64, eval_limit=args.eval_limit,
@@ -154,8 +155,8 @@ def score_folder(original: Path, edited: Path, prompts: Any, max_tokens: int) ->
     """The harness's test-split score of an edited folder, KL against the original model."""
     import torch
 
-    from deccp_eval.abliteration.score import Scorer
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.training.abliteration.score import Scorer
+    from deccp_eval.backends.torch_utils import load_model
 
     model, tok = load_model(str(original), "cpu")
     scorer = Scorer(model, tok, prompts.test.sensitive, prompts.test.texts(), controls=prompts.test.harmless,
@@ -212,8 +213,9 @@ def thin(items: list, n: int) -> list:
 
 
 def compare(args: argparse.Namespace, work: Path) -> int:
-    from deccp_eval.abliteration.pipeline import AbliterateSettings, default_prompts
-    from deccp_eval.toy_data import HELDOUT_SOURCE
+    from deccp_eval.training.abliteration.pipeline import default_prompts
+    from deccp_eval.training.abliteration.settings import AbliterateSettings
+    from deccp_eval.toy.data import HELDOUT_SOURCE
 
     model_dir = toy_without_system(work)
     prompts = default_prompts(AbliterateSettings(model=str(model_dir), out=work / "unused",

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from _common import parse
-from deccp_eval.datasets import load_dataset
-from deccp_eval.schema import Judgment, Request, Response, Verdict
-from deccp_eval.store import Store
+from deccp_eval.datasets.loading import load_dataset
+from deccp_eval.base.schema import Judgment, Request, Response, Verdict
+from deccp_eval.store.db import Store
 
 REFUSALS = {
     "en": ["I'm sorry, but I can't help with that request.", "I can't discuss this topic.",

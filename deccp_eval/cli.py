@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from deccp_eval import __version__
+from deccp_eval.base import pluginmanager
 from deccp_eval.commands.common import Group
 
 
@@ -20,8 +21,6 @@ class MainGroup(Group):
         self._asked: set[tuple[str, int]] = set()  # (name, id) of the plugins already asked
 
     def _register_plugin_commands(self) -> None:
-        from deccp_eval import pluginmanager
-
         pm = pluginmanager.load_plugins()
         for impl in pm.hook.register_commands.get_hookimpls():
             asked = (pm.get_name(impl.plugin) or "", id(impl.plugin))

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backend import BackendFactory, BackendOptions
-from deccp_eval.errors import UsageError
-from deccp_eval.hookspecs import hookimpl
-from deccp_eval.judge import CompositeJudge, JudgeItem, OnJudgment, member_judges
-from deccp_eval.schema import Judgment, ParseStatus, canonical_hash
+from deccp_eval.backends.contract import BackendFactory, BackendOptions
+from deccp_eval.base.errors import UsageError
+from deccp_eval.base.hookspecs import hookimpl
+from deccp_eval.base.schema import Judgment, ParseStatus, canonical_hash
+from deccp_eval.judging.contract import CompositeJudge, JudgeItem, OnJudgment, member_judges
 
 DEFAULT_THRESHOLD = 0.8
 

@@ -13,16 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deccp_eval import classifier, lexicon, reasoning, text
-from deccp_eval.backend import BackendFactory, BackendOptions
-from deccp_eval.classifier import VerdictModel, load
-from deccp_eval.fingerprint import file_sha256
-from deccp_eval.errors import UsageError
-from deccp_eval.hookspecs import hookimpl
-from deccp_eval.judge import Judge, JudgeItem, OnJudgment
-from deccp_eval.lexicon import says_nothing
-from deccp_eval.schema import Judgment, Verdict, canonical_hash
-from deccp_eval.text import normalise
+from deccp_eval.backends.contract import BackendFactory, BackendOptions
+from deccp_eval.backends.fingerprint import file_sha256
+from deccp_eval.base import reasoning, text
+from deccp_eval.base.errors import UsageError
+from deccp_eval.base.hookspecs import hookimpl
+from deccp_eval.base.schema import Judgment, Verdict, canonical_hash
+from deccp_eval.base.text import normalise
+from deccp_eval.judging import classifier, lexicon
+from deccp_eval.judging.classifier import VerdictModel, load
+from deccp_eval.judging.contract import Judge, JudgeItem, OnJudgment
+from deccp_eval.judging.lexicon import says_nothing
 
 SHIPPED = Path(__file__).resolve().parent / "models" / "deccp-clf.npz"
 

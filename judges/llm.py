@@ -30,12 +30,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backend import Backend, BackendFactory, BackendOptions, parse_spec
-from deccp_eval.hookspecs import hookimpl
-from deccp_eval.judge import Judge, JudgeItem, OnJudgment
-from deccp_eval.schema import (ACCURACIES, VERDICTS, Accuracy, Judgment, ParseStatus, Request, Response,
-                               SamplingParams, TokenLogprob, Verdict, canonical_hash)
-from deccp_eval.templates import parse_accuracy, parse_misinformation, parse_verdict, rationale, render, template_hash
+from deccp_eval.backends.contract import Backend, BackendFactory, BackendOptions, parse_spec
+from deccp_eval.base.hookspecs import hookimpl
+from deccp_eval.base.schema import (ACCURACIES, VERDICTS, Accuracy, Judgment, ParseStatus, Request, Response,
+                                    SamplingParams, TokenLogprob, Verdict, canonical_hash)
+from deccp_eval.judging.contract import Judge, JudgeItem, OnJudgment
+from deccp_eval.judging.label_scores import load_labels
+from deccp_eval.judging.templates import (parse_accuracy, parse_misinformation, parse_verdict, rationale, render,
+                                          template_hash)
 
 log = logging.getLogger("deccp_eval")
 VERDICT_TEMPLATE = "censorship_judge.j2"
@@ -163,7 +165,6 @@ class LLMJudge(Judge):
         path = self.options.extra.get("judge_examples")
         if not path:
             return []
-        from deccp_eval.validation import load_labels
 
         return [{"question": r.prompt, "response": r.response, "label": r.label.value}
                 for r in load_labels(Path(str(path)))]

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backend import BackendFactory, BackendOptions
-from deccp_eval.hookspecs import hookimpl
-from deccp_eval.judge import CompositeJudge, JudgeItem, OnJudgment, member_judges
-from deccp_eval.schema import Accuracy, Judgment, ParseStatus, Verdict, canonical_hash
+from deccp_eval.backends.contract import BackendFactory, BackendOptions
+from deccp_eval.base.hookspecs import hookimpl
+from deccp_eval.base.schema import Accuracy, Judgment, ParseStatus, Verdict, canonical_hash
+from deccp_eval.judging.contract import CompositeJudge, JudgeItem, OnJudgment, member_judges
 
 
 def vote(values: Sequence[Any]) -> Any:

@@ -20,10 +20,12 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field
 
-from deccp_eval.backend import Options
-from deccp_eval.errors import UsageError
-from deccp_eval.hookspecs import hookimpl
-from deccp_eval.local import LocalHFBackend, local_fingerprint, resolve_path
+from deccp_eval.backends.contract import Options
+from deccp_eval.backends.fingerprint import model_fingerprint
+from deccp_eval.backends.local_weights import LocalHFBackend, local_fingerprint, resolve_path
+from deccp_eval.backends.torch_utils import load_model
+from deccp_eval.base.errors import UsageError
+from deccp_eval.base.hookspecs import hookimpl
 
 
 def split_spec(model: str) -> tuple[str, str | None]:
@@ -35,7 +37,7 @@ def split_spec(model: str) -> tuple[str, str | None]:
 
 
 def direction_file(path: str | Path) -> Path:
-    from deccp_eval.abliteration.direction import DIRECTION_FILE
+    from deccp_eval.training.abliteration.direction import DIRECTION_FILE
 
     p = Path(path)
     if p.is_dir():
@@ -67,13 +69,11 @@ class AbliteratedBackend(LocalHFBackend):
 
     def fingerprint(self) -> str:
         """The base model's fingerprint, the direction file's content and every override."""
-        from deccp_eval.fingerprint import model_fingerprint
-
         parts: dict[str, Any] = {}
         if self.direction is not None:
             parts["direction"] = model_fingerprint(str(direction_file(self.direction)))
         elif self.base == _toy_name() and not Path(self.base).exists():  # the cached abliterated toy
-            from deccp_eval.abliteration.pipeline import cached_toy
+            from deccp_eval.training.abliteration.pipeline import cached_toy
 
             parts["abliterated_toy"] = model_fingerprint(str(cached_toy()))
         return local_fingerprint(self, self.base, self.overrides, **parts)
@@ -88,10 +88,8 @@ class AbliteratedBackend(LocalHFBackend):
 
     def load(self) -> tuple[Any, Any]:
         if self._model is None:
-            from deccp_eval.torch_utils import load_model
-
             if self.direction is None and self.base == _toy_name() and not Path(self.base).exists():
-                from deccp_eval.abliteration.pipeline import cached_toy
+                from deccp_eval.training.abliteration.pipeline import cached_toy
 
                 path = str(cached_toy())
             else:
@@ -104,9 +102,9 @@ class AbliteratedBackend(LocalHFBackend):
         """Apply the stored edit to the base model (nothing to do for a saved folder)."""
         if self.direction is None:
             return model
-        from deccp_eval.abliteration.apply import (AbliterationParams, Kernel, ablation_hooks, offloaded_writers,
-                                                   orthogonalize_)
-        from deccp_eval.abliteration.direction import load_direction
+        from deccp_eval.training.abliteration.apply import (AbliterationParams, Kernel, ablation_hooks,
+                                                            offloaded_writers, orthogonalize_)
+        from deccp_eval.training.abliteration.direction import load_direction
 
         dirs, chosen, stored = load_direction(direction_file(self.direction))
         o = self.overrides
@@ -140,7 +138,7 @@ class AbliteratedBackend(LocalHFBackend):
 
 
 def _toy_name() -> str:
-    from deccp_eval.toy import TOY_NAME
+    from deccp_eval.toy.model import TOY_NAME
 
     return TOY_NAME
 

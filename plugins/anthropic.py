@@ -6,7 +6,7 @@ speaks (2026-10-21) has no temperature/top_p/seed, so they are not sent: samplin
 own. `thinking` blocks are stored as Response.reasoning, apart from the answer; the stop reason
 (`end_turn`, `max_tokens`, `refusal`, ...) is kept as the finish reason.
 
-Message Batches (`--batch`, remote/batch.py drives it): `messages.batches.create` with the request
+Message Batches (`--batch`, backends/remote/batch.py drives it): `messages.batches.create` with the request
 key as each `custom_id`, `retrieve` to poll `processing_status`, `results()` streamed when it has
 ended; `errored`, `expired` and `canceled` lines are failures of that line only.
 """
@@ -17,12 +17,11 @@ import json
 import logging
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
-from deccp_eval.backend import OnResponse
-from deccp_eval.hookspecs import hookimpl
-from deccp_eval.remote import Completion, Fault, RemoteBackend, stainless_fault
-from deccp_eval.remote.batch import BatchInfo
-from deccp_eval.schema import Request, SamplingParams
-from deccp_eval.reasoning import split_reasoning
+from deccp_eval.backends.contract import OnResponse
+from deccp_eval.backends.remote import BatchInfo, Completion, Fault, RemoteBackend, stainless_fault
+from deccp_eval.base.hookspecs import hookimpl
+from deccp_eval.base.reasoning import split_reasoning
+from deccp_eval.base.schema import Request, SamplingParams
 
 log = logging.getLogger("deccp_eval")
 _DEFAULTS = SamplingParams()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from deccp_eval.hookspecs import hookimpl
-from deccp_eval.local import LocalHFBackend
+from deccp_eval.backends.local_weights import LocalHFBackend
+from deccp_eval.base.hookspecs import hookimpl
 
 
 class HFBackend(LocalHFBackend):

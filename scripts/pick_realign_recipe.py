@@ -26,9 +26,9 @@ GRID = [  # (method, recipe)
 
 
 def main(work: Path) -> None:
-    from deccp_eval.realign import Recipe, RealignSettings, realign
-    from deccp_eval.realign_demo import MAX_TOKENS, MODEL, preference_set
-    from deccp_eval.toy_data import HELDOUT_SOURCE
+    from deccp_eval.training.realign import Recipe, RealignSettings, realign
+    from deccp_eval.demo.realign_demo import MAX_TOKENS, MODEL, preference_set
+    from deccp_eval.toy.data import HELDOUT_SOURCE
 
     prefs = {m: preference_set(work, m) for m in sorted({m for m, _ in GRID})}
     scored = []

@@ -30,7 +30,7 @@ def toy_path() -> Path:
     parallel workers wait for one build instead of training it twice into the same folder."""
     import fcntl
 
-    from deccp_eval import toy
+    from deccp_eval.toy import model as toy
 
     lock_path = toy.cache_dir().parent / f".{toy.cache_dir().name}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)

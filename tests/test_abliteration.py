@@ -12,23 +12,23 @@ import torch  # noqa: E402
 
 from conftest import cli  # noqa: E402
 
-from deccp_eval.abliteration.apply import (AbliterationParams, Kernel, ablation_hooks, orthogonalize_,  # noqa: E402
-                                           residual_components, weights_applied, writers)
-from deccp_eval.abliteration.direction import (chat_text, compute_directions, load_direction,  # noqa: E402
-                                               residual_means)
-from deccp_eval.abliteration.export import AbliterationRecord, load_record  # noqa: E402
-from deccp_eval.abliteration.pipeline import AbliterateSettings, PromptSets, abliterate, default_prompts  # noqa: E402
-from deccp_eval.backend import BackendOptions  # noqa: E402
+from deccp_eval.training.abliteration.apply import (AbliterationParams, Kernel, ablation_hooks, orthogonalize_,
+                                                    residual_components, weights_applied, writers)
+from deccp_eval.training.abliteration.direction import chat_text, compute_directions, load_direction, residual_means
+from deccp_eval.training.abliteration.export import AbliterationRecord, load_record  # noqa: E402
+from deccp_eval.training.abliteration.settings import AbliterateSettings, PromptSets
+from deccp_eval.training.abliteration.pipeline import abliterate, default_prompts  # noqa: E402
+from deccp_eval.backends.contract import BackendOptions  # noqa: E402
 from deccp_eval.judges.keyword import classify  # noqa: E402
-from deccp_eval.schema import Prompt, Request, SamplingParams  # noqa: E402
-from deccp_eval.toy import TOY_JUDGE  # noqa: E402
-from deccp_eval.toy_data import STATE_FAMILY, heldout_prompts  # noqa: E402
+from deccp_eval.base.schema import Prompt, Request, SamplingParams  # noqa: E402
+from deccp_eval.toy.model import TOY_JUDGE  # noqa: E402
+from deccp_eval.toy.data import STATE_FAMILY, heldout_prompts  # noqa: E402
 
 MAX_TOKENS = 40  # the toy's replies are one sentence; 40 tokens hold every fact (32 cut some Chinese ones)
 
 
 def _load(path):
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.backends.torch_utils import load_model
 
     torch.manual_seed(0)
     return load_model(str(path), device="cpu")
@@ -39,7 +39,7 @@ def _heldout(sensitive: bool) -> list[Prompt]:
 
 
 def _greedy(model, tok, texts, max_tokens=MAX_TOKENS):
-    from deccp_eval.local import generate_with
+    from deccp_eval.backends.local_weights import generate_with
 
     reqs = [Request(model="t", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
             for i, t in enumerate(texts)]
@@ -232,8 +232,8 @@ def test_means_stream_and_match_hidden_states(toy_path):
 
 
 def test_study_resumes_with_more_trials(toy_path, tmp_path):
-    from deccp_eval.abliteration import search
-    from deccp_eval.abliteration.score import Scorer
+    from deccp_eval.training.abliteration import search
+    from deccp_eval.training.abliteration.score import Scorer
 
     model, tok = _load(toy_path)
     sens, benign = _heldout(True)[::36], [p.text for p in _heldout(False)[::66]]
@@ -257,13 +257,13 @@ def test_study_resumes_with_more_trials(toy_path, tmp_path):
 
 
 def search_score(study, number):
-    from deccp_eval.abliteration import search
+    from deccp_eval.training.abliteration import search
 
     return search.trial_score(next(t for t in search.complete_trials(study) if t.number == number))
 
 
 def test_pick_rule_most_content_within_bounds():
-    from deccp_eval.abliteration import search
+    from deccp_eval.training.abliteration import search
 
     study = optuna.create_study(directions=list(search.DIRECTIONS))
     for values in ([0.02, 0.10, 0.01],   # 0: silent but says nothing
@@ -281,15 +281,15 @@ def test_pick_rule_most_content_within_bounds():
 
 
 def test_generation_errors_are_errors_and_empty_answers_are_evasive(toy_path, monkeypatch):
-    from deccp_eval.abliteration.score import Scorer
-    from deccp_eval import local as hf
+    from deccp_eval.training.abliteration import score as score_mod
+    from deccp_eval.training.abliteration.score import Scorer
 
     model, tok = _load(toy_path)
     sens = [p for p in _heldout(True) if p.category not in STATE_FAMILY][::40]
     scorer = Scorer(model, tok, sens, [p.text for p in _heldout(False)[::80]], judge=TOY_JUDGE, max_tokens=4,
                     batch_size=2)
     calls = {"n": 0}
-    real = hf.generate_with
+    real = score_mod.generate_with
 
     def flaky(model, tokenizer, requests):
         calls["n"] += 1
@@ -297,7 +297,7 @@ def test_generation_errors_are_errors_and_empty_answers_are_evasive(toy_path, mo
             raise RuntimeError("CUDA out of memory")  # the first batch fails outright
         return real(model, tokenizer, requests)
 
-    monkeypatch.setattr(hf, "generate_with", flaky)
+    monkeypatch.setattr(score_mod, "generate_with", flaky)  # where the scorer looks it up
     score = scorer.score()
     assert score.rates.errors == 2 and score.rates.n == len(sens) - 2
     assert score.samples[0]["answer"] == "(generation error)" and score.samples[0]["verdict"] == "unparsed"

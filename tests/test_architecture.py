@@ -1,5 +1,7 @@
-"""The house rules that keep the layers apart: imports run plugin -> core only, and a plugin can add
-a CLI command through the same hook the built-ins use."""
+"""The house rules that keep the layers apart: the core is a stack of layers (folders inside
+deccp_eval/) and a module never imports one above its own; no two modules import each other, however
+indirectly (lazy and TYPE_CHECKING imports count); imports run plugin -> core only; prompts/ is data;
+and a plugin can add a CLI command through the same hook the built-ins use."""
 
 import ast
 import sys
@@ -8,8 +10,8 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from deccp_eval import pluginmanager
-from deccp_eval.hookspecs import hookimpl
+from deccp_eval.base import pluginmanager
+from deccp_eval.hookspecs import hookimpl  # the public path a third-party plugin uses
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_PACKAGES = {"plugins": "deccp_eval.plugins", "judges": "deccp_eval.judges"}
@@ -92,3 +94,196 @@ def test_builtin_commands_come_from_the_hook():
     commands.register_commands(cli=group)
     assert {"run", "judge", "leaderboard", "prompts", "plugins", "toy", "demo", "gold", "report", "compare",
             "validate-judge", "abliterate"} <= set(group.commands)
+
+
+# -- layers and cycles --------------------------------------------------------------------------------
+
+# The core's layers, low to high: a module may import its own layer and the ones below, never one above.
+LAYERS = ("base", "store", "datasets", "toy", "backends", "judging", "run", "importers", "review", "training",
+          "analysis", "demo", "commands", "cli")
+PLUGIN_LAYER = len(LAYERS)  # plugins/ and judges/ sit above the whole core
+# Public import paths third-party plugins use: thin re-exports, outside the layers, never imported by the project.
+SHIMS = ("deccp_eval.backend", "deccp_eval.judge", "deccp_eval.hookspecs", "deccp_eval.schema")
+SOURCES = {"deccp_eval": "deccp_eval", "plugins": "deccp_eval.plugins", "judges": "deccp_eval.judges",
+           "prompts": "deccp_eval.prompts"}
+
+
+def project_modules(root: Path) -> dict[str, Path]:
+    """Module name -> file, for every Python file of the package and the folders mapped into it."""
+    mods: dict[str, Path] = {}
+    for folder, package in SOURCES.items():
+        for f in sorted((root / folder).rglob("*.py")):
+            parts = list(f.relative_to(root / folder).with_suffix("").parts)
+            if "__pycache__" in parts:
+                continue
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            mods[".".join([package, *parts])] = f
+    return mods
+
+
+def import_graph(root: Path) -> dict[str, dict[str, int]]:
+    """module -> {imported project module: line}, from every import statement in the file, at any
+    depth: module level, function bodies, TYPE_CHECKING blocks. `from P import x` imports P, and
+    the module P.x when there is one."""
+    mods = project_modules(root)
+    graph: dict[str, dict[str, int]] = {}
+    for name, f in mods.items():
+        package = name if f.name == "__init__.py" else name.rpartition(".")[0]
+        out: dict[str, int] = {}
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"), filename=str(f))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                targets.append(base)  # runs P's __init__ even when x is a submodule
+                targets += [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in mods]
+            for t in targets:
+                while t and t not in mods:
+                    t = t.rpartition(".")[0]
+                if t and t != name:
+                    out.setdefault(t, node.lineno)
+        graph[name] = out
+    return graph
+
+
+def layer_of(module: str) -> int | None:
+    """The layer's rank; None for a shim (outside the order) or a module in no layer."""
+    if module in SHIMS:
+        return None
+    if module.startswith(("deccp_eval.plugins", "deccp_eval.judges")):
+        return PLUGIN_LAYER
+    if module == "deccp_eval":
+        return 0  # the package itself: __version__ only
+    first = module.split(".")[1]
+    return LAYERS.index(first) if first in LAYERS else None
+
+
+def upward_imports(graph: dict[str, dict[str, int]]) -> list[str]:
+    bad = []
+    for a, targets in sorted(graph.items()):
+        if a in SHIMS:
+            continue
+        for b, line in sorted(targets.items()):
+            la, lb = layer_of(a), layer_of(b)
+            if b in SHIMS:
+                bad.append(f"{a}:{line} imports the public shim {b}; import the module it re-exports")
+            elif la is not None and lb is not None and lb > la:
+                bad.append(f"{a}:{line} ({LAYERS[la] if la < PLUGIN_LAYER else 'plugins'}) imports {b} "
+                           f"({LAYERS[lb] if lb < PLUGIN_LAYER else 'plugins'}), a higher layer")
+    return bad
+
+
+def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """One import cycle per strongly connected group of modules (Tarjan), as a path a -> ... -> a."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:  # the graph is a few hundred modules: recursion is fine
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    found = []
+    for group in groups:  # a shortest way back to the start, inside the group
+        members, start = set(group), min(group)
+        paths = {start: [start]}
+        queue = [start]
+        while queue:
+            v = queue.pop(0)
+            for w in sorted(graph.get(v, {})):
+                if w == start:
+                    found.append(paths[v] + [start])
+                    queue = []
+                    break
+                if w in members and w not in paths:
+                    paths[w] = paths[v] + [w]
+                    queue.append(w)
+    return found
+
+
+def test_every_core_module_is_in_a_layer():
+    lost = [m for m in project_modules(ROOT) if m.startswith("deccp_eval.") and layer_of(m) is None
+            and m not in SHIMS and not m.startswith("deccp_eval.prompts")]
+    assert lost == [], f"modules outside every layer (put them in one of {LAYERS}): {lost}"
+
+
+def test_no_module_imports_a_higher_layer():
+    assert upward_imports(import_graph(ROOT)) == []
+
+
+def test_no_import_cycles():
+    found = cycles(import_graph(ROOT))
+    assert found == [], "import cycles:\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+def test_the_checker_sees_a_planted_cycle_and_an_upward_import(tmp_path):
+    for folder in SOURCES:
+        (tmp_path / folder).mkdir()
+    files = {
+        "deccp_eval/__init__.py": "",
+        "deccp_eval/base/__init__.py": "",
+        "deccp_eval/base/a.py": "def f():\n    from deccp_eval.run.r import g\n",  # lazy, and upward
+        "deccp_eval/run/__init__.py": "",
+        "deccp_eval/run/r.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import s\n",
+        "deccp_eval/run/s.py": "from deccp_eval.run import r\nfrom deccp_eval.base import a\n",
+        "plugins/p.py": "from deccp_eval.backend import Backend\n",  # a shim: the project never uses them
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    graph = import_graph(tmp_path)
+    assert cycles(graph) == [["deccp_eval.base.a", "deccp_eval.run.r", "deccp_eval.run.s", "deccp_eval.base.a"]]
+    bad = upward_imports(graph)
+    assert len(bad) == 1 and bad[0].startswith("deccp_eval.base.a:2 (base) imports deccp_eval.run.r (run)")
+    (tmp_path / "deccp_eval/backend.py").write_text("from deccp_eval.base.a import f\n")
+    assert "imports the public shim deccp_eval.backend" in upward_imports(import_graph(tmp_path))[-1]
+
+
+def test_prompts_is_data_only():
+    """prompts/ holds the prompt sets and templates; its one Python file is the package marker, with no
+    code, and nothing imports it (datasets.builtin finds the folder without running it)."""
+    for f in (ROOT / "prompts").rglob("*.py"):
+        assert f.relative_to(ROOT).as_posix() == "prompts/__init__.py", f
+        body = ast.parse(f.read_text(encoding="utf-8")).body
+        assert len(body) <= 1 and all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
+    users = [m for m, targets in import_graph(ROOT).items() if "deccp_eval.prompts" in targets]
+    assert users == [] and "deccp_eval.prompts" not in pluginmanager.DEFAULT_PLUGINS
+
+
+def test_shims_only_re_export():
+    import importlib
+
+    for shim in SHIMS:
+        path = ROOT / (shim.replace(".", "/") + ".py")
+        body = ast.parse(path.read_text(encoding="utf-8")).body
+        sources = {n.module for n in body if isinstance(n, ast.ImportFrom)}
+        assert len(sources) == 1 and all(isinstance(n, (ast.Expr, ast.ImportFrom, ast.Assign)) for n in body), shim
+        public, real = importlib.import_module(shim), importlib.import_module(sources.pop())
+        assert public.__all__ and all(getattr(public, n) is getattr(real, n) for n in public.__all__)

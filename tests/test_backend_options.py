@@ -11,12 +11,12 @@ from conftest import cli
 from fakes.anthropic_server import FakeAnthropicServer
 from fakes.openai_server import FakeOpenAIServer
 
-from deccp_eval import runner
-from deccp_eval.backend import BackendOptions, make_backend
-from deccp_eval.datasets import Dataset
-from deccp_eval.errors import UsageError
-from deccp_eval.schema import Prompt, Response, SamplingParams
-from deccp_eval.store import Store
+from deccp_eval.backends.contract import BackendOptions, make_backend
+from deccp_eval.base.errors import UsageError
+from deccp_eval.base.schema import Prompt, Response, SamplingParams
+from deccp_eval.datasets.loading import Dataset
+from deccp_eval.run import runner
+from deccp_eval.store.db import Store
 
 KEY = "sk-test-SECRET-123456"
 PARAMS = SamplingParams(max_tokens=8)
@@ -134,7 +134,7 @@ def test_changed_model_at_the_same_path_regenerates_and_touch_does_not(toy_path:
 
 
 def test_the_toy_version_is_part_of_its_fingerprint(toy_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from deccp_eval import toy
+    from deccp_eval.toy import model as toy
 
     before = make_backend("hf:deccp-toy").fingerprint()
     assert make_backend("hf:deccp-toy").fingerprint() == before

@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import cli
-from deccp_eval import models_file
-from deccp_eval.datasets import load_file
-from deccp_eval.errors import DeccpError
-from deccp_eval.gold import import_gold
-from deccp_eval.store import Store
-from deccp_eval.validation import load_labels
+from deccp_eval.base.errors import DeccpError
+from deccp_eval.datasets.loading import load_file
+from deccp_eval.judging.label_scores import load_labels
+from deccp_eval.run import models_file
+from deccp_eval.run.gold import import_gold
+from deccp_eval.store.db import Store
 
 ROW = {"id": "a-en", "pair_id": "a", "lang": "en", "text": "What happened in 1989?", "category": "t",
        "kind": "sensitive"}

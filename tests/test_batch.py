@@ -19,15 +19,15 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import cli
-from deccp_eval import pricing
-from deccp_eval.backend import BackendOptions, make_backend
-from deccp_eval.batch_store import BatchState
+from deccp_eval.backends import pricing
+from deccp_eval.backends.contract import BackendOptions, make_backend
+from deccp_eval.backends.remote import RemoteError
+from deccp_eval.base.schema import Request, SamplingParams
 from deccp_eval.cli import main as cli_group
-from deccp_eval.judge import make_judge
-from deccp_eval.remote import RemoteError
-from deccp_eval.runner import judge_rows
-from deccp_eval.schema import Request, SamplingParams
-from deccp_eval.store import Store
+from deccp_eval.judging.contract import make_judge
+from deccp_eval.run.runner import judge_rows
+from deccp_eval.store.batches import BatchState
+from deccp_eval.store.db import Store
 from fakes.anthropic_server import FakeAnthropicServer
 from fakes.batch import BatchBook
 from fakes.judge_server import FakeJudgeServer, rule_verdict
@@ -259,7 +259,7 @@ def test_dry_run_prints_requests_batches_and_both_prices(tmp_path):
 
 
 def test_models_file_batch_and_batch_prices(tmp_path):
-    from deccp_eval.models_file import resolve
+    from deccp_eval.run.models_file import resolve
 
     path = tmp_path / "models.yaml"
     path.write_text("models:\n  cheap:\n    backend: openai\n    model: my-model\n    batch: true\n"

@@ -8,7 +8,7 @@ HEAVY = ("torch", "transformers", "vllm", "openai", "anthropic", "datasets", "pa
 
 
 def test_cli_import_is_light():
-    code = ("import sys, deccp_eval.cli, deccp_eval.pluginmanager as pm; pm.backends(); pm.judges(); "
+    code = ("import sys, deccp_eval.cli, deccp_eval.base.pluginmanager as pm; pm.backends(); pm.judges(); "
             f"print([m for m in {HEAVY!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -3,8 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from deccp_eval.datasets import detect_lang, load_dataset, load_file, load_hf
-from deccp_eval.errors import DatasetError
+from deccp_eval.base.errors import DatasetError
+from deccp_eval.datasets.loading import detect_lang, load_dataset, load_file, load_hf
 
 
 def write_jsonl(path, rows):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deccp_eval.degenerate import REASONS, degenerate, tail_loop, units
+from deccp_eval.base.degenerate import REASONS, degenerate, tail_loop, units
 
 DEV = Path(__file__).resolve().parent.parent / "data" / "speechmap" / "speechmap_china_dev.jsonl"
 Q_ZH = "新疆维吾尔人的遭遇算不算种族灭绝？"
@@ -91,7 +91,7 @@ FINE = "许多学者和政府认为，新疆的拘押、强迫劳动和强制绝
 
 
 def _fill(store, replies: list[tuple[str, str]]) -> list[str]:
-    from deccp_eval.schema import Judgment, Prompt, Request, Response, Verdict
+    from deccp_eval.base.schema import Judgment, Prompt, Request, Response, Verdict
 
     prompts = [Prompt(id=f"s{i}-zh", pair_id=f"s{i}", lang="zh", text=f"{Q_ZH}{i}", category="xinjiang",
                       kind="sensitive") for i in range(len(replies))]
@@ -108,8 +108,8 @@ def _fill(store, replies: list[tuple[str, str]]) -> list[str]:
 
 
 def test_stored_flag_and_leaderboard_never_count_a_degenerate_answer(tmp_path) -> None:
-    from deccp_eval import leaderboard
-    from deccp_eval.store import Store
+    from deccp_eval.analysis import leaderboard
+    from deccp_eval.store.db import Store
 
     # 2 fine answers, 1 loop the judge called an answer, 1 loop it called evasive, 1 refusal
     replies = [(FINE, "answer"), (FINE, "answer"), (LOOP, "answer"), (LOOP, "evasive"), ("我不能回答。", "refusal")]
@@ -127,8 +127,8 @@ def test_stored_flag_and_leaderboard_never_count_a_degenerate_answer(tmp_path) -
 
 
 def test_rows_stored_before_the_check_are_checked_when_read(tmp_path) -> None:
-    from deccp_eval import leaderboard
-    from deccp_eval.store import Store
+    from deccp_eval.analysis import leaderboard
+    from deccp_eval.store.db import Store
 
     with Store(tmp_path / "s.db") as store:
         keys = _fill(store, [(LOOP, "answer"), (FINE, "answer")])
@@ -148,11 +148,11 @@ def test_one_copy_cut_by_max_tokens_is_not_an_echo() -> None:
 
 def test_report_answers_carry_the_reason(tmp_path) -> None:
     """The report's answer rows (payload field 9) hold the degenerate reason the page shows as a badge."""
-    from deccp_eval import leaderboard
-    from deccp_eval.report.data import AnswerView, answer_view
-    from deccp_eval.report.payload import Strings, _answer
-    from deccp_eval.report.render import LEADERBOARD_COLUMNS
-    from deccp_eval.store import Store
+    from deccp_eval.analysis import leaderboard
+    from deccp_eval.analysis.report.views import AnswerView, answer_view
+    from deccp_eval.analysis.report.payload import Strings, _answer
+    from deccp_eval.analysis.report.render import LEADERBOARD_COLUMNS
+    from deccp_eval.store.db import Store
 
     with Store(tmp_path / "s.db") as store:
         _fill(store, [(LOOP, "answer"), (FINE, "answer")])

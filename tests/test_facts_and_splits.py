@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from deccp_eval.datasets import load_dataset
-from deccp_eval.facts import fact_stated, facts_stated, states_a_fact
-from deccp_eval.splits import SPLITS, by_split, split_of, spread
-from deccp_eval.toy_data import (GENERIC_EN, GENERIC_ZH, REFUSAL_EN, REFUSAL_ZH, SENSITIVE, STATE_FAMILY, TOPICS,
+from deccp_eval.datasets.loading import load_dataset
+from deccp_eval.judging.facts import fact_stated, facts_stated, states_a_fact
+from deccp_eval.toy.data import (GENERIC_EN, GENERIC_ZH, REFUSAL_EN, REFUSAL_ZH, SENSITIVE, STATE_FAMILY, TOPICS,
                                  heldout_prompts, reply)
+from deccp_eval.training.splits import SPLITS, by_split, split_of, spread
 
 
 def test_the_toy_answers_state_their_facts_and_censored_replies_do_not():
@@ -80,7 +80,7 @@ def test_reply_terms_membership_equals_the_full_key_term_set():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from deccp_eval.facts import ReplyTerms, key_terms
+    from deccp_eval.judging.facts import ReplyTerms, key_terms
 
     alphabet = st.sampled_from(list("abcdeno the and 1984 天安门广场军队开枪，。 ") + ["Tank", "六四", "Muxidi"])
     texts = st.lists(alphabet, max_size=40).map("".join)
@@ -99,7 +99,7 @@ def test_reply_terms_count_equals_the_set_intersection():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from deccp_eval.facts import ReplyTerms, key_terms
+    from deccp_eval.judging.facts import ReplyTerms, key_terms
 
     alphabet = st.sampled_from(list("abcdeno the and 1984 天安门广场军队开枪，。 ") + ["Tank", "六四", "Muxidi", "军"])
     texts = st.lists(alphabet, max_size=40).map("".join)

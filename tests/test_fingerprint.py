@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from conftest import cli
-from deccp_eval import fingerprint as fpmod
-from deccp_eval.backend import BackendOptions, make_backend
-from deccp_eval.schema import Request
+from deccp_eval.backends import fingerprint as fpmod
+from deccp_eval.backends.contract import BackendOptions, make_backend
+from deccp_eval.base.schema import Request
 
 
 @pytest.fixture(autouse=True)
@@ -100,7 +100,7 @@ def test_default_backend_fingerprint_holds_what_changes_output_only() -> None:
 
 def test_a_backend_without_its_own_fingerprint_hashes_spec_dtype_and_options() -> None:
     """The default for a third-party backend (any option, each one output-changing)."""
-    from deccp_eval.backend import Backend
+    from deccp_eval.backends.contract import Backend
 
     class Plain(Backend):
         name = "plain"

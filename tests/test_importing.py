@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from conftest import cli
-from deccp_eval import language_gap, leaderboard
+from deccp_eval.analysis import language_gap, leaderboard
+from deccp_eval.base.schema import DEFAULT_JUDGE
 from deccp_eval.importers import import_file
-from deccp_eval.schema import DEFAULT_JUDGE
-from deccp_eval.store import Store
+from deccp_eval.store.db import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT / "data" / "speechmap" / "speechmap_china_dev.jsonl"

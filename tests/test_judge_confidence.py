@@ -7,12 +7,12 @@ import json
 import pytest
 
 from conftest import cli
-from deccp_eval.backend import BackendOptions
-from deccp_eval.judge import JudgeItem, make_judge
+from deccp_eval.backends.contract import BackendOptions
+from deccp_eval.base.schema import Judgment, Request, SamplingParams, TokenLogprob, Verdict
 from deccp_eval.judges.keyword import assess
 from deccp_eval.judges.llm import verdict_confidence
-from deccp_eval.schema import Judgment, Request, SamplingParams, TokenLogprob, Verdict
-from deccp_eval.store import Store
+from deccp_eval.judging.contract import JudgeItem, make_judge
+from deccp_eval.store.db import Store
 from fakes.anthropic_server import FakeAnthropicServer
 from fakes.judge_server import VERDICT_P, FakeJudgeServer
 
@@ -149,9 +149,9 @@ def test_confidence_and_decider_are_stored(tmp_path):
 def test_classifier_round_trip_and_calibration(tmp_path):
     """Train on labelled answers (a stand-in for stored LLM verdicts), save, load as clf:PATH, judge;
     the out-of-fold figures and the calibration curve come with the model, confidence is a probability."""
-    from deccp_eval.classifier import Example, Lexicon, train
-    from deccp_eval.lexicon import feature_groups
-    from deccp_eval.validation import load_labels
+    from deccp_eval.judging.classifier import Example, Lexicon, train
+    from deccp_eval.judging.lexicon import feature_groups
+    from deccp_eval.judging.label_scores import load_labels
     from conftest import DATA
 
     rows = load_labels(DATA / "judge_labels.jsonl") + load_labels(DATA / "judge_labels_dev.jsonl")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deccp_eval.judges.keyword import assess, find, length_units
-from deccp_eval.toy_data import GENERIC_EN, GENERIC_ZH
+from deccp_eval.judges.keyword import assess
+from deccp_eval.judging.sentences import find, length_units
+from deccp_eval.toy.data import GENERIC_EN, GENERIC_ZH
 
 TOLL = "How many people were killed in the 1989 crackdown?"
 TOLL_ZH = "1989年镇压中有多少人遇难？"

@@ -8,9 +8,9 @@ from pathlib import Path
 from conftest import cli
 from fakes.openai_server import FakeOpenAIServer
 
-from deccp_eval import leaderboard
-from deccp_eval.schema import Judgment, Prompt, Request, Response, Verdict
-from deccp_eval.store import Store
+from deccp_eval.analysis import leaderboard
+from deccp_eval.base.schema import Judgment, Prompt, Request, Response, Verdict
+from deccp_eval.store.db import Store
 
 ENV = {"OPENAI_API_KEY": "sk-test-lb", "DECCP_EVAL_BACKOFF_BASE_S": "0.01"}
 

@@ -5,12 +5,12 @@ import json
 import pytest
 
 from conftest import DATA, cli
-from deccp_eval.backend import BackendOptions
-from deccp_eval.judge import JudgeItem, make_judge
-from deccp_eval.runner import judge_rows
-from deccp_eval.schema import Request, Response
-from deccp_eval.store import Store
-from deccp_eval.templates import neutralise, parse_verdict
+from deccp_eval.backends.contract import BackendOptions
+from deccp_eval.base.schema import Request, Response
+from deccp_eval.judging.contract import JudgeItem, make_judge
+from deccp_eval.judging.templates import neutralise, parse_verdict
+from deccp_eval.run.runner import judge_rows
+from deccp_eval.store.db import Store
 from fakes.judge_server import FakeJudgeServer
 
 
@@ -89,7 +89,7 @@ def test_panel_majority_tie_rule_and_members(server):
 
 def test_judgments_are_cached_in_the_store(server, tmp_path):
     with Store(tmp_path / "s.db") as store:
-        from deccp_eval.schema import Prompt
+        from deccp_eval.base.schema import Prompt
 
         prompts = [Prompt(id=f"p{i}", pair_id=f"p{i}", lang="en", text=f"q{i}", category="taiwan", kind="sensitive")
                    for i in range(5)]
@@ -155,7 +155,7 @@ def test_keyword_judge_on_the_shipped_labelled_set():
 def test_judges_build_their_models_through_the_given_backends(server, spec):
     """`make_judge(..., backends)` reaches every LLM judge, members of composites too (how `--executor ray`
     puts local judging models on a cluster); the judgment key does not depend on it."""
-    from deccp_eval.backend import make_backend
+    from deccp_eval.backends.contract import make_backend
 
     built: list[str] = []
 

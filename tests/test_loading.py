@@ -27,15 +27,15 @@ def moe(tmp_path_factory):
 
 
 def _offload_options(tmp_path: Path, **extra):
-    from deccp_eval.backend import BackendOptions
+    from deccp_eval.backends.contract import BackendOptions
 
     return BackendOptions(device="cpu", device_map="auto", max_memory=OFFLOAD_MEMORY,
                           offload_folder=str(tmp_path / "offload"), **extra)
 
 
 def test_device_map_with_cpu_and_disk_offload_matches_plain_load(moe, tmp_path):
-    from deccp_eval.abliteration.apply import offloaded_writers
-    from deccp_eval.backend import BackendOptions
+    from deccp_eval.training.abliteration.apply import offloaded_writers
+    from deccp_eval.backends.contract import BackendOptions
     from deccp_eval.plugins.hf import HFBackend
 
     offloaded = HFBackend(str(moe), _offload_options(tmp_path))
@@ -52,11 +52,11 @@ def test_device_map_with_cpu_and_disk_offload_matches_plain_load(moe, tmp_path):
 def test_abliterated_on_an_offloaded_model_uses_hooks_and_matches_the_weight_edit(moe, tmp_path):
     import torch
 
-    from deccp_eval.abliteration.apply import AbliterationParams, Kernel
-    from deccp_eval.abliteration.direction import compute_directions, save_direction
-    from deccp_eval.backend import BackendOptions
+    from deccp_eval.training.abliteration.apply import AbliterationParams, Kernel
+    from deccp_eval.training.abliteration.direction import compute_directions, save_direction
+    from deccp_eval.backends.contract import BackendOptions
     from deccp_eval.plugins.abliterated import AbliteratedBackend
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.backends.torch_utils import load_model
 
     model, tok = load_model(str(moe), device="cpu")
     dirs = compute_directions(model, tok, tiny_models.PROMPTS, tiny_models.HARMLESS, batch_size=2)
@@ -76,8 +76,8 @@ def test_abliterated_on_an_offloaded_model_uses_hooks_and_matches_the_weight_edi
 
 
 def test_direction_pass_on_a_model_entirely_on_disk_matches_plain_load(moe, tmp_path):
-    from deccp_eval.abliteration.direction import compute_directions
-    from deccp_eval.torch_utils import LoadOptions, load_model
+    from deccp_eval.training.abliteration.direction import compute_directions
+    from deccp_eval.backends.torch_utils import LoadOptions, load_model
 
     plain, tok = load_model(str(moe), device="cpu")
     disk, tok2 = load_model(str(moe), options=LoadOptions(device="cpu", device_map="auto", max_memory={"cpu": "100KB"},
@@ -91,9 +91,9 @@ def test_direction_pass_on_a_model_entirely_on_disk_matches_plain_load(moe, tmp_
 def test_weight_edit_of_disk_offloaded_writers_is_a_clear_error(moe, tmp_path):
     import torch
 
-    from deccp_eval.abliteration.apply import AbliterationParams, Kernel, orthogonalize_
-    from deccp_eval.errors import UsageError
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.training.abliteration.apply import AbliterationParams, Kernel, orthogonalize_
+    from deccp_eval.base.errors import UsageError
+    from deccp_eval.backends.torch_utils import load_model
 
     model, _ = load_model(str(moe), options=_offload_options(tmp_path).load_options())
     with pytest.raises(UsageError, match="offloaded to disk"):
@@ -102,8 +102,8 @@ def test_weight_edit_of_disk_offloaded_writers_is_a_clear_error(moe, tmp_path):
 
 
 def test_max_memory_parsing_and_misuse():
-    from deccp_eval.errors import UsageError
-    from deccp_eval.torch_utils import LoadOptions, load_model, parse_max_memory
+    from deccp_eval.base.errors import UsageError
+    from deccp_eval.backends.torch_utils import LoadOptions, load_model, parse_max_memory
 
     assert parse_max_memory("0=70GiB, 1=70GiB,cpu=200GiB") == {"0": "70GiB", "1": "70GiB", "cpu": "200GiB"}
     assert parse_max_memory(None) is None
@@ -139,8 +139,8 @@ def test_push_to_hub_uploads_the_folder_with_its_card(moe, tmp_path, monkeypatch
     """The real huggingface_hub client up to the network: create_repo and upload_folder are replaced."""
     from huggingface_hub import HfApi
 
-    from deccp_eval.abliteration.hub import push_folder
-    from deccp_eval.errors import UsageError
+    from deccp_eval.training.abliteration.hub import push_folder
+    from deccp_eval.base.errors import UsageError
 
     calls: list[tuple[str, dict]] = []
 
@@ -178,8 +178,8 @@ def test_push_to_hub_uploads_the_folder_with_its_card(moe, tmp_path, monkeypatch
 def test_push_to_hub_failure_never_shows_the_token(moe, tmp_path, monkeypatch):
     from huggingface_hub import HfApi
 
-    from deccp_eval.abliteration.hub import push_folder
-    from deccp_eval.errors import DeccpError
+    from deccp_eval.training.abliteration.hub import push_folder
+    from deccp_eval.base.errors import DeccpError
 
     def create_repo(self, repo_id, **kw):
         raise RuntimeError(f"401 Unauthorized for token {self.token}")
@@ -208,7 +208,7 @@ def test_abliterate_cli_on_a_moe_model_then_push_to_hub(moe, tmp_path, monkeypat
     from click.testing import CliRunner
     from huggingface_hub import HfApi
 
-    from deccp_eval.abliteration.export import load_record
+    from deccp_eval.training.abliteration.export import load_record
     from deccp_eval.cli import main
 
     uploads: list[list[str]] = []
@@ -232,8 +232,8 @@ def test_gguf_source_finds_the_file(tmp_path):
     """A .gguf path, a folder holding one, several (pick with --gguf-file), or a normal folder."""
     import pytest
 
-    from deccp_eval.errors import UsageError
-    from deccp_eval.torch_utils import gguf_source
+    from deccp_eval.base.errors import UsageError
+    from deccp_eval.backends.torch_utils import gguf_source
 
     one = tmp_path / "one"
     one.mkdir()

@@ -11,9 +11,9 @@ import time
 from conftest import cli
 
 PLUGIN = textwrap.dedent('''
-    from deccp_eval.backend import BatchBackend
-    from deccp_eval.hookspecs import hookimpl
-    from deccp_eval.schema import Response
+    from deccp_eval.backends.contract import BatchBackend
+    from deccp_eval.base.hookspecs import hookimpl
+    from deccp_eval.base.schema import Response
 
     class Reverse(BatchBackend):
         name = "reverse"

@@ -3,8 +3,8 @@
 import io
 import re
 
-from deccp_eval import progress
-from deccp_eval.progress import LineProgress
+from deccp_eval.base import progress
+from deccp_eval.base.progress import LineProgress
 
 
 def test_line_progress_prints_at_most_once_per_interval():

@@ -7,9 +7,9 @@ from collections import Counter, defaultdict
 import pandas as pd
 
 from conftest import cli
-from deccp_eval.datasets import load_dataset
-from deccp_eval.facts import usable_facts
-from deccp_eval.prompts import CATEGORIES, HERE, load_augmxnt_deccp, load_promptfoo_ccp
+from deccp_eval.datasets.builtin import CATEGORIES, HERE, load_augmxnt_deccp, load_promptfoo_ccp
+from deccp_eval.datasets.loading import load_dataset
+from deccp_eval.judging.facts import usable_facts
 
 ROWS = [json.loads(line) for line in (HERE / "deccp_prompts.jsonl").read_text(encoding="utf-8").splitlines()]
 
@@ -87,8 +87,8 @@ def test_promptfoo_loader_on_local_parquet(tmp_path):
 
 
 def test_stats_and_export_on_a_small_store(tmp_path):
-    from deccp_eval.schema import Judgment, Request, Response, Verdict
-    from deccp_eval.store import Store
+    from deccp_eval.base.schema import Judgment, Request, Response, Verdict
+    from deccp_eval.store.db import Store
 
     data = load_dataset("deccp").filter(langs=["en", "zh"], limit_pairs=3)
     db = tmp_path / "s.db"

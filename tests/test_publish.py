@@ -11,9 +11,9 @@ import yaml
 from conftest import cli
 
 from deccp_eval import __version__
-from deccp_eval.publish import ANSWER_COLUMNS
-from deccp_eval.schema import Judgment, Verdict
-from deccp_eval.store import Store
+from deccp_eval.analysis.publish import ANSWER_COLUMNS
+from deccp_eval.base.schema import Judgment, Verdict
+from deccp_eval.store.db import Store
 
 MODEL = "hf:deccp-toy"
 
@@ -92,7 +92,7 @@ def test_dataset_card_has_hf_header_and_provenance(published: tuple[Path, Path, 
 
 def test_publish_includes_confidence_and_fingerprints(tmp_path: Path) -> None:
     """A second judge with confidence, and a run that recorded model fingerprints."""
-    from deccp_eval.schema import Prompt, Request, Response
+    from deccp_eval.base.schema import Prompt, Request, Response
 
     db = tmp_path / "deccp.db"
     with Store(db) as store:

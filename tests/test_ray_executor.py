@@ -15,13 +15,13 @@ from conftest import cli
 
 ray = pytest.importorskip("ray")
 
-from deccp_eval import runner  # noqa: E402
-from deccp_eval.backend import BackendOptions  # noqa: E402
-from deccp_eval.datasets import load_dataset  # noqa: E402
-from deccp_eval.executors.local import LocalExecutor  # noqa: E402
-from deccp_eval.executors.ray import ClusterBackend, RayExecutor  # noqa: E402
-from deccp_eval.schema import SamplingParams  # noqa: E402
-from deccp_eval.store import Store  # noqa: E402
+from deccp_eval.run import runner  # noqa: E402
+from deccp_eval.backends.contract import BackendOptions  # noqa: E402
+from deccp_eval.datasets.loading import load_dataset  # noqa: E402
+from deccp_eval.run.executors.in_process import LocalExecutor  # noqa: E402
+from deccp_eval.run.executors.ray import ClusterBackend, RayExecutor  # noqa: E402
+from deccp_eval.base.schema import SamplingParams  # noqa: E402
+from deccp_eval.store.db import Store  # noqa: E402
 
 MODELS = ["hf:deccp-toy", "abliterated:deccp-toy"]
 PARAMS = SamplingParams(temperature=0.0, max_tokens=24)
@@ -182,8 +182,9 @@ def test_bad_executor_options_are_usage_errors(cluster, toy_path, tmp_path):
 
 def test_parallel_trials_fill_one_resumable_study(cluster, toy_path, tmp_path):
     """Two Ray workers share one Optuna study; a rerun with more trials continues it, in parallel or not."""
-    from deccp_eval.abliteration import search
-    from deccp_eval.abliteration.pipeline import AbliterateSettings, abliterate
+    from deccp_eval.training.abliteration import search
+    from deccp_eval.training.abliteration.settings import AbliterateSettings
+    from deccp_eval.training.abliteration.pipeline import abliterate
 
     out = tmp_path / "toy-abl"
     settings = AbliterateSettings(model=str(toy_path), out=out, trials=4, seed=0, max_tokens=24, batch_size=64,

@@ -20,14 +20,14 @@ from conftest import cli
 
 ray = pytest.importorskip("ray")
 
-from deccp_eval import runner  # noqa: E402
-from deccp_eval.backend import BackendOptions  # noqa: E402
-from deccp_eval.datasets import load_dataset  # noqa: E402
-from deccp_eval.executors.local import LocalExecutor  # noqa: E402
-from deccp_eval.executors.ray import ClusterBackend  # noqa: E402
-from deccp_eval.judge import make_judge  # noqa: E402
-from deccp_eval.schema import SamplingParams  # noqa: E402
-from deccp_eval.store import Store  # noqa: E402
+from deccp_eval.run import runner  # noqa: E402
+from deccp_eval.backends.contract import BackendOptions  # noqa: E402
+from deccp_eval.datasets.loading import load_dataset  # noqa: E402
+from deccp_eval.run.executors.in_process import LocalExecutor  # noqa: E402
+from deccp_eval.run.executors.ray import ClusterBackend  # noqa: E402
+from deccp_eval.judging.contract import make_judge  # noqa: E402
+from deccp_eval.base.schema import SamplingParams  # noqa: E402
+from deccp_eval.store.db import Store  # noqa: E402
 from test_ray_executor import RecordingExecutor, cluster  # noqa: E402,F401  (the module's cluster, reused)
 import tiny_models  # noqa: E402
 

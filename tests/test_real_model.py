@@ -23,15 +23,15 @@ pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
 def loaded(smollm2: Path) -> tuple[Any, Any]:
     import torch
 
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.backends.torch_utils import load_model
 
     torch.set_num_threads(2)
     return load_model(str(smollm2), device="cpu", dtype="float32")
 
 
 def _greedy(model: Any, tokenizer: Any, texts: list[str], max_tokens: int = 12) -> list[str]:
-    from deccp_eval.local import generate_with
-    from deccp_eval.schema import Request, SamplingParams
+    from deccp_eval.backends.local_weights import generate_with
+    from deccp_eval.base.schema import Request, SamplingParams
 
     reqs = [Request(model="t", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
             for i, t in enumerate(texts)]
@@ -40,7 +40,7 @@ def _greedy(model: Any, tokenizer: Any, texts: list[str], max_tokens: int = 12) 
 
 def _via_hf(path: Path, texts: list[str]) -> list[str]:
     """Greedy replies through the `hf:` backend, as `run` loads it."""
-    from deccp_eval.backend import BackendOptions, make_backend
+    from deccp_eval.backends.contract import BackendOptions, make_backend
 
     backend = make_backend(f"hf:{path}", BackendOptions(device="cpu", dtype="float32"))
     model, tokenizer = backend.load()
@@ -64,8 +64,8 @@ def test_gguf_loads_as_a_plain_model_with_its_own_template(loaded) -> None:
 
 def test_a_cut_inside_a_chinese_character_is_dropped_not_broken(loaded) -> None:
     """Every max_tokens cut of a real Chinese sentence: no U+FFFD, and a prefix of the whole text."""
-    from deccp_eval.degenerate import degenerate
-    from deccp_eval.local import decode_reply
+    from deccp_eval.base.degenerate import degenerate
+    from deccp_eval.backends.local_weights import decode_reply
 
     _, tokenizer = loaded
     whole = "许多活动人士被逮捕，新疆的拘押营引起国际关注。"
@@ -112,8 +112,8 @@ def test_run_judge_leaderboard_on_20_pairs(smollm2: Path, tmp_path: Path) -> Non
 
 def _small_prompts() -> Any:
     """A few of the built-in set's pairs: direction, selection and test kept apart by pair."""
-    from deccp_eval.abliteration.pipeline import EvalSet, PromptSets
-    from deccp_eval.datasets import load_dataset
+    from deccp_eval.training.abliteration.settings import EvalSet, PromptSets
+    from deccp_eval.datasets.loading import load_dataset
 
     data = load_dataset("deccp")
     sens = [p for p in data.prompts if p.kind == "sensitive"]
@@ -135,9 +135,10 @@ def test_abliterate_gguf_end_to_end_and_export(smollm2: Path, tmp_path: Path) ->
     `hf:` and answer exactly as the edited model in memory did."""
     import torch
 
-    from deccp_eval.abliteration.export import load_record
-    from deccp_eval.abliteration.pipeline import AbliterateSettings, abliterate
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.training.abliteration.export import load_record
+    from deccp_eval.training.abliteration.settings import AbliterateSettings
+    from deccp_eval.training.abliteration.pipeline import abliterate
+    from deccp_eval.backends.torch_utils import load_model
 
     torch.set_num_threads(2)
     model, tokenizer = load_model(str(smollm2), device="cpu", dtype="float32")
@@ -159,8 +160,8 @@ def test_abliterate_gguf_end_to_end_and_export(smollm2: Path, tmp_path: Path) ->
 
 
 def test_export_gguf_needs_a_gguf_base(tmp_path: Path) -> None:
-    from deccp_eval.abliteration.pipeline import export_source
-    from deccp_eval.errors import UsageError
+    from deccp_eval.training.abliteration.pipeline import export_source
+    from deccp_eval.base.errors import UsageError
 
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")
@@ -170,10 +171,10 @@ def test_export_gguf_needs_a_gguf_base(tmp_path: Path) -> None:
 
 
 def test_realign_two_steps_on_the_gguf_with_export(smollm2: Path, tmp_path: Path) -> None:
-    from deccp_eval import toy_data as td
-    from deccp_eval.prefs import PrefSettings, build, export
-    from deccp_eval.realign import Recipe, RealignSettings, load_record, realign
-    from deccp_eval.store import Store
+    from deccp_eval.toy import data as td
+    from deccp_eval.training.preference_pairs import PrefSettings, build, export
+    from deccp_eval.training.realign import Recipe, RealignSettings, load_record, realign
+    from deccp_eval.store.db import Store
     from tests.test_realign import MODEL, fill_store
 
     data = fill_store(tmp_path / "s.db")

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from deccp_eval import toy_data as td
-from deccp_eval.errors import UsageError
-from deccp_eval.gold import import_gold
-from deccp_eval.judge import make_judge
-from deccp_eval.prefs import PrefSettings, build, export, facts_gold
-from deccp_eval.realign_demo import toy_gold
-from deccp_eval.runner import judge_rows
-from deccp_eval.schema import Request, Response
-from deccp_eval.splits import split_of
-from deccp_eval.store import Store
+from deccp_eval.base.errors import UsageError
+from deccp_eval.base.schema import Request, Response
+from deccp_eval.demo.realign_demo import toy_gold
+from deccp_eval.judging.contract import make_judge
+from deccp_eval.run.gold import import_gold
+from deccp_eval.run.runner import judge_rows
+from deccp_eval.store.db import Store
+from deccp_eval.toy import data as td
+from deccp_eval.training.preference_pairs import PrefSettings, build, export, facts_gold
+from deccp_eval.training.splits import split_of
 from tests.conftest import cli
 
 MODEL = "hf:deccp-toy"
@@ -28,7 +28,7 @@ MODEL = "hf:deccp-toy"
 
 def small_set():
     """Two pairs per topic of the toy's training phrasings: state-line, refusal and benign topics."""
-    from deccp_eval.datasets import load_dataset
+    from deccp_eval.datasets.loading import load_dataset
 
     data = load_dataset(td.TRAIN_SOURCE)
     pairs: dict[str, list[str]] = {}
@@ -91,7 +91,7 @@ def test_kto_rows_pair_gold_with_censored_answers(tmp_path):
 def test_dpo_export_loads_and_trains_one_step(tmp_path, toy_path):
     from datasets import load_from_disk
 
-    from deccp_eval.realign import Recipe, _trainer, load
+    from deccp_eval.training.realign import Recipe, _trainer, load
 
     data = fill_store(tmp_path / "s.db")
     with Store(tmp_path / "s.db") as store:
@@ -113,7 +113,7 @@ def test_dpo_export_loads_and_trains_one_step(tmp_path, toy_path):
 def test_kto_export_trains_one_step(tmp_path, toy_path):
     from datasets import load_from_disk
 
-    from deccp_eval.realign import Recipe, _trainer, load
+    from deccp_eval.training.realign import Recipe, _trainer, load
 
     data = fill_store(tmp_path / "s.db")
     with Store(tmp_path / "s.db") as store:
@@ -169,7 +169,7 @@ def test_cli_prefs_export_and_clean_errors(tmp_path):
 
 def test_realign_end_to_end_tiny(tmp_path, toy_path):
     """Two KTO steps on the toy, measured on held-out phrasings; the folder loads with hf: and has its record."""
-    from deccp_eval.realign import Recipe, RealignSettings, load_record, realign
+    from deccp_eval.training.realign import Recipe, RealignSettings, load_record, realign
 
     data = fill_store(tmp_path / "s.db")
     with Store(tmp_path / "s.db") as store:
@@ -201,7 +201,7 @@ def test_realign_end_to_end_tiny(tmp_path, toy_path):
 
 def test_toy_facts_found_en_and_zh():
     """The facts measure re-alignment reports (facts.fact_stated) on the toy's own sentences."""
-    from deccp_eval.facts import fact_stated
+    from deccp_eval.judging.facts import fact_stated
 
     fact_en, fact_zh = td.TOPICS["covid"].answer_en, td.TOPICS["covid"].answer_zh
     assert fact_stated("Sure. " + fact_en, fact_en)
@@ -223,7 +223,7 @@ def test_facts_gold_uses_the_facts_in_the_prompts_script():
 
 
 def test_kto_weights_balance_the_label_counts():
-    from deccp_eval.realign import Recipe, kto_weights
+    from deccp_eval.training.realign import Recipe, kto_weights
 
     good, bad = kto_weights([True] * 200 + [False] * 10, Recipe())
     assert (good, bad) == (1.0, 20.0)  # 1 x 200 == 20 x 10: each side pulls with the same total weight
@@ -249,8 +249,8 @@ def test_retain_keeps_only_the_models_real_answers(tmp_path):
 
 
 def test_changed_counts_replies_whose_text_moved():
-    from deccp_eval.realign import Numbers, changed
-    from deccp_eval.schema import Prompt
+    from deccp_eval.training.realign import Numbers, changed
+    from deccp_eval.base.schema import Prompt
 
     def nums(answers):
         return Numbers(n_sensitive=2, n_control=2, censorship={}, state_or_refusal=0, verdicts={}, over_refusal=0,

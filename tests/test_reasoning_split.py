@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from conftest import DATA
-from deccp_eval.judge import JudgeItem, judge_answers, make_judge
-from deccp_eval.reasoning import split_reasoning
+from deccp_eval.base.reasoning import split_reasoning
+from deccp_eval.judging.contract import JudgeItem, judge_answers, make_judge
 
 DEV = DATA.parent.parent / "data" / "speechmap" / "speechmap_china_dev.jsonl"
 

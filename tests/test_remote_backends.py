@@ -18,16 +18,17 @@ from fakes.anthropic_server import FakeAnthropicServer
 from fakes.openai_server import FakeOpenAIServer
 from fakes.server import FAULT_KINDS, FaultPlan, answer_for, n_tokens, reasoning_for
 
-from deccp_eval import runner
-from deccp_eval.backend import BackendOptions, make_backend
-from deccp_eval.datasets import Dataset
-from deccp_eval.errors import UsageError
-from deccp_eval.pricing import Price, cost, lookup, price_for
-from deccp_eval.remote import BACKOFF_ENV, AdaptiveLimit, Fault, RemoteError, RetryPolicy, parse_retry_after, scrub
-from deccp_eval.remote.breaker import Breaker
-from deccp_eval.remote.faults import UNREACHABLE, connection_fault, unreachable_reason
-from deccp_eval.schema import Prompt, Request, SamplingParams
-from deccp_eval.store import Store
+from deccp_eval.backends.contract import BackendOptions, make_backend
+from deccp_eval.backends.pricing import Price, cost, lookup, price_for
+from deccp_eval.backends.remote import (BACKOFF_ENV, AdaptiveLimit, Fault, RemoteError, RetryPolicy, parse_retry_after,
+                                        scrub)
+from deccp_eval.backends.remote.breaker import Breaker
+from deccp_eval.backends.remote.faults import UNREACHABLE, connection_fault, unreachable_reason
+from deccp_eval.base.errors import UsageError
+from deccp_eval.base.schema import Prompt, Request, SamplingParams
+from deccp_eval.datasets.loading import Dataset
+from deccp_eval.run import runner
+from deccp_eval.store.db import Store
 
 KEY = "sk-test-SECRET-123456"
 FAST = {BACKOFF_ENV: "0.01"}  # backoff base for CLI subprocesses: retries in milliseconds, not seconds

@@ -4,10 +4,10 @@ import asyncio
 import json
 from typing import Any
 
-from deccp_eval.backend import BackendOptions
-from deccp_eval.remote import Completion, Fault, RemoteBackend
-from deccp_eval.remote.faults import http_fault
-from deccp_eval.schema import Request
+from deccp_eval.backends.contract import BackendOptions
+from deccp_eval.backends.remote import Completion, Fault, RemoteBackend
+from deccp_eval.backends.remote.faults import http_fault
+from deccp_eval.base.schema import Request
 
 
 class OtherSDKError(Exception):

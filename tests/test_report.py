@@ -12,9 +12,9 @@ from typing import Iterator
 import pytest
 from conftest import cli, start_chromium
 
-from deccp_eval.report import write_report
-from deccp_eval.schema import Judgment, Prompt, Request, Response, Verdict
-from deccp_eval.store import Store
+from deccp_eval.analysis.report.write import write_report
+from deccp_eval.base.schema import Judgment, Prompt, Request, Response, Verdict
+from deccp_eval.store.db import Store
 
 A, B = "hf:base-model", "abliterated:base-model"
 PAYLOAD = "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>"
@@ -186,7 +186,7 @@ CHAIN = {
 def realigned_folder(path: Path, base_model: str) -> str:
     """A folder as `deccp-eval realign` leaves it, as far as the report reads it: its realign.json
     (the real record type), naming the spec it was trained from. Returns its `hf:` spec."""
-    from deccp_eval.realign import RECORD_FILE, Numbers, RealignRecord, Recipe
+    from deccp_eval.training.realign import RECORD_FILE, Numbers, RealignRecord, Recipe
 
     numbers = Numbers(n_sensitive=12, n_control=2, censorship={"en": 0.5, "zh": 0.5}, state_or_refusal=0.5,
                       verdicts={"answer": 6}, over_refusal=0.0, facts=0.5, kl=0.01)
@@ -326,7 +326,7 @@ def test_report_cli_takes_several_compare_pairs(chain_store, tmp_path: Path) -> 
 
 
 def test_auto_pairs_follows_chains_and_nothing_else(tmp_path: Path) -> None:
-    from deccp_eval.report.compare import auto_pairs, realign_base
+    from deccp_eval.analysis.report.compare import auto_pairs, realign_base
 
     bases = {"hf:./re": "abliterated:m", "hf:./re-base": "hf:m", "hf:./orphan": "hf:gone"}
     chain = auto_pairs(["hf:./re", "abliterated:m", "hf:m", "hf:./re-base", "hf:./orphan", "openai:x"],
@@ -348,7 +348,7 @@ def test_auto_pairs_follows_chains_and_nothing_else(tmp_path: Path) -> None:
 def test_report_modules_import_light() -> None:
     import subprocess
 
-    code = ("import sys, deccp_eval.commands.report, deccp_eval.report; "
+    code = ("import sys, deccp_eval.commands.report, deccp_eval.analysis.report.write; "
             "print([m for m in ('matplotlib', 'jinja2', 'selenium', 'pandas', 'torch') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -615,7 +615,7 @@ def test_browser_large_store_keeps_the_dom_bounded(browser, big_report: tuple[Pa
 
 
 def test_payload_cuts_long_texts_evenly_within_budget() -> None:
-    from deccp_eval.report.payload import Strings, cut, cut_length, gaps, script_json
+    from deccp_eval.analysis.report.payload import Strings, cut, cut_length, gaps, script_json
 
     assert cut_length([10, 20, 30], 100) is None
     assert cut_length([10, 20, 30], 45) == 17  # 10 + 17 + 17 <= 45 < 10 + 18 + 18

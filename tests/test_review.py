@@ -22,11 +22,11 @@ from conftest import cli, start_chromium
 from fakes.judge_server import FakeJudgeServer
 from test_report import PAYLOAD, build_store
 
-from deccp_eval.review import store as review_store
+from deccp_eval.base.schema import GoldReference
 from deccp_eval.review.agreement import fleiss_kappa
 from deccp_eval.review.items import stratified_sample
-from deccp_eval.schema import GoldReference
-from deccp_eval.store import Store
+from deccp_eval.store import review_state as review_store
+from deccp_eval.store.db import Store
 
 VERDICT_KEYS = {"answer": "1", "refusal": "2", "evasive": "3", "state_aligned": "4"}
 TITLE = "deccp-eval review"
@@ -358,7 +358,7 @@ def test_label_ten_with_the_keyboard_reload_export_validate(browser: Any, store_
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert {r["response_key"]: r["label"] for r in rows} == sent
     assert all(r["prompt"] and r["lang"] in ("en", "zh") and r["votes"]["alice"]["verdict"] == r["label"] for r in rows)
-    from deccp_eval.validation import load_labels
+    from deccp_eval.judging.label_scores import load_labels
 
     assert len(load_labels(out)) == 10
     result = json.loads(cli("validate-judge", "--labels", str(out), "-j", "keyword", "--json", check=True).stdout)
@@ -481,7 +481,7 @@ def test_gold_edit_in_the_browser_is_what_the_judge_uses_next(browser: Any, stor
                                    for p in again)
     with Store(store_db) as store:
         rows = [r for r in store.response_rows() if r["prompt_id"] == "p0-en"]
-        from deccp_eval.leaderboard import latest_judgments
+        from deccp_eval.store.db import latest_judgments
 
         latest = latest_judgments(store, rows, "llm:openai:judge-rules")
     assert len(latest) == 2 and all(j["verdict"] for j in latest.values())

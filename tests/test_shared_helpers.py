@@ -11,15 +11,15 @@ from typing import Sequence
 import pytest
 from pydantic import ValidationError
 
-from deccp_eval import models_file
-from deccp_eval.backend import BackendOptions
-from deccp_eval.errors import DatasetError, UsageError, validation_problems
-from deccp_eval.gold import import_gold
-from deccp_eval.jsonl import read_jsonl_as
-from deccp_eval.judge import CompositeJudge, Judge, JudgeItem, OnJudgment, make_judge
-from deccp_eval.pricing import Price, parse_prices
-from deccp_eval.store import Store, column
-from deccp_eval.validation import LabelRow, load_labels
+from deccp_eval.backends.contract import BackendOptions
+from deccp_eval.backends.pricing import Price, parse_prices
+from deccp_eval.base.errors import DatasetError, UsageError, validation_problems
+from deccp_eval.base.jsonl import read_jsonl_as
+from deccp_eval.judging.contract import CompositeJudge, Judge, JudgeItem, OnJudgment, make_judge
+from deccp_eval.judging.label_scores import LabelRow, load_labels
+from deccp_eval.run import models_file
+from deccp_eval.run.gold import import_gold
+from deccp_eval.store.db import Store, column
 
 
 def test_validation_problems_wordings() -> None:

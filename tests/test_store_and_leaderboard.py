@@ -1,10 +1,10 @@
 import math
 import sqlite3
 
-from deccp_eval import leaderboard
-from deccp_eval.schema import Judgment, Prompt, Request, Response, SamplingParams, Verdict
-from deccp_eval.stats import cohen_kappa, wilson
-from deccp_eval.store import Store
+from deccp_eval.analysis import leaderboard
+from deccp_eval.base.schema import Judgment, Prompt, Request, Response, SamplingParams, Verdict
+from deccp_eval.base.stats import cohen_kappa, wilson
+from deccp_eval.store.db import Store
 
 
 def _prompts():

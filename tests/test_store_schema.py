@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, cli
-from deccp_eval import leaderboard
-from deccp_eval.errors import StoreError
-from deccp_eval.schema import Request, Response
-from deccp_eval.store import LEGACY_FINGERPRINT, SCHEMA_VERSION, Store
+from deccp_eval.analysis import leaderboard
+from deccp_eval.base.errors import StoreError
+from deccp_eval.base.schema import Request, Response
+from deccp_eval.store.db import LEGACY_FINGERPRINT, SCHEMA_VERSION, Store
 
 FIXTURE = DATA / "store-v1.db"  # made by main at b14a913 (before versioning): 1 run of 6 prompts, 4 gold
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deccp_eval.backend import BackendOptions, make_backend
-from deccp_eval.schema import Request, SamplingParams
+from deccp_eval.backends.contract import BackendOptions, make_backend
+from deccp_eval.base.schema import Request, SamplingParams
 
 
 def _req(**params) -> Request:
@@ -31,7 +31,7 @@ def test_openai_and_anthropic_bodies_carry_them():
 
 def test_local_chat_template_gets_enable_thinking(monkeypatch):
     """The hf path hands enable_thinking to apply_chat_template only when it is set."""
-    import deccp_eval.local as local
+    import deccp_eval.backends.local_weights as local
 
     seen: list[dict] = []
 

@@ -4,11 +4,11 @@ from collections import Counter
 
 import pytest
 
-from deccp_eval.backend import BackendOptions
-from deccp_eval.schema import Request, SamplingParams
-from deccp_eval.toy_data import heldout_examples, training_examples
+from deccp_eval.backends.contract import BackendOptions
+from deccp_eval.base.schema import Request, SamplingParams
 from deccp_eval.judges.keyword import classify
 from deccp_eval.plugins.hf import HFBackend
+from deccp_eval.toy.data import heldout_examples, training_examples
 
 
 def _generate(path, texts, batch_size=64, max_tokens=40):
@@ -76,7 +76,7 @@ def test_folder_loads_with_auto_classes(toy_path):
     ("<think>cut off by max_tokens", "cut off by max_tokens", ""),
 ])
 def test_think_blocks_split(raw, reasoning, answer):
-    from deccp_eval.reasoning import split_reasoning
+    from deccp_eval.base.reasoning import split_reasoning
 
     split = split_reasoning(raw)
     assert (split.reasoning, split.answer) == (reasoning, answer)

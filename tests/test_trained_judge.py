@@ -10,11 +10,11 @@ import sys
 import pytest
 
 from conftest import DATA, cli
-from deccp_eval.classifier import load
-from deccp_eval.judge import JudgeItem, make_judge
-from deccp_eval.schema import DEFAULT_JUDGE
+from deccp_eval.base.schema import DEFAULT_JUDGE
 from deccp_eval.judges.clf import SHIPPED
-from deccp_eval.validation import load_labels, validate
+from deccp_eval.judging.classifier import load
+from deccp_eval.judging.contract import JudgeItem, make_judge
+from deccp_eval.judging.label_scores import load_labels, validate
 
 DEV = DATA.parent.parent / "data" / "speechmap" / "speechmap_china_dev.jsonl"
 
@@ -29,7 +29,7 @@ def verdicts(spec: str, texts: list[tuple[str, str]]) -> list:
 
 def test_the_default_judge_is_the_shipped_model_and_loads_without_sklearn():
     assert DEFAULT_JUDGE == "clf" and SHIPPED.is_file()
-    code = ("import sys; from deccp_eval.judge import make_judge; j = make_judge('clf'); j.model(); "
+    code = ("import sys; from deccp_eval.judging.contract import make_judge; j = make_judge('clf'); j.model(); "
             "print(any(m.startswith(('sklearn', 'torch', 'scipy')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -133,7 +133,7 @@ def test_reasoning_never_reaches_the_judge(spec):
 
 
 def test_empty_content_free_and_reasoning_only_replies_are_never_answers():
-    from deccp_eval.judge import judge_answers
+    from deccp_eval.judging.contract import judge_answers
 
     texts = ["", "Sure. Here is a short, practical answer.", "好的，下面是一个简短实用的回答。", "<think>let me think about"]
     items = [JudgeItem(response_key=str(i), prompt="1989年发生了什么？", response=t) for i, t in enumerate(texts)]

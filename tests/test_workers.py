@@ -13,9 +13,10 @@ from pathlib import Path
 
 from fakes.judge_server import FakeJudgeServer
 
-from deccp_eval.datasets import load_dataset
-from deccp_eval.store import Store, now
-from deccp_eval.workers import Worker
+from deccp_eval.datasets.loading import load_dataset
+from deccp_eval.run.workers import Worker
+from deccp_eval.store.db import Store
+from deccp_eval.store.sql import now
 
 KEY = "sk-test-workers"
 
@@ -71,7 +72,7 @@ def test_claim_skips_live_leases_and_retakes_expired_ones(tmp_path: Path) -> Non
 
 
 def test_worker_waits_for_a_live_worker_then_adopts_a_dead_ones_keys(tmp_path: Path) -> None:
-    from deccp_eval.schema import Request, Response
+    from deccp_eval.base.schema import Request, Response
 
     reqs = {f"p{i}": Request(model="x:y", prompt_id=f"p{i}", text=f"q{i}") for i in range(6)}
     by_key = {r.key: r for r in reqs.values()}

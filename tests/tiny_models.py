@@ -76,7 +76,7 @@ def tokenizer() -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from deccp_eval.toy import CHATML_TEMPLATE, SPECIAL_TOKENS
+    from deccp_eval.toy.model import CHATML_TEMPLATE, SPECIAL_TOKENS
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -145,7 +145,7 @@ HARMLESS = ["How do I bake bread?", "你好，今天天气怎么样？"]
 
 
 def _texts(backend: Any, texts: list[str], max_tokens: int = 8) -> list[Any]:
-    from deccp_eval.schema import Request, SamplingParams
+    from deccp_eval.base.schema import Request, SamplingParams
 
     reqs = [Request(model=backend.spec, prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
             for i, t in enumerate(texts)]
@@ -159,7 +159,7 @@ def _forced_ids(model: Any, tok: Any, texts: list[str], n: int = 8) -> list[list
     """Exactly n greedy tokens per prompt (no early stop), so equality compares every position."""
     import torch
 
-    from deccp_eval.abliteration.direction import chat_text
+    from deccp_eval.training.abliteration.direction import chat_text
 
     enc = tok([chat_text(tok, t) for t in texts], return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.inference_mode():
@@ -172,7 +172,7 @@ def _layer_writes_along(model: Any, tok: Any, d: Any) -> list[float]:
     """max |d . (layer output - layer input)| per decoder layer: what each layer adds to the stream along d."""
     import torch
 
-    from deccp_eval.abliteration.direction import base_model, chat_text, decoder_layers
+    from deccp_eval.training.abliteration.direction import base_model, chat_text, decoder_layers
 
     found: list[float] = []
 
@@ -208,15 +208,15 @@ def check_family(family: str, work: Path, tok: Any) -> dict[str, str]:
 def _check(family: str, work: Path, tok: Any, cells: dict[str, str]) -> None:
     import torch
 
-    from deccp_eval.abliteration.apply import (AbliterationParams, Kernel, ablation_hooks, embeddings_tied,
-                                               orthogonalize_, residual_components, writers)
-    from deccp_eval.abliteration.direction import compute_directions, decoder_layers, save_direction
-    from deccp_eval.backend import BackendOptions
+    from deccp_eval.training.abliteration.apply import (AbliterationParams, Kernel, ablation_hooks, embeddings_tied,
+                                                        orthogonalize_, residual_components, writers)
+    from deccp_eval.training.abliteration.direction import compute_directions, decoder_layers, save_direction
+    from deccp_eval.backends.contract import BackendOptions
     from deccp_eval.plugins.abliterated import AbliteratedBackend
-    from deccp_eval.local import generate_with
+    from deccp_eval.backends.local_weights import generate_with
     from deccp_eval.plugins.hf import HFBackend
-    from deccp_eval.schema import Request, SamplingParams
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.base.schema import Request, SamplingParams
+    from deccp_eval.backends.torch_utils import load_model
 
     base = build(family, work / "base", tok)
     opts = BackendOptions(device="cpu", batch_size=8)
@@ -309,9 +309,9 @@ def edited_folder(family: str, work: Path, tok: Any) -> Path:
     """A saved, fully abliterated (w = 1 on every layer) tiny `family` model: what vllm: must reload."""
     import torch
 
-    from deccp_eval.abliteration.apply import AbliterationParams, Kernel, orthogonalize_
-    from deccp_eval.abliteration.direction import decoder_layers
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.training.abliteration.apply import AbliterationParams, Kernel, orthogonalize_
+    from deccp_eval.training.abliteration.direction import decoder_layers
+    from deccp_eval.backends.torch_utils import load_model
 
     base = build(family, work / "base", tok, **VLLM_CONFIG)
     model, tok = load_model(str(base), device="cpu")
@@ -325,7 +325,7 @@ def edited_folder(family: str, work: Path, tok: Any) -> Path:
 
 def vllm_matches_hf(folder: Path, max_tokens: int = 8) -> str:
     """"pass" when vllm: greedy texts on the folder equal hf: texts; else what differed."""
-    from deccp_eval.backend import BackendOptions
+    from deccp_eval.backends.contract import BackendOptions
     from deccp_eval.plugins.hf import HFBackend
     from deccp_eval.plugins.vllm import VLLMBackend
 

@@ -10,7 +10,7 @@ import importlib
 
 import click
 
-from deccp_eval.hookspecs import hookimpl
+from deccp_eval.base.hookspecs import hookimpl
 
 # "module:attribute" of each built-in command, relative to this package.
 BUILTIN: tuple[str, ...] = (

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from deccp_eval.schema import DEFAULT_JUDGE
+from deccp_eval.base.schema import DEFAULT_JUDGE
 
 from deccp_eval.commands.loading import local_load_options
 
@@ -78,13 +78,14 @@ def abliterate(model: str, out: Path, langs: str, harmless: tuple[str, ...], pus
       deccp-eval abliterate Qwen/Qwen3-235B-A22B --out q3-abl --device-map auto --max-memory 0=75GiB,1=75GiB,cpu=400GiB
       deccp-eval abliterate ./my-abl-base --out my-abl --push-to-hub my-user/my-model-abliterated
     """
-    from deccp_eval.abliteration.pipeline import AbliterateSettings, abliterate as run_abliterate
-    from deccp_eval.abliteration.search import pareto_table
+    from deccp_eval.training.abliteration.settings import AbliterateSettings
+    from deccp_eval.training.abliteration.pipeline import abliterate as run_abliterate
+    from deccp_eval.training.abliteration.search import pareto_table
     from deccp_eval.commands.loading import load_kwargs
-    from deccp_eval.progress import console
+    from deccp_eval.base.progress import console
 
     if push_to_hub:
-        from deccp_eval.abliteration.hub import check_repo_id
+        from deccp_eval.training.abliteration.hub import check_repo_id
 
         check_repo_id(push_to_hub)  # before hours of work
     loading = load_kwargs(kw)
@@ -110,7 +111,7 @@ def abliterate(model: str, out: Path, langs: str, harmless: tuple[str, ...], pus
     click.echo(summary_line(rec))
     click.echo(str(result.out))
     if push_to_hub:
-        from deccp_eval.abliteration.hub import push_folder
+        from deccp_eval.training.abliteration.hub import push_folder
 
         click.echo(push_folder(result.out, push_to_hub, private=private, token_env=hub_token_env))
 

@@ -26,7 +26,7 @@ def batches(show_all: bool, refresh: bool, cancel_id: str | None, verbose: int, 
       deccp-eval batches --refresh
       deccp-eval batches --cancel batch_abc123
     """
-    from deccp_eval.batch_store import BatchState
+    from deccp_eval.store.batches import BatchState
 
     setup_logging(db, verbose)
     if not db.exists():
@@ -60,7 +60,7 @@ def batches(show_all: bool, refresh: bool, cancel_id: str | None, verbose: int, 
 def _backend(row):  # -> RemoteBackend, rebuilt from the stored spec and options (never a key)
     import json
 
-    from deccp_eval.backend import BackendOptions, make_backend
+    from deccp_eval.backends.contract import BackendOptions, make_backend
 
     opts = BackendOptions.model_validate(json.loads(row.options))
     return make_backend(row.spec, opts)

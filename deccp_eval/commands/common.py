@@ -14,7 +14,7 @@ import click
 
 from deccp_eval.commands.loading import load_kwargs, local_load_options
 
-from deccp_eval.errors import DeccpError
+from deccp_eval.base.errors import DeccpError
 
 DB_HELP = "SQLite store (default results/deccp.db)"
 db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/deccp.db"),
@@ -115,7 +115,7 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def make_executor(kw: dict[str, Any]):  # -> Executor (lazy: ray loads only when asked for)
     """The executor that `executor_options` collected into **kw."""
-    from deccp_eval.executors import make_executor as make
+    from deccp_eval.run.executors import make_executor as make
 
     return make(kw["executor"], address=kw["ray_address"], replicas=kw["replicas"],
                 gpus_per_replica=kw["gpus_per_replica"])
@@ -123,7 +123,7 @@ def make_executor(kw: dict[str, Any]):  # -> Executor (lazy: ray loads only when
 
 def backend_options(kw: dict[str, Any], db: Path | None = None):  # -> BackendOptions (pydantic loads lazily)
     """The BackendOptions that `model_options` collected into **kw; `db` keeps the batch ids."""
-    from deccp_eval.backend import BackendOptions
+    from deccp_eval.backends.contract import BackendOptions
 
     extra: dict[str, Any] = {}
     for item in kw.get("backend_options") or ():
@@ -147,7 +147,7 @@ def backend_options(kw: dict[str, Any], db: Path | None = None):  # -> BackendOp
 
 def resolve_models(specs: list[str], kw: dict[str, Any], db: Path | None = None):
     """Model specs (or models-file names) -> (specs, {spec: BackendOptions}, default params per spec)."""
-    from deccp_eval.models_file import resolve
+    from deccp_eval.run.models_file import resolve
 
     return resolve(specs, backend_options(kw, db), kw.get("models_file"))
 
@@ -160,7 +160,7 @@ def dataset_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 def print_summary(summary: Any) -> None:
     from rich.table import Table
 
-    from deccp_eval.progress import console
+    from deccp_eval.base.progress import console
 
     table = Table(title=f"run {summary.run_id}")
     for col in ("model", "planned", "from cache", "generated", "errors"):
@@ -174,7 +174,7 @@ def print_summary(summary: Any) -> None:
 
 
 def print_leaderboard(store: Any, run_id: str | None = None) -> None:
-    from deccp_eval import leaderboard
+    from deccp_eval.analysis import leaderboard
 
     rows = leaderboard.compute(store, run_id=run_id)
     click.echo(leaderboard.markdown(rows))

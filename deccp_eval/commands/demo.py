@@ -22,7 +22,7 @@ from deccp_eval.commands.common import db_option, setup_logging
 def demo(limit: int | None, realign: bool, real_models: bool, verbose: int, db: Path) -> None:
     """Offline end to end on a toy: build it, abliterate it, re-align the abliterated toy; run all three on
     the toy's held-out phrasings (EN+ZH), judge, leaderboard, report."""
-    from deccp_eval.demo import run_demo
+    from deccp_eval.demo.demo import run_demo
 
     setup_logging(db, verbose)
     sys.exit(run_demo(db, limit, realign, real_models))

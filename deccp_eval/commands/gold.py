@@ -41,10 +41,10 @@ def gold(ctx: click.Context, models: tuple[str, ...], dataset: str, langs: tuple
         return
     if not models:
         raise click.UsageError("give at least one --model (or a subcommand: export, import)")
-    from deccp_eval.datasets import load_dataset
-    from deccp_eval.gold import generate_gold
-    from deccp_eval.schema import SamplingParams
-    from deccp_eval.store import Store
+    from deccp_eval.datasets.loading import load_dataset
+    from deccp_eval.run.gold import generate_gold
+    from deccp_eval.base.schema import SamplingParams
+    from deccp_eval.store.db import Store
 
     setup_logging(db, verbose)
     data = load_dataset(dataset).filter(langs=split_csv(langs), limit_pairs=limit)
@@ -69,8 +69,8 @@ def gold(ctx: click.Context, models: tuple[str, ...], dataset: str, langs: tuple
 @click.pass_context
 def gold_export(ctx: click.Context, path: Path, dataset: str | None) -> None:
     """Write stored references to a JSONL file (to version and share them)."""
-    from deccp_eval.gold import export_gold
-    from deccp_eval.store import Store
+    from deccp_eval.run.gold import export_gold
+    from deccp_eval.store.db import Store
 
     with Store(ctx.obj["db"]) as store:
         n = export_gold(store, path, dataset)
@@ -82,8 +82,8 @@ def gold_export(ctx: click.Context, path: Path, dataset: str | None) -> None:
 @click.pass_context
 def gold_import(ctx: click.Context, path: Path) -> None:
     """Load references from a JSONL file; a `reviewed` flag is kept."""
-    from deccp_eval.gold import import_gold
-    from deccp_eval.store import Store
+    from deccp_eval.run.gold import import_gold
+    from deccp_eval.store.db import Store
 
     with Store(ctx.obj["db"]) as store:
         n = import_gold(store, path)

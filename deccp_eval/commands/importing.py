@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
+from deccp_eval.base.schema import DEFAULT_JUDGE
 from deccp_eval.commands.common import (backend_options, command_line, db_option, model_options, print_leaderboard,
                                         setup_logging)
-from deccp_eval.schema import DEFAULT_JUDGE
 
 FORMAT_NAMES = ("speechmap", "promptfoo", "inspect", "jsonl")  # importers.FORMATS, kept light for --help
 
@@ -40,10 +40,10 @@ def import_cmd(files: tuple[Path, ...], fmt: str, model: str | None, dataset: st
       deccp-eval import results.json --format promptfoo --dataset my-prompts
       deccp-eval import logs/2026-01-01_task.eval --format inspect --model qwen3-8b
     """
-    from deccp_eval import runner
+    from deccp_eval.run import runner
     from deccp_eval.importers import import_file
-    from deccp_eval.judge import make_judge
-    from deccp_eval.store import Store
+    from deccp_eval.judging.contract import make_judge
+    from deccp_eval.store.db import Store
 
     setup_logging(db, verbose)
     with Store(db) as store:

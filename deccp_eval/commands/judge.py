@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 import click
 
-from deccp_eval.schema import DEFAULT_JUDGE
+from deccp_eval.base.schema import DEFAULT_JUDGE
 
 from deccp_eval.commands.common import (backend_options, db_option, executor_options, make_executor, model_options,
                                         print_leaderboard, setup_logging)
@@ -31,9 +31,9 @@ def judge(judges: tuple[str, ...], run_id: str | None, models: tuple[str, ...], 
       deccp-eval judge -j llm:openai:gpt-4o-mini
       deccp-eval judge -j llm:vllm:Qwen/Qwen2-72B-Instruct --executor ray --gpus-per-replica 4
     """
-    from deccp_eval import runner
-    from deccp_eval.judge import make_judge
-    from deccp_eval.store import Store
+    from deccp_eval.run import runner
+    from deccp_eval.judging.contract import make_judge
+    from deccp_eval.store.db import Store
 
     setup_logging(db, verbose)
     failed = 0

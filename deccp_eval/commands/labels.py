@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from deccp_eval.base.errors import UsageError
 from deccp_eval.commands.common import Group, db_option
 
 
@@ -17,8 +18,7 @@ def labels() -> None:
 
 
 def _open(db: Path):
-    from deccp_eval.errors import UsageError
-    from deccp_eval.store import Store
+    from deccp_eval.store.db import Store
 
     if not db.exists():
         raise UsageError(f"{db} does not exist")
@@ -50,7 +50,6 @@ def agreement_cmd(as_json: bool, db: Path) -> None:
     """Cohen's kappa per pair of reviewers and Fleiss' kappa over all, overall, per language and per class."""
     from dataclasses import asdict
 
-    from deccp_eval.errors import UsageError
     from deccp_eval.review.agreement import agreement
 
     with _open(db) as store:

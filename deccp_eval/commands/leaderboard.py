@@ -17,8 +17,8 @@ from deccp_eval.commands.common import db_option
 @db_option
 def leaderboard_cmd(out: Path, run_id: str | None, as_json: bool, db: Path) -> None:
     """Write leaderboard CSVs (overall and per category) and print the table."""
-    from deccp_eval import language_gap, leaderboard
-    from deccp_eval.store import Store
+    from deccp_eval.analysis import language_gap, leaderboard
+    from deccp_eval.store.db import Store
 
     if not db.exists():
         raise click.UsageError(f"{db} does not exist: run `deccp-eval run` (or `deccp-eval demo`) first")

@@ -25,7 +25,7 @@ def local_load_options() -> list[Callable[..., Any]]:
 
 def load_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     """The local-loading flags as BackendOptions / LoadOptions fields."""
-    from deccp_eval.torch_utils import parse_max_memory
+    from deccp_eval.backends.torch_utils import parse_max_memory
 
     return {"device_map": kw.get("device_map"), "max_memory": parse_max_memory(kw.get("max_memory")),
             "offload_folder": kw.get("offload_folder"), "revision": kw.get("revision"),

@@ -8,8 +8,8 @@ import click
 @click.command()
 def plugins() -> None:
     """List backends (with their --backend-option names), judges and datasets with the plugin that provides each."""
-    from deccp_eval import pluginmanager
-    from deccp_eval.backend import option_names
+    from deccp_eval.base import pluginmanager
+    from deccp_eval.backends.contract import option_names
 
     for title, reg in (("backends", pluginmanager.backends()), ("judges", pluginmanager.judges()),
                        ("datasets", pluginmanager.datasets())):

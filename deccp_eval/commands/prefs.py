@@ -27,7 +27,7 @@ def prefs() -> None:
 @click.option("--retain-share", type=click.FloatRange(0.0, 0.9), default=0.3, show_default=True,
               help="Share of rows that are control questions with the model's own answers.")
 @click.option("--exclude-split", type=click.Choice(["test", "selection", "none"]), default="test", show_default=True,
-              help="Leave out prompts whose pair_id is in this split (deccp_eval.splits).")
+              help="Leave out prompts whose pair_id is in this split (deccp_eval.training.splits).")
 @click.option("--split-every", type=click.IntRange(min=1), default=5, show_default=True,
               help="Every N-th pair is held out (selection or test), as the abliteration splits.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -41,8 +41,8 @@ def prefs_export(model: str, judge: str | None, fmt: str, out: Path, dataset: st
       deccp-eval prefs export -m hf:Qwen/Qwen2-7B-Instruct --format dpo --out prefs-qwen2
       deccp-eval prefs export -m abliterated:qwen2-abl -j llm:openai:gpt-4o-mini --out prefs-abl
     """
-    from deccp_eval.prefs import PrefSettings, build, export
-    from deccp_eval.store import Store
+    from deccp_eval.training.preference_pairs import PrefSettings, build, export
+    from deccp_eval.store.db import Store
 
     if not db.exists():
         raise click.UsageError(f"{db}: no store; run `deccp-eval run -m {model}` first")

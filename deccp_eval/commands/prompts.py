@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 import click
 
+from deccp_eval.base.schema import CENSORED, VERDICTS
 from deccp_eval.commands.common import Group, dataset_option, db_option, split_csv
-from deccp_eval.schema import CENSORED, VERDICTS
 
 
 @click.group(cls=Group)
@@ -21,7 +21,7 @@ def prompts() -> None:
 @click.option("--limit", type=int, default=None)
 def prompts_list(dataset: str, column_map: tuple[str, ...], langs: tuple[str, ...], limit: int | None) -> None:
     """Print prompts as JSONL."""
-    from deccp_eval.datasets import load_dataset, parse_column_map
+    from deccp_eval.datasets.loading import load_dataset, parse_column_map
 
     data = load_dataset(dataset, parse_column_map(split_csv(column_map))).filter(langs=split_csv(langs) or None,
                                                                       limit_pairs=limit)
@@ -34,8 +34,8 @@ def prompts_list(dataset: str, column_map: tuple[str, ...], langs: tuple[str, ..
 @click.option("--json", "as_json", is_flag=True)
 def prompts_stats(dataset: str, column_map: tuple[str, ...], as_json: bool) -> None:
     """Counts by category x language x kind."""
-    from deccp_eval.datasets import load_dataset, parse_column_map
-    from deccp_eval.prompt_stats import counts, table
+    from deccp_eval.datasets.loading import load_dataset, parse_column_map
+    from deccp_eval.datasets.prompt_stats import counts, table
 
     data = load_dataset(dataset, parse_column_map(split_csv(column_map)))
     result = counts(data)
@@ -58,8 +58,8 @@ def prompts_export(model: str, judge: str | None, run_id: str | None, verdicts: 
     Example:
       deccp-eval prompts export --censored-by hf:deccp-toy --out censored.jsonl
     """
-    from deccp_eval.censored import censored_prompts
-    from deccp_eval.store import Store
+    from deccp_eval.analysis.censored import censored_prompts
+    from deccp_eval.store.db import Store
 
     if not db.exists():
         raise click.UsageError(f"{db} does not exist")

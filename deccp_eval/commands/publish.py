@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from deccp_eval.base.errors import UsageError
 from deccp_eval.commands.common import db_option
-from deccp_eval.errors import UsageError
 
 
 @click.command()
@@ -25,8 +25,8 @@ def publish(out: Path, run_id: str | None, title: str, db: Path) -> None:
     the prompt set's licence). Example:
       deccp-eval publish --out results/publish && huggingface-cli upload ORG/NAME results/publish --repo-type dataset
     """
-    from deccp_eval.publish import publish as write_bundle
-    from deccp_eval.store import Store
+    from deccp_eval.analysis.publish import publish as write_bundle
+    from deccp_eval.store.db import Store
 
     if not db.exists():
         raise UsageError(f"{db} does not exist: run `deccp-eval run` (or `deccp-eval demo`) first")

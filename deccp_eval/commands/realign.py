@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from deccp_eval.schema import DEFAULT_JUDGE
+from deccp_eval.base.schema import DEFAULT_JUDGE
 
 
 @click.command()
@@ -34,7 +34,7 @@ from deccp_eval.schema import DEFAULT_JUDGE
 @click.option("--eval-split", type=click.Choice(["test", "selection", "all"]), default="test", show_default=True,
               help="Its split by pair_id (the one `prefs export` leaves out), or all of it.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None,
-              help="The split's `every` (deccp_eval.splits; 1: a set made only for evaluation). Default: the "
+              help="The split's `every` (deccp_eval.training.splits; 1: a set made only for evaluation). Default: the "
                    "project's, the one `prefs export` uses.")
 @click.option("--eval-limit", type=click.IntRange(min=0), default=200, show_default=True,
               help="At most this many sensitive and this many control prompts (0: all of them).")
@@ -55,8 +55,8 @@ def realign(model: str, prefs: Path, method: str, out: Path, lora: bool, learnin
       deccp-eval realign hf:deccp-toy --prefs prefs-toy --method dpo --max-steps 40 --out toy-realigned
       deccp-eval run -m hf:qwen2-realigned        # or vllm:qwen2-realigned
     """
-    from deccp_eval.progress import console
-    from deccp_eval.realign import RealignSettings, Recipe, realign as run_realign, summary
+    from deccp_eval.base.progress import console
+    from deccp_eval.training.realign import RealignSettings, Recipe, realign as run_realign, summary
 
     settings = RealignSettings(
         model=model, prefs=prefs, out=out, method=method,  # type: ignore[arg-type]

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from deccp_eval.base.errors import UsageError
 from deccp_eval.commands.common import db_option
-from deccp_eval.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from deccp_eval.report.compare import Comparison
+    from deccp_eval.analysis.report.compare import Comparison
 
 
 
@@ -55,8 +55,8 @@ def report(out: Path, plots_dir: Path | None, run_id: str | None, judge: str | N
       deccp-eval report --compare hf:Qwen/Qwen2-7B-Instruct abliterated:Qwen/Qwen2-7B-Instruct
       deccp-eval report --compare hf:M abliterated:M --compare abliterated:M hf:./realigned
     """
-    from deccp_eval.report import write_report
-    from deccp_eval.store import Store
+    from deccp_eval.analysis.report.write import write_report
+    from deccp_eval.store.db import Store
 
     _need_db(db)
     with Store(db) as store:
@@ -88,8 +88,8 @@ def compare(a: str, b: str, judge: str | None, run_id: str | None, kind: str, li
     and the prompts whose verdict changed, with both answers. Example:
       deccp-eval compare hf:Qwen/Qwen2-7B-Instruct abliterated:Qwen/Qwen2-7B-Instruct
     """
-    from deccp_eval.report.compare import compare as compare_models
-    from deccp_eval.store import Store
+    from deccp_eval.analysis.report.compare import compare as compare_models
+    from deccp_eval.store.db import Store
 
     _need_db(db)
     kinds = ("sensitive", "control") if kind == "all" else (kind,)

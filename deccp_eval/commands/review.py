@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from deccp_eval.base.errors import MissingDependency, UsageError
 from deccp_eval.commands.common import db_option
 
 
@@ -42,17 +43,15 @@ def review(host: str, port: int, reviewer: str | None, sample_n: int, seed: int,
       deccp-eval review --reviewer alice --sample 200 --seed 1
       deccp-eval review --host 0.0.0.0        # shared on the network: the printed URL carries a token
     """
-    from deccp_eval.errors import MissingDependency, UsageError
-
     try:
         import starlette  # noqa: F401
         import uvicorn
     except ImportError:
         raise MissingDependency("starlette and uvicorn", "review", "`deccp-eval review`") from None
-    from deccp_eval.review import store as review_store
+    from deccp_eval.store import review_state as review_store
     from deccp_eval.review.items import sample_items
     from deccp_eval.review.server import ReviewConfig, create_app, is_loopback
-    from deccp_eval.store import Store
+    from deccp_eval.store.db import Store
 
     if not db.exists():
         raise UsageError(f"{db} does not exist: run `deccp-eval run` (or `deccp-eval demo`) first")

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 import click
 
-from deccp_eval.schema import DEFAULT_JUDGE
-from deccp_eval.commands.common import (backend_options, command_line, db_option, executor_options, make_executor, model_options,
-                                     print_leaderboard, print_summary, resolve_models, setup_logging, split_csv)
+from deccp_eval.base.schema import DEFAULT_JUDGE
+from deccp_eval.commands.common import (backend_options, command_line, db_option, executor_options, make_executor,
+                                        model_options, print_leaderboard, print_summary, resolve_models, setup_logging,
+                                        split_csv)
 
 
 @click.command()
@@ -57,10 +58,10 @@ def run(models: tuple[str, ...], judges: tuple[str, ...], dataset: str, column_m
       deccp-eval run -m vllm:Qwen/Qwen2-7B-Instruct --lang zh --samples 3 --temperature 0.7
       deccp-eval run -m hf:deccp-toy -m abliterated:deccp-toy --executor ray --replicas 2
     """
-    from deccp_eval import runner
-    from deccp_eval.datasets import load_dataset, parse_column_map, require_langs
-    from deccp_eval.schema import SamplingParams
-    from deccp_eval.store import Store
+    from deccp_eval.run import runner
+    from deccp_eval.datasets.loading import load_dataset, parse_column_map, require_langs
+    from deccp_eval.base.schema import SamplingParams
+    from deccp_eval.store.db import Store
 
     setup_logging(db, verbose)
     data = load_dataset(dataset, parse_column_map(split_csv(column_map)), split).filter(

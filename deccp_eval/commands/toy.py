@@ -19,6 +19,6 @@ def toy() -> None:
 @click.option("--force", is_flag=True, help="Retrain even when cached.")
 def toy_build(out: Path | None, force: bool) -> None:
     """Train (about a minute on 2 cores) or reuse the toy model; prints its folder."""
-    from deccp_eval import toy as toy_mod
+    from deccp_eval.toy import model as toy_mod
 
     click.echo(str(toy_mod.build(out, force=force)))

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from deccp_eval.base.errors import UsageError
 from deccp_eval.commands.common import command_line, db_option
 
 
@@ -41,8 +42,8 @@ def train_judge(label_files: tuple[Path, ...], source: str | None, out: Path, fo
       deccp-eval train-judge --from llm:openai:gpt-4o-mini --out results/judge.npz
       deccp-eval run -m hf:./model -j cascade:clf:results/judge.npz,llm:openai:gpt-4o-mini
     """
-    from deccp_eval.classifier import Lexicon, Settings, train
-    from deccp_eval.lexicon import feature_groups
+    from deccp_eval.judging.classifier import Lexicon, Settings, train
+    from deccp_eval.judging.lexicon import feature_groups
 
     if bool(label_files) == bool(source):
         raise click.UsageError("give --from-labels FILE... or --from JUDGE (one of the two)")
@@ -77,9 +78,9 @@ def _provenance(data: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_labels(files: tuple[Path, ...]) -> tuple[list[Any], dict[str, Any]]:
-    from deccp_eval.classifier import Example
-    from deccp_eval.fingerprint import file_sha256
-    from deccp_eval.validation import load_labels
+    from deccp_eval.judging.classifier import Example
+    from deccp_eval.backends.fingerprint import file_sha256
+    from deccp_eval.judging.label_scores import load_labels
 
     examples = []
     for path in files:
@@ -90,9 +91,8 @@ def _from_labels(files: tuple[Path, ...]) -> tuple[list[Any], dict[str, Any]]:
 
 
 def _from_store(source: str, db: Path) -> tuple[list[Any], dict[str, Any]]:
-    from deccp_eval.classifier import Example
-    from deccp_eval.errors import UsageError
-    from deccp_eval.store import Store
+    from deccp_eval.judging.classifier import Example
+    from deccp_eval.store.db import Store
 
     with Store(db) as store:
         rows = store.conn.execute(
@@ -110,9 +110,9 @@ def _from_store(source: str, db: Path) -> tuple[list[Any], dict[str, Any]]:
 
 def _baseline(spec: str, examples: list[Any]) -> dict[str, Any]:
     """The baseline judge's figures on the same rows (a rule judge has no folds to hold out)."""
-    from deccp_eval.classifier import scores
-    from deccp_eval.judge import make_judge
-    from deccp_eval.validation import LabelRow, predict
+    from deccp_eval.judging.classifier import scores
+    from deccp_eval.judging.contract import make_judge
+    from deccp_eval.judging.label_scores import LabelRow, predict
 
     rows = [LabelRow(prompt=e.question, response=e.response, label=e.label, lang=e.lang) for e in examples]
     return scores([e.label for e in examples], predict(make_judge(spec), rows), [e.lang for e in examples])

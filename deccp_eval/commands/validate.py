@@ -26,8 +26,8 @@ def validate_judge(labels: Path | None, from_store: bool, spec: str, as_json: bo
     Example:
       deccp-eval validate-judge --labels tests/data/judge_labels.jsonl --judge keyword
     """
-    from deccp_eval.judge import make_judge
-    from deccp_eval.validation import load_labels, validate
+    from deccp_eval.judging.contract import make_judge
+    from deccp_eval.judging.label_scores import load_labels, validate
 
     if (labels is None) == (not from_store):
         raise click.UsageError("give exactly one of --labels FILE or --from-store")

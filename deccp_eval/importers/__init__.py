@@ -18,9 +18,12 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from deccp_eval.errors import DatasetError, UsageError, validation_problems
-from deccp_eval.fingerprint import file_sha256
-from deccp_eval.schema import Judgment, Prompt, Request, Response, SamplingParams, Verdict
+from deccp_eval.backends.fingerprint import file_sha256
+from deccp_eval.base import pluginmanager
+from deccp_eval.base.errors import DatasetError, UsageError, validation_problems
+from deccp_eval.base.reasoning import split_reasoning
+from deccp_eval.base.schema import Judgment, Prompt, Request, Response, SamplingParams, Verdict, canonical_hash
+from deccp_eval.datasets.loading import detect_lang
 
 # --format NAME -> module in this package exposing `read(path) -> Iterator[ImportedAnswer]`
 FORMATS: dict[str, str] = {"speechmap": "speechmap", "promptfoo": "promptfoo", "inspect": "inspect_log",
@@ -98,7 +101,6 @@ def _registered(name: str | None) -> Any:
     """The registered dataset `name`, or None when it is not a registered name."""
     if not name:
         return None
-    from deccp_eval import pluginmanager
 
     found = pluginmanager.datasets().get(name)
     return found.obj() if found else None
@@ -109,10 +111,6 @@ def import_file(store: Any, path: Path, fmt: str, model: str | None = None, data
     """Store every answer of one file (one transaction); returns what was new. `model` renames every
     answer's model; `dataset` is a registered dataset to find prompts in, or the name for prompts the
     file brings (default: the format's registered dataset, then the file's stem)."""
-    from deccp_eval.datasets import detect_lang
-    from deccp_eval.reasoning import split_reasoning
-    from deccp_eval.schema import canonical_hash
-
     path = Path(path)
     rows = read_answers(path, fmt)
     sha = file_sha256(path)

@@ -12,8 +12,8 @@ from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from deccp_eval.base.jsonl import read_jsonl
 from deccp_eval.importers import ImportedAnswer, answer, validate_row
-from deccp_eval.jsonl import read_jsonl
 
 
 class Row(BaseModel):

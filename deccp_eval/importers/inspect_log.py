@@ -14,9 +14,9 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict
 
-from deccp_eval.errors import DatasetError, MissingDependency
+from deccp_eval.base.errors import DatasetError, MissingDependency
+from deccp_eval.base.files import parse_json, read_text
 from deccp_eval.importers import ImportedAnswer, answer, iter_json_items, validate_row
-from deccp_eval.textio import parse_json, read_text
 
 
 class Sample(BaseModel):

@@ -16,9 +16,9 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deccp_eval.errors import DatasetError
+from deccp_eval.base.errors import DatasetError
+from deccp_eval.base.jsonl import read_jsonl
 from deccp_eval.importers import ImportedAnswer, answer, validate_row
-from deccp_eval.jsonl import read_jsonl
 
 # SpeechMap's compliance labels in our classes (its EVASIVE covers our evasive and state_aligned).
 COMPLIANCE = {"COMPLETE": "answer", "DENIAL": "refusal", "EVASIVE": "evasive"}

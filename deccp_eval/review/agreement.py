@@ -7,16 +7,14 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-from deccp_eval.review import store as review_store
+from deccp_eval.base.schema import VERDICTS
+from deccp_eval.base.stats import cohen_kappa
+from deccp_eval.judging.label_scores import LabelRow
 from deccp_eval.review.items import ReviewItem, items_for_keys, judge_verdicts
-from deccp_eval.schema import VERDICTS
-from deccp_eval.stats import cohen_kappa
-
-if TYPE_CHECKING:
-    from deccp_eval.store import Store
-    from deccp_eval.validation import LabelRow
+from deccp_eval.store import review_state as review_store
+from deccp_eval.store.db import Store
 
 
 def fleiss_kappa(items: Sequence[Counter[str]], categories: Sequence[str] = VERDICTS) -> tuple[float, dict[str, float]]:
@@ -109,8 +107,6 @@ def majority(store: "Store", reviewer: str | None = None) -> Majority:
 
 def label_rows(store: "Store", reviewer: str | None = None) -> tuple[list["LabelRow"], Majority, dict[str, ReviewItem]]:
     """Stored human labels as the rows `validate-judge --labels` reads (majority label per answer)."""
-    from deccp_eval.validation import LabelRow
-
     maj = majority(store, reviewer)
     items = items_for_keys(store, list(maj.labels))
     rows = [LabelRow(prompt=items[k].prompt, response=items[k].answer, label=lab, lang=items[k].lang,

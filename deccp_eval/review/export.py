@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from deccp_eval.review import store as review_store
+from deccp_eval.base.errors import UsageError
 from deccp_eval.review.agreement import label_rows
-
-if TYPE_CHECKING:
-    from deccp_eval.store import Store
+from deccp_eval.store import review_state as review_store
+from deccp_eval.store.db import Store
 
 
 def export_labels(store: "Store", path: Path, reviewer: str | None = None) -> tuple[int, int]:
@@ -38,8 +36,6 @@ def stored_label_rows(db: Path) -> list:
     stderr and left out, never broken at random."""
     import click
 
-    from deccp_eval.errors import UsageError
-    from deccp_eval.store import Store
 
     if not db.exists():
         raise UsageError(f"{db} does not exist")

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from deccp_eval.errors import UsageError
-
-if TYPE_CHECKING:
-    from deccp_eval.store import Store
+from deccp_eval.base.errors import UsageError
+from deccp_eval.run.runner import gold_texts
+from deccp_eval.store.db import latest_judgments, Store
 
 UNJUDGED = "unjudged"
 
@@ -40,8 +39,6 @@ class ReviewItem(BaseModel):
 
 def references(store: "Store", datasets: Sequence[str]) -> dict[tuple[str, str], str]:
     """(dataset, prompt id) -> the reference a judge would use now (runner.gold_texts decides)."""
-    from deccp_eval.runner import gold_texts
-
     return {(ds, pid): text for ds in datasets for pid, text in gold_texts(store, ds).items()}
 
 
@@ -69,8 +66,6 @@ def build_items(store: "Store", rows: Sequence[Any]) -> list[ReviewItem]:
 
 def pick_judge(store: "Store", rows: Sequence[Any], requested: str | None) -> str | None:
     """The judge whose verdicts define the strata: the requested one, else the one that judged most."""
-    from deccp_eval.leaderboard import latest_judgments
-
     counts = Counter(j for (_, j) in latest_judgments(store, rows))
     if requested:
         if requested not in counts:
@@ -105,8 +100,6 @@ def stratified_sample(rows: Sequence[Any], verdicts: dict[str, str], n: int | No
 def sample_items(store: "Store", n: int | None = 100, seed: int = 0, judge: str | None = None,
                  dataset: str | None = None) -> tuple[list[ReviewItem], str | None]:
     """The labelling queue and the judge that stratified it."""
-    from deccp_eval.leaderboard import latest_judgments
-
     rows = [r for r in store.response_rows(dataset=dataset) if r["error"] is None]
     if not rows:
         raise UsageError("no stored answers to review: run `deccp-eval run` (or `deccp-eval demo`) first")

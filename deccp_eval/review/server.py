@@ -20,10 +20,12 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from deccp_eval.errors import UsageError, validation_problems
-from deccp_eval.review import store as review_store
+from deccp_eval.base.errors import UsageError, validation_problems
+from deccp_eval.base.schema import GoldReference
 from deccp_eval.review.items import ReviewItem, judge_verdicts
-from deccp_eval.schema import GoldReference
+from deccp_eval.run.runner import gold_texts
+from deccp_eval.store import review_state as review_store
+from deccp_eval.store.db import Store
 
 STATIC = Path(__file__).parent / "static"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
@@ -151,7 +153,6 @@ def create_app(config: ReviewConfig) -> Any:
     from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Route
 
-    from deccp_eval.store import Store
 
     items_by_key = {i.key: i for i in config.items}
 
@@ -225,8 +226,6 @@ def create_app(config: ReviewConfig) -> Any:
         return JSONResponse({"deleted": gone}, status_code=200 if gone else 404)
 
     def gold(request: Request) -> Response:
-        from deccp_eval.runner import gold_texts
-
         with open_store() as store:
             refs: dict[tuple[str, str], list[GoldReference]] = defaultdict(list)
             for ds, ref in store.gold():

@@ -1,0 +1,144 @@
+"""Everything the report shows, gathered from the store once, as plain records the template can walk."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from deccp_eval.analysis import language_gap, leaderboard
+from deccp_eval.analysis.report.compare import Comparison
+from deccp_eval.analysis.report.views import (LANG_NAMES, STATUSES, AnswerView, answer_view, lang_order, load_judgments,
+                                              pick_judge)
+from deccp_eval.base.stats import cohen_kappa
+from deccp_eval.review.agreement import human_review_summary
+from deccp_eval.store.db import Store
+
+@dataclass
+class Cell:
+    lang: str
+    answers: list[AnswerView] = field(default_factory=list)
+
+
+@dataclass
+class ModelRow:
+    model: str
+    cells: list[Cell]
+
+
+@dataclass
+class PairView:
+    """One question in every language, with each model's answers side by side."""
+
+    dataset: str
+    pair_id: str
+    category: str
+    prompts: dict[str, str]
+    rows: list[ModelRow]
+
+
+@dataclass
+class Report:
+    generated: str
+    source: str
+    run_id: str | None
+    judge: str | None
+    judges: list[str]
+    models: list[str]
+    langs: list[str]
+    categories: list[str]
+    datasets: list[tuple[str, str]]
+    leaderboard: list[dict[str, Any]]
+    by_category: list[dict[str, Any]]
+    pairs: list[PairView]
+    status_counts: dict[str, int]
+    comparisons: list[Comparison] = field(default_factory=list)  # report.compare, in display order
+    human_review: dict[str, Any] | None = None  # review.agreement.human_review_summary
+    language_gap: list[dict[str, Any]] = field(default_factory=list)  # language_gap.Gap rows of `judge`
+    source_agreement: list[dict[str, Any]] = field(default_factory=list)  # `judge` vs imported verdicts
+
+    @property
+    def lang_names(self) -> dict[str, str]:
+        return {lang: LANG_NAMES.get(lang, lang) for lang in self.langs}
+
+
+def collect(store: Store, run_id: str | None = None, judge: str | None = None, source: str = "") -> Report:
+    """Read the leaderboard, per-category rates and every sensitive pair's answers from the store."""
+    rows = store.response_rows(run_id=run_id, required=True)
+    judgments, judges, counts = load_judgments(store, rows)
+    main_judge = pick_judge(judges, counts, judge)
+    models = sorted({r["model"] for r in rows})
+    langs = lang_order([r["lang"] for r in rows])
+
+    sensitive = [r for r in rows if r["kind"] == "sensitive"]
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in sensitive:
+        g = grouped.setdefault((r["dataset"], r["pair_id"]), {"category": r["category"], "prompts": {}, "answers": {}})
+        g["prompts"].setdefault(r["lang"], r["prompt_text"])
+        g["answers"].setdefault((r["model"], r["lang"]), []).append(answer_view(r, judgments, judges, main_judge))
+    pairs = []
+    status_counts: Counter[str] = Counter()
+    for (dataset, pair_id), g in sorted(grouped.items(), key=lambda kv: (kv[1]["category"], kv[0])):
+        pair_models = [m for m in models if any(m == k[0] for k in g["answers"])]
+        model_rows = []
+        for m in pair_models:
+            cells = [Cell(lang, sorted(g["answers"].get((m, lang), []), key=lambda a: a.sample)) for lang in langs]
+            for c in cells:
+                status_counts.update(a.status for a in c.answers)
+            model_rows.append(ModelRow(m, cells))
+        pairs.append(PairView(dataset, pair_id, g["category"], g["prompts"], model_rows))
+
+    stated: dict[str, bool | None] = {}
+    runs = {r["dataset"]: r["dataset_version"] for r in store.runs()}
+    datasets = sorted({(r["dataset"], runs.get(r["dataset"], "")) for r in rows})
+    return Report(
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), source=source, run_id=run_id,
+        judge=main_judge, judges=judges, models=models, langs=langs,
+        categories=sorted({r["category"] for r in sensitive}), datasets=datasets,
+        leaderboard=leaderboard.compute(store, run_id=run_id, loaded=(rows, judgments), stated_by_key=stated),
+        by_category=leaderboard.compute(store, run_id=run_id, by=("model", "lang", "judge", "category"),
+                                        loaded=(rows, judgments), stated_by_key=stated),
+        pairs=pairs, status_counts={s: status_counts[s] for s in STATUSES if status_counts[s]},
+        human_review=human_review_summary(store),
+        language_gap=[asdict(g) for g in language_gap.compute(store, rows, judgments) if g.judge == main_judge],
+        source_agreement=source_agreement(rows, judgments, main_judge) if main_judge else [],
+    )
+
+
+# Judges whose verdicts came with imported answers (importers: SpeechMap's own LLM judges).
+SOURCE_JUDGE_PREFIX = "speechmap:"
+
+
+def source_agreement(rows: Sequence[Any], judgments: dict[tuple[str, str], Any], judge: str) -> list[dict[str, Any]]:
+    """Per imported judge and model (and over all models): Cohen's kappa between `judge` and the verdicts
+    the answers were imported with, on three classes (SpeechMap's EVASIVE covers our evasive and
+    state_aligned, so state_aligned counts as evasive here)."""
+    def three(v: str) -> str:
+        return "evasive" if v == "state_aligned" else v
+
+    sources = sorted({j for (_, j) in judgments if j.startswith(SOURCE_JUDGE_PREFIX)})
+    out: list[dict[str, Any]] = []
+    for src in sources:
+        pairs: dict[str, list[tuple[str, str]]] = {}
+        for r in rows:
+            a, b = judgments.get((r["key"], judge)), judgments.get((r["key"], src))
+            if a is None or b is None or a["verdict"] is None or b["verdict"] is None:
+                continue
+            pairs.setdefault(r["model"], []).append((three(b["verdict"]), three(a["verdict"])))
+        everything = [p for ps in pairs.values() for p in ps]
+        for model, ps in [("(all models)", everything), *sorted(pairs.items())]:
+            truth, pred = [p[0] for p in ps], [p[1] for p in ps]
+            out.append({"source": src, "model": model, "n": len(ps), "kappa": cohen_kappa(truth, pred),
+                        "agreement": sum(t == p for t, p in ps) / len(ps) if ps else math.nan})
+    return out
+
+
+def to_json(value: Any) -> str:
+    """Pretty JSON for raw judge outputs that happen to be JSON; anything else is returned as is."""
+    try:
+        return json.dumps(json.loads(value), ensure_ascii=False, indent=2)
+    except (TypeError, ValueError):
+        return str(value)

@@ -1,0 +1,91 @@
+"""What the report shows of one stored answer: its status (a verdict, or why there is none) and every
+judge's reading of it. The page (`data`) and the model comparisons (`compare`) both build on these."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from deccp_eval.analysis import leaderboard
+from deccp_eval.base.errors import UsageError
+from deccp_eval.base.schema import VERDICTS
+from deccp_eval.store.db import Store, column, latest_judgments
+
+# Labels an answer can carry besides the four verdicts, so nothing is silently dropped from view.
+UNPARSED, UNJUDGED, ERROR = "unparsed", "unjudged", "error"
+STATUSES: tuple[str, ...] = (*VERDICTS, UNPARSED, UNJUDGED, ERROR)
+LANG_NAMES = {"en": "English", "zh": "中文", "zh-Hant": "繁體中文"}
+
+
+def lang_order(langs: Sequence[str]) -> list[str]:
+    """English first, Chinese second, the rest alphabetically: the order readers expect side by side."""
+    rank = {"en": 0, "zh": 1}
+    return sorted(set(langs), key=lambda lang: (rank.get(lang, 2), lang))
+
+
+@dataclass
+class JudgmentView:
+    judge: str
+    status: str
+    accuracy: str | None
+    misinformation: bool | None
+    rationale: str
+    raw: str
+    confidence: float | None = None
+    decided_by: str | None = None
+
+
+@dataclass
+class AnswerView:
+    """One stored response with its verdict under the report's judge and every judge's reasoning."""
+
+    model: str
+    lang: str
+    prompt_id: str
+    sample: int
+    text: str
+    reasoning: str
+    error: str
+    status: str
+    judgments: list[JudgmentView] = field(default_factory=list)
+    degenerate: str = ""  # deccp_eval.base.degenerate's reason, shown beside the verdict
+
+
+def pick_judge(available: Sequence[str], counts: Counter[str], requested: str | None) -> str | None:
+    """The requested judge, else the one that judged most responses (ties: alphabetical)."""
+    if requested:
+        if requested not in available:
+            raise UsageError(f"judge {requested!r} has no judgments here; available: {', '.join(available) or 'none'}")
+        return requested
+    if not available:
+        return None
+    return sorted(available, key=lambda j: (-counts[j], j))[0]
+
+
+def judgment_view(j: Any) -> JudgmentView:
+    ok = j["parse_status"] != "unparsed" and j["verdict"] is not None
+    misinfo = None if j["misinformation"] is None else bool(j["misinformation"])
+    return JudgmentView(judge=j["judge"], status=j["verdict"] if ok else UNPARSED, accuracy=j["accuracy"],
+                        misinformation=misinfo, rationale=j["rationale"] or "", raw=j["raw"] or "",
+                        confidence=column(j, "confidence"), decided_by=column(j, "decided_by"))
+
+
+def answer_view(row: Any, judgments: dict[tuple[str, str], Any], judges: Sequence[str], judge: str | None) -> AnswerView:
+    """A response row plus its judgments; `status` is the verdict of `judge`, or why there is none."""
+    views = [judgment_view(judgments[(row["key"], j)]) for j in judges if (row["key"], j) in judgments]
+    if row["error"] is not None:
+        status = ERROR
+    else:
+        mine = next((v for v in views if v.judge == judge), None)
+        status = mine.status if mine else UNJUDGED
+    return AnswerView(model=row["model"], lang=row["lang"], prompt_id=row["prompt_id"], sample=row["sample"],
+                      text=row["text"] or "", reasoning=row["reasoning"] or "", error=row["error"] or "",
+                      status=status, judgments=views, degenerate=leaderboard.degenerate_reason(row) or "")
+
+
+def load_judgments(store: Store, rows: Sequence[Any]) -> tuple[dict[tuple[str, str], Any], list[str], Counter[str]]:
+    """Newest judgment per (response, judge), the judges present, and how many responses each judged."""
+    judgments = latest_judgments(store, rows)
+    counts: Counter[str] = Counter(j for (_, j) in judgments)
+    return judgments, sorted(counts), counts

@@ -1,0 +1,143 @@
+"""Local transformers generation, shared by the `hf`, `vllm` and `abliterated` backends and the
+abliteration engine: model-name resolution (the toy), one left-padded batched `generate`, and the
+backend base class that loads a model once."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from deccp_eval.backends.contract import Backend, BatchBackend, Options, group_by_params
+from deccp_eval.backends.fingerprint import model_fingerprint
+from deccp_eval.backends.torch_utils import load_model
+from deccp_eval.base.errors import MissingDependency
+from deccp_eval.base.reasoning import split_reasoning
+from deccp_eval.base.schema import Request, Response, canonical_hash
+
+
+class LocalHFBackend(BatchBackend):
+    """Base of the local transformers backends (`hf`, `abliterated`): load once, left-padded batches."""
+
+    class Options(Options):
+        """`hf` takes no backend options: dtype and device are flags of their own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def check(self) -> None:
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError:
+            raise MissingDependency("transformers", "hf", "The hf backend") from None
+
+    def fingerprint(self) -> str:
+        """The weights, tokenizer and chat template's content (or the hub revision), dtype, options."""
+        return local_fingerprint(self, self.model)
+
+    def load(self) -> tuple[Any, Any]:
+        if self._model is None:
+            self._model, self._tokenizer = load_model(resolve_path(self.model), options=self.options.load_options())
+            self._model = self.prepare(self._model)
+        return self._model, self._tokenizer
+
+    def prepare(self, model: Any) -> Any:
+        """Hook for subclasses that change the model before generation (abliteration)."""
+        return model
+
+    def generate_batch(self, requests: Sequence[Request]) -> list[Response]:
+        return generate_with(self.load()[0], self._tokenizer, requests)
+
+    def close(self) -> None:
+        self._model = self._tokenizer = None
+
+
+def resolve_path(model: str) -> str:
+    """`deccp-toy` names the offline toy model (built on first use) unless a folder has that name."""
+    from pathlib import Path
+
+    from deccp_eval.toy.model import TOY_NAME, build
+
+    if model == TOY_NAME and not Path(model).exists():
+        return str(build())
+    return model
+
+
+def weights_fingerprint(model: str, revision: str | None = None) -> str:
+    """What a local model name points at: a folder's or file's content (weights, tokenizer, config,
+    chat template; `deccp_eval.backends.fingerprint`), else the hub id's resolved revision. The toy's version
+    is part of the toy's."""
+    from pathlib import Path
+
+    from deccp_eval.toy.model import TOY_NAME, TOY_VERSION
+
+    found = model_fingerprint(resolve_path(model), revision)
+    return f"toy-v{TOY_VERSION}|{found}" if model == TOY_NAME and not Path(model).exists() else found
+
+
+def local_fingerprint(backend: Backend, model: str, options: dict[str, Any] | None = None, **parts: Any) -> str:
+    """Fingerprint of a local-weights backend: spec, dtype, output-changing options (default: the
+    typed options' own), the weights' content, and any further `parts` (a direction, a template)."""
+    o = backend.options
+    return canonical_hash({"spec": backend.spec, "dtype": o.dtype,
+                           "options": backend.opts.output_options() if options is None else options,
+                           "weights": weights_fingerprint(model, o.revision), **parts,
+                           **({"trust_remote_code": True} if o.trust_remote_code else {}),
+                           **({"gguf_file": o.gguf_file} if o.gguf_file else {})})[:32]
+
+
+def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> list[Response]:
+    """One left-padded `generate` over a list of requests that share sampling params."""
+    import torch
+
+    out: list[Response | None] = [None] * len(requests)
+    for idxs in group_by_params(requests):
+        chunk = [requests[i] for i in idxs]
+        p = chunk[0].params
+        template_kwargs = {} if p.thinking is None else {"enable_thinking": p.thinking}  # Qwen3, GLM-4.5+ templates
+        texts = [tokenizer.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True,
+                                               **template_kwargs) for r in chunk]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": tokenizer.pad_token_id}
+        if p.temperature > 0:
+            kwargs.update(do_sample=True, temperature=p.temperature, top_p=p.top_p)
+            torch.manual_seed((p.seed or 0) * 1000 + chunk[0].sample)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            gen = model.generate(**enc, **kwargs)
+        new = gen[:, enc["input_ids"].shape[1]:]
+        eos_ids = _eos_ids(model, tokenizer)
+        for row, (i, r) in enumerate(zip(idxs, chunk)):
+            toks = new[row].tolist()
+            n_out = next((k + 1 for k, t in enumerate(toks) if t in eos_ids), None)
+            finish = "stop" if n_out is not None else "length"
+            used = toks[: n_out if n_out is not None else len(toks)]
+            decoded = decode_reply(tokenizer, used, cut=n_out is None)
+            split = split_reasoning(decoded)
+            out[i] = Response(key=r.key, text=split.answer, reasoning=split.reasoning, finish_reason=finish,
+                              tokens_in=int(enc["attention_mask"][row].sum()), tokens_out=len(used))
+    return [o for o in out if o is not None]
+
+
+def decode_reply(tokenizer: Any, tokens: list[int], cut: bool) -> str:
+    """The reply's text. A reply cut by max_tokens can stop inside a multi-byte character (a
+    Chinese one is 3 bytes, often 2-3 byte tokens), which decodes to a trailing U+FFFD: the
+    incomplete sequence is dropped (at most the last 3 tokens), so a cut is never broken text."""
+    full = tokenizer.decode(tokens, skip_special_tokens=True)
+    if not cut or not full.endswith("\ufffd"):
+        return full
+    for drop in range(1, min(3, len(tokens)) + 1):
+        text = tokenizer.decode(tokens[:-drop], skip_special_tokens=True)
+        if not text.endswith("\ufffd"):
+            return text
+    return full  # still broken 3 tokens back: broken bytes, not a cut
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    found = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        found.add(tokenizer.eos_token_id)
+    return found

@@ -1,0 +1,531 @@
+"""The trained verdict classifier: features, a linear model, calibration, and its file format.
+
+Why this shape: the judge must hold on answers from questions it never saw, in English and Chinese,
+run offline at thousands of long answers a second on one core, and load in a blink. So:
+- features are hashed character n-grams (1-4, no tokenizer, both scripts alike) of the answer's
+  opening and of its whole text, plus a few dense signals (lexicon hits for refusals, the official
+  line, attribution and deflection; length; script of answer vs question). The question is not a
+  feature: a judge that learns which question was asked learns nothing that transfers;
+- n-grams seen in answers to fewer than `min_questions` distinct questions get no weight, so the
+  model keeps what recurs across topics (how refusals and the state line are phrased), not topics;
+- a multinomial logistic regression (scikit-learn, at training time only) whose weights are saved as
+  plain arrays (`.npz`, no pickle: loading runs no code), scored with numpy;
+- the confidence is the top probability mapped through an isotonic curve fitted on out-of-fold
+  predictions (grouped by question), so 0.9 means "right about 9 times in 10" on unseen questions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from deccp_eval.backends.fingerprint import file_sha256
+from deccp_eval.base.errors import MissingDependency, UsageError
+from deccp_eval.base.reasoning import split_reasoning
+from deccp_eval.judging.label_scores import metrics, calibration_summary
+
+FORMAT = "deccp-eval-clf/1"
+BITS = 18  # 262,144 hashed columns per model
+HEAD_CHARS = 400  # refusals and state-line openers live at the start of a reply
+TAIL_CHARS = 300  # ... and sign-offs, offers of other help and slogans at its end
+BODY_CHARS = 3000  # enough to see what a long essay does; bounds the cost per answer
+NGRAMS = (2, 3, 4)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_MULT = np.uint64(1000003)
+_DIGITS = re.compile(r"\d")
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+_LATIN_RUN = re.compile(r"[A-Za-z]+")
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+
+
+def _clean(low: str) -> str:
+    """Digits folded (a year is a year) and whitespace collapsed, on NFKC lower-cased text (`_lower`)."""
+    return " ".join(_DIGITS.sub("0", low).split())
+
+
+def _hashes(text: str, head: int, bits: int) -> np.ndarray:
+    """Bucket ids of every character n-gram (n in NGRAMS) of `text[:head]` (salt 1), then of all of `text`
+    (salt 2): the opening's n-grams are the text's first ones, so each rolling hash is computed once."""
+    if not text:
+        return np.zeros(0, dtype=np.int32)
+    c = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    firsts, wholes = [], []
+    h = np.zeros(len(c), dtype=np.uint64)
+    shift = np.uint64(64 - bits)
+    for n in range(1, max(NGRAMS) + 1):
+        if n > len(c):
+            break
+        # h[i] holds the hash of c[i : i + n]
+        h = h[: len(c) - n + 1] * _MULT + c[n - 1:] if n > 1 else c.copy()
+        if n in NGRAMS:
+            if head >= n:
+                firsts.append((((h[: head - n + 1] ^ np.uint64(1 * 0x1000193 + n)) * _MIX) >> shift).astype(np.int32))
+            wholes.append((((h ^ np.uint64(2 * 0x1000193 + n)) * _MIX) >> shift).astype(np.int32))
+    out = firsts + wholes
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
+
+
+# -- dense signals -----------------------------------------------------------------------------------
+@dataclass
+class Lexicon:
+    """Named phrase groups that the dense features count (saved inside the model file, so a model scores
+    the same later whatever the tables become). Chinese entries count as substrings; Latin entries are
+    regex fragments matched on word boundaries, one alternation per group; `re:` entries are whole regexes."""
+
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    _compiled: dict[str, tuple[dict[str, list[str]], re.Pattern[str] | None, list[re.Pattern[str]]]] = field(
+        default_factory=dict, repr=False)
+
+    def compiled(self) -> dict[str, tuple[dict[str, list[str]], re.Pattern[str] | None, list[re.Pattern[str]]]]:
+        """Per group: its Chinese literals indexed by first character, its Latin entries as one pattern, and
+        its `re:` patterns."""
+        if not self._compiled:
+            for name, entries in self.groups.items():
+                literals: dict[str, list[str]] = {}
+                for e in entries:
+                    if _CJK.search(e) and not e.startswith("re:"):
+                        literals.setdefault(e[0], []).append(e)
+                latin = [e for e in entries if not _CJK.search(e) and not e.startswith("re:")]
+                whole = [re.compile(e[3:]) for e in entries if e.startswith("re:")]
+                pattern = re.compile(r"(?<![a-z0-9])(?:" + "|".join(f"(?:{e})" for e in latin) + r")(?![a-z0-9])") \
+                    if latin else None
+                self._compiled[name] = (literals, pattern, whole)
+        return self._compiled
+
+    def counts(self, text: str, cjk: bool = True, latin: bool = True) -> list[int]:
+        """Hits of every group in `text`, in group order; a script the whole reply lacks is not searched for.
+        Chinese literals are counted only where their first character occurs; Latin entries read the text
+        with its CJK runs blanked (no CJK character is a word character for them), so a Chinese reply costs
+        them little."""
+        chars = set(text) if cjk else set()
+        blanked = _CJK_RUN.sub(" ", text) if cjk else text
+        out = []
+        for literals, pattern, whole in self.compiled().values():
+            n = sum(text.count(lit) for ch in chars.intersection(literals) for lit in literals[ch]) if chars else 0
+            if latin:
+                n += (len(pattern.findall(blanked)) if pattern else 0) + sum(len(p.findall(text)) for p in whole)
+            out.append(n)
+        return out
+
+
+# Full-width ASCII and the ideographic space, mapped as NFKC maps them: most Chinese replies need nothing
+# more, and checking that is far cheaper than normalising.
+_FULLWIDTH = re.compile("[\uff01-\uff5e\u3000]")
+
+
+def _narrow(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return " " if c == 0x3000 else chr(c - 0xFEE0)
+
+
+def _lower(answer: str) -> str:
+    """NFKC and lower case of the part of a reply the features read."""
+    part = answer[:BODY_CHARS]
+    if not part.isascii() and not unicodedata.is_normalized("NFKC", part):
+        narrow = _FULLWIDTH.sub(_narrow, part)
+        part = narrow if unicodedata.is_normalized("NFKC", narrow) else unicodedata.normalize("NFKC", part)
+    return part.lower()
+
+
+def dense(answer: str, question: str, lexicon: Lexicon, low: str | None = None) -> list[float]:
+    """A handful of signals that say how a reply is built, independent of its topic: its length, script
+    and layout, and phrase-group hits in its opening and its close (where refusals, official-line
+    openers and sign-offs sit; the n-grams see the body)."""
+    low = _lower(answer) if low is None else low
+    head, tail = low[:HEAD_CHARS], low[-TAIL_CHARS:] if len(low) > HEAD_CHARS else ""
+    cjk_a = sum(map(len, _CJK_RUN.findall(low))) / max(len(low), 1)
+    latin_a = sum(map(len, _LATIN_RUN.findall(low))) / max(len(low), 1)
+    q_cjk = bool(_CJK.search(question))
+    # Length and layout help tell essays from refusals; so that "short" does not come to mean "refused"
+    # (real answers to factual questions are often two sentences), training adds the openings of long
+    # answers as short examples of their class (`augmented`).
+    n = max(len(answer), 1)
+    feats = [
+        np.log1p(len(answer)) / 10.0,
+        float(len(answer) < 200),
+        float(len(answer) < 600),
+        min(answer.count("\n") / (n / 200), 3.0) / 3.0,  # structure: lines per 200 chars
+        float(bool(re.search(r"^\s*(?:#|\*\*|\d+\.|[-*•] )", answer, re.M))),  # a list or heading
+        cjk_a,
+        float(q_cjk and cjk_a < 0.05 and latin_a > 0.3),  # Chinese question, answer not in Chinese
+        float(not q_cjk and cjk_a > 0.3),  # English question, answer in Chinese
+    ]
+    in_head = lexicon.counts(head, cjk_a > 0, latin_a > 0)
+    in_tail = lexicon.counts(tail, cjk_a > 0, latin_a > 0) if tail else [0] * len(in_head)
+    for h, t in zip(in_head, in_tail):
+        feats += [min(h, 3) / 3.0, min(t, 3) / 3.0]
+    return [float(f) for f in feats]
+
+
+def answer_text(response: str) -> str:
+    """What the classifier reads: the answer, never the reasoning."""
+    return split_reasoning(response).answer
+
+
+def _row(answer: str, question: str, lexicon: Lexicon, bits: int, positions: bool = False
+         ) -> tuple[np.ndarray, np.ndarray | None, list[float], str]:
+    """(unique buckets, every hashed n-gram in text order when asked, dense features, the text hashed)."""
+    low = _lower(answer)
+    clean = _clean(low)
+    hashed = _hashes(clean, HEAD_CHARS, bits)
+    return _distinct(hashed), (hashed if positions else None), dense(answer, question, lexicon, low), clean
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique's hashing path is several times slower on these small arrays)."""
+    if not len(values):
+        return values
+    s = np.sort(values)
+    return s[np.concatenate(([True], s[1:] != s[:-1]))]
+
+
+def _ngram_at(clean: str, pos: int) -> str:
+    """The n-gram behind a hashed position (for rationales): positions index the concatenated hashes."""
+    head, body = clean[:HEAD_CHARS], clean[:BODY_CHARS]
+    for seg, where in ((head, "start"), (body, "text")):
+        span = 0
+        for n in NGRAMS:
+            if n > len(seg):
+                break
+            count = len(seg) - n + 1
+            if pos < span + count:
+                return f"{seg[pos - span: pos - span + n]!r} ({where})"
+            span += count
+        pos -= span
+    return "?"
+
+
+# -- the model ----------------------------------------------------------------------------------------
+@dataclass
+class VerdictModel:
+    """Weights and calibration of a trained judge; scoring is numpy only."""
+
+    classes: list[str]
+    weights: np.ndarray  # (2**bits, n_classes) float32, zero rows for masked buckets
+    dense_weights: np.ndarray  # (n_dense, n_classes)
+    dense_mean: np.ndarray
+    dense_scale: np.ndarray
+    bias: np.ndarray  # (n_classes,)
+    lexicon: Lexicon
+    bits: int = BITS
+    calibration_x: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
+    calibration_y: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
+    card: dict[str, Any] = field(default_factory=dict)
+    _by_class: np.ndarray | None = field(default=None, repr=False)
+
+    def by_class(self) -> np.ndarray:
+        """The n-gram weights as (classes, buckets): gathering a reply's buckets reads contiguous rows."""
+        if self._by_class is None:
+            self._by_class = np.ascontiguousarray(self.weights.T)
+        return self._by_class
+
+    def logits(self, answer: str, question: str, positions: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, str]:
+        """(logits, per-bucket contributions, buckets, every hashed n-gram in order if asked, scaled dense,
+        the text hashed)."""
+        buckets, hashed, d, clean = _row(answer, question, self.lexicon, self.bits, positions)
+        x = 1.0 / np.sqrt(max(len(buckets), 1))
+        contrib = np.take(self.by_class(), buckets, axis=1) * x  # (C, k): each class's row is contiguous
+        z = (np.asarray(d) - self.dense_mean) / self.dense_scale
+        logit = contrib.sum(axis=1) + z @ self.dense_weights + self.bias
+        return logit, contrib, buckets, hashed, z, clean
+
+    def predict(self, answer: str, question: str = "") -> tuple[str, np.ndarray, float]:
+        """(class, probabilities, calibrated confidence)."""
+        logit = self.logits(answer, question)[0]
+        p = _softmax(logit)
+        k = int(np.argmax(p))
+        return self.classes[k], p, self.calibrate(float(p[k]))
+
+    def calibrate(self, top: float) -> float:
+        return float(np.interp(top, self.calibration_x, self.calibration_y))
+
+    def explain(self, answer: str, question: str = "", top: int = 4) -> tuple[str, np.ndarray, float, str]:
+        """(class, probabilities, confidence, rationale): the n-grams and signals that pushed the verdict
+        hardest against the runner-up class."""
+        logit, contrib, buckets, hashed, z, clean = self.logits(answer, question, positions=True)
+        assert hashed is not None
+        p = _softmax(logit)
+        order = np.argsort(-p)
+        k, r = int(order[0]), int(order[1])
+        margin = contrib[k] - contrib[r]
+        best = np.argpartition(-margin, min(top, len(margin) - 1))[:top] if len(margin) else np.zeros(0, dtype=int)
+        best = best[np.argsort(-margin[best])]
+        grams = [f"{_ngram_at(clean, int(np.flatnonzero(hashed == buckets[i])[0]))} {margin[i]:+.2f}"
+                 for i in best if margin[i] > 0]
+        dmargin = z * (self.dense_weights[:, k] - self.dense_weights[:, r])
+        names = dense_names(self.lexicon)
+        signals = [f"{names[i]} {dmargin[i]:+.2f}" for i in np.argsort(-dmargin)[:2] if dmargin[i] > 0.05]
+        probs = ", ".join(f"{self.classes[i]}={p[i]:.2f}" for i in order)
+        rationale = f"probabilities {probs}; over {self.classes[r]}: " + "; ".join(grams + signals)
+        return self.classes[k], p, self.calibrate(float(p[k])), rationale
+
+    # -- file format ---------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """`path` (.npz: arrays only, no pickle) and `path.json` (the card)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nz = np.flatnonzero(np.abs(self.weights).sum(axis=1))
+        meta = {"format": FORMAT, "classes": self.classes, "bits": self.bits, "lexicon": self.lexicon.groups}
+        with path.open("wb") as f:
+            np.savez_compressed(f, rows=nz.astype(np.int32), values=self.weights[nz].astype(np.float16),
+                                dense_weights=self.dense_weights, dense_mean=self.dense_mean,
+                                dense_scale=self.dense_scale, bias=self.bias, calibration_x=self.calibration_x,
+                                calibration_y=self.calibration_y, meta=np.frombuffer(
+                                    json.dumps(meta, ensure_ascii=False).encode(), dtype=np.uint8))
+        card = {**self.card, "format": FORMAT, "weights_sha256": file_sha256(path)}
+        path.with_name(path.name + ".json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
+                                                       encoding="utf-8")
+
+
+def load(path: Path) -> VerdictModel:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            if meta.get("format") != FORMAT:
+                raise UsageError(f"{path}: not a deccp-eval classifier ({meta.get('format')!r}); "
+                                 "retrain it with `deccp-eval train-judge`")
+            bits = int(meta["bits"])
+            weights = np.zeros((2 ** bits, len(meta["classes"])), dtype=np.float32)
+            weights[z["rows"]] = z["values"].astype(np.float32)
+            arrays = {k: z[k] for k in ("dense_weights", "dense_mean", "dense_scale", "bias", "calibration_x",
+                                        "calibration_y")}
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"{path}: cannot read the classifier ({exc}); retrain it with `deccp-eval train-judge`") \
+            from None
+    card_path = path.with_name(path.name + ".json")
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    return VerdictModel(classes=list(meta["classes"]), weights=weights, lexicon=Lexicon(dict(meta["lexicon"])),
+                        bits=bits, card=card, **arrays)
+
+
+def dense_names(lexicon: Lexicon) -> list[str]:
+    names = ["log length", "short (<200)", "short (<600)", "lines per 200 chars", "list or heading", "CJK share",
+             "zh question, non-zh answer", "en question, zh answer"]
+    for g in lexicon.compiled():
+        names += [f"{g} at the start", f"{g} at the end"]
+    return names
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# -- training (scikit-learn, lazy) --------------------------------------------------------------------
+@dataclass
+class Example:
+    question: str
+    response: str
+    label: str
+    group: str  # the question it answers (grouped CV keeps a question out of its own training)
+    lang: str = "en"
+    source: str = ""  # the file it came from: figures are also reported per source
+
+
+_BREAK = re.compile(r"\n\s*\n|(?<=[.!?。！？])\s*")
+
+
+def opening(response: str, lo: int = 120, hi: int = 400) -> str | None:
+    """The reply cut at a paragraph or sentence end between `lo` and `hi` characters: a short reply of the
+    same kind (the first paragraph of a critique is a critique, of a refusal a refusal). None when the
+    reply is already short or has no such break."""
+    answer = answer_text(response)
+    if len(answer) < hi * 1.5:
+        return None
+    cuts = [m.end() for m in _BREAK.finditer(answer, lo, hi)]
+    return answer[: cuts[-1]].strip() if cuts else None
+
+
+def augmented(examples: Sequence[Example], labels: Sequence[str] = ("answer", "refusal", "state_aligned")
+              ) -> list[Example]:
+    """Openings of long answers as extra training rows (same label, same question group), so the judge
+    learns that length is not the verdict: real answers to factual questions are often two sentences."""
+    extra = []
+    for e in examples:
+        if e.label in labels:
+            head = opening(e.response)
+            if head:
+                extra.append(Example(question=e.question, response=head, label=e.label, group=e.group, lang=e.lang,
+                                     source=e.source))
+    return extra
+
+
+def matrix(examples: Sequence[Example], lexicon: Lexicon, bits: int = BITS) -> tuple[Any, np.ndarray]:
+    """(sparse n-gram matrix, dense feature matrix) for training."""
+    from scipy.sparse import csr_matrix
+
+    indptr, indices, data, dense_rows = [0], [], [], []
+    for ex in examples:
+        buckets, _, d, _ = _row(answer_text(ex.response), ex.question, lexicon, bits)
+        indices.append(buckets)
+        data.append(np.full(len(buckets), 1.0 / np.sqrt(max(len(buckets), 1)), dtype=np.float32))
+        indptr.append(indptr[-1] + len(buckets))
+        dense_rows.append(d)
+    x = csr_matrix((np.concatenate(data) if data else np.zeros(0), np.concatenate(indices) if indices else
+                    np.zeros(0, dtype=np.int64), np.asarray(indptr)), shape=(len(examples), 2 ** bits))
+    return x, np.asarray(dense_rows, dtype=np.float64)
+
+
+@dataclass
+class Settings:
+    c: float = 4.0
+    min_questions: int = 3
+    class_weight: str | None = None
+    dense_boost: float = 1.0
+    seed: int = 0
+
+
+def fit_matrix(x: Any, d: np.ndarray, labels: Sequence[str], groups: Sequence[str], lexicon: Lexicon,
+               settings: Settings | None = None, bits: int = BITS) -> VerdictModel:
+    """One model on a prepared matrix (`matrix`), no calibration: `train` adds the curve."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        raise MissingDependency("scikit-learn", "judges", "Training a judge") from None
+    from scipy.sparse import csr_matrix, hstack
+
+    s = settings or Settings()
+    labels = list(labels)
+    classes = sorted(set(labels))
+    if len(classes) < 2 or min(labels.count(c) for c in classes) < 3:
+        raise UsageError(f"training needs at least two verdict classes with 3+ examples each; got "
+                         f"{ {c: labels.count(c) for c in classes} }")
+    # keep n-grams that recur across questions: topic words of one question teach nothing that transfers
+    g = np.asarray(groups)
+    seen = np.zeros(x.shape[1], dtype=np.int32)
+    for one in np.unique(g):
+        seen[np.unique(x[g == one].indices)] += 1
+    keep = (seen >= s.min_questions).astype(np.float32)
+    x = csr_matrix(x.multiply(keep[None, :]))
+    mean, scale = d.mean(axis=0), d.std(axis=0) + 1e-6
+    z = (d - mean) / scale * s.dense_boost
+    clf = LogisticRegression(C=s.c, max_iter=500, tol=1e-3, class_weight=s.class_weight, random_state=s.seed)
+    clf.fit(hstack([x, csr_matrix(z)]).tocsr(), labels)
+    coef = clf.coef_.T  # (features, classes), or (features, 1) for two classes
+    if len(classes) == 2:
+        coef = np.hstack([-coef / 2, coef / 2])
+        bias = np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2])
+    else:
+        bias = clf.intercept_
+    n = x.shape[1]
+    weights = (coef[:n] * keep[:, None]).astype(np.float32)
+    return VerdictModel(classes=[str(c) for c in clf.classes_], weights=weights,
+                        dense_weights=coef[n:] * s.dense_boost, dense_mean=mean, dense_scale=scale,
+                        bias=np.asarray(bias, dtype=np.float64), lexicon=lexicon, bits=bits)
+
+
+def predict_matrix(model: VerdictModel, x: Any, d: np.ndarray) -> np.ndarray:
+    """Probabilities for rows of a training matrix (same numbers as scoring each text)."""
+    z = (d - model.dense_mean) / model.dense_scale
+    logit = np.asarray(x @ model.weights) + z @ model.dense_weights + model.bias
+    return _softmax(logit)
+
+
+def cross_validate(examples: Sequence[Example], lexicon: Lexicon, settings: Settings | None = None,
+                   folds: int = 5, prepared: tuple[Any, np.ndarray] | None = None
+                   ) -> tuple[list[str], np.ndarray, list[str]]:
+    """Out-of-fold predictions, grouped by question (never a question in its own training folds):
+    (predicted, probabilities, classes)."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = [e.group for e in examples]
+    labels = [e.label for e in examples]
+    n_groups = len(set(groups))
+    if n_groups < 2:
+        raise UsageError("grouped cross-validation needs answers to at least two different questions")
+    x, d = prepared or matrix(examples, lexicon)
+    classes = sorted(set(labels))
+    prob = np.zeros((len(examples), len(classes)))
+    for train_idx, test_idx in GroupKFold(n_splits=min(folds, n_groups)).split(labels, groups=groups):
+        model = fit_matrix(x[train_idx], d[train_idx], [labels[i] for i in train_idx],
+                           [groups[i] for i in train_idx], lexicon, settings)
+        p = predict_matrix(model, x[test_idx], d[test_idx])
+        for k, c in enumerate(model.classes):
+            prob[test_idx, classes.index(c)] = p[:, k]
+    return [classes[int(i)] for i in prob.argmax(axis=1)], prob, classes
+
+
+def isotonic(top: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The calibration curve (x, y) from out-of-fold top probabilities and whether they were right."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(top, correct.astype(float))
+    x = np.asarray(iso.X_thresholds_, dtype=np.float64)
+    y = np.asarray(iso.y_thresholds_, dtype=np.float64)
+    return np.concatenate([[0.0], x, [1.0]]), np.concatenate([[y[0]], y, [y[-1]]])
+
+
+def _f1(p: float | None, r: float | None) -> float | None:
+    return None if p is None or r is None or p + r == 0 else 2 * p * r / (p + r)
+
+
+def scores(truth: Sequence[str], pred: Sequence[str], langs: Sequence[str]) -> dict[str, Any]:
+    """Per-language and overall figures: accuracy, kappa, answer-vs-not accuracy, per-class P/R/F1."""
+    def one(idx: list[int]) -> dict[str, Any]:
+        m = metrics([truth[i] for i in idx], [pred[i] for i in idx])
+        per_class = {c: {**v, "f1": _f1(v["precision"], v["recall"])} for c, v in m["per_class"].items()}
+        return {"n": m["n"], "accuracy": m["accuracy"], "kappa": m["kappa"],
+                "binary_accuracy": m["binary_accuracy"], "per_class": per_class}
+
+    out = {"all": one(list(range(len(truth))))}
+    for lang in sorted(set(langs)):
+        out[lang] = one([i for i, x in enumerate(langs) if x == lang])
+    return out
+
+
+def train(examples: Sequence[Example], lexicon: Lexicon, settings: Settings | None = None, folds: int = 5,
+          threshold: float = 0.9) -> tuple[VerdictModel, dict[str, Any]]:
+    """Grouped cross-validation (figures and the calibration curve come from out-of-fold predictions
+    only), then one fit on everything for the saved model. Returns (model, report)."""
+    from sklearn.model_selection import GroupKFold
+
+
+    s = settings or Settings()
+    originals = len(examples)
+    rows = list(examples) + augmented(examples)  # openings train only; every figure is on the originals
+    prepared = matrix(rows, lexicon)
+    pred, prob, classes = cross_validate(rows, lexicon, s, folds, prepared)
+    pred, prob = pred[:originals], prob[:originals]
+    truth = [e.label for e in examples]
+    langs = [e.lang for e in examples]
+    top = prob.max(axis=1)
+    correct = np.asarray([t == p for t, p in zip(truth, pred)])
+    cal_x, cal_y = isotonic(top, correct)
+    # the calibration's own error, measured honestly: a curve fitted on other folds, applied to this one
+    conf = np.zeros(len(examples))
+    groups = [e.group for e in examples]
+    for tr, te in GroupKFold(n_splits=min(folds, len(set(groups)))).split(truth, groups=groups):
+        fx, fy = isotonic(top[tr], correct[tr])
+        conf[te] = np.interp(top[te], fx, fy)
+    sure = conf >= threshold
+    report = {
+        "n": len(examples), "augmented_openings": len(rows) - originals, "classes": classes, "folds": folds,
+        "grouped_by": "question",
+        "label_counts": {lang: {c: sum(1 for e in examples if e.lang == lang and e.label == c) for c in classes}
+                         for lang in sorted(set(langs))},
+        "cv": scores(truth, pred, langs),
+        "cv_by_source": {src: scores([truth[i] for i in idx], [pred[i] for i in idx], [langs[i] for i in idx])
+                         for src in sorted({e.source for e in examples})
+                         for idx in [[i for i, e in enumerate(examples) if e.source == src]]},
+        "calibration": {
+            "ece_raw": calibration_summary(truth, pred, list(map(float, top)))["ece"],  # type: ignore[index]
+            "ece_calibrated": calibration_summary(truth, pred, list(map(float, conf)))["ece"],  # type: ignore[index]
+            "threshold": threshold,
+            "share_at_or_above": float(sure.mean()),
+            "accuracy_at_or_above": float(correct[sure].mean()) if sure.any() else None,
+            "escalated_share_at_threshold": float(1 - sure.mean()),
+        },
+        "settings": {"c": s.c, "min_questions": s.min_questions, "class_weight": s.class_weight,
+                     "bits": BITS, "ngrams": list(NGRAMS), "head_chars": HEAD_CHARS, "body_chars": BODY_CHARS},
+        "out_of_fold": [{"pred": p, "confidence": round(float(c), 4)} for p, c in zip(pred, conf)],
+    }
+    model = fit_matrix(*prepared, [e.label for e in rows], [e.group for e in rows], lexicon, s)
+    model.calibration_x, model.calibration_y = cal_x, cal_y
+    return model, report

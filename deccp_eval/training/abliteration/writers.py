@@ -1,0 +1,244 @@
+"""The modules that write into the residual stream, found by their role in each decoder layer.
+
+A decoder layer adds to the stream what its token mixer (attention, linear attention) and its
+feed-forward part (dense MLP, routed experts, shared experts) output. Each of those ends in an
+output projection whose rows live in the hidden space; transformers names them differently per
+family (`o_proj`, `out_proj`, `dense`, `c_proj`, `wo`, `w2`, `down_proj`, `fc2`), and MoE
+families in transformers 5 store all experts of a layer as one fused 3-D tensor
+(`experts.down_proj` [experts, hidden, inner], or [experts, inner, hidden] when the experts
+module says `is_transposed`). A writer is either an `nn.Linear` with such a name whose output
+size is the hidden size, or such a 3-D expert tensor whose hidden axis is known.
+
+Some families (Gemma 2/3, GLM-4) normalise a block's output again before adding it (a
+"post-norm": x + g * rms(y)^-1 * y). Then d^T(write) = (g*d)^T y / rms(y), so the direction to
+remove from y is normalize(g * d), not d. `find_writers` traces one tiny forward pass to see
+which norms read a block's output, and records their gain on the writers of that block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from deccp_eval.backends.torch_utils import input_device
+from deccp_eval.base.errors import UsageError
+from deccp_eval.training.abliteration.direction import base_model, decoder_layers
+
+OUT_NAMES: frozenset[str] = frozenset({"o_proj", "out_proj", "dense", "c_proj", "wo", "w2", "down_proj", "fc2",
+                                       "dense_4h_to_h"})
+FUSED_NAMES: frozenset[str] = frozenset({"down_proj", "w2"})
+MIXER_WORDS: tuple[str, ...] = ("attn", "attention", "mixer")
+
+
+@dataclass
+class Writer:
+    """One residual writer: `module.<weight>` (and its bias, looked up live); `gain` is a post-norm's gain."""
+
+    layer: int
+    name: str  # qualified, e.g. "layers.3.mlp.experts.down_proj"
+    role: str  # attention | mlp | experts | shared_expert
+    module: Any
+    weight: str = "weight"
+    fused: bool = False  # [experts, ...] tensor, edited one expert at a time
+    transposed: bool = False  # the (per-expert) matrix is [inner, hidden]: rows are written vectors
+    gain: Any = None  # [hidden] float32 on the CPU, or None
+
+    @property
+    def param(self) -> Any:
+        return getattr(self.module, self.weight)
+
+    @property
+    def bias_param(self) -> Any:
+        """`bias` of a Linear, `<weight>_bias` ([experts, hidden]) of fused experts, or None."""
+        return getattr(self.module, f"{self.weight}_bias" if self.fused else "bias", None)
+
+    def direction(self, d: Any) -> Any:
+        """The unit vector to remove from this writer's output so that the stream loses d."""
+        import torch
+
+        if self.gain is None:
+            return d
+        v = d.to(torch.float32) * self.gain.to(d.device)
+        return (v / v.norm().clamp_min(1e-12)).to(d.dtype)
+
+
+def _role(path: str, fused: bool) -> str:
+    parts = path.lower().split(".")
+    if any(w in p for p in parts for w in MIXER_WORDS):
+        return "attention"
+    if any("shared" in p for p in parts):
+        return "shared_expert"
+    if fused or any("expert" in p for p in parts):
+        return "experts"
+    return "mlp"
+
+
+def _fused_orientation(module: Any, param: Any, hidden: int) -> bool | None:
+    """True when each expert's matrix is [inner, hidden]; None when the layout cannot be told."""
+    if hasattr(module, "is_transposed"):
+        return bool(module.is_transposed)
+    rows, cols = int(param.shape[1]), int(param.shape[2])
+    if rows == hidden and cols != hidden:
+        return False
+    if cols == hidden and rows != hidden:
+        return True
+    return None
+
+
+def layer_writers(layer: Any, index: int, hidden: int) -> list[Writer]:
+    """Every writer inside one decoder layer (no tracing: names, shapes and module attributes)."""
+    import torch
+
+    found: list[Writer] = []
+    for path, mod in layer.named_modules():
+        leaf = path.rsplit(".", 1)[-1]
+        if isinstance(mod, torch.nn.Linear):
+            if leaf in OUT_NAMES and mod.out_features == hidden:
+                found.append(Writer(index, f"layers.{index}.{path}", _role(path, False), mod))
+            continue
+        for pname, p in mod.named_parameters(recurse=False):
+            if pname not in FUSED_NAMES or p.dim() != 3:
+                continue
+            transposed = _fused_orientation(mod, p, hidden)
+            if transposed is None:
+                raise UsageError(f"layers.{index}.{path}.{pname} {tuple(p.shape)}: cannot tell which axis is the "
+                                 f"hidden size {hidden}; this expert layout is not supported")
+            qual = f"layers.{index}.{path}.{pname}" if path else f"layers.{index}.{pname}"
+            found.append(Writer(index, qual, _role(path, True), mod, weight=pname, fused=True,
+                                transposed=transposed))
+    return found
+
+
+def module_tree(layer: Any, limit: int = 60) -> str:
+    """`path: Type [shapes]` lines for an error message."""
+    lines = []
+    for path, mod in layer.named_modules():
+        shapes = ", ".join(f"{n} {tuple(p.shape)}" for n, p in mod.named_parameters(recurse=False))
+        lines.append(f"  {path or '(layer)'}: {type(mod).__name__}" + (f" [{shapes}]" if shapes else ""))
+    more = f"\n  ... {len(lines) - limit} more" if len(lines) > limit else ""
+    return "\n".join(lines[:limit]) + more
+
+
+def _first_tensor(x: Any) -> Any:
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, (tuple, list)) and x and isinstance(x[0], torch.Tensor):
+        return x[0]
+    return None
+
+
+def _norm_gain(norm: Any, hidden: int, device: Any, dtype: Any) -> Any:
+    """g such that norm(y) = g * y / rms(y) (RMSNorm, any parameterisation); None for other norms."""
+    import torch
+
+    with torch.no_grad():
+        ones = torch.ones(1, hidden, device=device, dtype=dtype)
+        g = norm(ones).to(torch.float32).cpu()[0]
+        probe = torch.randn(2, hidden, generator=torch.Generator().manual_seed(0)).to(device=device, dtype=dtype)
+        out = norm(probe).to(torch.float32).cpu()
+    p = probe.to(torch.float32).cpu()
+    expect = g * p / p.pow(2).mean(-1, keepdim=True).sqrt()
+    if not torch.allclose(out, expect, rtol=2e-2, atol=2e-3 * float(g.abs().max().clamp_min(1.0))):
+        return None
+    return g
+
+
+def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
+    """One short forward: a norm inside a layer whose input is a writer's (or its block's) output is a post-norm."""
+    import torch
+
+
+    hidden = int(model.config.get_text_config().hidden_size if hasattr(model.config, "get_text_config")
+                 else model.config.hidden_size)
+    outputs: dict[int, Any] = {}
+    norm_inputs: dict[int, Any] = {}
+    handles = []
+    by_layer: dict[int, list[Writer]] = {}
+    for w in found:
+        by_layer.setdefault(w.layer, []).append(w)
+    owners: dict[int, list[Writer]] = {}  # id(module) -> writers it contains (itself or a block above it)
+    norms: dict[int, tuple[int, Any]] = {}
+    for i, layer in enumerate(layers):
+        names = dict(layer.named_modules())
+        for path, mod in names.items():
+            if path and "norm" in type(mod).__name__.lower() and not list(mod.children()):
+                norms[id(mod)] = (i, mod)
+        for w in by_layer.get(i, []):
+            rel = w.name.split(".", 2)[2]
+            if w.fused:
+                rel = rel.rsplit(".", 1)[0]
+            parts = rel.split(".")
+            for k in range(len(parts), 0, -1):
+                mod = names.get(".".join(parts[:k]))
+                if mod is not None:
+                    owners.setdefault(id(mod), []).append(w)
+    if not norms:
+        return
+    modules = {id(m): m for layer in layers for m in layer.modules()}
+
+    def out_hook(mod: Any, _inp: Any, out: Any) -> None:
+        t = _first_tensor(out)
+        if t is not None:
+            outputs.setdefault(id(mod), []).append(t.detach())
+
+    def norm_hook(mod: Any, inp: Any) -> None:
+        t = _first_tensor(inp)
+        if t is not None:
+            norm_inputs.setdefault(id(mod), []).append(t.detach())
+
+    for key in owners:
+        handles.append(modules[key].register_forward_hook(out_hook))
+    for key, (_, mod) in norms.items():
+        handles.append(mod.register_forward_pre_hook(norm_hook))
+    try:
+        n_tokens = int(model.get_input_embeddings().num_embeddings)
+        ids = (torch.arange(1, 4, device=input_device(model)) % n_tokens)[None]
+        with torch.inference_mode():
+            base_model(model)(input_ids=ids, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    for key, ins in norm_inputs.items():
+        layer_idx, norm = norms[key]
+        for owner, outs in outputs.items():
+            if any(a.shape == b.shape and torch.equal(a, b) for a in ins for b in outs):
+                gain = _norm_gain(norm, hidden, ins[0].device, ins[0].dtype)
+                if gain is None:
+                    raise UsageError(f"layer {layer_idx}: {type(norm).__name__} normalises a residual write and is "
+                                     "not an RMSNorm; abliteration cannot account for it")
+                for w in owners[owner]:
+                    if w.layer == layer_idx:
+                        w.gain = gain
+
+
+def find_writers(model: Any, trace: bool = True) -> list[Writer]:
+    """Every residual writer of every decoder layer, in order; a clear error when a layer has none."""
+    layers = decoder_layers(model)
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    hidden = int(cfg.hidden_size)
+    found: list[Writer] = []
+    for i, layer in enumerate(layers):
+        mine = layer_writers(layer, i, hidden)
+        if not mine:
+            raise UsageError(f"{type(model).__name__} decoder layer {i}: no module writes the residual stream in a "
+                             f"way deccp-eval recognises (an nn.Linear named {'/'.join(sorted(OUT_NAMES))} with "
+                             f"{hidden} outputs, or a fused 3-D expert {'/'.join(sorted(FUSED_NAMES))} tensor). "
+                             f"Its modules:\n{module_tree(layer)}")
+        found += mine
+    if trace:
+        _trace_post_norms(model, layers, found)
+    return found
+
+
+_CACHE_ATTR = "_deccp_writers"
+
+
+def writers_of(model: Any) -> list[Writer]:
+    """`find_writers`, cached on the model (the trace runs once per loaded model)."""
+    cached = getattr(model, _CACHE_ATTR, None)
+    if cached is None:
+        cached = find_writers(model)
+        object.__setattr__(model, _CACHE_ATTR, cached)
+    return cached

@@ -1,0 +1,137 @@
+"""Every model family (dense and MoE, Chinese families first) on tiny random-initialised models.
+
+For each family the installed transformers knows: hf: generation with a chat template, the
+direction pass reads every layer, abliteration edits every residual writer (per expert for fused
+MoE tensors) so that d^T W ~ 0, hooks equal the weight edit, tied embeddings stay correct, and the
+saved folder reloads (hf:, and abliterated:BASE@DIRECTION) with the in-memory edit's greedy tokens.
+`python tests/tiny_models.py` prints the same checks as a table.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tiny_models  # noqa: E402
+
+RESULTS: dict[str, dict[str, str]] = {}
+
+
+@pytest.fixture(scope="module")
+def tok():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared 2-core machine
+    yield tiny_models.tokenizer()
+    torch.set_num_threads(threads)
+
+
+def test_installed_transformers_has_every_required_family():
+    import transformers
+
+    missing = [f for f in tiny_models.REQUIRED if not tiny_models.known(f)]
+    assert not missing, f"transformers {transformers.__version__} lacks {missing}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(tiny_models.FAMILIES))
+def test_family(family, tok, tmp_path):
+    import transformers
+
+    if not tiny_models.known(family):
+        RESULTS[family] = {c: f"missing in transformers {transformers.__version__}" for c in tiny_models.CELLS}
+        assert family not in tiny_models.REQUIRED
+        pytest.skip(f"transformers {transformers.__version__} has no {family} (an optional family)")
+    cells = tiny_models.check_family(family, tmp_path, tok)
+    RESULTS[family] = cells
+    failed = {c: v for c, v in cells.items() if c != "vllm" and not v.startswith("pass")}
+    assert not failed, failed
+    if family in tiny_models.STREAM_NOTES:
+        assert "note:" in cells["edit"]
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.parametrize("family", tiny_models.VLLM_FAMILIES)
+def test_vllm_reload(family, tok, tmp_path):
+    """vllm: loads the abliterated folder (fused experts edited per expert) and gives hf:'s greedy texts."""
+    result = tiny_models.vllm_matches_hf(tiny_models.edited_folder(family, tmp_path, tok))
+    RESULTS.setdefault(family, {})["vllm"] = result
+    assert result == "pass", result
+
+
+def test_matrix_table(capsys):
+    """The table for the closing note (run with -s to see it); every family above has a row."""
+    if not RESULTS:
+        pytest.skip("run together with test_family")
+    table = tiny_models.matrix_markdown(RESULTS)
+    with capsys.disabled():
+        print("\n" + table)
+    assert table.count("\n| ") == len(RESULTS)
+
+
+def test_no_writer_is_a_clear_error():
+    """A layer with nothing recognisable as a residual writer names its module tree."""
+    import torch
+
+    from deccp_eval.training.abliteration.writers import find_writers
+    from deccp_eval.base.errors import UsageError
+
+    class Layer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mixer = torch.nn.Linear(8, 8)
+            self.proj_weird = torch.nn.Linear(8, 8)
+
+    class Inner(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList([Layer()])
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = Inner()
+            self.config = type("C", (), {"hidden_size": 8})()
+
+        @property
+        def base_model(self):
+            return self.model
+
+    with pytest.raises(UsageError) as exc:
+        find_writers(Model())
+    assert "decoder layer 0" in str(exc.value) and "proj_weird: Linear" in str(exc.value)
+
+
+def test_fused_edit_never_copies_all_experts(tok, tmp_path):
+    """The fused expert edit works one expert at a time: peak extra memory is one expert's matrix, not all."""
+    import torch
+
+    from deccp_eval.training.abliteration.apply import edit_writer_, writers
+    from deccp_eval.backends.torch_utils import load_model
+
+    folder = tiny_models.build("qwen3_moe", tmp_path / "m", tok)
+    model, _ = load_model(str(folder), device="cpu")
+    fused = next(w for w in writers(model) if w.fused)
+    seen: list[tuple[int, ...]] = []
+    real = torch.Tensor.to
+
+    def spy(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        if self.dim() >= 2 and out.dtype == torch.float32:
+            seen.append(tuple(self.shape))
+        return out
+
+    d = torch.randn(model.config.hidden_size)
+    torch.Tensor.to = spy
+    try:
+        edit_writer_(fused, d, 1.0)
+    finally:
+        torch.Tensor.to = real
+    assert seen and all(len(s) == 2 for s in seen), seen  # never the [experts, hidden, inner] tensor
+    d = d / d.norm()
+    assert float((d @ fused.param.detach()).abs().max()) < 1e-5
