@@ -30,7 +30,7 @@ def _clean_exit_2(proc, *needles: str) -> None:
 
 
 def test_non_utf8_dataset_names_file_line_and_byte(tmp_path: Path) -> None:
-    """Failure 4 of issue 12: a non-UTF-8 dataset ended in a traceback with exit 0."""
+    """A non-UTF-8 dataset is an error naming file, line and byte, not a traceback with exit 0."""
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(json.dumps(ROW).encode() + b"\n" + '{"text": "Qu\'est-ce qui s\'est passé ?"}\n'.encode("latin-1"))
     proc = cli("run", "-m", "openai:x", "-d", str(path), "--db", str(tmp_path / "x.db"))
@@ -39,7 +39,7 @@ def test_non_utf8_dataset_names_file_line_and_byte(tmp_path: Path) -> None:
 
 
 def test_malformed_json_dataset_and_models_files_name_line_and_column(tmp_path: Path) -> None:
-    """Failure 4 of issue 12: a malformed .json dataset and a broken models file gave tracebacks."""
+    """A malformed .json dataset and a broken models file are errors naming line and column, not tracebacks."""
     bad_json = tmp_path / "set.json"
     bad_json.write_text('[\n  {"text": "a"},\n  {"text": "b",}\n]\n')
     _clean_exit_2(cli("prompts", "stats", "-d", str(bad_json)), str(bad_json), "line 3, column", "invalid JSON")
@@ -59,7 +59,7 @@ def test_malformed_json_dataset_and_models_files_name_line_and_column(tmp_path: 
 
 
 def test_bom_is_accepted_in_jsonl_csv_and_json(tmp_path: Path) -> None:
-    """Failure 4 of issue 12: what Excel writes (a UTF-8 byte-order mark) was rejected."""
+    """What Excel writes (a UTF-8 byte-order mark) is accepted in JSONL, CSV and JSON."""
     bom = "\ufeff"
     (tmp_path / "a.jsonl").write_text(bom + json.dumps(ROW) + "\n", encoding="utf-8")
     (tmp_path / "a.json").write_text(bom + json.dumps([ROW]), encoding="utf-8")

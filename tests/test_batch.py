@@ -1,4 +1,4 @@
-"""Batch APIs (issue 18) against the fake servers' batch endpoints, over real HTTP with the real SDKs:
+"""Batch APIs (`--batch`) against the fake servers' batch endpoints, over real HTTP with the real SDKs:
 1,000 judge requests by batch, SIGKILL while polling and resume, errored/expired lines retried once,
 a batch failing validation, a server restart mid-poll, cancel, and the dry run's prices."""
 

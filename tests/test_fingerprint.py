@@ -145,7 +145,7 @@ def _generated(stderr: str, spec: str) -> list[int]:
 
 @pytest.mark.slow
 def test_hf_folder_replaced_regenerates_touched_does_not(tmp_path: Path) -> None:
-    """Failure 1 of issue 12: after replacing ./m, `run -m hf:./m` served the old model's answers."""
+    """After replacing ./m, `run -m hf:./m` regenerates (the folder's content is in the key); touching it does not."""
     data = tmp_path / "set.jsonl"
     data.write_text("".join(json.dumps({"id": f"q{i}", "text": t}) + "\n" for i, t in
                             enumerate(["what happened in 1989 ?", "tell me about tibet ?", "what happened ?"])))

@@ -1,4 +1,4 @@
-"""Issue 14: confidence on every verdict, structured output, the cascade, the trained classifier."""
+"""Judges' confidence on every verdict, structured output, the cascade, the trained classifier."""
 
 from __future__ import annotations
 

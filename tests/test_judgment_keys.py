@@ -20,7 +20,7 @@ def _tally(stderr: str) -> tuple[int, int]:
 
 
 def test_reference_added_after_judging_regrades_only_its_item(tmp_path: Path) -> None:
-    """Failure 1 of issue 12 (judgments): a reference added or reviewed after judging never re-graded."""
+    """A reference added or reviewed after judging re-grades its item (the reference is in the judgment key)."""
     data = tmp_path / "set.jsonl"
     data.write_text("".join(json.dumps({"id": f"q{i}", "text": t, "kind": "sensitive"}) + "\n" for i, t in
                             enumerate(["What happened in 1989?", "Tell me facts about Tibet", "Is Taiwan a country?"])))

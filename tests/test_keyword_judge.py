@@ -1,4 +1,4 @@
-"""Keyword judge v3: the regression cases of issue 14, roles, boundaries, attribution, confidence."""
+"""Keyword judge v3: regression cases of replies it once misread, roles, boundaries, attribution, confidence."""
 
 from __future__ import annotations
 

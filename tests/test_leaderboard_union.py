@@ -21,7 +21,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_partial_run_after_full_run_keeps_every_answer(tmp_path: Path) -> None:
-    """Failure 2 of issue 12: `run --limit 10` then `run --limit 2` reported n=2."""
+    """`run --limit 10` then `run --limit 2` reports n=10: the board counts every stored answer, not the last run's."""
     db = tmp_path / "results" / "deccp.db"
     out = tmp_path / "lb.csv"
     with FakeOpenAIServer() as srv:

@@ -1,4 +1,4 @@
-"""Preference sets from the store and the TRL re-alignment (issue 16).
+"""Preference sets from the store and the TRL re-alignment.
 
 The store is a real SQLite file holding the toy's canned answers (the exact replies it was
 trained to give), judged by the real keyword judge; gold comes from the prompts' expected_facts

@@ -22,7 +22,7 @@ KEY = "sk-test-workers"
 
 
 def test_three_workers_send_each_of_616_prompts_once(tmp_path: Path) -> None:
-    """Failure 3 of issue 12: two processes on one store sent 1,232 requests for 616 prompts.
+    """Processes sharing one store send each request once (unleased, two sent 1,232 requests for 616 prompts).
     Judging with an LLM judge is leased the same way: 616 answers, 616 judgments, nothing twice."""
     data = load_dataset("deccp").filter(langs=["en", "zh"])
     assert len(data.prompts) == 616

@@ -44,7 +44,7 @@ class BackendOptions(BaseModel):
     trust_remote_code: bool = False  # run a repository's own modelling code (off unless asked)
     gguf_file: str | None = None  # local backends: which .gguf of a folder (or hub repo) holding several
     prices: dict[str, float] | None = None  # USD per million tokens: {"input": x, "output": y}
-    batch: bool = False  # API backends: send through the provider's batch API (issue 18)
+    batch: bool = False  # API backends: send through the provider's batch API (`--batch`)
     state_db: str | None = None  # the store file that keeps batch ids (the commands set it to --db)
     dry_run: bool = False  # API backends: print requests, batches and estimated cost; send nothing
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""Durable state of provider batches (issue 18), in the same SQLite file as the store.
+"""Durable state of provider batches (`--batch`), in the same SQLite file as the store.
 
 Kept apart from db.py on purpose: `create_tables` is the only hook (Store calls it on open), so
 the store's own schema can evolve without touching batches. A batch row is written the moment the

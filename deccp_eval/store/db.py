@@ -139,7 +139,7 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self._open_schema()
-            create_batch_tables(self.conn)  # batches.py: the batch ids of issue 18
+            create_batch_tables(self.conn)  # batches.py: the provider batch ids of `--batch`
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise StoreError(_explain_open(self.path, exc)) from None

@@ -1,4 +1,4 @@
-"""The provider-neutral batch driver (issue 18): requests sent through a provider's batch API at
+"""The provider-neutral batch driver (`--batch`): requests sent through a provider's batch API at
 about half the price, durable across restarts.
 
 What a provider plugin gives (methods on its RemoteBackend: `provider.BatchAPI`): one request as a
