@@ -11,7 +11,7 @@ HERETIC ?= heretic-llm
 INSPECT_VENV ?= .venv-inspect
 INSPECT ?= inspect-ai
 
-.PHONY: install demo test test-real browser clean bench-heretic bench-inspect bench bench-smoke
+.PHONY: install demo test test-real browser clean bench-heretic bench-inspect bench bench-smoke docs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -85,6 +85,11 @@ bench-smoke: install browser
 bench: install
 	$(PY) benchmarks/bench_api.py
 	$(PY) benchmarks/bench_report.py
+
+# The lists in docs/ARCHITECTURE.md (commands, backends, judges, datasets, modules per layer, cache keys),
+# regenerated from the code between its `<!-- generated:NAME -->` markers; tests/test_docs.py fails when stale.
+docs: install
+	$(PY) scripts/gen_architecture.py
 
 clean:
 	rm -rf $(VENV) results/*.db results/*.db-* results/deccp-eval.log

@@ -26,13 +26,15 @@ from deccp_eval.judging.contract import Judge, JudgeItem, OnJudgment
 from deccp_eval.judging.lexicon import says_nothing
 
 SHIPPED = Path(__file__).resolve().parent / "models" / "deccp-clf.npz"
+# The modules whose source, besides this one's, is hashed into template_hash (docs/ARCHITECTURE.md lists them).
+SOURCE_MODULES = (classifier, reasoning, lexicon, text)
 
 
 def _source_hash() -> str:
     """The code that turns text into features and the rules beside the model: a change there changes verdicts
     as surely as new weights."""
     h = hashlib.sha256()
-    for module in (sys.modules[__name__], classifier, reasoning, lexicon, text):
+    for module in (sys.modules[__name__], *SOURCE_MODULES):
         h.update(Path(module.__file__ or "").read_bytes())
     return h.hexdigest()
 

@@ -151,9 +151,13 @@ def classify(response: str, question: str = "", expected_facts: Sequence[str] = 
     return r.verdict, r.rationale
 
 
+# The modules whose source, besides this one's, is hashed into template_hash (docs/ARCHITECTURE.md lists them).
+SOURCE_MODULES = (sentences, lexicon, text, reasoning)
+
+
 @lru_cache(maxsize=1)
 def _rules_hash() -> str:
-    modules = (sys.modules[__name__], sentences, lexicon, text, reasoning)
+    modules = (sys.modules[__name__], *SOURCE_MODULES)
     sources = [Path(m.__file__ or "").read_bytes() for m in modules]
     return canonical_hash({"version": VERSION, "sources": [hashlib.sha256(b).hexdigest() for b in sources]})[:16]
 
