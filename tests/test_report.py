@@ -128,12 +128,43 @@ def test_two_models_get_a_comparison_automatically(store_path: Path, tmp_path: P
         assert [(c.a, c.b) for c in flat.comparisons] == [(B, A)]
 
 
-def test_report_cli_writes_page_and_pngs_beside_the_store(store_path: Path, tmp_path: Path) -> None:
+def _files(folder: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_commands_write_only_under_out(store_path: Path, tmp_path: Path) -> None:
+    """report, leaderboard and publish, run in a checkout whose results/ holds the store (the default
+    --db) and tracked PNGs and CSVs, write under --out and nowhere else."""
+    import shutil
+
+    cwd = tmp_path / "checkout"
+    (cwd / "results").mkdir(parents=True)
+    shutil.copy(store_path, cwd / "results" / "deccp.db")
+    for name in ("verdicts.png", "censorship_heatmap.png", "language_gap.png", "leaderboard.csv"):
+        (cwd / "results" / name).write_bytes(b"tracked")
+    outs = tmp_path / "outs"
+    before = _files(cwd)
+    cli("report", "--out", str(outs / "report"), cwd=cwd, check=True)
+    cli("leaderboard", "--out", str(outs / "board" / "leaderboard.csv"), cwd=cwd, check=True)
+    cli("publish", "--out", str(outs / "publish"), cwd=cwd, check=True)
+    after = _files(cwd)
+    store = {cwd / "results" / f"deccp.db{s}" for s in ("", "-wal", "-shm")}
+    changed = sorted(str(p.relative_to(cwd)) for p in set(before) | set(after)
+                     if before.get(p) != after.get(p) and p not in store)
+    assert changed == []
+    assert {"verdicts.png", "censorship_heatmap.png", "index.html"} <= {p.name for p in (outs / "report").iterdir()}
+    assert (outs / "board" / "leaderboard.csv").is_file() and (outs / "publish" / "answers.parquet").is_file()
+
+
+def test_report_cli_writes_page_and_pngs_under_out(store_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
     proc = cli("report", "--db", str(store_path), "--out", str(out), check=True)
     assert (out / "index.html").is_file()
     for name in ("verdicts.png", "censorship_heatmap.png"):
-        assert (store_path.parent / name).stat().st_size > 10_000, name
+        assert (out / name).stat().st_size > 10_000, name
+        assert not (store_path.parent / name).exists(), name
+    plots = cli("report", "--db", str(store_path), "--out", str(out), "--plots-dir", str(tmp_path / "png"), check=True)
+    assert f"wrote {tmp_path / 'png' / 'verdicts.png'}" in plots.stdout
     assert [line for line in proc.stdout.splitlines() if line.startswith("comparison ")] == [
         f"comparison {A} -> {B}: 8 of 12 verdicts changed"]
     missing = cli("report", "--db", str(tmp_path / "nope.db"), "--out", str(out))
