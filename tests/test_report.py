@@ -485,6 +485,28 @@ def test_browser_filters_sort_and_screenshot(browser, store_path: Path, tmp_path
 
 
 @pytest.mark.browser
+def test_browser_renders_chinese_glyphs_not_boxes(browser, store_path: Path, tmp_path: Path) -> None:
+    """Chinese in the report's own font stack renders as glyphs: six different characters give six
+    different screenshots, none like a code point no font has. Without a CJK font (`make browser`
+    installs fonts-noto-cjk) all seven are the same empty box."""
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(_report(store_path, tmp_path).as_uri())
+    chars = ["中", "国", "台", "湾", "西", "藏", "\u0378"]  # the last: unassigned, drawn as the missing glyph
+    driver.execute_script(
+        "const box = document.createElement('div'); box.id = 'cjk-probe'; document.body.prepend(box);"
+        "for (const c of arguments[0]) { const s = document.createElement('span'); s.textContent = c;"
+        "  s.style.cssText = 'display:inline-block;width:64px;height:64px;font-size:48px;line-height:64px;"
+        "text-align:center;background:#fff;color:#000'; box.appendChild(s); }", chars)
+    shots = [span.screenshot_as_png for span in driver.find_elements(By.CSS_SELECTOR, "#cjk-probe span")]
+    assert len(shots) == len(chars) and all(s.startswith(b"\x89PNG") for s in shots)
+    glyphs, missing = shots[:-1], shots[-1]
+    assert len(set(glyphs)) == len(glyphs), "Chinese characters render alike: no CJK font (apt-get install fonts-noto-cjk)"
+    assert missing not in glyphs
+
+
+@pytest.mark.browser
 def test_browser_two_comparison_sections_filter_on_their_own(browser, chain_store, tmp_path: Path) -> None:
     """base -> abliterated and abliterated -> re-aligned: each section's transition filter moves only its own
     changed answers and its own status line."""
