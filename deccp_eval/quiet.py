@@ -50,7 +50,7 @@ def quiet_libraries(handler: logging.Handler) -> None:
         logger.propagate = False
     actions: dict[str, Callable[[ModuleType], None]] = {
         "huggingface_hub": _huggingface_hub, "transformers": _transformers, "datasets": _datasets, "optuna": _optuna}
-    later = {}
+    later: dict[str, Callable[[ModuleType], None]] = {}
     for name, action in actions.items():
         if name in sys.modules:
             action(sys.modules[name])
@@ -122,5 +122,7 @@ class _ThenLoader(importlib.abc.Loader):
         except Exception as exc:  # never let quieting break an import
             logging.getLogger("deccp_eval").debug("quieting %s failed: %s", module.__name__, exc)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # only for what this class does not define
+        if name == "loader":  # not set yet (a copy made without __init__): no recursion
+            raise AttributeError(name)
         return getattr(self.loader, name)
