@@ -27,13 +27,17 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/deccp-eval demo
 
-# The browser tests need Chromium and its driver: installed through apt when missing and we are root.
+# The browser tests need Chromium, its driver and a CJK font (Chinese renders as boxes without one):
+# installed through apt when missing and we are root.
 browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	@missing=""; \
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || missing="chromium chromium-driver"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$${missing:+$$missing }fonts-noto-cjk"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	else \
-	  echo "Chromium is missing; install it once with:  sudo apt-get install -y chromium chromium-driver" >&2; \
+	  echo "Missing for the browser tests: $$missing; install once with:  sudo apt-get install -y $$missing" >&2; \
 	  exit 1; \
 	fi
 

@@ -128,12 +128,43 @@ def test_two_models_get_a_comparison_automatically(store_path: Path, tmp_path: P
         assert [(c.a, c.b) for c in flat.comparisons] == [(B, A)]
 
 
-def test_report_cli_writes_page_and_pngs_beside_the_store(store_path: Path, tmp_path: Path) -> None:
+def _files(folder: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_commands_write_only_under_out(store_path: Path, tmp_path: Path) -> None:
+    """report, leaderboard and publish, run in a checkout whose results/ holds the store (the default
+    --db) and tracked PNGs and CSVs, write under --out and nowhere else."""
+    import shutil
+
+    cwd = tmp_path / "checkout"
+    (cwd / "results").mkdir(parents=True)
+    shutil.copy(store_path, cwd / "results" / "deccp.db")
+    for name in ("verdicts.png", "censorship_heatmap.png", "language_gap.png", "leaderboard.csv"):
+        (cwd / "results" / name).write_bytes(b"tracked")
+    outs = tmp_path / "outs"
+    before = _files(cwd)
+    cli("report", "--out", str(outs / "report"), cwd=cwd, check=True)
+    cli("leaderboard", "--out", str(outs / "board" / "leaderboard.csv"), cwd=cwd, check=True)
+    cli("publish", "--out", str(outs / "publish"), cwd=cwd, check=True)
+    after = _files(cwd)
+    store = {cwd / "results" / f"deccp.db{s}" for s in ("", "-wal", "-shm")}
+    changed = sorted(str(p.relative_to(cwd)) for p in set(before) | set(after)
+                     if before.get(p) != after.get(p) and p not in store)
+    assert changed == []
+    assert {"verdicts.png", "censorship_heatmap.png", "index.html"} <= {p.name for p in (outs / "report").iterdir()}
+    assert (outs / "board" / "leaderboard.csv").is_file() and (outs / "publish" / "answers.parquet").is_file()
+
+
+def test_report_cli_writes_page_and_pngs_under_out(store_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
     proc = cli("report", "--db", str(store_path), "--out", str(out), check=True)
     assert (out / "index.html").is_file()
     for name in ("verdicts.png", "censorship_heatmap.png"):
-        assert (store_path.parent / name).stat().st_size > 10_000, name
+        assert (out / name).stat().st_size > 10_000, name
+        assert not (store_path.parent / name).exists(), name
+    plots = cli("report", "--db", str(store_path), "--out", str(out), "--plots-dir", str(tmp_path / "png"), check=True)
+    assert f"wrote {tmp_path / 'png' / 'verdicts.png'}" in plots.stdout
     assert [line for line in proc.stdout.splitlines() if line.startswith("comparison ")] == [
         f"comparison {A} -> {B}: 8 of 12 verdicts changed"]
     missing = cli("report", "--db", str(tmp_path / "nope.db"), "--out", str(out))
@@ -451,6 +482,28 @@ def test_browser_filters_sort_and_screenshot(browser, store_path: Path, tmp_path
     prompts_shot = tmp_path / "prompts.png"
     assert driver.save_screenshot(str(prompts_shot)) and prompts_shot.stat().st_size > 50_000
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.mark.browser
+def test_browser_renders_chinese_glyphs_not_boxes(browser, store_path: Path, tmp_path: Path) -> None:
+    """Chinese in the report's own font stack renders as glyphs: six different characters give six
+    different screenshots, none like a code point no font has. Without a CJK font (`make browser`
+    installs fonts-noto-cjk) all seven are the same empty box."""
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(_report(store_path, tmp_path).as_uri())
+    chars = ["中", "国", "台", "湾", "西", "藏", "\u0378"]  # the last: unassigned, drawn as the missing glyph
+    driver.execute_script(
+        "const box = document.createElement('div'); box.id = 'cjk-probe'; document.body.prepend(box);"
+        "for (const c of arguments[0]) { const s = document.createElement('span'); s.textContent = c;"
+        "  s.style.cssText = 'display:inline-block;width:64px;height:64px;font-size:48px;line-height:64px;"
+        "text-align:center;background:#fff;color:#000'; box.appendChild(s); }", chars)
+    shots = [span.screenshot_as_png for span in driver.find_elements(By.CSS_SELECTOR, "#cjk-probe span")]
+    assert len(shots) == len(chars) and all(s.startswith(b"\x89PNG") for s in shots)
+    glyphs, missing = shots[:-1], shots[-1]
+    assert len(set(glyphs)) == len(glyphs), "Chinese characters render alike: no CJK font (apt-get install fonts-noto-cjk)"
+    assert missing not in glyphs
 
 
 @pytest.mark.browser

@@ -21,8 +21,10 @@ db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path)
                          show_default=True, help=DB_HELP)
 
 
-def setup_logging(db: Path, verbose: int) -> None:
-    """-v/-vv on stderr; INFO and up also to deccp-eval.log beside the store."""
+def setup_logging(db: Path, verbose: int, quiet_libraries: bool = False) -> None:
+    """-v/-vv on stderr; INFO and up also to deccp-eval.log beside the store. With `quiet_libraries`
+    and no -v, third-party progress bars are off and library logs and warnings go to that file only
+    (deccp_eval.base.quiet)."""
     root = logging.getLogger("deccp_eval")
     if root.handlers:
         return
@@ -36,6 +38,13 @@ def setup_logging(db: Path, verbose: int) -> None:
     fh.setLevel(logging.INFO)
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root.addHandler(fh)
+    if quiet_libraries and not verbose:
+        from deccp_eval.base.quiet import quiet_libraries as quiet
+
+        lib = logging.FileHandler(db.parent / "deccp-eval.log", encoding="utf-8")
+        lib.setLevel(logging.INFO)
+        lib.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        quiet(lib)
 
 
 class Group(click.Group):

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 import click
 
-from deccp_eval.commands.common import db_option, setup_logging
+from deccp_eval.commands.common import command_line, db_option, setup_logging
 
 
 @click.command()
@@ -17,12 +17,14 @@ from deccp_eval.commands.common import db_option, setup_logging
 @click.option("--real-models/--no-real-models", default=True, show_default=True,
               help="Import SpeechMap's public answers of 37 real models (data/speechmap/) and show their censorship, "
                    "language gap, thought suppression and agreement with SpeechMap's verdicts; results/real_models/.")
-@click.option("-v", "--verbose", count=True)
+@click.option("-v", "--verbose", count=True,
+              help="Also show the libraries' progress bars, trainer logs and warnings (otherwise in deccp-eval.log "
+                   "beside the store).")
 @db_option
 def demo(limit: int | None, realign: bool, real_models: bool, verbose: int, db: Path) -> None:
     """Offline end to end on a toy: build it, abliterate it, re-align the abliterated toy; run all three on
     the toy's held-out phrasings (EN+ZH), judge, leaderboard, report."""
     from deccp_eval.demo.demo import run_demo
 
-    setup_logging(db, verbose)
-    sys.exit(run_demo(db, limit, realign, real_models))
+    setup_logging(db, verbose, quiet_libraries=True)
+    sys.exit(run_demo(db, limit, realign, real_models, command=command_line()))

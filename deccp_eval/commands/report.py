@@ -31,9 +31,9 @@ def _need_db(db: Path) -> None:
 
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results/report"),
-              show_default=True, help="Folder for index.html.")
+              show_default=True, help="Folder for index.html and the plots' PNGs.")
 @click.option("--plots-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where verdicts.png and censorship_heatmap.png go (default: beside the store and its CSVs).")
+              help="Where verdicts.png and censorship_heatmap.png go (default: the --out folder).")
 @click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of each model).")
 @click.option("--judge", "-j", default=None,
               help="Judge whose verdicts colour the answers and plots (default: the one that judged most).")
@@ -44,14 +44,14 @@ def _need_db(db: Path) -> None:
 @db_option
 def report(out: Path, plots_dir: Path | None, run_id: str | None, judge: str | None,
            compare: tuple[tuple[str, str], ...], no_compare: bool, db: Path) -> None:
-    """Write a self-contained HTML report (no network needed) and the plots as PNGs.
+    """Write a self-contained HTML report (no network needed) and the plots as PNGs, all under --out.
 
     \b
     Comparison sections (A -> B) are added automatically along each chain of models in the
     store: hf:X -> abliterated:X, and a re-aligned folder (its realign.json) after the model it
     was trained from; a store of exactly two other models gets one (an `abliterated:` model
     second). Examples:
-      deccp-eval report                                   # results/report/index.html, results/*.png
+      deccp-eval report                                   # results/report/index.html and *.png
       deccp-eval report --compare hf:Qwen/Qwen2-7B-Instruct abliterated:Qwen/Qwen2-7B-Instruct
       deccp-eval report --compare hf:M abliterated:M --compare abliterated:M hf:./realigned
     """
@@ -61,7 +61,7 @@ def report(out: Path, plots_dir: Path | None, run_id: str | None, judge: str | N
     _need_db(db)
     with Store(db) as store:
         files = write_report(store, out, run_id=run_id, judge=judge, compare=list(compare), auto_compare=not no_compare,
-                             plots_dir=db.parent if plots_dir is None else plots_dir, source=db.name)
+                             plots_dir=out if plots_dir is None else plots_dir, source=db.name)
     click.echo(f"wrote {files.index}")
     for path in files.plots:
         click.echo(f"wrote {path}")

@@ -26,10 +26,12 @@ from deccp_eval.training.abliteration.pipeline import cached_toy
 from deccp_eval.training.splits import split_of
 
 
-def run_demo(db: Path, limit: int | None = None, realign: bool = True, real_models: bool = True) -> int:
+def run_demo(db: Path, limit: int | None = None, realign: bool = True, real_models: bool = True,
+             command: str = "deccp-eval demo") -> int:
     """The toy, its abliterated version and (with `realign`) the abliterated toy re-aligned on gold
     answers, on the test split of the toy's held-out phrasings; leaderboard CSVs and the report; then
-    (with `real_models`) real models' public answers (real_models_demo)."""
+    (with `real_models`) real models' public answers (real_models_demo). The runs it stores record
+    `command` (the demo's command line) and their step (`step_command`)."""
     steps = (6 if realign else 4) + real_models
     console.print(f"[bold]1/{steps}[/] toy model: {toy.build()}")
     data = toy_test_split(load_dataset(TOY_HELDOUT)).filter(langs=["en", "zh"], limit_pairs=limit)
@@ -42,7 +44,8 @@ def run_demo(db: Path, limit: int | None = None, realign: bool = True, real_mode
                   soft_wrap=True)
     with Store(db) as store:
         summary = runner.run(store, data, [spec], [toy.TOY_JUDGE], params,
-                             options={spec: BackendOptions(batch_size=32)})
+                             options={spec: BackendOptions(batch_size=32)},
+                             command=step_command(command, f"step 2/{steps}: {spec}"))
     console.print(f"[bold]3/{steps}[/] abliterating the toy: Optuna trials scored on the selection split by the same judge "
                   "plus expected facts (cached after the first time)",
                   soft_wrap=True)
@@ -56,20 +59,24 @@ def run_demo(db: Path, limit: int | None = None, realign: bool = True, real_mode
         if ablated:
             console.print(f"[bold]4/{steps}[/] {ablated} on the same prompts, same judge")
             second = runner.run(store, data, [ablated], [toy.TOY_JUDGE], params,
-                                options={ablated: BackendOptions(batch_size=32)})
+                                options={ablated: BackendOptions(batch_size=32)},
+                                command=step_command(command, f"step 4/{steps}: {ablated}"))
     if ablated and realign:
         console.print(f"[bold]5/{steps}[/] re-aligning {ablated} ({DEMO_METHOD.upper()}, LoRA) on gold answers "
                       "against its censored ones, from the toy's training phrasings (cached after the first time)",
                       soft_wrap=True)
         try:
-            realigned = f"hf:{realigned_toy(db.parent / 'realign', say=lambda s: console.print(s, soft_wrap=True))}"
+            folder = realigned_toy(db.parent / "realign", say=lambda s: console.print(s, soft_wrap=True),
+                                   command=step_command(command, f"step 5/{steps}: {ablated} on the training phrasings (preference set)"))
+            realigned = f"hf:{folder}"
         except MissingDependency as exc:
             console.print(f"  skipped: {exc}")
         else:
             console.print(f"[bold]6/{steps}[/] {realigned} on the same prompts, same judge", soft_wrap=True)
             with Store(db) as store:
                 third = runner.run(store, data, [realigned], [toy.TOY_JUDGE], params,
-                                   options={realigned: BackendOptions(batch_size=32)})
+                                   options={realigned: BackendOptions(batch_size=32)},
+                                   command=step_command(command, f"step 6/{steps}: {realigned}"))
     with Store(db) as store:
         rows = leaderboard.compute(store)
         out = leaderboard.write_csv(rows, db.parent / "leaderboard.csv")
@@ -86,8 +93,21 @@ def run_demo(db: Path, limit: int | None = None, realign: bool = True, real_mode
                       f"odd-numbered China questions, imported and judged by {DEFAULT_JUDGE} (cached after the first "
                       "time); the toy above shows abliteration and re-alignment, these show real censorship",
                       soft_wrap=True)
-        missing = run_real_models(db.parent, lambda s: console.print(s, soft_wrap=True, highlight=False, markup=False))
+        missing = run_real_models(db.parent, lambda s: console.print(s, soft_wrap=True, highlight=False, markup=False),
+                                  command=step_command(command, f"step {steps}/{steps}: real models"))
+    from deccp_eval.base import quiet
+
+    if quiet.enabled():
+        console.print(f"libraries' progress, trainer logs and warnings: {db.parent / 'deccp-eval.log'} (-v shows them)",
+                      soft_wrap=True, highlight=False)
     return 1 if missing or any(s is not None and s.failed for s in (summary, second, third)) else 0
+
+
+def step_command(command: str, step: str) -> str:
+    """What a run made by the demo records as its command (`publish` shows it): the demo's own command
+    line and the step, e.g. `deccp-eval demo # step 2/7: hf:deccp-toy`; no `deccp-eval run` line
+    would reproduce the demo's test split."""
+    return f"{command} # {step}"
 
 
 def _abliterated_toy(console: Any) -> Path:

@@ -45,9 +45,11 @@ def training_note(judge: Any, data_sha: str, data_name: str) -> tuple[bool, str 
     return fit, (str(cv) if cv else None)
 
 
-def run(out_dir: Path, say: Callable[[str], None], judge_spec: str = DEFAULT_JUDGE, report: bool = True) -> int:
+def run(out_dir: Path, say: Callable[[str], None], judge_spec: str = DEFAULT_JUDGE, report: bool = True,
+        command: str | None = None) -> int:
     """Import, judge, write `out_dir/real_models/` (leaderboard.csv, language_gap.csv, agreement.csv, the
-    report); print the tables. 0 when done, 1 when the dev file is missing."""
+    report); print the tables. 0 when done, 1 when the dev file is missing. `command` is recorded with
+    the import's run."""
     if not DEV_FILE.is_file():
         say(f"  skipped: {DEV_FILE} is not here (it ships with the repository, not the package)")
         return 1
@@ -55,7 +57,7 @@ def run(out_dir: Path, say: Callable[[str], None], judge_spec: str = DEFAULT_JUD
     folder.mkdir(parents=True, exist_ok=True)
     judge = make_judge(judge_spec)
     with Store(out_dir / "real_models.db") as store:
-        t = import_file(store, DEV_FILE, "speechmap")
+        t = import_file(store, DEV_FILE, "speechmap", command=command)
         say(f"  {DEV_FILE.name}: {t.answers} answers of {len(t.models)} models ({t.new_answers} new), "
             f"SpeechMap's verdicts as {', '.join(t.judges)}")
         rows = store.response_rows(dataset="speechmap-china")

@@ -45,9 +45,10 @@ def toy_gold(data: Any) -> list[dict[str, Any]]:
     return facts_gold(Dataset(name=data.name, version=data.version, prompts=prompts))
 
 
-def preference_set(work: Path, method: str = DEMO_METHOD, say: Callable[[str], None] = print) -> Path:
+def preference_set(work: Path, method: str = DEMO_METHOD, say: Callable[[str], None] = print,
+                   command: str | None = None) -> Path:
     """The abliterated toy's answers and verdicts on the training phrasings, toy gold, and the exported
-    preference folder (`work/prefs-METHOD`)."""
+    preference folder (`work/prefs-METHOD`); `command` is recorded with the run."""
     import json
 
 
@@ -56,7 +57,7 @@ def preference_set(work: Path, method: str = DEMO_METHOD, say: Callable[[str], N
     folder = work / f"prefs-{method}"
     with Store(work / "work.db") as store:
         runner.run(store, train, [MODEL], [TOY_JUDGE], SamplingParams(temperature=0.0, max_tokens=MAX_TOKENS),
-                   options={MODEL: BackendOptions(batch_size=32)})
+                   options={MODEL: BackendOptions(batch_size=32)}, command=command)
         gold_file = work / "toy-gold.jsonl"
         gold_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in toy_gold(train)),
                              encoding="utf-8")
@@ -70,14 +71,14 @@ def preference_set(work: Path, method: str = DEMO_METHOD, say: Callable[[str], N
 
 
 def realigned_toy(work: Path, method: str = DEMO_METHOD, recipe: Any = None,
-                  say: Callable[[str], None] = print) -> Path:
+                  say: Callable[[str], None] = print, command: str | None = None) -> Path:
     """The re-aligned abliterated toy (`work/realigned-toy-vN-HASH`), trained once per abliterated toy and
-    reused after."""
+    reused after; `command` is recorded with the preference set's run."""
     out = work / f"realigned-toy-v{TOY_VERSION}-{base_fingerprint()[:10]}"  # a new edit is a new folder
     if (out / RECORD_FILE).exists():
         say(f"  cached: {out} (delete it to train again)")
     else:
-        prefs = preference_set(work, method, say)
+        prefs = preference_set(work, method, say, command)
         r = recipe or Recipe(**DEMO_RECIPE)
         realign(RealignSettings(
             model=MODEL, prefs=prefs, out=out, method=method,  # type: ignore[arg-type]

@@ -234,8 +234,30 @@ def _trainer(method: Method, model: Any, tokenizer: Any, data: Any, recipe: Reci
     config_cls, trainer_cls = (KTOConfig, KTOTrainer) if method == "kto" else (DPOConfig, DPOTrainer)
     if method == "kto":
         common.update(zip(("desirable_weight", "undesirable_weight"), kto_weights(data["label"], recipe)))
-    return trainer_cls(model=model, args=config_cls(**common), train_dataset=data, processing_class=tokenizer,
-                       peft_config=peft_config)
+    trainer = trainer_cls(model=model, args=config_cls(**common), train_dataset=data, processing_class=tokenizer,
+                          peft_config=peft_config)
+    from deccp_eval.base import quiet
+
+    if quiet.enabled():  # the loss dicts go to the log file, not the terminal
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(_log_callback())
+    return trainer
+
+
+def _log_callback() -> Any:
+    """A trainer callback that writes each logged dict (loss, rewards, ...) to the deccp_eval log."""
+    import logging
+
+    from transformers import TrainerCallback
+
+    class LogToFile(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if state.is_world_process_zero and logs:
+                logging.getLogger("deccp_eval").info("train step %s: %s", state.global_step, logs)
+
+    return LogToFile()
 
 
 def kto_weights(labels: list[bool], recipe: Recipe) -> tuple[float, float]:
