@@ -30,10 +30,10 @@ from deccp_eval.commands.common import setup_logging
 
 setup_logging(tmp / "deccp.db", verbose, quiet_libraries=True)  # what `deccp-eval demo` does
 
-from deccp_eval import toy_data as td
-from deccp_eval.prefs import PrefSettings, build, export
-from deccp_eval.realign import Recipe, RealignSettings, realign
-from deccp_eval.store import Store
+from deccp_eval.toy import data as td
+from deccp_eval.training.preference_pairs import PrefSettings, build, export
+from deccp_eval.training.realign import Recipe, RealignSettings, realign
+from deccp_eval.store.db import Store
 from tests.test_realign import MODEL, fill_store
 
 warnings.warn("planted library warning")  # what torch or TRL raise through `warnings`
@@ -48,8 +48,8 @@ if train:
                             recipe=Recipe(max_steps=2, batch_size=4), eval_dataset=td.HELDOUT_SOURCE,
                             eval_split="test", eval_every=1, eval_limit=2, max_tokens=8, device="cpu"))
 else:
-    from deccp_eval import toy
-    from deccp_eval.torch_utils import load_model
+    from deccp_eval.toy import model as toy
+    from deccp_eval.backends.torch_utils import load_model
 
     load_model(str(toy.build()), device="cpu")
 print("own line")
@@ -84,9 +84,9 @@ DEMO = r"""
 import sys
 from pathlib import Path
 
-from deccp_eval import demo, real_models_demo
+from deccp_eval.demo import demo, real_models_demo
 from deccp_eval.cli import main
-from deccp_eval.errors import MissingDependency
+from deccp_eval.base.errors import MissingDependency
 
 
 def no_abliteration(console):  # the abliteration search is minutes cold; the demo skips a missing step
@@ -107,8 +107,8 @@ def test_demo_runs_record_their_command(tmp_path: Path, toy_path: Path) -> None:
 
     from conftest import cli
 
-    from deccp_eval.real_models_demo import DEV_FILE
-    from deccp_eval.store import Store
+    from deccp_eval.demo.real_models_demo import DEV_FILE
+    from deccp_eval.store.db import Store
 
     lines = DEV_FILE.read_text(encoding="utf-8").splitlines()
     small = tmp_path / "speechmap_small.jsonl"

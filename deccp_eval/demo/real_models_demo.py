@@ -23,7 +23,7 @@ from deccp_eval.judging.contract import make_judge
 from deccp_eval.run import runner
 from deccp_eval.store.db import Store
 
-DEV_FILE = Path(__file__).resolve().parent.parent / "data" / "speechmap" / "speechmap_china_dev.jsonl"
+DEV_FILE = Path(__file__).resolve().parents[2] / "data" / "speechmap" / "speechmap_china_dev.jsonl"
 SOURCE_JUDGE = "speechmap:x-ai/grok-4.1-fast"  # SpeechMap's current judge (data/speechmap/README.md)
 
 
