@@ -1,6 +1,6 @@
 """`cascade:CHEAP,STRONG[,...]`: the first judge's verdict stands when it is confident; the rest go on.
 
-A member's verdict stands when its confidence is at least `escalate_below` (BackendOptions.extra, the
+A member's verdict stands when its confidence is at least `escalate_below` (JudgeOptions, the
 `--escalate-below` flag, default 0.8); items below it (or unparsed, or without a confidence) go to
 the next member, and the last member decides whatever is left. Each judgment records the member that
 decided (`decided_by`) and every member's verdict, so `validate-judge` can report the share escalated:
@@ -30,10 +30,8 @@ class CascadeJudge(CompositeJudge):
         super().__init__(arg, options, backends)
         members = member_judges("cascade", arg, options, forbidden=("cascade", "panel"), hint=", cheapest first",
                                 backends=self.backends)
-        threshold = float(self.options.extra.get("escalate_below", DEFAULT_THRESHOLD))
-        if not 0.0 <= threshold <= 1.0:
-            raise UsageError(f"--escalate-below {threshold} is not in [0, 1]")
-        self.threshold = threshold
+        threshold = self.options.judge.escalate_below  # in [0, 1]: JudgeOptions checks it
+        self.threshold = DEFAULT_THRESHOLD if threshold is None else threshold
         self.members = members
 
     @property

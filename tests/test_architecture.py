@@ -99,7 +99,7 @@ def test_builtin_commands_come_from_the_hook():
 # -- layers and cycles --------------------------------------------------------------------------------
 
 # The core's layers, low to high: a module may import its own layer and the ones below, never one above.
-LAYERS = ("base", "store", "datasets", "toy", "backends", "judging", "run", "importers", "review", "training",
+LAYERS = ("base", "store", "datasets", "backends", "judging", "run", "importers", "review", "training", "toy",
           "analysis", "demo", "commands", "cli")
 PLUGIN_LAYER = len(LAYERS)  # plugins/ and judges/ sit above the whole core
 # Public import paths third-party plugins use: thin re-exports, outside the layers, never imported by the project.
@@ -287,3 +287,69 @@ def test_shims_only_re_export():
         assert len(sources) == 1 and all(isinstance(n, (ast.Expr, ast.ImportFrom, ast.Assign)) for n in body), shim
         public, real = importlib.import_module(shim), importlib.import_module(sources.pop())
         assert public.__all__ and all(getattr(public, n) is getattr(real, n) for n in public.__all__)
+
+
+# -- no plugin names in the core or the judges: capabilities are declared on backend classes ------------
+
+# `hf` is the backend a bare local model name means (realign's model spec) and the name of a pip extra:
+# not checked. Files that may name a plugin, and what: the toy defines its alias; the demo runs named
+# backends on it, as a user would.
+NAMED_ON_PURPOSE = {
+    "deccp_eval/toy/model.py": {"deccp-toy"},
+    "deccp_eval/demo/demo.py": {"abliterated:"},
+    "deccp_eval/demo/realign_demo.py": {"abliterated:"},
+}
+
+
+def _plugin_names() -> set[str]:
+    return (set(pluginmanager.backends()) - {"hf"}) | set(pluginmanager.model_aliases())
+
+
+def _string_literals(path: Path) -> list[tuple[int, str]]:
+    """Every string constant in code, f-string parts included; docstrings, `help=` texts and the pip
+    extra that `MissingDependency(package, extra, feature)` names are prose, not code."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    prose: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                prose.add(id(first.value))
+        elif isinstance(node, ast.keyword) and node.arg == "help":
+            prose.update(id(n) for n in ast.walk(node.value))
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "MissingDependency"
+              and len(node.args) > 1):
+            prose.add(id(node.args[1]))
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in prose]
+
+
+def _named_plugins(path: Path, names: set[str], allowed: frozenset[str] = frozenset()) -> list[str]:
+    """Literals that are a plugin's name or start a spec with one (`"vllm"`, `"abliterated:"`)."""
+    return sorted(f"{lineno}: {text!r}" for lineno, text in _string_literals(path) if text not in allowed
+                  and (text in names or ":" in text and text.partition(":")[0] in names))
+
+
+def test_core_and_judges_never_name_a_plugin():
+    names = _plugin_names()
+    assert {"openai", "anthropic", "vllm", "abliterated", "deccp-toy"} <= names
+    bad = []
+    for f in sorted([*(ROOT / "deccp_eval").rglob("*.py"), *(ROOT / "judges").rglob("*.py")]):
+        rel = f.relative_to(ROOT).as_posix()
+        bad += [f"{rel}:{hit}" for hit in _named_plugins(f, names, frozenset(NAMED_ON_PURPOSE.get(rel, ())))]
+    assert bad == []
+
+
+def test_the_name_checker_sees_code_and_skips_prose(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text('"""Judges through openai or vllm."""\n'
+                 'STRUCTURED = ("openai", "anthropic")\n'
+                 'def f(spec, backend):\n'
+                 '    """abliterated:X is the base."""\n'
+                 '    click.option("--x", help="vllm: tensor parallel")\n'
+                 '    MissingDependency("torch", "vllm", "The vllm backend")\n'
+                 '    return (spec.startswith("abliterated:") or backend.name == "vllm"\n'
+                 '            or f"deccp-toy" or "openai-ish")\n')
+    assert _named_plugins(f, _plugin_names()) == [
+        "2: 'anthropic'", "2: 'openai'", "7: 'abliterated:'", "7: 'vllm'", "8: 'deccp-toy'"]
+    assert _named_plugins(f, _plugin_names(), frozenset({"deccp-toy"}))[-2:] == ["7: 'abliterated:'", "7: 'vllm'"]

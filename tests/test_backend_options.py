@@ -91,6 +91,104 @@ def test_one_flag_reaches_every_model_and_each_backend_keeps_its_own(caplog: pyt
         make_backend("anthropic:m", BackendOptions(extra={"first_request_grace_s": -1}))
 
 
+
+# -- one options system: loading composed, judge settings typed, knob() the only way out of a key ----
+
+def test_loading_fields_are_one_load_options_composed_everywhere() -> None:
+    from deccp_eval.training.abliteration.pipeline import AbliterateSettings
+    from deccp_eval.backends.torch_utils import LoadOptions
+
+    for model in (BackendOptions, AbliterateSettings):  # composed, never copied
+        assert set(LoadOptions.model_fields).isdisjoint(model.model_fields), model
+        assert model.model_fields["load"].annotation is LoadOptions
+    flat = BackendOptions(device="cpu", revision="v2", trust_remote_code=True, extra={"max_model_len": 512})
+    assert flat.load == LoadOptions(device="cpu", revision="v2", trust_remote_code=True)
+    assert BackendOptions(load={"device": "cpu", "revision": "v2", "trust_remote_code": True}) == flat.model_copy(
+        update={"extra": {}})
+    assert flat.model_copy(update={"dtype": "bfloat16"}).load == flat.load.model_copy(update={"dtype": "bfloat16"})
+    assert BackendOptions.model_validate(flat.model_dump(mode="json")) == flat  # what Ray actors get
+    settings = AbliterateSettings(model="m", out=Path("o"), revision="v2", device_map="auto")
+    assert settings.load == LoadOptions(revision="v2", device_map="auto")
+    with pytest.raises(ValueError, match="unknown|extra"):
+        BackendOptions(load={"revison": "v2"})
+
+
+def test_judge_settings_are_typed_and_in_no_backend_fingerprint(tmp_path: Path) -> None:
+    """`--judge-samples` (or any judge setting) once changed a third-party backend's answer keys."""
+    from deccp_eval.backends.contract import Backend, JudgeOptions
+
+    class ThirdParty(Backend):  # no Options of its own: every other key is output-changing
+        name = "third-party"
+
+        def generate(self, requests, on_response):  # pragma: no cover - never called
+            raise AssertionError
+
+    options = BackendOptions(extra={"judge_samples": 3, "judge_max_tokens": 300, "escalate_below": 0.5, "k": 1})
+    assert options.judge == JudgeOptions(samples=3, max_tokens=300, escalate_below=0.5)
+    assert options.extra == {"k": 1}
+    base = ThirdParty("m", BackendOptions(extra={"k": 1})).fingerprint()
+    assert ThirdParty("m", options).fingerprint() == base
+    assert ThirdParty("m", BackendOptions(judge={"samples": 5}, extra={"k": 1})).fingerprint() == base
+    assert ThirdParty("m", BackendOptions(extra={"k": 2})).fingerprint() != base
+    (tmp_path / "config.json").write_text("{}")
+    judged = BackendOptions(extra={"judge_samples": 3, "judge_max_tokens": 300, "judge_logprobs": 0})
+    for spec in ("openai:m", "anthropic:m", f"vllm:{tmp_path}", f"hf:{tmp_path}"):
+        assert make_backend(spec, judged).fingerprint() == make_backend(spec, BackendOptions()).fingerprint()
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        BackendOptions(extra={"judge_samples": 0})
+
+
+def test_cli_judge_flags_fill_judge_options_and_a_bad_one_is_exit_2(tmp_path: Path) -> None:
+    proc = cli("run", "-m", "openai:m", "--backend-option", "judge_samples=zero", "--db", str(tmp_path / "d.db"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "judge" in proc.stderr and "samples" in proc.stderr and "valid integer" in proc.stderr
+
+
+def test_knob_keeps_a_third_party_option_out_of_the_fingerprint() -> None:
+    """A third-party backend declares its own options; `knob()` is how one stays out of the key."""
+    from deccp_eval.backends.contract import Backend, knob
+    from deccp_eval.backends.contract import Options as BaseOptions
+
+    class Remote(Backend):
+        name = "remote-thing"
+
+        class Options(BaseOptions):
+            temperature_scale: float = 1.0  # changes answers
+            poll_s: float = knob(1.0, "seconds between polls")  # changes nothing that comes back
+
+        def generate(self, requests, on_response):  # pragma: no cover - never called
+            raise AssertionError
+
+    def fp(**extra: object) -> str:
+        return Remote("m", BackendOptions(extra=extra)).fingerprint()
+
+    base = fp()
+    assert fp(poll_s=9.0) == base and fp(temperature_scale=1.0) == base  # a knob; a default
+    assert fp(temperature_scale=2.0) != base
+
+
+def test_stored_keys_of_unchanged_backends_do_not_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fingerprints pinned before the options were recomposed: answers stored under them stay found."""
+    from deccp_eval.backends.contract import Backend
+
+    class Plain(Backend):
+        name = "plain"
+
+        def generate(self, requests, on_response):  # pragma: no cover - never called
+            raise AssertionError
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    assert make_backend("openai:gpt-x", BackendOptions(base_url="http://a/v1")).fingerprint() == \
+        "6f828fefe076043ea1ed874f9a6d95e1"
+    assert make_backend("anthropic:claude", BackendOptions(extra={"first_request_grace_s": 0})).fingerprint() == \
+        "08621cd508a501c7b4edd761b0fcd2f4"
+    assert Plain("m", BackendOptions()).fingerprint() == "ca997f73397c8b015a27a73edea8e39e"
+    assert Plain("m", BackendOptions(extra={"backoff_base_s": 1})).fingerprint() == "ca997f73397c8b015a27a73edea8e39e"
+    assert Plain("m", BackendOptions(dtype="bfloat16")).fingerprint() == "6eaa88a84983a13d4c9a16052f00a89e"
+    assert Plain("m", BackendOptions(extra={"temperature_scale": 2})).fingerprint() == \
+        "be12563d0e5d42bbb8292b138bb65524"
+
 # -- local folders: content, not path -----------------------------------------------------------------
 
 def _perturb(folder: Path) -> None:

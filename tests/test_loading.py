@@ -95,7 +95,7 @@ def test_weight_edit_of_disk_offloaded_writers_is_a_clear_error(moe, tmp_path):
     from deccp_eval.base.errors import UsageError
     from deccp_eval.backends.torch_utils import load_model
 
-    model, _ = load_model(str(moe), options=_offload_options(tmp_path).load_options())
+    model, _ = load_model(str(moe), options=_offload_options(tmp_path).load)
     with pytest.raises(UsageError, match="offloaded to disk"):
         orthogonalize_(model, torch.ones(model.config.hidden_size),
                        AbliterationParams(direction_index=1.0, kernel=Kernel.uniform(2)))

@@ -8,9 +8,9 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from deccp_eval.backends.torch_utils import LoadOptions
+from deccp_eval.backends.torch_utils import LoadOptions, WithLoadOptions  # noqa: F401 - LoadOptions: for plugin authors
 from deccp_eval.base import pluginmanager
 from deccp_eval.base.errors import UsageError
 from deccp_eval.base.schema import Request, Response, canonical_hash
@@ -20,12 +20,34 @@ OnResponse = Callable[[Response], None]
 # `backend` (e.g. Ray actors). Judges get one so an LLM judge on local weights can run on a cluster.
 BackendFactory = Callable[[str, "BackendOptions | None"], "Backend"]
 
-# `extra` options that change how requests are sent, never what comes back: left out of fingerprints.
-NON_OUTPUT_EXTRA = frozenset({"backoff_base_s", "backoff_max_s", "first_request_grace_s", "judge_max_tokens"})
+
+class JudgeOptions(BaseModel):
+    """How judges that ask a model judge (`--judge-samples`, `--judge-examples`, `--escalate-below`, or
+    `--backend-option judge_max_tokens=...`: each field's alias is its `--backend-option` key). They ride
+    in `BackendOptions.judge`, never in `extra`, so they are in no backend's fingerprint; a judge puts
+    the ones it reads in its own template or settings hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    max_tokens: int = Field(1024, ge=1, alias="judge_max_tokens", description="tokens per judge reply")
+    samples: int = Field(1, ge=1, alias="judge_samples", description="samples per item (majority verdict)")
+    temperature: float = Field(0.7, ge=0, alias="judge_temperature", description="with samples > 1")
+    examples: str | None = Field(None, alias="judge_examples", description="few-shot examples: labelled JSONL")
+    structured: bool = Field(True, alias="judge_structured", description="JSON replies where the backend can")
+    logprobs: int = Field(5, ge=0, alias="judge_logprobs", description="top log-probs asked for (0: none)")
+    escalate_below: float | None = Field(None, ge=0, le=1, alias="escalate_below",
+                                         description="cascade: a verdict stands at this confidence or above")
 
 
-class BackendOptions(BaseModel):
-    """Options from flags or a models file; secrets are named by env var, never held."""
+# Judge settings as `--backend-option` keys (JudgeOptions' aliases): taken out of `extra` into `judge`.
+_JUDGE_FIELDS = {f.alias or name: name for name, f in JudgeOptions.model_fields.items()}
+JUDGE_OPTION_KEYS = frozenset(_JUDGE_FIELDS)
+
+
+class BackendOptions(WithLoadOptions):
+    """Options from flags or a models file; secrets are named by env var, never held. How local weights
+    load is `load` (LoadOptions; its fields may be given flat), how judges judge is `judge`
+    (JudgeOptions; its `--backend-option` keys in `extra` move there)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -35,28 +57,25 @@ class BackendOptions(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0)
     base_url: str | None = None
     api_key_env: str | None = None
-    dtype: str = "auto"
-    device: str = "auto"
-    device_map: str | dict[str, Any] | None = None  # local backends: accelerate placement (auto, balanced, ...)
-    max_memory: dict[str, str] | None = None  # with device_map: {"0": "20GiB", "cpu": "60GiB", ...}
-    offload_folder: str | None = None  # with device_map: disk offload for what fits nowhere
-    revision: str | None = None  # hub branch, tag or commit of the weights
-    trust_remote_code: bool = False  # run a repository's own modelling code (off unless asked)
-    gguf_file: str | None = None  # local backends: which .gguf of a folder (or hub repo) holding several
     prices: dict[str, float] | None = None  # USD per million tokens: {"input": x, "output": y}
     batch: bool = False  # API backends: send through the provider's batch API (`--batch`)
     state_db: str | None = None  # the store file that keeps batch ids (the commands set it to --db)
     dry_run: bool = False  # API backends: print requests, batches and estimated cost; send nothing
+    judge: JudgeOptions = Field(default_factory=JudgeOptions)
     extra: dict[str, Any] = Field(default_factory=dict)
 
-    def load_options(self) -> "LoadOptions":
-        """The part that says how local weights are loaded."""
-        return LoadOptions(**self.model_dump(include=set(LoadOptions.model_fields)))
+    @model_validator(mode="before")
+    @classmethod
+    def _judge_keys_out_of_extra(cls, data: Any) -> Any:
+        extra = data.get("extra") if isinstance(data, dict) else None
+        if not isinstance(extra, dict) or not JUDGE_OPTION_KEYS & extra.keys():
+            return data
+        judge = data.get("judge") or {}
+        judge = judge.model_dump() if isinstance(judge, JudgeOptions) else dict(judge)
+        judge.update({_JUDGE_FIELDS[k]: v for k, v in extra.items() if k in JUDGE_OPTION_KEYS})
+        return {**data, "judge": judge, "extra": {k: v for k, v in extra.items() if k not in JUDGE_OPTION_KEYS}}
 
 
-# Settings judges read from `extra`; they reach a judge's backend with the rest and backends ignore them.
-JUDGE_OPTION_KEYS = frozenset({"judge_max_tokens", "judge_samples", "judge_examples", "judge_temperature",
-                               "judge_structured", "judge_logprobs", "escalate_below"})
 log = logging.getLogger("deccp_eval")
 
 
@@ -69,20 +88,34 @@ class Options(BaseModel):
 
     def output_options(self) -> dict[str, Any]:
         """The set options that change what comes back (knobs aside): part of the fingerprint."""
-        fields = type(self).model_fields
-        return {k: v for k, v in self.model_dump(mode="json", exclude_defaults=True).items()
-                if not ((fields[k].json_schema_extra or {}) if k in fields else {}).get("knob")}
+        knobs = declared_knobs(type(self))
+        return {k: v for k, v in self.model_dump(mode="json", exclude_defaults=True).items() if k not in knobs}
 
 
 class OpenOptions(Options):
-    """For a third-party backend without its own Options: any key, each one output-changing."""
+    """For a third-party backend without its own Options: any key, each one output-changing unless a
+    registered backend declares it with `knob()` (one `--backend-option` reaches every model of a run,
+    e.g. the remote engine's retry waits)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+
+    def output_options(self) -> dict[str, Any]:
+        from deccp_eval.base import pluginmanager
+
+        knobs = {k for r in pluginmanager.backends().values()
+                 for k in declared_knobs(getattr(r.obj, "Options", Options))}
+        return {k: v for k, v in super().output_options().items() if k not in knobs}
 
 
 def knob(default: Any, description: str, **constraints: Any) -> Any:
     """An option that changes how requests are sent, never what comes back: kept out of fingerprints."""
     return Field(default=default, description=description, json_schema_extra={"knob": True}, **constraints)
+
+
+def declared_knobs(options: type[Options]) -> frozenset[str]:
+    """The fields of an Options model made with `knob()`."""
+    return frozenset(k for k, f in options.model_fields.items()
+                     if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("knob"))
 
 
 def option_names(options: type[Options]) -> list[str]:
@@ -129,7 +162,11 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 
 class Backend(ABC):
-    """Turns requests into responses; calls `on_response` as each finishes so nothing is lost."""
+    """Turns requests into responses; calls `on_response` as each finishes so nothing is lost.
+
+    What a backend can do is declared here, on the class, and read by the core and the judges
+    (never a plugin's name): the capability flags below, `Options` (with `knob()` for options that
+    change no answer) and `derived_from`."""
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
@@ -137,6 +174,13 @@ class Backend(ABC):
     # True: `generate` accepts a lazy iterable and reads it as it goes (remote engines), so the
     # runner leases keys as slots free up instead of in chunks that drain between them.
     streams: ClassVar[bool] = False
+    # Capabilities (all off by default):
+    structured_output: ClassVar[bool] = False  # honours SamplingParams.json_schema: the reply is one JSON object
+    logprobs: ClassVar[bool] = False  # returns Response.logprobs when SamplingParams.top_logprobs asks
+    batch_api: ClassVar[bool] = False  # `--batch`: sends through a provider's batch API
+    local_weights: ClassVar[bool] = False  # runs weights on this machine: Ray actors can hold it; nothing to price
+    priced_dry_run: ClassVar[bool] = False  # `generate` honours options.dry_run itself: prints, prices, sends nothing
+    gpu_parallel_option: ClassVar[str | None] = None  # the option that spreads one replica over N GPUs (Ray)
 
     def __init__(self, model: str, options: BackendOptions | None = None) -> None:
         self.model = model
@@ -161,13 +205,19 @@ class Backend(ABC):
         Contract: two backends with equal fingerprints give the same answer to the same request;
         anything that can change an answer (weights, revision, base_url, dtype, chat template,
         output-changing options) changes the fingerprint; nothing else does (keys, timeouts,
-        concurrency, batch size, retries). This default hashes the spec, `base_url`, `dtype` and the
-        `extra` options (NON_OUTPUT_EXTRA aside); a backend adds what the spec points at, e.g. a
-        local folder's content (`deccp_eval.backends.fingerprint.model_fingerprint`) or a resolved revision,
-        and may narrow the options to the ones its typed options model marks output-changing."""
+        concurrency, batch size, retries, judge settings). This default hashes the spec, `base_url`,
+        `dtype` and the typed options' output-changing ones (`Options.output_options`: fields made
+        with `knob()` aside); a backend adds what the spec points at, e.g. a local folder's content
+        (`deccp_eval.backends.fingerprint.model_fingerprint`) or a resolved revision."""
         o = self.options
-        extra = {k: v for k, v in o.extra.items() if k not in NON_OUTPUT_EXTRA}
-        return canonical_hash({"spec": self.spec, "base_url": o.base_url, "dtype": o.dtype, "extra": extra})[:32]
+        return canonical_hash({"spec": self.spec, "base_url": o.base_url, "dtype": o.load.dtype,
+                               "extra": self.opts.output_options()})[:32]
+
+    @classmethod
+    def derived_from(cls, model: str) -> str | None:
+        """The spec of the model this one was made from (e.g. the base of a weight edit), so a report
+        pairs the two; None for a model in its own right."""
+        return None
 
     @abstractmethod
     def generate(self, requests: Sequence[Request], on_response: OnResponse) -> None: ...
@@ -197,6 +247,14 @@ class BatchBackend(Backend):
                 if resp.latency_s is None:
                     resp.latency_s = per_item
                 on_response(resp)
+
+
+CAPABILITIES = ("structured_output", "logprobs", "batch_api", "local_weights")
+
+
+def capabilities(backend: type[Backend]) -> list[str]:
+    """The capability flags a backend class declares (what `deccp-eval plugins` lists)."""
+    return [c for c in CAPABILITIES if getattr(backend, c, False)]
 
 
 def group_by_params(requests: Sequence[Request]) -> list[list[int]]:

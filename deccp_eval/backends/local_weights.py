@@ -1,10 +1,11 @@
-"""Local transformers generation, shared by the `hf`, `vllm` and `abliterated` backends and the
-abliteration engine: model-name resolution (the toy), one left-padded batched `generate`, and the
-backend base class that loads a model once."""
+"""Local transformers generation, shared by the local backends and the abliteration engine: model
+aliases (names that stand for weights made on demand, such as the toy), one left-padded batched
+`generate`, and the backend base class that loads a model once."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from deccp_eval.backends.contract import Backend, BatchBackend, Options, group_by_params
 from deccp_eval.backends.fingerprint import model_fingerprint
@@ -15,7 +16,9 @@ from deccp_eval.base.schema import Request, Response, canonical_hash
 
 
 class LocalHFBackend(BatchBackend):
-    """Base of the local transformers backends (`hf`, `abliterated`): load once, left-padded batches."""
+    """Base of the local transformers backends: load once, left-padded batches."""
+
+    local_weights = True
 
     class Options(Options):
         """`hf` takes no backend options: dtype and device are flags of their own."""
@@ -38,7 +41,7 @@ class LocalHFBackend(BatchBackend):
 
     def load(self) -> tuple[Any, Any]:
         if self._model is None:
-            self._model, self._tokenizer = load_model(resolve_path(self.model), options=self.options.load_options())
+            self._model, self._tokenizer = load_model(resolve_path(self.model), options=self.options.load)
             self._model = self.prepare(self._model)
         return self._model, self._tokenizer
 
@@ -53,38 +56,56 @@ class LocalHFBackend(BatchBackend):
         self._model = self._tokenizer = None
 
 
-def resolve_path(model: str) -> str:
-    """`deccp-toy` names the offline toy model (built on first use) unless a folder has that name."""
+@dataclass(frozen=True)
+class ModelAlias:
+    """A model name that stands for local weights made on demand (the offline toy), registered through
+    the `register_model_aliases` hook: every local backend loads `path()` for it, and `version()` is
+    part of its fingerprint. A file or folder of the same name wins over the alias."""
+
+    name: str
+    path: Callable[[], Any]  # the weights' folder, built on first use
+    version: Callable[[], str]  # part of every fingerprint of these weights
+    description: str = ""
+    abliterated: Callable[[], Any] | None = None  # a ready copy with the refusal direction removed
+    heldout: str | None = None  # a dataset it never trained on: abliterate's default selection/test prompts
+
+
+def model_alias(model: str) -> ModelAlias | None:
+    """The registered alias `model` names, unless a file or folder has that name."""
     from pathlib import Path
 
-    from deccp_eval.toy.model import TOY_NAME, build
+    from deccp_eval.base import pluginmanager
 
-    if model == TOY_NAME and not Path(model).exists():
-        return str(build())
-    return model
+    found = pluginmanager.model_aliases().get(model)
+    return found.obj if found is not None and not Path(model).exists() else None
+
+
+def resolve_path(model: str) -> str:
+    """A model alias's folder (built on first use); any other name as given."""
+    alias = model_alias(model)
+    return str(alias.path()) if alias is not None else model
 
 
 def weights_fingerprint(model: str, revision: str | None = None) -> str:
     """What a local model name points at: a folder's or file's content (weights, tokenizer, config,
-    chat template; `deccp_eval.backends.fingerprint`), else the hub id's resolved revision. The toy's version
-    is part of the toy's."""
-    from pathlib import Path
-
-    from deccp_eval.toy.model import TOY_NAME, TOY_VERSION
+    chat template; `deccp_eval.backends.fingerprint`), else the hub id's resolved revision. A model alias's
+    version is part of its."""
+    from deccp_eval.backends.fingerprint import model_fingerprint
 
     found = model_fingerprint(resolve_path(model), revision)
-    return f"toy-v{TOY_VERSION}|{found}" if model == TOY_NAME and not Path(model).exists() else found
+    alias = model_alias(model)
+    return f"{alias.version()}|{found}" if alias is not None else found
 
 
 def local_fingerprint(backend: Backend, model: str, options: dict[str, Any] | None = None, **parts: Any) -> str:
     """Fingerprint of a local-weights backend: spec, dtype, output-changing options (default: the
     typed options' own), the weights' content, and any further `parts` (a direction, a template)."""
-    o = backend.options
-    return canonical_hash({"spec": backend.spec, "dtype": o.dtype,
+    load = backend.options.load
+    return canonical_hash({"spec": backend.spec, "dtype": load.dtype,
                            "options": backend.opts.output_options() if options is None else options,
-                           "weights": weights_fingerprint(model, o.revision), **parts,
-                           **({"trust_remote_code": True} if o.trust_remote_code else {}),
-                           **({"gguf_file": o.gguf_file} if o.gguf_file else {})})[:32]
+                           "weights": weights_fingerprint(model, load.revision), **parts,
+                           **({"trust_remote_code": True} if load.trust_remote_code else {}),
+                           **({"gguf_file": load.gguf_file} if load.gguf_file else {})})[:32]
 
 
 def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> list[Response]:

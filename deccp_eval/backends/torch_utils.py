@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deccp_eval.base.errors import UsageError, MissingDependency
 
@@ -55,6 +55,31 @@ class LoadOptions(BaseModel):
     revision: str | None = None
     trust_remote_code: bool = False
     gguf_file: str | None = Field(default=None, description="which .gguf in a folder that holds several")
+
+
+class WithLoadOptions(BaseModel):
+    """Settings that load local weights (BackendOptions, AbliterateSettings) hold one `load: LoadOptions`.
+    Its fields may also be given flat (`device=...`, `revision=...`), as flags, models files and
+    callers do, and `model_copy(update=...)` reads an update the same way (validated, not set raw)."""
+
+    load: LoadOptions = Field(default_factory=LoadOptions, description="how local weights are loaded")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_load_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(k in LoadOptions.model_fields for k in data):
+            return data
+        data = dict(data)
+        load = data.get("load") or {}
+        load = load.model_dump() if isinstance(load, LoadOptions) else dict(load)
+        load.update({k: data.pop(k) for k in list(data) if k in LoadOptions.model_fields})
+        data["load"] = load
+        return data
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Self:
+        if not update:
+            return super().model_copy(deep=deep)
+        return self.model_validate({**self.model_dump(), **update})
 
 
 def gguf_source(path: str, gguf_file: str | None = None) -> tuple[str, str] | None:

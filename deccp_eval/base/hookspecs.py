@@ -29,6 +29,12 @@ def register_datasets(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_model_aliases(register: Callable[..., None]) -> None:
+    """Call register(deccp_eval.backends.local_weights.ModelAlias(...)) for each model name that stands for local weights
+    made on demand (the toy: `hf:deccp-toy`); its `name` is the model part of a spec."""
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add subcommands: cli.add_command(command) or @cli.command(). Keep the module light: import
     heavy libraries inside the command body, so `deccp-eval --help` stays instant."""

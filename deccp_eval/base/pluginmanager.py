@@ -24,6 +24,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "deccp_eval.judges.clf",
     "deccp_eval.datasets.builtin",
     "deccp_eval.toy.prompt_sets",
+    "deccp_eval.toy.model",
     "deccp_eval.commands",
 )
 
@@ -77,6 +78,7 @@ def reset() -> None:
     backends.cache_clear()
     judges.cache_clear()
     datasets.cache_clear()
+    model_aliases.cache_clear()
 
 
 @lru_cache(maxsize=1)
@@ -92,6 +94,11 @@ def judges() -> dict[str, Registered]:
 @lru_cache(maxsize=1)
 def datasets() -> dict[str, Registered]:
     return _collect("register_datasets")
+
+
+@lru_cache(maxsize=1)
+def model_aliases() -> dict[str, Registered]:
+    return _collect("register_model_aliases")
 
 
 def register_plugin(plugin: object, name: str | None = None) -> None:

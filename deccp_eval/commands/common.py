@@ -132,7 +132,10 @@ def make_executor(kw: dict[str, Any]):  # -> Executor (lazy: ray loads only when
 
 def backend_options(kw: dict[str, Any], db: Path | None = None):  # -> BackendOptions (pydantic loads lazily)
     """The BackendOptions that `model_options` collected into **kw; `db` keeps the batch ids."""
+    from pydantic import ValidationError
+
     from deccp_eval.backends.contract import BackendOptions
+    from deccp_eval.base.errors import UsageError, validation_problems
 
     extra: dict[str, Any] = {}
     for item in kw.get("backend_options") or ():
@@ -143,15 +146,17 @@ def backend_options(kw: dict[str, Any], db: Path | None = None):  # -> BackendOp
             extra[key] = json.loads(value)
         except json.JSONDecodeError:
             extra[key] = value
-    for flag in ("judge_samples", "judge_examples", "escalate_below"):  # judge settings ride in `extra`
-        if kw.get(flag) is not None:
-            extra[flag] = kw[flag]
-    return BackendOptions(batch_size=kw["batch_size"], device=kw["device"], dtype=kw["dtype"],
-                          max_concurrency=kw["max_concurrency"], max_retries=kw["max_retries"],
-                          timeout_s=kw["timeout_s"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
-                          batch=bool(kw.get("batch")), dry_run=bool(kw.get("dry_run")),
-                          state_db=str(db) if db is not None else None, extra=extra,
-                          **load_kwargs(kw))
+    judge = {k: kw[flag] for k, flag in (("samples", "judge_samples"), ("examples", "judge_examples"),
+                                           ("escalate_below", "escalate_below")) if kw.get(flag) is not None}
+    try:  # a --backend-option judge_KEY=... moves from `extra` into `judge` as well
+        return BackendOptions(batch_size=kw["batch_size"], max_concurrency=kw["max_concurrency"],
+                              max_retries=kw["max_retries"], timeout_s=kw["timeout_s"], base_url=kw["base_url"],
+                              api_key_env=kw["api_key_env"], batch=bool(kw.get("batch")),
+                              dry_run=bool(kw.get("dry_run")), state_db=str(db) if db is not None else None,
+                              load={"device": kw["device"], "dtype": kw["dtype"], **load_kwargs(kw)},
+                              judge=judge, extra=extra)
+    except ValidationError as exc:
+        raise UsageError(f"options: {validation_problems(exc)}") from None
 
 
 def resolve_models(specs: list[str], kw: dict[str, Any], db: Path | None = None):

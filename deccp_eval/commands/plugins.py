@@ -7,12 +7,13 @@ import click
 
 @click.command()
 def plugins() -> None:
-    """List backends (with their --backend-option names), judges and datasets with the plugin that provides each."""
+    """List backends (with their --backend-option names and capabilities), judges, datasets and model
+    aliases with the plugin that provides each."""
     from deccp_eval.base import pluginmanager
-    from deccp_eval.backends.contract import option_names
+    from deccp_eval.backends.contract import capabilities, option_names
 
     for title, reg in (("backends", pluginmanager.backends()), ("judges", pluginmanager.judges()),
-                       ("datasets", pluginmanager.datasets())):
+                       ("datasets", pluginmanager.datasets()), ("model aliases", pluginmanager.model_aliases())):
         click.echo(f"{title}:")
         for name, r in sorted(reg.items()):
             desc = getattr(r.obj, "description", "") or (r.obj.__doc__ or "").strip().split("\n")[0]
@@ -21,3 +22,5 @@ def plugins() -> None:
                 names = option_names(r.obj.Options)
                 if names:
                     click.echo(f"  {'':32} {'':34} options: {', '.join(names)}")
+            if title == "backends" and capabilities(r.obj):
+                click.echo(f"  {'':32} {'':34} capabilities: {', '.join(capabilities(r.obj))}")

@@ -22,7 +22,7 @@ from deccp_eval.toy import model as toy
 from deccp_eval.toy.data import HELDOUT_SOURCE as TOY_HELDOUT, STATE_FAMILY
 from deccp_eval.toy.model import TOY_NAME
 from deccp_eval.training.abliteration.export import load_record
-from deccp_eval.training.abliteration.pipeline import cached_toy
+from deccp_eval.toy.model import cached_toy
 from deccp_eval.training.splits import split_of
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from deccp_eval.backends.contract import BackendOptions, backend_class, parse_options, parse_spec
+from deccp_eval.backends.contract import BackendOptions, LoadOptions, backend_class, parse_options, parse_spec
 from deccp_eval.base.errors import UsageError, validation_problems
 from deccp_eval.base.files import parse_json, read_text
 
@@ -94,12 +94,14 @@ def resolve(specs: list[str], base: BackendOptions, path: Path | None
             full = f"{e.backend}:{e.model}"
             update = {k: v for k, v in {"base_url": e.base_url, "api_key_env": e.api_key_env,
                                         "prices": e.prices, "batch": e.batch}.items() if v is not None}
-            update.update({k: v for k, v in e.options.items() if k in BackendOptions.model_fields})
-            extra = {k: v for k, v in e.options.items() if k not in BackendOptions.model_fields}
+            own = {*BackendOptions.model_fields, *LoadOptions.model_fields}  # loading fields may be given flat
+            update.update({k: v for k, v in e.options.items() if k in own})
+            extra = {k: v for k, v in e.options.items() if k not in own}
             parse_options(backend_class(full), f"{path}: model {spec!r} ({full})", extra, strict=True)
-            opts = base.model_copy(update=update)
-            opts.extra = {**base.extra, **extra}
-            options[full] = opts
+            try:  # validated like the constructor: flat loading fields into `load`, judge keys into `judge`
+                options[full] = base.model_copy(update={**update, "extra": {**base.extra, **extra}})
+            except ValidationError as exc:
+                raise UsageError(f"{path}: model {spec!r}: {validation_problems(exc)}") from None
             params[full] = e.params
         else:
             full = spec

@@ -78,7 +78,8 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
     if not by_key:
         return tally
     backend = backend or make_backend(model, options)
-    if options.dry_run and not hasattr(backend, "batch_driver"):  # a local engine: nothing to price
+    if options.dry_run and not backend.priced_dry_run:  # e.g. a local engine: nothing to price, nothing sent
+        from deccp_eval.base.progress import console
 
         console.print(f"dry run: {model}: {len(by_key)} requests (local)", highlight=False)
         return tally
@@ -94,7 +95,7 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
                 tally.generated += 1
             advance(1, tokens=resp.tokens_out or 0)
 
-        streams = getattr(backend, "streams", False)
+        streams = backend.streams
 
         def send(keys: Iterable[str]) -> None:
             requests = (by_key[k] for k in keys)

@@ -30,12 +30,13 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.toy.data import Example, ablated_example, gated, steered_example, training_examples
 
 TOY_VERSION = "3"
-TOY_NAME = "deccp-toy"  # `hf:deccp-toy`, `vllm:deccp-toy`: the cached toy, built on first use
+TOY_NAME = "deccp-toy"  # a model alias (`hf:deccp-toy`, `vllm:deccp-toy`): the cached toy, built on first use
 # The toy speaks sentences this project wrote; the rule judge was built on exactly those, while the default
 # (trained) judge was trained and validated on real models' answers. The toy's demo steps use this one.
 TOY_JUDGE = "keyword"
@@ -259,3 +260,36 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
         shutil.rmtree(target)
     tmp.rename(target)
     return target
+
+
+# The demo's abliterated toy: small enough to search in seconds, cached next to the toy itself. Selection
+# and test prompts are the toy's held-out phrasings (`deccp-toy-heldout`), which it never trained on.
+TOY_SETTINGS: dict[str, Any] = {"trials": 12, "seed": 0, "max_tokens": 40, "eval_limit": 64, "batch_size": 64}
+
+
+def cached_toy(force: bool = False, on_trial: Callable[[int, Any], None] | None = None) -> Path:
+    """The abliterated toy folder (`abliterated:deccp-toy`), made on first use and keyed by toy version + settings."""
+    from deccp_eval.training.abliteration.export import RECORD_FILE
+    from deccp_eval.training.abliteration.pipeline import AbliterateSettings, abliterate
+    from deccp_eval.base.schema import canonical_hash
+
+    key = canonical_hash({"toy": TOY_VERSION, "settings": TOY_SETTINGS, "format": 2})[:10]
+    out = cache_dir().parent / f"toy-v{TOY_VERSION}-abliterated-{key}"
+    if (out / RECORD_FILE).exists() and not force:
+        return out
+    build()
+    settings = AbliterateSettings(model=TOY_NAME, out=out, study_db=out.parent / "abliteration-studies.db",
+                                  judge=TOY_JUDGE, **TOY_SETTINGS)
+    abliterate(settings, on_trial=on_trial)
+    return out
+
+
+@hookimpl
+def register_model_aliases(register: Callable[..., None]) -> None:
+    """`deccp-toy`: this model, built on first use; its version is part of its fingerprint."""
+    from deccp_eval.backends.local_weights import ModelAlias
+    from deccp_eval.toy.data import HELDOUT_SOURCE
+
+    register(ModelAlias(name=TOY_NAME, path=lambda: build(), version=lambda: f"toy-v{TOY_VERSION}",
+                        description="the offline toy model (a tiny Qwen2 that censors), built on first use",
+                        abliterated=lambda: cached_toy(), heldout=HELDOUT_SOURCE))

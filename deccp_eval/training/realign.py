@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.backends.contract import BackendOptions, make_backend
 from deccp_eval.backends.torch_utils import gguf_source
+from deccp_eval.backends.local_weights import LocalHFBackend
 from deccp_eval.base.degenerate import degenerate
 from deccp_eval.base.errors import UsageError, MissingDependency
 from deccp_eval.base.folders import atomic_folder
@@ -142,7 +143,7 @@ def model_spec(model: str) -> str:
 def load(model: str, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
     """Weights through the backend that names them (`hf:`, `abliterated:`), so every local form works."""
     backend = make_backend(model_spec(model), BackendOptions(device=device, dtype=dtype))
-    if not hasattr(backend, "load"):
+    if not isinstance(backend, LocalHFBackend):  # transformers weights in this process
         raise UsageError(f"{model}: re-alignment needs local weights (hf:, abliterated: or a folder)")
     backend.check()
     return backend.load()

@@ -87,7 +87,6 @@ class Comparison:
         }
 
 
-ABLITERATED = "abliterated:"
 Pairs = Sequence[str] | Sequence[Sequence[str]]  # one flat (A, B), or a list of (A, B)
 
 
@@ -109,39 +108,45 @@ def realign_base(spec: str) -> str | None:
     return model_spec(base) if isinstance(base, str) and base else None
 
 
-def abliteration_base(spec: str) -> str | None:
-    """`hf:X` for `abliterated:X` (or `abliterated:X@DIRECTION`), the model the weight edit started from."""
-    if not spec.startswith(ABLITERATED):
+def derived_base(spec: str) -> str | None:
+    """The spec of the model that `spec`'s was made from, as its backend class declares it
+    (`Backend.derived_from`: `hf:X` for `abliterated:X`); None for a model in its own right, or one
+    whose backend is not installed here."""
+    from deccp_eval.backends.contract import backend_class, parse_spec
+
+    try:
+        return backend_class(spec).derived_from(parse_spec(spec)[1])
+    except UsageError:
         return None
-    model = spec[len(ABLITERATED):]
-    return f"hf:{model.rpartition('@')[0] or model}"
 
 
 def auto_pairs(models: Sequence[str], base_of: Callable[[str], str | None] = realign_base) -> list[tuple[str, str]]:
     """The comparisons a report shows unasked: each model after the one it was made from, when both
-    are stored: `hf:X` -> `abliterated:X`, and a re-aligned folder (`base_of`: its realign.json's
-    `base_model`) after its base. Ordered along the chains (base -> abliterated -> re-aligned reads
-    top to bottom). With exactly two unrelated models, those two (an `abliterated:` spec second,
+    are stored: a model after the one its backend says it derives from (`derived_base`: `hf:X` ->
+    `abliterated:X`), and a re-aligned folder (`base_of`: its realign.json's `base_model`) after its
+    base. Ordered along the chains (base -> abliterated -> re-aligned reads top to bottom). With
+    exactly two unrelated models, those two (a derived one such as an `abliterated:` spec second,
     otherwise alphabetical); nothing else is paired."""
     present = set(models)
+    derived = {m: derived_base(m) for m in present}
     children: dict[str, list[str]] = {}
     has_parent: set[str] = set()
     for m in sorted(present):
-        for parent in (abliteration_base(m), base_of(m)):
+        for parent in (derived[m], base_of(m)):
             if parent in present and parent != m and m not in has_parent:
                 children.setdefault(parent, []).append(m)
                 has_parent.add(m)
     if not children:
         if len(present) != 2:
             return []
-        a, b = sorted(present, key=lambda m: (m.startswith(ABLITERATED), m))
+        a, b = sorted(present, key=lambda m: (derived[m] is not None, m))
         return [(a, b)]
     pairs: list[tuple[str, str]] = []
     seen: set[str] = set()
 
     def walk(parent: str) -> None:
         seen.add(parent)
-        for child in sorted(children.get(parent, []), key=lambda m: (not m.startswith(ABLITERATED), m)):
+        for child in sorted(children.get(parent, []), key=lambda m: (derived[m] is None, m)):
             if child not in seen:
                 pairs.append((parent, child))
                 walk(child)

@@ -107,8 +107,9 @@ class RemoteBackend(Backend):
     base_url_env: ClassVar[str]  # the env var the SDK reads when no base_url is given
     default_base_url: ClassVar[str]  # the SDK's own default endpoint
     not_found_hint: ClassVar[str] = "check the model name {model!r} and the base URL"
-    batch_max_requests: ClassVar[int] = 0  # the provider's batch limits; 0: no batch API
+    batch_max_requests: ClassVar[int] = 0  # the provider's batch limits (with batch_api = True)
     batch_max_bytes: ClassVar[int] = 0
+    priced_dry_run = True  # `generate` prints the requests (a batch plan) and their estimated cost
 
     class Options(Options):
         """The engine's knobs: how hard and how fast to try, never what comes back."""
@@ -172,9 +173,14 @@ class RemoteBackend(Backend):
                 await client.close()
         return asyncio.run(go())
 
-    def batch_driver(self) -> BatchDriver:
-        if not self.batch_max_requests or not isinstance(self, BatchAPI):
-            raise UsageError(f"{self.spec}: --batch needs a backend with a batch API (openai, anthropic)")
+    def batch_driver(self) -> Any:  # -> BatchDriver
+        from deccp_eval.backends.remote.batch import BatchDriver
+
+        if not self.batch_api:
+            from deccp_eval.base import pluginmanager
+
+            have = ", ".join(sorted(n for n, r in pluginmanager.backends().items() if r.obj.batch_api))
+            raise UsageError(f"{self.spec}: --batch needs a backend with a batch API ({have})")
         if not self.options.state_db:
             raise UsageError(f"{self.spec}: --batch needs a store to keep the batch ids in (state_db)")
         return BatchDriver(self, self.options.state_db)
@@ -271,8 +277,7 @@ class RemoteBackend(Backend):
         if self.options.dry_run:
             from deccp_eval.base.progress import console  # rich loads only when something is printed
 
-            batched = self.batch_max_requests and isinstance(self, BatchAPI)
-            plan = BatchDriver(self, self.options.state_db or "").plan(requests) if batched else None
+            plan = BatchDriver(self, self.options.state_db or "").plan(requests) if self.batch_api else None
             console.print(f"dry run: {plan.line() if plan else f'{self.spec}: {len(requests)} requests'}",
                           highlight=False)
             return

@@ -1,5 +1,6 @@
-"""The Ray executor: each local model (`hf:`, `vllm:`, `abliterated:`) runs in Ray actors that load
-it once and serve shards of requests; answers come back to the driver as shards finish.
+"""The Ray executor: each local model (a backend that declares `local_weights`: `hf:`, `vllm:`,
+`abliterated:`) runs in Ray actors that load it once and serve shards of requests; answers come back
+to the driver as shards finish.
 
 Why actors and not Ray Data's LLM processor: the harness needs every answer handed to the driver as
 it arrives (the store is written there, row by row, so a killed driver resumes), the same three
@@ -92,6 +93,7 @@ class ClusterBackend(Backend):
     answers to `on_response` in the driver, and sends a dead actor's unfinished shards again."""
 
     name = "ray"
+    local_weights = True  # it serves only backends that declare local weights
 
     def __init__(self, inner: Backend, options: BackendOptions, replicas: int, cpus: float, gpus: float) -> None:
         self.inner = inner  # first: `spec` (used while the base class checks options) reads it
@@ -116,8 +118,9 @@ class ClusterBackend(Backend):
 
     def _engine_options(self) -> dict[str, Any]:
         opts = self.options.model_copy(deep=True)
-        if self.inner.name == "vllm" and self.gpus > 1:  # one replica spans its GPUs
-            opts.extra.setdefault("tensor_parallel_size", int(self.gpus))
+        spread = self.inner.gpu_parallel_option
+        if spread and self.gpus > 1:  # one replica spans its GPUs
+            opts.extra.setdefault(spread, int(self.gpus))
         return opts.model_dump(mode="json")
 
     def _spawn(self) -> int:
@@ -250,7 +253,7 @@ class RayExecutor(Executor):
     def backend(self, spec: str, options: BackendOptions | None = None) -> Backend:
         options = options or BackendOptions()
         inner = make_backend(spec, options)
-        if isinstance(inner, RemoteBackend):  # an API: the driver's async engine is the right place
+        if not inner.local_weights:  # an API: the driver's async engine is the right place
             return inner
         return ClusterBackend(inner, options, self.replicas, self.cpus, self.gpus)
 

@@ -28,7 +28,7 @@ def _trial_worker(settings: dict[str, Any], prompts: dict[str, Any], dirs: Direc
         os.chdir(cwd)
     cfg = AbliterateSettings.model_validate(settings)
     sets = PromptSets.model_validate(prompts)
-    model, tokenizer = load_model(resolve_path(cfg.model), cfg.device, cfg.dtype)
+    model, tokenizer = load_model(resolve_path(cfg.model), options=cfg.load)  # every loading field, as sequential
     scorer = Scorer(model, tokenizer, sets.selection.sensitive, sets.selection.texts(), split="selection",
                     judge=cfg.judge, max_tokens=cfg.max_tokens, batch_size=cfg.batch_size)
     try:

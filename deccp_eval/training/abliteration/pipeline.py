@@ -5,8 +5,8 @@ prompts plus the shipped general instructions. Each is split by `pair_id` (`decc
 a question and its translation stay on one side) into direction / selection / test: most pairs
 make the direction, the selection split scores the search's trials, and the test split is scored
 once, before and after the chosen edit; only test numbers are reported as the result. With
-`eval_dataset` (the toy's own held-out phrasings by default for `deccp-toy`, on which it never
-trained) selection and test come from that set instead, split half and half.
+`eval_dataset` (by default a model alias's held-out set: the toy's own held-out phrasings, on which it
+never trained) selection and test come from that set instead, split half and half.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deccp_eval.backends.local_weights import resolve_path
-from deccp_eval.backends.torch_utils import LoadOptions, gguf_source, load_model
+from deccp_eval.backends.torch_utils import gguf_source, load_model
 from deccp_eval.base.errors import UsageError
 from deccp_eval.base.folders import atomic_folder
 from deccp_eval.base.schema import Prompt, canonical_hash
 from deccp_eval.datasets.loading import load_dataset
-from deccp_eval.toy import model as toy
 from deccp_eval.training.abliteration import search
 from deccp_eval.training.abliteration.apply import orthogonalize_, offloaded_writers
 from deccp_eval.training.abliteration.direction import DIRECTION_FILE, compute_directions, save_direction
@@ -89,10 +88,10 @@ class AbliterationResult:
 def study_settings(settings: AbliterateSettings, prompts: PromptSets) -> dict[str, Any]:
     """What changes a trial's score (so a change starts a new study); trials, seed, pick and the bounds do not."""
     out = {"prompts": prompts.fingerprint(), "judge": settings.judge, "max_tokens": settings.max_tokens,
-           "dtype": settings.dtype, "embeddings": settings.embeddings, "norm_preserve": settings.norm_preserve,
+           "dtype": settings.load.dtype, "embeddings": settings.embeddings, "norm_preserve": settings.norm_preserve,
            "project_harmless": settings.project_harmless}
-    if settings.revision:  # other weights under the same name (only when set: existing studies keep their names)
-        out["revision"] = settings.revision
+    if settings.load.revision:  # other weights under the same name (only when set: existing studies keep their names)
+        out["revision"] = settings.load.revision
     return out
 
 
@@ -102,11 +101,10 @@ def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
     """Find, choose (on the selection split), apply, score the test split and save; returns the record
     written to `settings.out / abliteration.json`."""
     search.require_optuna()  # fail before loading a model
-    gguf = export_source(settings.model, settings.gguf_file, settings.export_gguf)
+    gguf = export_source(settings.model, settings.load.gguf_file, settings.export_gguf)
     prompts = prompts or default_prompts(settings)
     if model_and_tokenizer is None:
-        model, tokenizer = load_model(resolve_path(settings.model), options=LoadOptions(
-            **settings.model_dump(include=set(LoadOptions.model_fields))))
+        model, tokenizer = load_model(resolve_path(settings.model), options=settings.load)
     else:
         model, tokenizer = model_and_tokenizer
 
@@ -160,7 +158,7 @@ def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
         search=SearchRecord(study=name, storage=str(settings.study_db), trials=n_trials,
                             chosen_trial=trial.number, why=why, max_kl=settings.max_kl,
                             max_censorship=settings.max_censorship, seed=settings.seed),
-        source_gguf=(gguf_source(resolve_path(settings.model), settings.gguf_file) or (None, None))[1],
+        source_gguf=(gguf_source(resolve_path(settings.model), settings.load.gguf_file) or (None, None))[1],
         export_gguf=settings.export_gguf,
     )
 
@@ -198,21 +196,3 @@ def _atomic_save(model: Any, tokenizer: Any, out: Path, record: AbliterationReco
         extra(tmp)
 
     return atomic_folder(out, write)
-
-
-# The demo's abliterated toy: small enough to search in seconds, cached next to the toy itself. Selection
-# and test prompts are the toy's held-out phrasings (`deccp-toy-heldout`), which it never trained on.
-TOY_SETTINGS: dict[str, Any] = {"trials": 12, "seed": 0, "max_tokens": 40, "eval_limit": 64, "batch_size": 64}
-
-
-def cached_toy(force: bool = False, on_trial: Callable[[int, Any], None] | None = None) -> Path:
-    """The abliterated toy folder (`abliterated:deccp-toy`), made on first use and keyed by toy version + settings."""
-    key = canonical_hash({"toy": toy.TOY_VERSION, "settings": TOY_SETTINGS, "format": 2})[:10]
-    out = toy.cache_dir().parent / f"toy-v{toy.TOY_VERSION}-abliterated-{key}"
-    if (out / RECORD_FILE).exists() and not force:
-        return out
-    toy.build()
-    settings = AbliterateSettings(model=toy.TOY_NAME, out=out, study_db=out.parent / "abliteration-studies.db",
-                                  judge=toy.TOY_JUDGE, **TOY_SETTINGS)
-    abliterate(settings, on_trial=on_trial)
-    return out

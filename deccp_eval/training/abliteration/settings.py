@@ -4,18 +4,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deccp_eval.backends.local_weights import model_alias
+from deccp_eval.backends.torch_utils import WithLoadOptions
 from deccp_eval.base.schema import DEFAULT_JUDGE, Prompt, canonical_hash
-from deccp_eval.toy.data import HELDOUT_SOURCE
-from deccp_eval.toy.model import TOY_NAME
 from deccp_eval.training.abliteration.export import PromptSource
 
 
-class AbliterateSettings(BaseModel):
-    """Every knob of one abliteration; the ones that change scores also name the Optuna study."""
+class AbliterateSettings(WithLoadOptions):
+    """Every knob of one abliteration; the ones that change scores also name the Optuna study. How the
+    model loads is `load` (LoadOptions; its fields may be given flat: device=..., revision=...)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -28,14 +29,6 @@ class AbliterateSettings(BaseModel):
     max_censorship: float = Field(default=0.1, ge=0, le=1, description="pick rule: censorship bound")
     judge: str = DEFAULT_JUDGE
     batch_size: int = Field(default=32, ge=1)
-    device: str = "auto"
-    dtype: str = "auto"
-    device_map: str | dict[str, Any] | None = None
-    max_memory: dict[str, str] | None = None
-    offload_folder: str | None = None
-    revision: str | None = None
-    trust_remote_code: bool = False
-    gguf_file: str | None = None
     export_gguf: Literal["F32", "F16", "Q8_0"] | None = Field(
         default=None, description="also write model.gguf (the model must come from a GGUF file)")
     embeddings: bool = False
@@ -54,9 +47,11 @@ class AbliterateSettings(BaseModel):
     ray_address: str | None = None
 
     def eval_ref(self) -> str:
+        """The selection/test prompts: `eval_dataset`, else a model alias's held-out set, else `harmful`'s."""
         if self.eval_dataset:
             return self.eval_dataset
-        return HELDOUT_SOURCE if self.model == TOY_NAME else self.harmful
+        alias = model_alias(self.model)
+        return alias.heldout if alias is not None and alias.heldout else self.harmful
 
 
 class EvalSet(BaseModel):
