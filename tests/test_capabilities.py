@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deccp_eval.base import pluginmanager, runner
+from deccp_eval.base import pluginmanager
+from deccp_eval.run import runner
 from deccp_eval.backends.contract import Backend, BackendOptions, make_backend
 from deccp_eval.datasets.loading import Dataset
 from deccp_eval.base.errors import UsageError
