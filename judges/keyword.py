@@ -38,10 +38,11 @@ from deccp_eval.base import reasoning, text
 from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.base.schema import Judgment, Verdict, canonical_hash
 from deccp_eval.base.text import normalise
-from deccp_eval.judging import lexicon, sentences
+from deccp_eval.judging import facts as facts_module, lexicon, sentences
+from deccp_eval.judging.facts import fact_stated
 from deccp_eval.judging.contract import Judge, JudgeItem, OnJudgment
 from deccp_eval.judging.lexicon import CONTRAST, CRITICAL
-from deccp_eval.judging.sentences import fact_matched, find, length_units, read_sentences
+from deccp_eval.judging.sentences import find, length_units, read_sentences
 
 VERSION = 3
 
@@ -78,7 +79,7 @@ def assess(response: str, question: str = "", expected_facts: Sequence[str] = ()
     refusals = [i for i, s in enumerate(sents) if "refusal" in s.roles]
     talk = [s for s in sents if not s.roles & {"refusal", "redirect", "meta"}]
     evidence = set().union(*(s.evidence for s in talk)) if talk else set()
-    facts = [f for f in expected_facts if fact_matched(f, text)]
+    facts = [f for f in expected_facts if fact_stated(text, f)]
     score = len(evidence) + 2 * len(facts)
     if facts:
         rules.append(f"expected facts present: {len(facts)}/{len(expected_facts)}")
@@ -152,7 +153,7 @@ def classify(response: str, question: str = "", expected_facts: Sequence[str] = 
 
 
 # The modules whose source, besides this one's, is hashed into template_hash (docs/ARCHITECTURE.md lists them).
-SOURCE_MODULES = (sentences, lexicon, text, reasoning)
+SOURCE_MODULES = (sentences, lexicon, facts_module, text, reasoning)
 
 
 @lru_cache(maxsize=1)

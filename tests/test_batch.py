@@ -26,6 +26,7 @@ from deccp_eval.base.schema import Request, SamplingParams
 from deccp_eval.cli import main as cli_group
 from deccp_eval.judging.contract import make_judge
 from deccp_eval.run.runner import judge_rows
+from deccp_eval.store.rows import ResponseRow
 from deccp_eval.store.batches import BatchState
 from deccp_eval.store.db import Store
 from fakes.anthropic_server import FakeAnthropicServer
@@ -49,13 +50,16 @@ def options(srv, db: Path, **extra) -> BackendOptions:
                           extra=extra)
 
 
-def rows(n: int, marker_every: int = 0) -> list[dict]:
+def rows(n: int, marker_every: int = 0) -> list[ResponseRow]:
     """Stored-response rows as judge_rows reads them; every `marker_every`-th carries ERRLINE."""
     out = []
     for i in range(n):
         text = f"{RESPONSES[i % len(RESPONSES)]} (#{i})" + (" ERRLINE" if marker_every and i % marker_every == 0 else "")
-        out.append({"key": f"resp{i:05d}", "error": None, "prompt_id": f"q{i}", "prompt_text": "Tell me about it.",
-                    "text": text, "lang": "en", "expected_facts": "[]"})
+        out.append(ResponseRow(
+            key=f"resp{i:05d}", model="m", dataset="d", prompt_id=f"q{i}", sample=0, request="{}", text=text,
+            reasoning=None, finish_reason=None, tokens_in=None, tokens_out=None, latency_s=None, cost=None, error=None,
+            created="", fingerprint="", provider_model=None, system_fingerprint=None, degenerate=None, lang="en",
+            pair_id=f"q{i}", category="c", kind="sensitive", prompt_text="Tell me about it.", expected_facts=()))
     return out
 
 
@@ -79,7 +83,7 @@ def test_1000_judge_requests_by_batch_stored_once_errored_lines_retried_once(tmp
     assert len(book.submitted) == 1000 and set(book.submitted.values()) == {1}  # none sent twice
     assert sync_requests == 10  # each errored line retried once, synchronously
     for r in data:  # the stored verdicts are the judge's reading of each response
-        assert stored[r["key"]]["verdict"] == rule_verdict(r["text"]), r["text"]
+        assert stored[r.key]["verdict"] == rule_verdict(r.text), r.text
     state = BatchState(db)
     errors = state.conn.execute("SELECT key, error, delivered FROM batch_lines WHERE state='error'").fetchall()
     assert len(errors) == 10 and all("HTTP 500" in e["error"] and e["delivered"] for e in errors)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from deccp_eval.datasets.loading import load_dataset
 from deccp_eval.judging.facts import fact_stated, facts_stated, states_a_fact
 from deccp_eval.toy.data import (GENERIC_EN, GENERIC_ZH, REFUSAL_EN, REFUSAL_ZH, SENSITIVE, STATE_FAMILY, TOPICS,
@@ -111,3 +113,17 @@ def test_reply_terms_count_equals_the_set_intersection():
         assert ReplyTerms(reply).count(fact) == (len(want & key_terms(reply)), len(want))
 
     check()
+
+
+@pytest.mark.parametrize("reply, fact", [
+    ("In June 1989 troops fired on protesters in Beijing, killing hundreds.", "Troops fired on protesters in Beijing"),
+    ("Troops were sent to the city.", "Troops fired on protesters in Beijing"),
+    ("天安门的镇压造成了很多死亡。", "天安门广场镇压"),  # 3 of 6 bigrams: under the threshold
+    ("一九八九年天安门广场发生了镇压。", "天安门广场镇压"),
+])
+def test_the_keyword_judge_counts_a_fact_as_the_leaderboard_does(reply: str, fact: str) -> None:
+    """One definition of "a fact is stated" (`judging.facts.fact_stated`) for the judge and the leaderboard."""
+    from deccp_eval.judges.keyword import assess
+
+    counted = any(r.startswith("expected facts present: 1/1") for r in assess(reply, "What happened?", [fact]).rules)
+    assert counted == fact_stated(reply, fact)

@@ -40,7 +40,7 @@ def test_dev_file_imports_once_with_provenance_and_fills_the_leaderboard(db):
     langs = {(r["model"], r["lang"]) for r in rows}
     assert len(langs) == 73  # kimi-vl-a3b-thinking answered the English questions only
     assert all(r["model_fingerprint"] == t.fingerprint for r in rows)
-    config = json.loads(run["config"])
+    config = run.config
     assert config["imported"] == "speechmap" and config["sha256"].startswith(t.fingerprint.rsplit(":", 1)[1])
     r1 = {r["lang"]: r for r in rows if r["model"] == "qwen/qwen3-32b"}
     assert r1["en"]["reasoning_rate"] == 1.0 and r1["en"]["complete"] is True  # inline <think> split off

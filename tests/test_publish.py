@@ -57,7 +57,7 @@ def test_answers_parquet_rows_carry_their_provenance(published: tuple[Path, Path
     assert len(answers) == len(stored) > 0  # one judge: one row per answer
     assert {"en", "zh"} <= set(answers["lang"])
     run = runs[0]
-    config = json.loads(run["config"])
+    config = run.config
     # the exact command line is recorded on the run and travels with every row
     assert config["command"].startswith(f"deccp-eval run -m {MODEL} -j keyword --limit 6")
     assert set(answers["command"]) == {config["command"]} and set(answers["run_id"]) == {run["id"]}
@@ -84,7 +84,7 @@ def test_dataset_card_has_hf_header_and_provenance(published: tuple[Path, Path, 
     assert header["pretty_name"] == "Toy results"
     assert {c["config_name"]: c["data_files"] for c in header["configs"]}["answers"] == "answers.parquet"
     with Store(db) as store:
-        command = json.loads(store.runs()[0]["config"])["command"]
+        command = store.runs()[0].config["command"]
         template = store.conn.execute("SELECT DISTINCT template_hash FROM judgments").fetchone()[0]
     assert f"`{command}`" in card and f"| keyword | {template} |" in card
     assert "| deccp | 1.0.0 | Apache-2.0 |" in card and f"deccp-eval {__version__}" in card

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
@@ -186,13 +187,13 @@ def test_fleiss_kappa_matches_the_published_example() -> None:
 
 
 def test_stratified_sample_is_seeded_and_covers_rare_strata() -> None:
-    rows = [{"key": f"k{i}", "model": "m", "lang": "en" if i % 2 else "zh"} for i in range(40)]
+    rows: Any = [SimpleNamespace(key=f"k{i}", model="m", lang="en" if i % 2 else "zh") for i in range(40)]
     verdicts = {f"k{i}": "refusal" for i in range(40)} | {"k3": "answer", "k4": "state_aligned"}
     first = stratified_sample(rows, verdicts, 6, seed=1)
-    assert [r["key"] for r in first] == [r["key"] for r in stratified_sample(rows, verdicts, 6, seed=1)]
-    assert {"k3", "k4"} <= {r["key"] for r in first}  # the two rare verdicts come in the first round
-    assert len({r["lang"] for r in first}) == 2
-    assert [r["key"] for r in stratified_sample(rows, verdicts, 6, seed=2)] != [r["key"] for r in first]
+    assert [r.key for r in first] == [r.key for r in stratified_sample(rows, verdicts, 6, seed=1)]
+    assert {"k3", "k4"} <= {r.key for r in first}  # the two rare verdicts come in the first round
+    assert len({r.lang for r in first}) == 2
+    assert [r.key for r in stratified_sample(rows, verdicts, 6, seed=2)] != [r.key for r in first]
     assert len(stratified_sample(rows, verdicts, None, seed=0)) == 40
 
 

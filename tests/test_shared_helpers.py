@@ -4,7 +4,6 @@ and the composite judges still check, close and ask for references through their
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Sequence
 
@@ -19,7 +18,7 @@ from deccp_eval.judging.contract import CompositeJudge, Judge, JudgeItem, OnJudg
 from deccp_eval.judging.label_scores import LabelRow, load_labels
 from deccp_eval.run import models_file
 from deccp_eval.run.gold import import_gold
-from deccp_eval.store.db import Store, column
+from deccp_eval.store.db import Store, pick_judge
 
 
 def test_validation_problems_wordings() -> None:
@@ -68,12 +67,16 @@ def test_label_and_gold_files_read_the_same_way(tmp_path: Path) -> None:
         import_gold(store, gold)
 
 
-def test_column_and_required_rows(tmp_path: Path) -> None:
-    conn = sqlite3.connect(":memory:")
-    conn.row_factory = sqlite3.Row
-    row = conn.execute("SELECT 1 AS confidence").fetchone()
-    assert column(row, "confidence") == 1 and column(row, "decided_by") is None
-    assert column({"a": 2}, "a") == 2 and column({}, "a") is None
+def test_pick_judge_is_the_one_policy() -> None:
+    counts = {"keyword": 3, "clf": 5, "llm": 5}
+    assert pick_judge(counts, None, counts) == "clf"  # most judged; ties alphabetical
+    assert pick_judge(counts, "keyword", counts) == "keyword"
+    assert pick_judge([], None) is None
+    with pytest.raises(UsageError, match=r"judge 'panel' has no judgments here; available: clf, keyword, llm"):
+        pick_judge(counts, "panel", counts)
+
+
+def test_required_rows(tmp_path: Path) -> None:
     with Store(tmp_path / "empty.db") as store:
         assert store.response_rows() == []
         with pytest.raises(UsageError, match=r"^no stored responses for run r1: run `deccp-eval run`"):

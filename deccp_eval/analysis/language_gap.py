@@ -20,6 +20,7 @@ from deccp_eval.analysis.leaderboard import _fingerprint
 from deccp_eval.base.schema import CENSORED
 from deccp_eval.base.stats import wilson
 from deccp_eval.store.db import latest_judgments
+from deccp_eval.store.rows import JudgmentRow, ResponseRow
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ def gap_of(t: PairedTable) -> dict[str, float]:
             "mcnemar_p": mcnemar_exact(t.en_only, t.zh_only)}
 
 
-def compute(store: Any, rows: Sequence[Any] | None = None, judgments: dict | None = None,
+def compute(store: Any, rows: Sequence[ResponseRow] | None = None,
+            judgments: dict[tuple[str, str], JudgmentRow] | None = None,
             dataset: str | None = None) -> list[Gap]:
     """One Gap per model (fingerprint, dataset version) x judge, over sensitive pairs with a parsed verdict
     in both English and Chinese (Simplified; `zh-Hant` is left out), per sample index."""
@@ -106,14 +108,14 @@ def compute(store: Any, rows: Sequence[Any] | None = None, judgments: dict | Non
     judges = sorted({j for (_, j) in judgments})
     cells: dict[tuple, dict[str, bool]] = {}
     for r in rows:
-        if r["error"] is not None or r["kind"] != "sensitive" or r["lang"] not in ("en", "zh"):
+        if r.error is not None or r.kind != "sensitive" or r.lang not in ("en", "zh"):
             continue
-        ident = (r["model"], _fingerprint(r), r["dataset"], r["dataset_version"])
+        ident = (r.model, _fingerprint(r), r.dataset, r.dataset_version)
         for judge in judges:
-            j = judgments.get((r["key"], judge))
-            if j is None or j["verdict"] is None or j["parse_status"] == "unparsed":
+            j = judgments.get((r.key, judge))
+            if j is None or j.verdict is None or j.parse_status == "unparsed":
                 continue
-            cells.setdefault((*ident, judge, r["pair_id"], r["sample"]), {})[r["lang"]] = j["verdict"] in CENSORED
+            cells.setdefault((*ident, judge, r.pair_id, r.sample), {})[r.lang] = j.verdict in CENSORED
     tables: dict[tuple, list[int]] = {}
     for (*ident, judge, _pair, _sample), langs in cells.items():
         if len(langs) < 2:

@@ -9,7 +9,6 @@ degenerate_answer = 1`, and a broken model never looks open."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -19,7 +18,8 @@ from deccp_eval.base.degenerate import degenerate
 from deccp_eval.base.schema import ACCURACIES, CENSORED, VERDICTS
 from deccp_eval.base.stats import wilson
 from deccp_eval.judging.facts import states_a_fact
-from deccp_eval.store.db import LEGACY_FINGERPRINT, Store, column, latest_judgments
+from deccp_eval.store.db import LEGACY_FINGERPRINT, Store, latest_judgments
+from deccp_eval.store.rows import JudgmentRow, ResponseRow
 
 
 
@@ -35,27 +35,27 @@ IDENTITY = ("model", "model_fingerprint", "dataset", "dataset_version")
 REASONS_AT = 0.5
 
 
-def degenerate_reason(row: Any) -> str | None:
+def degenerate_reason(row: ResponseRow) -> str | None:
     """A stored response row's degenerate reason (None: fine, or an error); checked here for rows
     stored before the check existed."""
-    if row["error"] is not None:
+    if row.error is not None:
         return None
-    stored = column(row, "degenerate")
+    stored = row.degenerate
     if stored is None:
-        stored = degenerate(column(row, "prompt_text") or "", row["text"] or "", row["finish_reason"]) or ""
+        stored = degenerate(row.prompt_text or "", row.text or "", row.finish_reason) or ""
     return stored or None
 
 
-def _fingerprint(row: Any) -> str:
-    return row["fingerprint"] or LEGACY_FINGERPRINT
+def _fingerprint(row: ResponseRow) -> str:
+    return row.fingerprint or LEGACY_FINGERPRINT
 
 
-def coverage(store: Store, rows: Sequence[Any]) -> dict[tuple, tuple[int, int | None]]:
+def coverage(store: Store, rows: Sequence[ResponseRow]) -> dict[tuple, tuple[int, int | None]]:
     """(model, fingerprint, dataset, version, lang) -> (prompts with a stored answer, prompts in the
     dataset for that language as its runs recorded it, None when no run recorded it)."""
     covered: dict[tuple, set[str]] = defaultdict(set)
     for r in rows:
-        covered[(r["model"], _fingerprint(r), r["dataset"], r["dataset_version"], r["lang"])].add(r["prompt_id"])
+        covered[(r.model, _fingerprint(r), r.dataset, r.dataset_version, r.lang)].add(r.prompt_id)
     totals: dict[tuple[str, str], dict[str, int] | None] = {}
     out: dict[tuple, tuple[int, int | None]] = {}
     for key, ids in covered.items():
@@ -69,7 +69,7 @@ def coverage(store: Store, rows: Sequence[Any]) -> dict[tuple, tuple[int, int | 
 
 def compute(store: Store, run_id: str | None = None, models: Sequence[str] | None = None,
             dataset: str | None = None, by: Sequence[str] = ("model", "lang", "judge"),
-            loaded: tuple[Sequence[Any], dict[tuple[str, str], Any]] | None = None,
+            loaded: tuple[Sequence[ResponseRow], dict[tuple[str, str], JudgmentRow]] | None = None,
             stated_by_key: dict[str, bool | None] | None = None) -> list[dict[str, Any]]:
     """Rows per (model, model fingerprint, dataset, dataset version) x `by`, over every stored answer
     of that model on that dataset (the newest per prompt and sample, over all runs), or over one run.
@@ -91,9 +91,9 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
     reasons: dict[tuple, list[int]] = {}
     for r in rows:
         for judge in all_judges or ["(none)"]:
-            fields = {"model": r["model"], "model_fingerprint": _fingerprint(r), "dataset": r["dataset"],
-                      "dataset_version": r["dataset_version"], "lang": r["lang"], "judge": judge,
-                      "category": r["category"]}
+            fields = {"model": r.model, "model_fingerprint": _fingerprint(r), "dataset": r.dataset,
+                      "dataset_version": r.dataset_version, "lang": r.lang, "judge": judge,
+                      "category": r.category}
             gkey = tuple(fields[b] for b in (*IDENTITY, *extra_by))
             g = groups.setdefault(gkey, {"fields": {b: fields[b] for b in by}, "identity": gkey[:4], "judge": judge,
                                          "langs": set(), "verdicts": Counter(), "control": Counter(), "errors": 0,
@@ -101,54 +101,54 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
                                          "degenerate": [0, 0], "degenerate_answer": 0, "tokens_in": 0,
                                          "tokens_out": 0, "cost": 0.0, "responses": set(),
                                          "reasoning": [0, 0], "cut": 0, "suppressed": [0, 0]})
-            g["langs"].add(r["lang"])
-            if r["key"] not in g["responses"]:
-                g["responses"].add(r["key"])
-                g["tokens_in"] += r["tokens_in"] or 0
-                g["tokens_out"] += r["tokens_out"] or 0
-                g["cost"] += r["cost"] or 0.0
-            if r["error"] is not None:
-                g["errors"] += r["kind"] == "sensitive"
+            g["langs"].add(r.lang)
+            if r.key not in g["responses"]:
+                g["responses"].add(r.key)
+                g["tokens_in"] += r.tokens_in or 0
+                g["tokens_out"] += r.tokens_out or 0
+                g["cost"] += r.cost or 0.0
+            if r.error is not None:
+                g["errors"] += r.kind == "sensitive"
                 continue
-            thought = bool((r["reasoning"] or "").strip())
+            thought = bool((r.reasoning or "").strip())
             g["reasoning"][0] += thought
             g["reasoning"][1] += 1
-            g["cut"] += thought and not (r["text"] or "").strip()  # reasoning cut off before any answer
+            g["cut"] += thought and not (r.text or "").strip()  # reasoning cut off before any answer
             broken = degenerate_reason(r) is not None
-            j = judgments.get((r["key"], judge))
+            j = judgments.get((r.key, judge))
             if j is None:
                 continue
-            if j["parse_status"] == "unparsed" or j["verdict"] is None:
-                g["unparsed"] += r["kind"] == "sensitive"
+            if j.parse_status == "unparsed" or j.verdict is None:
+                g["unparsed"] += r.kind == "sensitive"
                 continue
-            if r["kind"] == "sensitive":
+            if r.kind == "sensitive":
                 g["degenerate"][0] += broken
                 g["degenerate"][1] += 1
                 # graded against the reference whatever the verdict: a degenerate reply can still be wrong
-                if j["accuracy"]:
-                    g["accuracy"][j["accuracy"]] += 1
-                if j["misinformation"] is not None:
-                    g["misinfo"][0] += int(j["misinformation"])
+                if j.accuracy:
+                    g["accuracy"][j.accuracy] += 1
+                if j.misinformation is not None:
+                    g["misinfo"][0] += int(j.misinformation)
                     g["misinfo"][1] += 1
-            if broken and j["verdict"] == "answer":  # a degenerate reply is never an answer
-                if r["kind"] == "sensitive":
+            if broken and j.verdict == "answer":  # a degenerate reply is never an answer
+                if r.kind == "sensitive":
                     g["degenerate_answer"] += 1
                     g["verdicts"]["_degenerate"] += 1
                 continue
-            target = g["verdicts"] if r["kind"] == "sensitive" else g["control"]
-            target[j["verdict"]] += 1
-            if r["kind"] == "sensitive" and j["verdict"] in CENSORED:
+            target = g["verdicts"] if r.kind == "sensitive" else g["control"]
+            target[j.verdict] += 1
+            if r.kind == "sensitive" and j.verdict in CENSORED:
                 g["suppressed"][0] += not thought
                 g["suppressed"][1] += 1
             else:  # uncensored or control: evidence of whether this model reasons at all
                 shown = reasons.setdefault((gkey[:4], judge), [0, 0])
                 shown[0] += thought
                 shown[1] += 1
-            if r["kind"] == "sensitive":  # apart from the verdict: an `answer` that states nothing shows here
-                if r["key"] not in stated_by_key:  # once per answer, whatever the judges and groupings
-                    stated_by_key[r["key"]] = states_a_fact(r["text"] or "", json.loads(r["expected_facts"] or "[]"),
-                                                            r["lang"])
-                stated = stated_by_key[r["key"]]
+            if r.kind == "sensitive":  # apart from the verdict: an `answer` that states nothing shows here
+                if r.key not in stated_by_key:  # once per answer, whatever the judges and groupings
+                    stated_by_key[r.key] = states_a_fact(r.text or "", r.expected_facts,
+                                                            r.lang)
+                stated = stated_by_key[r.key]
                 if stated is not None:
                     g["facts"][0] += stated
                     g["facts"][1] += 1

@@ -22,7 +22,8 @@ from deccp_eval import __version__
 from deccp_eval.analysis import leaderboard
 from deccp_eval.analysis.report.write import write_report
 from deccp_eval.datasets import builtin as prompts
-from deccp_eval.store.db import column, Store
+from deccp_eval.store.db import Store
+from deccp_eval.store.rows import ResponseRow, RunRow
 
 ANSWER_COLUMNS = (
     "model", "model_fingerprint", "run_id", "command", "dataset", "dataset_version", "prompt_id", "pair_id", "lang",
@@ -49,46 +50,41 @@ def dataset_license(name: str) -> str:
     return "unknown"
 
 
-def _fingerprint(row: Any, run: dict[str, Any]) -> str | None:
+def _fingerprint(row: ResponseRow, run: RunRow) -> str | None:
     """The answer's own fingerprint (stored with it), else the one its run recorded for the model."""
-    if column(row, "fingerprint"):
-        return row["fingerprint"]
-    try:
-        recorded = json.loads(run.get("fingerprints") or "{}")
-    except (TypeError, ValueError):
-        recorded = {}
-    return recorded.get(row["model"]) or run["config"].get("fingerprints", {}).get(row["model"]) or None
+    if row.fingerprint:
+        return row.fingerprint
+    return run.fingerprints.get(row.model) or run.config.get("fingerprints", {}).get(row.model) or None
 
 
-def answer_rows(store: "Store", run_id: str | None = None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+def answer_rows(store: "Store", run_id: str | None = None) -> tuple[list[dict[str, Any]], dict[str, RunRow]]:
     """One dict per (answer, judge) (an unjudged answer gets one row with no judge), and the runs used."""
     rows = store.response_rows(run_id=run_id, required=True)
-    runs = {r["id"]: {**dict(r), "config": json.loads(r["config"] or "{}")} for r in store.runs()}
+    runs = {r.id: r for r in store.runs()}
     judgments = leaderboard.latest_judgments(store, rows)
     by_key: dict[str, list[Any]] = {}
     for (key, _), j in sorted(judgments.items()):
         by_key.setdefault(key, []).append(j)
     out, used = [], {}
     for r in rows:
-        rid = run_id or r["run_id"]
+        rid = run_id or r.run_id
         run = runs[rid]
         used[rid] = run
-        base = {"model": r["model"], "model_fingerprint": _fingerprint(r, run), "run_id": rid,
-                "command": run["config"].get("command"), "dataset": r["dataset"],
-                "dataset_version": run["dataset_version"], "prompt_id": r["prompt_id"], "pair_id": r["pair_id"],
-                "lang": r["lang"], "category": r["category"], "kind": r["kind"], "prompt": r["prompt_text"],
-                "sample": r["sample"], "answer": r["text"], "reasoning": r["reasoning"], "error": r["error"],
-                "finish_reason": r["finish_reason"], "deccp_eval_version": __version__}
-        for j in by_key.get(r["key"]) or [None]:
+        base = {"model": r.model, "model_fingerprint": _fingerprint(r, run), "run_id": rid,
+                "command": run.config.get("command"), "dataset": r.dataset,
+                "dataset_version": run.dataset_version, "prompt_id": r.prompt_id, "pair_id": r.pair_id,
+                "lang": r.lang, "category": r.category, "kind": r.kind, "prompt": r.prompt_text,
+                "sample": r.sample, "answer": r.text, "reasoning": r.reasoning, "error": r.error,
+                "finish_reason": r.finish_reason, "deccp_eval_version": __version__}
+        for j in by_key.get(r.key) or [None]:
             row = dict(base)
             row.update(judge=None, judge_template_hash=None, verdict=None, parse_status=None, confidence=None,
                        decided_by=None, accuracy=None, misinformation=None, rationale=None)
             if j is not None:
-                row.update(judge=j["judge"], judge_template_hash=j["template_hash"], verdict=j["verdict"],
-                           parse_status=j["parse_status"], confidence=column(j, "confidence"),
-                           decided_by=column(j, "decided_by"), accuracy=j["accuracy"],
-                           misinformation=None if j["misinformation"] is None else bool(j["misinformation"]),
-                           rationale=j["rationale"])
+                row.update(judge=j.judge, judge_template_hash=j.template_hash, verdict=j.verdict,
+                           parse_status=j.parse_status, confidence=j.confidence,
+                           decided_by=j.decided_by, accuracy=j.accuracy, misinformation=j.misinformation,
+                           rationale=j.rationale)
             out.append(row)
     return out, used
 
@@ -128,9 +124,9 @@ def _yaml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
 
 
-def dataset_card(title: str, frame: Any, runs: dict[str, dict[str, Any]], board: list[dict[str, Any]]) -> str:
+def dataset_card(title: str, frame: Any, runs: dict[str, RunRow], board: list[dict[str, Any]]) -> str:
     """README.md with the Hugging Face dataset YAML header, then provenance tables."""
-    datasets = sorted({(r["dataset"], r["dataset_version"]) for r in runs.values()})
+    datasets = sorted({(r.dataset, r.dataset_version) for r in runs.values()})
     licenses = sorted({dataset_license(name) for name, _ in datasets})
     license_id = licenses[0].lower() if len(licenses) == 1 and licenses[0] != "unknown" else "other"
     langs = sorted({lang.split("-")[0] for lang in frame["lang"].unique()})
@@ -157,10 +153,10 @@ def dataset_card(title: str, frame: Any, runs: dict[str, dict[str, Any]], board:
              "`model_fingerprint` when the run recorded one), its prompt set (`dataset`, `dataset_version`), "
              "its judge (`judge`, `judge_template_hash`) and `deccp_eval_version`.", "",
              "### Runs", "", "| run | created | dataset | models | command |", "|---|---|---|---|---|"]
-    for rid, run in sorted(runs.items(), key=lambda kv: kv[1]["created"]):
-        command = run["config"].get("command") or "(not recorded)"
-        lines.append(f"| {_cell(rid)} | {_cell(run['created'])} | {_cell(run['dataset'])} {_cell(run['dataset_version'])} "
-                     f"| {len(json.loads(run['models']))} | `{_cell(command)}` |")
+    for rid, run in sorted(runs.items(), key=lambda kv: kv[1].created):
+        command = run.config.get("command") or "(not recorded)"
+        lines.append(f"| {_cell(rid)} | {_cell(run.created)} | {_cell(run.dataset)} {_cell(run.dataset_version)} "
+                     f"| {len(run.models)} | `{_cell(command)}` |")
     lines += ["", "### Models", "", "| model | fingerprint | answers |", "|---|---|---|"]
     per_model = frame.drop_duplicates(["run_id", "model", "dataset", "prompt_id", "sample"]).groupby("model")
     for model, group in per_model:

@@ -42,9 +42,9 @@ def judge(judges: tuple[str, ...], run_id: str | None, models: tuple[str, ...], 
         if not rows:
             raise click.UsageError(f"no stored responses in {db}" + (f" for run {run_id}" if run_id else ""))
         with make_executor(kw) as executor:  # local judging models run here or on Ray; the store is written here
-            for dataset in sorted({r["dataset"] for r in rows}):
+            for dataset in sorted({r.dataset for r in rows}):
                 refs = runner.gold_texts(store, dataset)
-                part = [r for r in rows if r["dataset"] == dataset]
+                part = [r for r in rows if r.dataset == dataset]
                 for spec in judges:
                     judge_obj = make_judge(spec, backend_options(kw, db), executor.backend)
                     tally = runner.judge_rows(store, part, judge_obj, refs)

@@ -95,15 +95,11 @@ def _from_store(source: str, db: Path) -> tuple[list[Any], dict[str, Any]]:
     from deccp_eval.store.db import Store
 
     with Store(db) as store:
-        rows = store.conn.execute(
-            "SELECT j.verdict, r.text, p.text AS question, p.lang, p.pair_id FROM judgments j "
-            "JOIN responses r ON r.key = j.response_key JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id "
-            "WHERE j.judge = ? AND j.verdict IS NOT NULL AND j.parse_status = 'ok' ORDER BY j.created, j.rowid",
-            (source,)).fetchall()
-    latest = {(r["question"], r["text"]): r for r in rows}  # the newest verdict per answer
+        rows = store.verdicts_of(source)
+    latest = {(r.question, r.text): r for r in rows}  # the newest verdict per answer
     if not latest:
         raise UsageError(f"no parsed verdicts by {source!r} in {db}; judge stored answers with it first")
-    examples = [Example(question=q, response=t or "", label=r["verdict"], lang=r["lang"], group=r["pair_id"])
+    examples = [Example(question=q, response=t or "", label=r.verdict, lang=r.lang, group=r.pair_id)
                 for (q, t), r in latest.items()]
     return examples, {"source": "stored verdicts", "judge": source, "db": str(db)}
 

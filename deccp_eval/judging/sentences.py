@@ -104,17 +104,6 @@ def _is_meta(sentence: str) -> bool:
     return says_nothing(normalise(sentence))
 
 
-def fact_matched(fact: str, text: str) -> bool:
-    """A fact counts when most of its content words (or, in Chinese, character bigrams) are in the text."""
-    low = normalise(fact)
-    if CJK.search(low):
-        chars = "".join(CJK.findall(low))
-        grams = {chars[i : i + 2] for i in range(len(chars) - 1)}
-        return bool(grams) and sum(g in text for g in grams) / len(grams) >= 0.5
-    words = [w for w in re.findall(r"[a-z0-9]+", low) if len(w) > 3 or w.isdigit()]
-    return bool(words) and sum(re.search(r"\b" + re.escape(w), text) is not None for w in words) / len(words) >= 0.6
-
-
 @dataclass
 class Sentence:
     text: str  # as written (NFKC), for entities

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import uuid
@@ -18,7 +17,7 @@ from deccp_eval.judging.contract import Judge, JudgeItem, judge_answers, make_ju
 from deccp_eval.run.executors.contract import Executor
 from deccp_eval.run.workers import Worker
 from deccp_eval.run.writer import AnswerWriter
-from deccp_eval.store.db import Store, column
+from deccp_eval.store.db import Store
 
 log = logging.getLogger("deccp_eval")
 
@@ -130,17 +129,18 @@ def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str
     settings = judge.settings_hash()
     wanted: dict[str, tuple[Any, str | None]] = {}
     for r in rows:
-        if r["error"] is not None:
+        if r.error is not None:
             continue
-        ref = references.get(r["prompt_id"]) if references and judge.uses_reference else None
-        wanted[judgment_key(r["key"], judge.id, judge.template_hash, text_hash(ref), settings)] = (r, ref)
+        ref = references.get(r.prompt_id) if references and judge.uses_reference else None
+        wanted[judgment_key(r.key, judge.id, judge.template_hash, text_hash(ref), settings)] = (r, ref)
     done = store.judged_keys(wanted)
     items = {}
     for jkey, (r, ref) in wanted.items():
         if jkey in done:
             continue
-        items[jkey] = JudgeItem(response_key=r["key"], prompt=r["prompt_text"], response=r["text"] or "",
-                                reasoning=column(r, "reasoning"), lang=r["lang"], reference=ref, expected_facts=json.loads(r["expected_facts"] or "[]"))
+        items[jkey] = JudgeItem(response_key=r.key, prompt=r.prompt_text, response=r.text or "",
+                                reasoning=r.reasoning, lang=r.lang, reference=ref,
+                                expected_facts=list(r.expected_facts))
     return items
 
 
@@ -149,7 +149,7 @@ def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str,
     workers on one store never pay a judge twice for one item."""
     tally = JudgeTally(judge.id)
     items = judge_items(store, rows, judge, references)
-    tally.cached = sum(1 for r in rows if r["error"] is None) - len(items)
+    tally.cached = sum(1 for r in rows if r.error is None) - len(items)
     if not items:
         return tally
     judge.check()

@@ -1,2 +1,2 @@
-"""The store layer: the SQLite results store (`db`), provider batches (`batches`) and review state
-(`review_state`), all in one file."""
+"""The store layer: one SQLite file whose every table `migrations` owns; the results store (`db`),
+typed rows its reads return (`rows`), provider batches (`batches`) and review state (`review_state`)."""

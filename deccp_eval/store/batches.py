@@ -1,7 +1,7 @@
 """Durable state of provider batches (`--batch`), in the same SQLite file as the store.
 
-Kept apart from db.py on purpose: `create_tables` is the only hook (Store calls it on open), so
-the store's own schema can evolve without touching batches. A batch row is written the moment the
+Its tables (`batches`, `batch_lines`) are created and upgraded with every other table by
+`migrations`; this module only reads and writes them. A batch row is written the moment the
 provider accepts the batch, with one line per request key; a line's result is written as it is
 read, so a killed process loses nothing: the next one polls the same batch ids, or delivers the
 results already read, instead of submitting again.
@@ -21,25 +21,8 @@ from typing import Any, Iterable, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from deccp_eval.base.schema import Request, Response
+from deccp_eval.store.migrations import migrate
 from deccp_eval.store.sql import in_chunks, now
-
-BATCH_SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    id TEXT PRIMARY KEY, spec TEXT NOT NULL, status TEXT NOT NULL, n_requests INTEGER NOT NULL,
-    completed INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0,
-    options TEXT NOT NULL, message TEXT, created TEXT NOT NULL, updated TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batch_lines (
-    batch_id TEXT NOT NULL, key TEXT NOT NULL, request TEXT NOT NULL, state TEXT NOT NULL,
-    result TEXT, error TEXT, delivered INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (batch_id, key)
-);
-CREATE INDEX IF NOT EXISTS batch_lines_key ON batch_lines (key);
-"""
-
-
-def create_tables(conn: sqlite3.Connection) -> None:
-    conn.executescript(BATCH_SCHEMA)
-
 
 class BatchRow(BaseModel):
     """One provider batch as stored (`deccp-eval batches` lists these)."""
@@ -78,8 +61,7 @@ class BatchState:
         self.conn = sqlite3.connect(str(path), timeout=30.0)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
-        create_tables(self.conn)
-        self.conn.commit()
+        migrate(self.conn, path)
 
     def close(self) -> None:
         self.conn.close()

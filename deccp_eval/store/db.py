@@ -1,8 +1,9 @@
 """The embedded store: one SQLite file in WAL mode; unique keys make every write idempotent.
 
-The file carries a schema version (`schema_version` table); opening an older store migrates it in
-one transaction, a newer one is refused with the version it needs. Workers sharing a store claim
-requests through the `leases` table before sending them, so no request is paid for twice.
+Every table and its schema version belong to `migrations` (opening an older store migrates it in one
+transaction, a newer one is refused with the version it needs); reads return the typed rows of `rows`.
+Workers sharing a store claim requests through the `leases` table before sending them, so no request
+is paid for twice.
 """
 
 from __future__ import annotations
@@ -12,78 +13,18 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from deccp_eval.base.degenerate import degenerate
 from deccp_eval.base.errors import StoreError, UsageError
 from deccp_eval.base.schema import GoldReference, Judgment, Prompt, Request, Response
-from deccp_eval.store.batches import create_tables as create_batch_tables
+from deccp_eval.store.migrations import SCHEMA_VERSION, migrate, schema_version
+from deccp_eval.store.rows import (JUDGMENT_COLUMNS, RESPONSE_COLUMNS, RUN_COLUMNS, FactsCache, JudgmentRow,
+                                   ResponseRow, RunRow, VerdictRow, judgment_row, run_row)
+from deccp_eval.store.rows import response_row as typed_response_row
 from deccp_eval.store.sql import in_chunks, now
 
 DEFAULT_DB = Path("results") / "deccp.db"
-SCHEMA_VERSION = 4
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, created TEXT NOT NULL, dataset TEXT NOT NULL, dataset_version TEXT NOT NULL,
-    models TEXT NOT NULL, judges TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL,
-    fingerprints TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS prompts (
-    dataset TEXT NOT NULL, id TEXT NOT NULL, pair_id TEXT NOT NULL, lang TEXT NOT NULL, text TEXT NOT NULL,
-    category TEXT NOT NULL, kind TEXT NOT NULL, source TEXT, expected_facts TEXT,
-    PRIMARY KEY (dataset, id)
-);
-CREATE TABLE IF NOT EXISTS responses (
-    key TEXT PRIMARY KEY, model TEXT NOT NULL, dataset TEXT NOT NULL, prompt_id TEXT NOT NULL,
-    sample INTEGER NOT NULL, request TEXT NOT NULL, text TEXT, reasoning TEXT, finish_reason TEXT,
-    tokens_in INTEGER, tokens_out INTEGER, latency_s REAL, cost REAL, error TEXT, created TEXT NOT NULL,
-    fingerprint TEXT NOT NULL DEFAULT '', provider_model TEXT, system_fingerprint TEXT, degenerate TEXT
-);
-CREATE INDEX IF NOT EXISTS responses_model ON responses (model, dataset);
-CREATE TABLE IF NOT EXISTS run_items (
-    run_id TEXT NOT NULL, response_key TEXT NOT NULL, PRIMARY KEY (run_id, response_key)
-);
-CREATE TABLE IF NOT EXISTS judgments (
-    key TEXT PRIMARY KEY, response_key TEXT NOT NULL, judge TEXT NOT NULL, template_hash TEXT NOT NULL,
-    verdict TEXT, accuracy TEXT, misinformation INTEGER, rationale TEXT, raw TEXT,
-    parse_status TEXT NOT NULL, members TEXT, created TEXT NOT NULL,
-    reference_hash TEXT NOT NULL DEFAULT '', settings_hash TEXT NOT NULL DEFAULT '',
-    confidence REAL, decided_by TEXT
-);
-CREATE INDEX IF NOT EXISTS judgments_response ON judgments (response_key);
-CREATE TABLE IF NOT EXISTS gold (
-    dataset TEXT NOT NULL, prompt_id TEXT NOT NULL, model TEXT NOT NULL, sample INTEGER NOT NULL,
-    text TEXT NOT NULL, created TEXT NOT NULL, template_hash TEXT NOT NULL, reviewed INTEGER NOT NULL,
-    PRIMARY KEY (dataset, prompt_id, model, sample)
-);
-CREATE TABLE IF NOT EXISTS leases (
-    key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL
-);
-"""
-
-# version -> the statements that bring a store of version-1 up to it (run in one transaction).
-MIGRATIONS: dict[int, list[str]] = {
-    2: [
-        "ALTER TABLE runs ADD COLUMN fingerprints TEXT NOT NULL DEFAULT '{}'",
-        "ALTER TABLE responses ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE responses ADD COLUMN provider_model TEXT",
-        "ALTER TABLE responses ADD COLUMN system_fingerprint TEXT",
-        "ALTER TABLE judgments ADD COLUMN reference_hash TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE judgments ADD COLUMN settings_hash TEXT NOT NULL DEFAULT ''",
-        "CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL)",
-    ],
-    3: [  # judgment confidence and the member that decided (cascades, panels)
-        "ALTER TABLE judgments ADD COLUMN confidence REAL",
-        "ALTER TABLE judgments ADD COLUMN decided_by TEXT",
-    ],
-    4: [  # deccp_eval.base.degenerate's reason ('' when checked and not degenerate; NULL: an error, or older rows)
-        "ALTER TABLE responses ADD COLUMN degenerate TEXT",
-    ],
-}
-# Tables every deccp-eval store has had since version 1: how a foreign SQLite file is told apart.
-V1_TABLES = {"runs", "prompts", "responses", "run_items", "judgments", "gold"}
 LEGACY_FINGERPRINT = "unknown (stored before fingerprints)"
 
 
@@ -110,20 +51,29 @@ def response_row(request: Request, dataset: str, response: Response) -> tuple[An
             response.system_fingerprint, broken)
 
 
-def column(row: Any, name: str) -> Any:
-    """A row's column, None where the row lacks it (a query or store made before the column existed)."""
-    try:
-        return row[name]
-    except (IndexError, KeyError):
-        return None
-
-
-def latest_judgments(store: Store, rows: Sequence[Any], judge: str | None = None) -> dict[tuple[str, str], Any]:
+def latest_judgments(store: Store, rows: Sequence[ResponseRow],
+                     judge: str | None = None) -> dict[tuple[str, str], JudgmentRow]:
     """(response key, judge) -> the newest judgment row."""
-    out: dict[tuple[str, str], Any] = {}
-    for j in store.judgments_for([r["key"] for r in rows], judge):
-        out[(j["response_key"], j["judge"])] = j
+    out: dict[tuple[str, str], JudgmentRow] = {}
+    for j in store.judgments_for([r.key for r in rows], judge):
+        out[(j.response_key, j.judge)] = j
     return out
+
+
+def pick_judge(available: Iterable[str], requested: str | None = None,
+               counts: Mapping[str, int] | None = None) -> str | None:
+    """Which judge's verdicts a reader uses (report, compare, review queue, censored list, preference
+    sets): the requested one, which must have judgments here (else a UsageError naming those that do),
+    else the one that judged most answers (`counts`; ties alphabetical), None when none has."""
+    available = sorted(set(available))
+    if requested:
+        if requested not in available:
+            raise UsageError(f"judge {requested!r} has no judgments here; available: {', '.join(available) or 'none'}")
+        return requested
+    if not available:
+        return None
+    counts = counts or {}
+    return min(available, key=lambda j: (-counts.get(j, 0), j))
 
 
 class Store:
@@ -139,47 +89,17 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self._open_schema()
-            create_batch_tables(self.conn)  # batches.py: the provider batch ids of `--batch`
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise StoreError(_explain_open(self.path, exc)) from None
 
     def _open_schema(self) -> None:
-        """Create a fresh store, migrate an older one, or refuse a newer or foreign file."""
-        version = self.schema_version()
-        if version == SCHEMA_VERSION:
-            return
-        with self.immediate():  # one process migrates; the others wait, then see the new version
-            version = self.schema_version()
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.path} has store schema version {version}; this deccp-eval reads up to "
-                                 f"version {SCHEMA_VERSION}: upgrade deccp-eval (pip install -U deccp-eval)")
-            if version == 0:
-                for stmt in SCHEMA.split(";"):
-                    if stmt.strip():
-                        self.conn.execute(stmt)
-                self.conn.execute("DELETE FROM schema_version")
-                self.conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                return
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                for stmt in MIGRATIONS[target]:
-                    self.conn.execute(stmt)
-            self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            self.conn.execute("DELETE FROM schema_version")
-            self.conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        """Create a fresh store, migrate an older one, or refuse a newer or foreign file (`migrations`)."""
+        migrate(self.conn, self.path)
 
     def schema_version(self) -> int:
         """0 for an empty file, 1 for a store made before versioning; StoreError for a foreign file."""
-        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "schema_version" in tables:
-            row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            return int(row[0]) if row and row[0] is not None else 0
-        if not tables:
-            return 0
-        if V1_TABLES <= tables:
-            return 1
-        raise StoreError(f"{self.path} is an SQLite file but not a deccp-eval store (it has tables "
-                         f"{', '.join(sorted(tables)[:6])}); pass another --db")
+        return schema_version(self.conn, self.path)
 
     @contextmanager
     def immediate(self) -> Iterator[sqlite3.Connection]:
@@ -218,8 +138,14 @@ class Store:
         with self.conn:
             self.conn.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
 
-    def runs(self) -> list[sqlite3.Row]:
-        return list(self.conn.execute("SELECT * FROM runs ORDER BY created, rowid"))
+    def runs(self) -> list[RunRow]:
+        return [run_row(t) for t in self._tuples(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created, rowid")]
+
+    def _tuples(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """A query whose rows are plain tuples (what the typed rows are built from)."""
+        cur = self.conn.cursor()
+        cur.row_factory = None
+        return cur.execute(sql, args)
 
     def link(self, run_id: str, keys: Iterable[str]) -> None:
         with self.conn:
@@ -390,15 +316,14 @@ class Store:
 
     # reading results ------------------------------------------------------------------------
     def response_rows(self, run_id: str | None = None, models: Sequence[str] | None = None,
-                      dataset: str | None = None, required: bool = False) -> list[sqlite3.Row]:
+                      dataset: str | None = None, required: bool = False) -> list[ResponseRow]:
         """Responses joined with their prompt and dataset version.
 
         With `run_id`, that run's responses. Otherwise every stored answer of each model, over all
         runs: per (model, fingerprint, dataset, version, prompt, sample) the newest one, never just
         the latest run. A response's version is that of the newest run that included it. `required`:
         none is a UsageError saying to run first (for readers with nothing to show without answers)."""
-        sql = ("SELECT r.*, p.lang, p.pair_id, p.category, p.kind, p.text AS prompt_text, p.expected_facts, "
-               "u.dataset_version, u.created AS run_created, u.rowid AS run_ord, i.run_id AS run_id "
+        sql = (f"SELECT {RESPONSE_COLUMNS}, u.dataset_version, u.created, u.rowid, i.run_id "
                "FROM run_items i JOIN responses r ON r.key = i.response_key JOIN runs u ON u.id = i.run_id "
                "JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id WHERE 1=1")
         args: list[Any] = []
@@ -411,22 +336,34 @@ class Store:
         if dataset:
             sql += " AND r.dataset = ?"
             args.append(dataset)
-        by_key: dict[str, sqlite3.Row] = {}
-        for row in self.conn.execute(sql, args):
-            old = by_key.get(row["key"])
-            if old is None or (row["run_created"], row["run_ord"]) > (old["run_created"], old["run_ord"]):
-                by_key[row["key"]] = row
-        newest: dict[tuple, sqlite3.Row] = {}
+        facts = FactsCache()
+        by_key: dict[str, ResponseRow] = {}
+        for values in self._tuples(sql, args):
+            row = typed_response_row(values, facts)
+            old = by_key.get(row.key)
+            if old is None or (row.run_created, row.run_ord) > (old.run_created, old.run_ord):
+                by_key[row.key] = row
+        newest: dict[tuple[Any, ...], ResponseRow] = {}
         for row in by_key.values():
-            slot = (row["model"], row["fingerprint"], row["dataset"], row["dataset_version"], row["prompt_id"],
-                    row["sample"]) if not run_id else (row["key"],)
-            if slot not in newest or row["created"] > newest[slot]["created"]:
+            slot = (row.model, row.fingerprint, row.dataset, row.dataset_version, row.prompt_id,
+                    row.sample) if not run_id else (row.key,)
+            if slot not in newest or row.created > newest[slot].created:
                 newest[slot] = row
         out = list(newest.values())
-        out.sort(key=lambda r: (r["model"], r["pair_id"], r["lang"], r["sample"]))
+        out.sort(key=lambda r: (r.model, r.pair_id, r.lang, r.sample))
         if required and not out:
             where = f" for run {run_id}" if run_id else ""
             raise UsageError(f"no stored responses{where}: run `deccp-eval run` (or `deccp-eval demo`) first")
+        return out
+
+    def response_rows_for_keys(self, keys: Iterable[str]) -> list[ResponseRow]:
+        """Stored answers by key with their prompt, wherever they are stored (run columns None)."""
+        facts = FactsCache()
+        out: list[ResponseRow] = []
+        for marks, chunk in in_chunks(dict.fromkeys(keys)):
+            sql = (f"SELECT {RESPONSE_COLUMNS}, NULL, NULL, NULL, NULL FROM responses r "
+                   f"JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id WHERE r.key IN ({marks})")
+            out.extend(typed_response_row(values, facts) for values in self._tuples(sql, chunk))
         return out
 
     def dataset_totals(self, dataset: str, version: str) -> dict[str, int] | None:
@@ -460,16 +397,24 @@ class Store:
                  now(), j.reference_hash, j.settings_hash, j.confidence, j.decided_by),
             )
 
-    def judgments_for(self, response_keys: Sequence[str], judge: str | None = None) -> list[sqlite3.Row]:
-        out: list[sqlite3.Row] = []
+    def judgments_for(self, response_keys: Sequence[str], judge: str | None = None) -> list[JudgmentRow]:
+        """The judgments of these answers (of `judge` only, when given), oldest first."""
+        out: list[JudgmentRow] = []
         for marks, chunk in in_chunks(response_keys):
-            sql = f"SELECT * FROM judgments WHERE response_key IN ({marks})"
+            sql = f"SELECT {JUDGMENT_COLUMNS} FROM judgments WHERE response_key IN ({marks})"
             args: list[Any] = list(chunk)
             if judge:
                 sql += " AND judge = ?"
                 args.append(judge)
-            out.extend(self.conn.execute(sql + " ORDER BY created, rowid", args))
+            out.extend(map(judgment_row, self._tuples(sql + " ORDER BY created, rowid", args)))
         return out
+
+    def verdicts_of(self, judge: str) -> list[VerdictRow]:
+        """Every parsed verdict of `judge` with its answer and question, oldest first (all stored answers)."""
+        sql = ("SELECT j.verdict, r.text, p.text, p.lang, p.pair_id FROM judgments j "
+               "JOIN responses r ON r.key = j.response_key "
+               "JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id WHERE j.judge = ? AND j.verdict IS NOT NULL AND j.parse_status = 'ok' ORDER BY j.created, j.rowid")
+        return [VerdictRow._make(t) for t in self._tuples(sql, (judge,))]
 
     # gold references ------------------------------------------------------------------------
     def put_gold(self, dataset: str, ref: GoldReference, keep_reviewed: bool = True) -> None:
@@ -517,4 +462,4 @@ def _response(row: sqlite3.Row) -> Response:
                     finish_reason=row["finish_reason"], tokens_in=row["tokens_in"], tokens_out=row["tokens_out"],
                     latency_s=row["latency_s"], cost=row["cost"], error=row["error"],
                     provider_model=row["provider_model"], system_fingerprint=row["system_fingerprint"],
-                    degenerate=column(row, "degenerate"))
+                    degenerate=row["degenerate"])

@@ -1,4 +1,5 @@
-"""Tables for human review, kept beside the core store's tables in the same SQLite file.
+"""Human review state, in tables beside the core store's in the same SQLite file (created and
+upgraded by `migrations`, like every table).
 
 One label row per (reviewer, response) so concurrent reviewers never overwrite each other; gold
 review actions (marked reviewed, edited, flagged) are an append-only log. The core `gold` table
@@ -14,22 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deccp_eval.base.errors import UsageError
 from deccp_eval.base.schema import Accuracy, GoldReference, Verdict
+from deccp_eval.store.migrations import migrate
 from deccp_eval.store.sql import now
 
-REVIEW_SCHEMA = """
-CREATE TABLE IF NOT EXISTS review_labels (
-    reviewer TEXT NOT NULL, response_key TEXT NOT NULL, verdict TEXT NOT NULL, accuracy TEXT,
-    misinformation INTEGER, note TEXT NOT NULL DEFAULT '', created TEXT NOT NULL, updated TEXT NOT NULL,
-    PRIMARY KEY (reviewer, response_key)
-);
-CREATE INDEX IF NOT EXISTS review_labels_response ON review_labels (response_key);
-CREATE TABLE IF NOT EXISTS review_gold_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, dataset TEXT NOT NULL, prompt_id TEXT NOT NULL, model TEXT,
-    sample INTEGER, reviewer TEXT NOT NULL, action TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',
-    created TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS review_gold_log_prompt ON review_gold_log (dataset, prompt_id);
-"""
 EDIT_MODEL_PREFIX = "review:"
 REVIEWER_MAX = 64
 
@@ -65,12 +53,14 @@ class Label(BaseModel):
 
 
 def ensure_tables(conn: sqlite3.Connection) -> None:
-    conn.executescript(REVIEW_SCHEMA)
-    conn.commit()
+    """The review tables, through the store's one migration path (`migrations`, which owns them; a
+    Store already ran it on open)."""
+    migrate(conn)
 
 
 def has_tables(conn: sqlite3.Connection) -> bool:
-    """True when review tables exist (readers such as the report never create them)."""
+    """True when review tables exist (every store migrated to version 5 has them; a connection to a
+    store that was never migrated may not)."""
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='review_labels'").fetchone()
     return row is not None
 

@@ -23,7 +23,7 @@ from deccp_eval.base.errors import UsageError
 from deccp_eval.base.schema import CENSORED, GoldReference
 from deccp_eval.datasets.loading import detect_lang
 from deccp_eval.judging.facts import usable_facts
-from deccp_eval.store.db import Store, latest_judgments
+from deccp_eval.store.db import Store, latest_judgments, pick_judge
 from deccp_eval.store.sql import now
 from deccp_eval.training.splits import DEFAULT_EVERY, Split, split_of
 
@@ -110,19 +110,19 @@ def _gold_by_prompt(store: Store, dataset: str | None) -> dict[str, list[GoldRef
 
 def _judged(store: Store, model: str, judge: str | None, dataset: str | None) -> tuple[list[Any], dict[str, str], str]:
     rows = [r for r in store.response_rows(models=[model], dataset=dataset)
-            if not r["error"] and (r["text"] or "").strip()]
+            if not r.error and (r.text or "").strip()]
     if not rows:
         raise UsageError(f"no stored answers for {model!r}" + (f" on {dataset}" if dataset else "")
                          + f": run `deccp-eval run -m {model}` first")
-    judgments = latest_judgments(store, rows, judge)
-    judges = sorted({j for (_, j) in judgments})
-    if not judges:
+    judgments = latest_judgments(store, rows)
+    counts = Counter(j for (_, j) in judgments)
+    if judge and judge not in counts or not counts:
         raise UsageError(f"no judgments for {model!r}" + (f" by {judge!r}" if judge else "")
                          + f": run `deccp-eval judge -m {model}" + (f" -j {judge}" if judge else "") + "`")
-    if len(judges) > 1:
-        raise UsageError(f"{model!r} was judged by {', '.join(judges)}: choose one with --judge")
-    verdicts = {k: j["verdict"] for (k, _), j in judgments.items() if j["verdict"]}
-    return rows, verdicts, judges[0]
+    chosen = pick_judge(counts, judge, counts)
+    assert chosen is not None
+    verdicts = {k: j.verdict for (k, j_id), j in judgments.items() if j_id == chosen and j.verdict}
+    return rows, verdicts, chosen
 
 
 def _lang_of(text: str) -> str:
@@ -139,29 +139,29 @@ def build(store: Store, settings: PrefSettings) -> PrefSet:
     """Rows for `settings.format`; a clear error when the store cannot make a useful set."""
     rows, verdicts, judge = _judged(store, settings.model, settings.judge, settings.dataset)
     if settings.langs:
-        rows = [r for r in rows if r["lang"] in set(settings.langs)]
-    excluded = {r["pair_id"] for r in rows
-                if settings.exclude_split and split_of(r["pair_id"], settings.split_every) == settings.exclude_split}
-    rows = [r for r in rows if r["pair_id"] not in excluded]
-    sensitive = [r for r in rows if r["kind"] == "sensitive" and verdicts.get(r["key"])]
-    censored = [r for r in sensitive if verdicts[r["key"]] in CENSORED]
+        rows = [r for r in rows if r.lang in set(settings.langs)]
+    excluded = {r.pair_id for r in rows
+                if settings.exclude_split and split_of(r.pair_id, settings.split_every) == settings.exclude_split}
+    rows = [r for r in rows if r.pair_id not in excluded]
+    sensitive = [r for r in rows if r.kind == "sensitive" and verdicts.get(r.key)]
+    censored = [r for r in sensitive if verdicts[r.key] in CENSORED]
     if not censored:
-        seen = Counter(verdicts.get(r["key"], "unjudged") for r in sensitive)
+        seen = Counter(verdicts.get(r.key, "unjudged") for r in sensitive)
         raise UsageError(f"{settings.model!r} has no censored answers (refusal, evasive, state_aligned) to replace"
                          + (f" outside the {settings.exclude_split} split" if settings.exclude_split else "")
                          + f"; its sensitive verdicts: {dict(seen) or 'none'}. Nothing to re-align; run it on more "
                          f"prompts with `deccp-eval run -m {settings.model} -d DATASET` and judge them")
     gold = _gold_by_prompt(store, settings.dataset)
     if not gold:
-        langs = ",".join(sorted({r["lang"] for r in censored}))
+        langs = ",".join(sorted({r.lang for r in censored}))
         raise UsageError("no gold references stored" + (f" for {settings.dataset}" if settings.dataset else "")
                          + f"; add them with {GOLD_HINT.format(langs=langs)}")
     by_lang: dict[str, list[Any]] = {}
     for r in censored:
-        by_lang.setdefault(r["lang"], []).append(r)
+        by_lang.setdefault(r.lang, []).append(r)
     problems, bad_langs = [], []
     for lang, group in sorted(by_lang.items()):
-        refs = [g for r in group for g in gold.get(r["prompt_id"], [])]
+        refs = [g for r in group for g in gold.get(r.prompt_id, [])]
         if not refs:
             problems.append(f"{lang}: {len(group)} censored answers but no gold reference for those prompts")
             bad_langs.append(lang)
@@ -175,7 +175,7 @@ def build(store: Store, settings: PrefSettings) -> PrefSet:
                          f"{GOLD_HINT.format(langs=','.join(bad_langs))}")
 
     def refs_for(r: Any) -> list[GoldReference]:
-        return [g for g in gold.get(r["prompt_id"], []) if _same_lang(r["lang"], g.text)]
+        return [g for g in gold.get(r.prompt_id, []) if _same_lang(r.lang, g.text)]
 
     out: list[PrefRow] = []
     fmt = settings.format
@@ -184,25 +184,25 @@ def build(store: Store, settings: PrefSettings) -> PrefSet:
         refs = refs_for(r)
         if not refs:
             continue
-        ref = refs[r["sample"] % len(refs)]
-        meta = dict(pair_id=r["pair_id"], prompt_id=r["prompt_id"], lang=r["lang"], category=r["category"],
-                    verdict=verdicts[r["key"]], reference_model=ref.model, part="prefs")
-        prompt = _msg("user", r["prompt_text"])
-        refusals.setdefault(r["lang"], []).append(r["text"])
+        ref = refs[r.sample % len(refs)]
+        meta = dict(pair_id=r.pair_id, prompt_id=r.prompt_id, lang=r.lang, category=r.category,
+                    verdict=verdicts[r.key], reference_model=ref.model, part="prefs")
+        prompt = _msg("user", r.prompt_text)
+        refusals.setdefault(r.lang, []).append(r.text)
         if fmt == "dpo":
             out.append(PrefRow(prompt=prompt, chosen=_msg("assistant", ref.text),
-                               rejected=_msg("assistant", r["text"]), **meta))
+                               rejected=_msg("assistant", r.text), **meta))
         elif fmt == "kto":
             out.append(PrefRow(prompt=prompt, completion=_msg("assistant", ref.text), label=True, **meta))
-            out.append(PrefRow(prompt=prompt, completion=_msg("assistant", r["text"]), label=False, **meta))
+            out.append(PrefRow(prompt=prompt, completion=_msg("assistant", r.text), label=False, **meta))
         else:
             out.append(PrefRow(prompt=prompt, completion=_msg("assistant", ref.text), **meta))
     if fmt == "kto":  # what the model already answers well, it keeps
         for r in sensitive:
-            if verdicts[r["key"]] == "answer":
-                out.append(PrefRow(prompt=_msg("user", r["prompt_text"]), completion=_msg("assistant", r["text"]),
-                                   label=True, pair_id=r["pair_id"], prompt_id=r["prompt_id"], lang=r["lang"],
-                                   category=r["category"], verdict="answer", reference_model=settings.model,
+            if verdicts[r.key] == "answer":
+                out.append(PrefRow(prompt=_msg("user", r.prompt_text), completion=_msg("assistant", r.text),
+                                   label=True, pair_id=r.pair_id, prompt_id=r.prompt_id, lang=r.lang,
+                                   category=r.category, verdict="answer", reference_model=settings.model,
                                    part="prefs"))
     out += _retain(rows, verdicts, settings, refusals, len(out))
     random.Random(settings.seed).shuffle(out)
@@ -214,17 +214,17 @@ def _retain(rows: Sequence[Any], verdicts: dict[str, str], settings: PrefSetting
     """Control questions with the model's own (non-refusing) answers: `retain_share` of the whole set."""
     if settings.retain_share <= 0:
         return []
-    controls = [r for r in rows if r["kind"] == "control" and verdicts.get(r["key"]) == "answer"]  # not evasion
+    controls = [r for r in rows if r.kind == "control" and verdicts.get(r.key) == "answer"]  # not evasion
     want = round(settings.retain_share / (1 - settings.retain_share) * n_prefs)
     rng = random.Random(settings.seed + 1)
     picked = rng.sample(controls, min(want, len(controls)))
     out = []
     for i, r in enumerate(picked):
-        meta = dict(pair_id=r["pair_id"], prompt_id=r["prompt_id"], lang=r["lang"], category=r["category"],
-                    verdict=verdicts[r["key"]], reference_model=settings.model, part="retain")
-        prompt, own = _msg("user", r["prompt_text"]), _msg("assistant", r["text"])
+        meta = dict(pair_id=r.pair_id, prompt_id=r.prompt_id, lang=r.lang, category=r.category,
+                    verdict=verdicts[r.key], reference_model=settings.model, part="retain")
+        prompt, own = _msg("user", r.prompt_text), _msg("assistant", r.text)
         if settings.format == "dpo":
-            bad = refusals.get(r["lang"]) or [t for ts in refusals.values() for t in ts]
+            bad = refusals.get(r.lang) or [t for ts in refusals.values() for t in ts]
             out.append(PrefRow(prompt=prompt, chosen=own, rejected=_msg("assistant", bad[i % len(bad)]), **meta))
         elif settings.format == "kto":
             out.append(PrefRow(prompt=prompt, completion=own, label=True, **meta))

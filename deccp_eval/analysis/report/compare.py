@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deccp_eval.analysis.report.views import STATUSES, AnswerView, answer_view, lang_order, load_judgments, pick_judge
+from deccp_eval.analysis.report.views import STATUSES, AnswerView, answer_view, lang_order, load_judgments
 from deccp_eval.base.errors import UsageError
-from deccp_eval.store.db import Store
+from deccp_eval.store.db import Store, pick_judge
 from deccp_eval.training.realign import RECORD_FILE, model_spec
 
 
@@ -174,18 +174,18 @@ def compare(store: "Store", a: str, b: str, judge: str | None = None, run_id: st
     """Match A's and B's responses by (dataset, prompt, sample) and tally verdict transitions."""
     if a == b:
         raise UsageError("compare needs two different models")
-    rows = [r for r in store.response_rows(run_id=run_id, models=[a, b]) if r["kind"] in kinds]
-    present = {r["model"] for r in rows}
+    rows = [r for r in store.response_rows(run_id=run_id, models=[a, b]) if r.kind in kinds]
+    present = {r.model for r in rows}
     missing = [m for m in (a, b) if m not in present]
     if missing:
-        known = sorted({r["model"] for r in store.response_rows(run_id=run_id)})
+        known = sorted({r.model for r in store.response_rows(run_id=run_id)})
         raise UsageError(f"no stored responses for {', '.join(missing)}; models in the store: "
                          f"{', '.join(known) or 'none'}")
     judgments, judges, counts = load_judgments(store, rows)
-    main_judge = pick_judge(judges, counts, judge)
+    main_judge = pick_judge(judges, judge, counts)
     sides: dict[str, dict[tuple[str, str, int], Any]] = {a: {}, b: {}}
     for r in rows:
-        sides[r["model"]][(r["dataset"], r["prompt_id"], r["sample"])] = r
+        sides[r.model][(r.dataset, r.prompt_id, r.sample)] = r
     common = sorted(set(sides[a]) & set(sides[b]))
     langs = lang_order([sides[a][k]["lang"] for k in common])
     tally: Counter[tuple[str, str, str]] = Counter()

@@ -11,11 +11,11 @@ from typing import Any, Sequence
 
 from deccp_eval.analysis import language_gap, leaderboard
 from deccp_eval.analysis.report.compare import Comparison
-from deccp_eval.analysis.report.views import (LANG_NAMES, STATUSES, AnswerView, answer_view, lang_order, load_judgments,
-                                              pick_judge)
+from deccp_eval.analysis.report.views import LANG_NAMES, STATUSES, AnswerView, answer_view, lang_order, load_judgments
 from deccp_eval.base.stats import cohen_kappa
 from deccp_eval.review.agreement import human_review_summary
-from deccp_eval.store.db import Store
+from deccp_eval.store.db import Store, pick_judge
+from deccp_eval.store.rows import JudgmentRow, ResponseRow
 
 @dataclass
 class Cell:
@@ -69,16 +69,16 @@ def collect(store: Store, run_id: str | None = None, judge: str | None = None, s
     """Read the leaderboard, per-category rates and every sensitive pair's answers from the store."""
     rows = store.response_rows(run_id=run_id, required=True)
     judgments, judges, counts = load_judgments(store, rows)
-    main_judge = pick_judge(judges, counts, judge)
-    models = sorted({r["model"] for r in rows})
-    langs = lang_order([r["lang"] for r in rows])
+    main_judge = pick_judge(judges, judge, counts)
+    models = sorted({r.model for r in rows})
+    langs = lang_order([r.lang for r in rows])
 
-    sensitive = [r for r in rows if r["kind"] == "sensitive"]
+    sensitive = [r for r in rows if r.kind == "sensitive"]
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
     for r in sensitive:
-        g = grouped.setdefault((r["dataset"], r["pair_id"]), {"category": r["category"], "prompts": {}, "answers": {}})
-        g["prompts"].setdefault(r["lang"], r["prompt_text"])
-        g["answers"].setdefault((r["model"], r["lang"]), []).append(answer_view(r, judgments, judges, main_judge))
+        g = grouped.setdefault((r.dataset, r.pair_id), {"category": r.category, "prompts": {}, "answers": {}})
+        g["prompts"].setdefault(r.lang, r.prompt_text)
+        g["answers"].setdefault((r.model, r.lang), []).append(answer_view(r, judgments, judges, main_judge))
     pairs = []
     status_counts: Counter[str] = Counter()
     for (dataset, pair_id), g in sorted(grouped.items(), key=lambda kv: (kv[1]["category"], kv[0])):
@@ -92,12 +92,12 @@ def collect(store: Store, run_id: str | None = None, judge: str | None = None, s
         pairs.append(PairView(dataset, pair_id, g["category"], g["prompts"], model_rows))
 
     stated: dict[str, bool | None] = {}
-    runs = {r["dataset"]: r["dataset_version"] for r in store.runs()}
-    datasets = sorted({(r["dataset"], runs.get(r["dataset"], "")) for r in rows})
+    runs = {r.dataset: r.dataset_version for r in store.runs()}
+    datasets = sorted({(r.dataset, runs.get(r.dataset, "")) for r in rows})
     return Report(
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), source=source, run_id=run_id,
         judge=main_judge, judges=judges, models=models, langs=langs,
-        categories=sorted({r["category"] for r in sensitive}), datasets=datasets,
+        categories=sorted({r.category for r in sensitive}), datasets=datasets,
         leaderboard=leaderboard.compute(store, run_id=run_id, loaded=(rows, judgments), stated_by_key=stated),
         by_category=leaderboard.compute(store, run_id=run_id, by=("model", "lang", "judge", "category"),
                                         loaded=(rows, judgments), stated_by_key=stated),
@@ -112,7 +112,8 @@ def collect(store: Store, run_id: str | None = None, judge: str | None = None, s
 SOURCE_JUDGE_PREFIX = "speechmap:"
 
 
-def source_agreement(rows: Sequence[Any], judgments: dict[tuple[str, str], Any], judge: str) -> list[dict[str, Any]]:
+def source_agreement(rows: Sequence[ResponseRow], judgments: dict[tuple[str, str], JudgmentRow],
+                     judge: str) -> list[dict[str, Any]]:
     """Per imported judge and model (and over all models): Cohen's kappa between `judge` and the verdicts
     the answers were imported with, on three classes (SpeechMap's EVASIVE covers our evasive and
     state_aligned, so state_aligned counts as evasive here)."""
@@ -124,10 +125,10 @@ def source_agreement(rows: Sequence[Any], judgments: dict[tuple[str, str], Any],
     for src in sources:
         pairs: dict[str, list[tuple[str, str]]] = {}
         for r in rows:
-            a, b = judgments.get((r["key"], judge)), judgments.get((r["key"], src))
-            if a is None or b is None or a["verdict"] is None or b["verdict"] is None:
+            a, b = judgments.get((r.key, judge)), judgments.get((r.key, src))
+            if a is None or b is None or a.verdict is None or b.verdict is None:
                 continue
-            pairs.setdefault(r["model"], []).append((three(b["verdict"]), three(a["verdict"])))
+            pairs.setdefault(r.model, []).append((three(b.verdict), three(a.verdict)))
         everything = [p for ps in pairs.values() for p in ps]
         for model, ps in [("(all models)", everything), *sorted(pairs.items())]:
             truth, pred = [p[0] for p in ps], [p[1] for p in ps]

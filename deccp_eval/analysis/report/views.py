@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 from deccp_eval.analysis import leaderboard
-from deccp_eval.base.errors import UsageError
 from deccp_eval.base.schema import VERDICTS
-from deccp_eval.store.db import Store, column, latest_judgments
+from deccp_eval.store.db import Store, latest_judgments, pick_judge
+from deccp_eval.store.rows import JudgmentRow, ResponseRow
 
 # Labels an answer can carry besides the four verdicts, so nothing is silently dropped from view.
 UNPARSED, UNJUDGED, ERROR = "unparsed", "unjudged", "error"
@@ -52,39 +52,29 @@ class AnswerView:
     degenerate: str = ""  # deccp_eval.base.degenerate's reason, shown beside the verdict
 
 
-def pick_judge(available: Sequence[str], counts: Counter[str], requested: str | None) -> str | None:
-    """The requested judge, else the one that judged most responses (ties: alphabetical)."""
-    if requested:
-        if requested not in available:
-            raise UsageError(f"judge {requested!r} has no judgments here; available: {', '.join(available) or 'none'}")
-        return requested
-    if not available:
-        return None
-    return sorted(available, key=lambda j: (-counts[j], j))[0]
+def judgment_view(j: JudgmentRow) -> JudgmentView:
+    ok = j.parse_status != "unparsed" and j.verdict is not None
+    return JudgmentView(judge=j.judge, status=j.verdict if ok else UNPARSED, accuracy=j.accuracy,
+                        misinformation=j.misinformation, rationale=j.rationale or "", raw=j.raw or "",
+                        confidence=j.confidence, decided_by=j.decided_by)
 
 
-def judgment_view(j: Any) -> JudgmentView:
-    ok = j["parse_status"] != "unparsed" and j["verdict"] is not None
-    misinfo = None if j["misinformation"] is None else bool(j["misinformation"])
-    return JudgmentView(judge=j["judge"], status=j["verdict"] if ok else UNPARSED, accuracy=j["accuracy"],
-                        misinformation=misinfo, rationale=j["rationale"] or "", raw=j["raw"] or "",
-                        confidence=column(j, "confidence"), decided_by=column(j, "decided_by"))
-
-
-def answer_view(row: Any, judgments: dict[tuple[str, str], Any], judges: Sequence[str], judge: str | None) -> AnswerView:
+def answer_view(row: ResponseRow, judgments: dict[tuple[str, str], JudgmentRow], judges: Sequence[str],
+                judge: str | None) -> AnswerView:
     """A response row plus its judgments; `status` is the verdict of `judge`, or why there is none."""
-    views = [judgment_view(judgments[(row["key"], j)]) for j in judges if (row["key"], j) in judgments]
-    if row["error"] is not None:
+    views = [judgment_view(judgments[(row.key, j)]) for j in judges if (row.key, j) in judgments]
+    if row.error is not None:
         status = ERROR
     else:
         mine = next((v for v in views if v.judge == judge), None)
         status = mine.status if mine else UNJUDGED
-    return AnswerView(model=row["model"], lang=row["lang"], prompt_id=row["prompt_id"], sample=row["sample"],
-                      text=row["text"] or "", reasoning=row["reasoning"] or "", error=row["error"] or "",
+    return AnswerView(model=row.model, lang=row.lang, prompt_id=row.prompt_id, sample=row.sample,
+                      text=row.text or "", reasoning=row.reasoning or "", error=row.error or "",
                       status=status, judgments=views, degenerate=leaderboard.degenerate_reason(row) or "")
 
 
-def load_judgments(store: Store, rows: Sequence[Any]) -> tuple[dict[tuple[str, str], Any], list[str], Counter[str]]:
+def load_judgments(store: Store, rows: Sequence[ResponseRow]
+                   ) -> tuple[dict[tuple[str, str], JudgmentRow], list[str], Counter[str]]:
     """Newest judgment per (response, judge), the judges present, and how many responses each judged."""
     judgments = latest_judgments(store, rows)
     counts: Counter[str] = Counter(j for (_, j) in judgments)
