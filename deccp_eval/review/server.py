@@ -256,7 +256,7 @@ def create_app(config: ReviewConfig) -> Any:
         return JSONResponse({"groups": groups})
 
     def find_ref(store: Store, action: GoldAction) -> GoldReference:
-        for ds, ref in store.gold(action.dataset):
+        for _ds, ref in store.gold(action.dataset):
             if ref.prompt_id == action.prompt_id and ref.model == action.model and ref.sample == action.sample:
                 return ref
         raise UsageError(f"no reference {action.model}#{action.sample} for {action.prompt_id}")

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from deccp_eval.backends.contract import BackendOptions, backend_class, parse_options, parse_spec
+from deccp_eval.backends.contract import BackendOptions, backend_class, parse_options
 from deccp_eval.base.errors import UsageError, validation_problems
 from deccp_eval.base.files import parse_json, read_text
 

@@ -324,7 +324,8 @@ def card(record: RealignRecord) -> str:
         f"Fine-tuned with TRL on the preference set `{record.prefs}` ({record.train_rows} rows)"
         + (", LoRA merged into the weights" if record.recipe.lora else "") + f". Recipe: "
         f"`{record.recipe.model_dump_json()}`.", "",
-        f"Measured by the harness ({e['judge']} judge) on {e['n_sensitive']} sensitive and {e['n_control']} control "
+        f"Measured by the harness ({e['judge']} judge) on {e['n_sensitive']} sensitive and "
+        f"{e['n_control']} control "
         f"prompts of {e['dataset']} (split {e['split']}); {e['pairs_also_in_prefs']} of their pairs are in the "
         "preference set. As in the abliteration search, a reply the judge calls an answer but that states none "
         "of the prompt's expected facts (when it has any in the prompt's language) counts as evasive here, so "

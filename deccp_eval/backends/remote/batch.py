@@ -239,7 +239,8 @@ class BatchDriver:
                 failures += 1
                 if failures >= MAX_POLL_FAILURES:
                     raise RemoteError(f"{self.backend.spec}: batch {batch_id}: {failures} polls failed in a row "
-                                      f"(last: {self.backend._scrub(fault.text)}); its id is stored, rerun to resume")
+                                      f"(last: {self.backend._scrub(fault.text)}); its id is stored, rerun to resume") \
+                        from exc
                 log.info("%s: polling batch %s failed (%s); trying again", self.backend.spec, batch_id, fault.kind)
                 await asyncio.sleep(self.poll_s)
                 continue
