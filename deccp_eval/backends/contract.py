@@ -71,7 +71,7 @@ class Options(BaseModel):
         """The set options that change what comes back (knobs aside): part of the fingerprint."""
         fields = type(self).model_fields
         return {k: v for k, v in self.model_dump(mode="json", exclude_defaults=True).items()
-                if not ((fields[k].json_schema_extra or {}) if k in fields else {}).get("knob")}
+                if not (k in fields and isinstance(x := fields[k].json_schema_extra, dict) and x.get("knob"))}
 
 
 class OpenOptions(Options):

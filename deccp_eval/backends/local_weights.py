@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from deccp_eval.backends.contract import Backend, BatchBackend, Options, group_by_params
+from deccp_eval.backends.contract import Backend, BatchBackend, group_by_params
+from deccp_eval.backends.contract import Options as OptionsBase
 from deccp_eval.backends.fingerprint import model_fingerprint
 from deccp_eval.backends.torch_utils import load_model
 from deccp_eval.base.errors import MissingDependency
@@ -17,7 +18,7 @@ from deccp_eval.base.schema import Request, Response, canonical_hash
 class LocalHFBackend(BatchBackend):
     """Base of the local transformers backends (`hf`, `abliterated`): load once, left-padded batches."""
 
-    class Options(Options):
+    class Options(OptionsBase):
         """`hf` takes no backend options: dtype and device are flags of their own."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -29,7 +29,7 @@ MAX_TOKENS = 48
 # Picked by scripts/pick_realign_recipe.py on the selection split of the held-out phrasings (never on the
 # test split the demo reports): the largest fall in state_aligned + refusal with first-token KL <= 0.05.
 DEMO_METHOD = "dpo"
-DEMO_RECIPE = {"learning_rate": 5e-4, "max_steps": 20, "batch_size": 8}
+DEMO_RECIPE: dict[str, Any] = {"learning_rate": 5e-4, "max_steps": 20, "batch_size": 8}
 
 
 def base_fingerprint() -> str:

@@ -238,8 +238,8 @@ def create_app(config: ReviewConfig) -> Any:
                 chosen = gold_texts(store, ds)
                 prompts = {p.id: p for p in store.prompts(ds)}
                 pairs: dict[str, dict[str, str]] = defaultdict(dict)
-                for p in prompts.values():
-                    pairs[p.pair_id][p.lang] = p.text
+                for q in prompts.values():
+                    pairs[q.pair_id][q.lang] = q.text
                 for (d, pid), group in refs.items():
                     if d != ds:
                         continue

@@ -236,6 +236,7 @@ class Store:
                 "expected_facts) VALUES (?,?,?,?,?,?,?,?,?)", rows)
 
     def prompts(self, dataset: str | None = None) -> list[Prompt]:
+        args: tuple[str, ...]
         sql, args = "SELECT * FROM prompts", ()
         if dataset:
             sql, args = sql + " WHERE dataset=?", (dataset,)
@@ -484,6 +485,7 @@ class Store:
             )
 
     def gold(self, dataset: str | None = None) -> Iterator[tuple[str, GoldReference]]:
+        args: tuple[str, ...]
         sql, args = "SELECT * FROM gold", ()
         if dataset:
             sql, args = sql + " WHERE dataset=?", (dataset,)

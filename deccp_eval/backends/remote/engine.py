@@ -124,6 +124,8 @@ class RemoteBackend(Backend):
         batch_max_requests: int | None = knob(None, "requests per batch, below the provider's limit", ge=1)
         batch_max_bytes: int | None = knob(None, "bytes per batch file, below the provider's limit", ge=1)
 
+    opts: Options  # what parse_options() builds: this class's options
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._secret: str | None = None
@@ -271,8 +273,10 @@ class RemoteBackend(Backend):
         if self.options.dry_run:
             from deccp_eval.base.progress import console  # rich loads only when something is printed
 
+            assert isinstance(requests, list)  # made one above
             batched = self.batch_max_requests and isinstance(self, BatchAPI)
-            plan = BatchDriver(self, self.options.state_db or "").plan(requests) if batched else None
+            plan = (BatchDriver(self, self.options.state_db or "").plan(requests)
+                    if batched and isinstance(self, BatchAPI) else None)
             console.print(f"dry run: {plan.line() if plan else f'{self.spec}: {len(requests)} requests'}",
                           highlight=False)
             return
@@ -296,7 +300,7 @@ class RemoteBackend(Backend):
         self._secret = api_key
         client = self.make_client(api_key)
         try:
-            await driver.run(requests, on_response, client, api_key)
+            await driver.run(requests if isinstance(requests, list) else list(requests), on_response, client, api_key)
         finally:
             await client.close()
 
@@ -466,7 +470,7 @@ class RemoteBackend(Backend):
         are classified the same way (`http_fault`, `transport_fault`). An SDK without that pool
         (`_client`) goes through its own `post`."""
         http = getattr(client, "_client", None)
-        if not callable(getattr(http, "post", None)):
+        if http is None or not callable(getattr(http, "post", None)):
             return await client.post(path, body=body, cast_to=object)
         url = str(client.base_url).rstrip("/") + path
         try:
