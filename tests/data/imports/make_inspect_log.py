@@ -14,7 +14,8 @@ if hasattr(model_mod, "count_text_tokens"):
     model_mod.count_text_tokens = rough
 
 # Imported after the patch above, so that they see the rough count.
-from inspect_ai import Task, eval as inspect_eval  # noqa: E402
+from inspect_ai import Task  # noqa: E402
+from inspect_ai import eval as inspect_eval  # noqa: E402
 from inspect_ai.dataset import Sample  # noqa: E402
 from inspect_ai.model import ContentReasoning, ContentText, ModelOutput, get_model  # noqa: E402
 from inspect_ai.solver import generate  # noqa: E402
