@@ -11,7 +11,7 @@ HERETIC ?= heretic-llm
 INSPECT_VENV ?= .venv-inspect
 INSPECT ?= inspect-ai
 
-.PHONY: install demo lint test test-real browser clean bench-heretic bench-inspect bench bench-smoke
+.PHONY: install demo test test-real browser clean bench-heretic bench-inspect bench bench-smoke
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -44,6 +44,7 @@ PYTEST_WORKERS ?= 2
 # ruff (lint, then the formatter in check mode) and mypy; settings in pyproject.toml. mypy checks the core
 # and plugins/ and judges/ as the top-level packages `plugins` and `judges` (the core imports them only by
 # name). The first mypy run reads torch's and transformers' types (minutes); later ones use .mypy_cache.
+.PHONY: lint
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
