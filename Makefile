@@ -45,7 +45,16 @@ browser:
 # (tests/conftest.py). PYTEST_WORKERS=0 runs everything in this process.
 PYTEST_WORKERS ?= 2
 
-test: install browser bench-smoke
+# ruff (lint, then the formatter in check mode) and mypy; settings in pyproject.toml. mypy checks the core
+# and plugins/ and judges/ as the top-level packages `plugins` and `judges` (the core imports them only by
+# name). The first mypy run reads torch's and transformers' types (minutes); later ones use .mypy_cache.
+.PHONY: lint
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install lint browser bench-smoke
 	$(PY) -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadgroup -m "not realmodel"
 
 # The SmolLM2-135M-Instruct tests (a real GGUF model fetched once from PyPI; tens of minutes on two

@@ -14,7 +14,6 @@ from deccp_eval.backends.contract import BackendOptions
 from deccp_eval.datasets.loading import load_dataset
 from deccp_eval.base.schema import Request, SamplingParams
 from deccp_eval.plugins.hf import HFBackend
-from deccp_eval.toy import model as toy
 
 
 def throughput(path: str, texts: list[str], batch_size: int, max_tokens: int) -> tuple[float, float]:

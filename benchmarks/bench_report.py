@@ -2,8 +2,8 @@
 (benchmarks/make_big_store.py), then the page in real headless Chromium from file://.
 
 Prints: build time (target <= 10 s on 2 cores) with `report_build_s=` and `ratio_to_leaderboard=` (the
-build over `deccp-eval leaderboard` on the same store, both whole processes), index.html size (<= 10 MB), time from navigation
-start to the leaderboard painted (Element Timing on its first cell; <= 2 s) and to the
+build over `deccp-eval leaderboard` on the same store, both whole processes), index.html size (<= 10 MB),
+time from navigation start to the leaderboard painted (Element Timing on its first cell; <= 2 s) and to the
 script's first render of the prompt browser (`report-ready` mark), the time to apply each filter
 in the prompt browser until the next frame (<= 300 ms), and the most answer cells in the DOM at
 once. The last line holds the figures and `worst_ratio` (largest figure / its target; <= 1 passes).
@@ -131,7 +131,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
         driver.quit()
     filter_ms = max(times)
     ratios = {"build": build_s / 10, "size": size_mb / 10, "leaderboard": shown / 2000, "filter": filter_ms / 300}
-    print(f"report_build_s={build_s:.1f} ratio_to_leaderboard={build_s / leaderboard_s:.2f} size_mb={size_mb:.2f} leaderboard_ms={shown:.0f} ready_ms={ready:.0f} "
+    print(f"report_build_s={build_s:.1f} ratio_to_leaderboard={build_s / leaderboard_s:.2f} size_mb={size_mb:.2f} "
+          f"leaderboard_ms={shown:.0f} ready_ms={ready:.0f} "
           f"filter_ms_max={filter_ms:.0f} filter_ms_median={statistics.median(times):.0f} "
           f"max_answer_cells={max(cells)} worst_ratio={max(ratios.values()):.2f}")
 

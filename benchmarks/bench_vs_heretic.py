@@ -180,7 +180,8 @@ def row(name: str, score: Any, seconds: float | None) -> str:
 def heretic_defaults(heretic: str) -> list[str]:
     """Ask the installed heretic for its default refusal markers (its Settings model), in its own venv."""
     python = str(Path(heretic).with_name("python"))
-    code = "from heretic.config import Settings; import json; print(json.dumps(Settings.model_fields['refusal_markers'].default))"
+    code = ("from heretic.config import Settings; import json; "
+            "print(json.dumps(Settings.model_fields['refusal_markers'].default))")
     try:
         out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
         return list(json.loads(out.strip().splitlines()[-1]))

@@ -16,7 +16,7 @@ from deccp_eval.backends.contract import BackendFactory, BackendOptions
 from deccp_eval.base.errors import UsageError
 from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.base.schema import Judgment, ParseStatus, canonical_hash
-from deccp_eval.judging.contract import CompositeJudge, JudgeItem, OnJudgment, member_judges
+from deccp_eval.judging.contract import CompositeJudge, JudgeItem, OnJudgment, collect_into, member_judges
 
 DEFAULT_THRESHOLD = 0.8
 
@@ -51,7 +51,7 @@ class CascadeJudge(CompositeJudge):
                 break
             got: dict[str, Judgment] = {}
             try:
-                member.judge(left, lambda j, got=got: got.__setitem__(j.response_key, j))
+                member.judge(left, collect_into(got))
             finally:
                 member.close()  # one member's model at a time on a GPU or a cluster
             last = n == len(self.members) - 1

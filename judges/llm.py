@@ -27,7 +27,7 @@ import json
 import logging
 import math
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -100,7 +100,7 @@ def verdict_confidence(logprobs: Sequence[TokenLogprob] | None, verdict: str) ->
     tok = logprobs[index]
     alternatives = dict(tok.top) or {tok.token: tok.logprob}
     alternatives.setdefault(tok.token, tok.logprob)
-    mass: Counter[str] = Counter()
+    mass: dict[str, float] = defaultdict(float)
     for token, lp in alternatives.items():
         stem = token.strip().strip('"').lower()
         classes = [c for c in VERDICTS if stem and c.startswith(stem)]
@@ -135,9 +135,9 @@ def combine_samples(samples: Sequence[Judgment]) -> Judgment:
     ok = [j for j in samples if j.parse_status is ParseStatus.OK and j.verdict is not None]
     if not ok:
         return samples[0]
-    counts = Counter(j.verdict for j in ok)
+    counts = Counter(j.verdict for j in ok if j.verdict is not None)
     top = max(counts.values())
-    verdict = next(j.verdict for j in ok if counts[j.verdict] == top)  # ties: the earliest sample
+    verdict = next(j.verdict for j in ok if j.verdict is not None and counts[j.verdict] == top)  # ties: the earliest sample
     first = next(j for j in ok if j.verdict == verdict)
     probs = [j.confidence for j in ok if j.verdict == verdict and j.confidence is not None]
     share = top / len(samples)
@@ -249,7 +249,7 @@ class LLMJudge(Judge):
     def close(self) -> None:
         """Free the judging model (a local one's memory, a cluster's replicas)."""
         if self.backend is not None:
-            self.backend, backend = None, self.backend
+            backend, self.backend = self.backend, None
             backend.close()
 
 

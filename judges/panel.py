@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 from deccp_eval.backends.contract import BackendFactory, BackendOptions
 from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.base.schema import Accuracy, Judgment, ParseStatus, Verdict, canonical_hash
-from deccp_eval.judging.contract import CompositeJudge, JudgeItem, OnJudgment, member_judges
+from deccp_eval.judging.contract import CompositeJudge, JudgeItem, OnJudgment, collect_into, member_judges
 
 
 def vote(values: Sequence[Any]) -> Any:
@@ -44,7 +44,7 @@ class PanelJudge(CompositeJudge):
         for member in self.members:
             mine: dict[str, Judgment] = {}
             try:
-                member.judge(items, lambda j, mine=mine: mine.__setitem__(j.response_key, j))
+                member.judge(items, collect_into(mine))
             finally:
                 member.close()  # one member's model at a time on a GPU or a cluster
             got.append(mine)

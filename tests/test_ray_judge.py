@@ -28,8 +28,11 @@ from deccp_eval.run.executors.ray import ClusterBackend  # noqa: E402
 from deccp_eval.judging.contract import make_judge  # noqa: E402
 from deccp_eval.base.schema import SamplingParams  # noqa: E402
 from deccp_eval.store.db import Store  # noqa: E402
-from test_ray_executor import RecordingExecutor, cluster  # noqa: E402,F401  (the module's cluster, reused)
+import test_ray_executor  # noqa: E402
+from test_ray_executor import RecordingExecutor  # noqa: E402
 import tiny_models  # noqa: E402
+
+cluster = test_ray_executor.cluster  # the module's cluster fixture, reused
 
 WIDE = {"COLUMNS": "1000"}  # the replica summary on one line each
 JUDGE_FLAGS = ["--backend-option", "judge_max_tokens=16", "--batch-size", "4", "--device", "cpu"]

@@ -415,9 +415,9 @@ def _choose(driver, select_id: str, value: str) -> None:
 def _rows_with(status: str, lang: str | None = None) -> int:
     """Model rows (one per pair x model) holding `status` in a shown language, counted from TABLE."""
     rows = set()
-    for (pair, l), statuses in TABLE.items():
+    for (pair, lg), statuses in TABLE.items():
         for side, s in enumerate(statuses):
-            if s == status and lang in (None, l):
+            if s == status and lang in (None, lg):
                 rows.add((pair, side))
     return len(rows)
 

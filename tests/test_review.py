@@ -147,7 +147,7 @@ def label_with_keyboard(driver: Any, n: int, choose: Any) -> dict[str, str]:
         if graded:
             assert len(label_rows(driver)) == before  # not saved until accuracy and misinformation are picked
             press(driver, "6n")  # partial, no misinformation: saves
-        wait(driver, lambda d: len(label_rows(d)) == before + 1)
+        wait(driver, lambda d, before=before: len(label_rows(d)) == before + 1)
         done[key] = verdict
     return done
 
@@ -437,7 +437,7 @@ def test_two_reviewers_at_once_and_their_agreement(store_db: Path, serve: Any, t
     html = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     flat = " ".join(html.split())
     assert 'id="human-review"' in html and "26 labels by 2 reviewers (alice, bob) on 14 answers" in flat
-    assert f"<td>alice vs bob</td><td class=\"num\">12</td>" in html and f"{expected:.3f}" in html
+    assert "<td>alice vs bob</td><td class=\"num\">12</td>" in html and f"{expected:.3f}" in html
     # the keyword judge against the majority label (ties, where alice and bob differ, left out)
     with Store(store_db) as store:
         stored = {j["response_key"]: j["verdict"] if j["parse_status"] == "ok" else "unparsed"

@@ -35,7 +35,7 @@ def test_three_workers_send_each_of_616_prompts_once(tmp_path: Path) -> None:
         procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                  for _ in range(3)]
         outs = [p.communicate(timeout=600) for p in procs]
-        for p, (out, err) in zip(procs, outs):
+        for p, (_out, err) in zip(procs, outs):
             assert p.returncode == 0, err
         assert srv.requests == 2 * 616, srv.requests  # 616 answers + 616 judgments
         assert max(srv.per_prompt.values()) == 1 and len(srv.per_prompt) == 2 * 616

@@ -59,7 +59,7 @@ def paired_interval(t: PairedTable, z: float = 1.959963984540054) -> tuple[float
     l2, u2 = wilson(x_en, n, z)
     denom = (t.both + t.zh_only) * (t.en_only + t.neither) * (t.both + t.en_only) * (t.zh_only + t.neither)
     # the correlation of the pair's two outcomes, with Newcombe's correction: ad - bc shrinks by n/2 toward 0
-    cross = t.both * t.neither - t.zh_only * t.en_only
+    cross: float = t.both * t.neither - t.zh_only * t.en_only
     cross = cross - n / 2 if cross > n / 2 else 0 if cross >= 0 else cross
     phi = cross / math.sqrt(denom) if denom else 0.0
     d = p1 - p2
@@ -86,7 +86,7 @@ class Gap:
     mcnemar_p: float
 
 
-def gap_of(t: PairedTable) -> dict[str, float]:
+def gap_of(t: PairedTable) -> dict[str, Any]:
     n = t.n
     lo, hi = paired_interval(t)
     en = (t.both + t.en_only) / n if n else math.nan
@@ -117,10 +117,10 @@ def compute(store: Any, rows: Sequence[ResponseRow] | None = None,
                 continue
             cells.setdefault((*ident, judge, r.pair_id, r.sample), {})[r.lang] = j.verdict in CENSORED
     tables: dict[tuple, list[int]] = {}
-    for (*ident, judge, _pair, _sample), langs in cells.items():
+    for (*cell_ident, judge, _pair, _sample), langs in cells.items():
         if len(langs) < 2:
             continue
-        t = tables.setdefault((*ident, judge), [0, 0, 0, 0])
+        t = tables.setdefault((*cell_ident, judge), [0, 0, 0, 0])
         en, zh = langs["en"], langs["zh"]
         t[0 if en and zh else 1 if en else 2 if zh else 3] += 1
     out = [Gap(*key, **gap_of(PairedTable(*counts))) for key, counts in tables.items()]

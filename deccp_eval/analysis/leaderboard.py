@@ -78,6 +78,7 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
     caller already read with the same filters, so the report does not read a large store three times;
     `stated_by_key` (response key -> states a fact) lets such a caller match the facts once for both."""
     stated_by_key = {} if stated_by_key is None else stated_by_key
+    rows: Sequence[Any]
     if loaded is None:
         rows = store.response_rows(run_id=run_id, models=models, dataset=dataset)
         judgments = latest_judgments(store, rows)

@@ -145,7 +145,8 @@ def dataset_card(title: str, frame: Any, runs: dict[str, RunRow], board: list[di
              "`report/index.html` shows every answer in a browser (no network needed).", "",
              "| file | what it holds |", "|---|---|",
              f"| `answers.parquet` | {n} rows: one per answer and judge, each with its provenance columns |",
-             f"| `leaderboard.csv`, `.parquet` | {len(board)} rows: rates per model, language and judge, 95% Wilson intervals |",
+             f"| `leaderboard.csv`, `.parquet` | {len(board)} rows: rates per model, language and judge, "
+             "95% Wilson intervals |",
              "| `leaderboard_by_category.csv`, `.parquet` | the same per category |",
              "| `report/index.html` | the self-contained report, with plots |", "",
              "## Provenance", "",

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from deccp_eval.backends.contract import Backend, BatchBackend, Options, group_by_params
+from deccp_eval.backends.contract import Backend, BatchBackend, group_by_params
+from deccp_eval.backends.contract import Options as OptionsBase
 from deccp_eval.backends.fingerprint import model_fingerprint
 from deccp_eval.backends.torch_utils import load_model
 from deccp_eval.base.errors import MissingDependency
@@ -20,7 +21,7 @@ class LocalHFBackend(BatchBackend):
 
     local_weights = True
 
-    class Options(Options):
+    class Options(OptionsBase):
         """`hf` takes no backend options: dtype and device are flags of their own."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

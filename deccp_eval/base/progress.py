@@ -54,7 +54,8 @@ class LineProgress:
             now = self.clock()
             self.last = now
             self.lines += 1
-            print(f"{self.label}: {self.done}/{self.total} ({speed(self.done, self.tokens, now - self.start, self.total, self.unit)})",
+            rate = speed(self.done, self.tokens, now - self.start, self.total, self.unit)
+            print(f"{self.label}: {self.done}/{self.total} ({rate})",
                   file=self.stream or sys.stderr, flush=True)
 
 

@@ -20,7 +20,8 @@ _ORPHAN_CLOSE = re.compile(r"^(.*?)(</think>|◁/think▷)", re.DOTALL | re.IGNO
 _LEAK_OPEN_EN = re.compile(
     r"^\s*(?:(?:okay|ok|alright|all right|hmm+|so|well|right)\b[,.!]?\s*(?:so\b[,]?\s*)?)?"
     r"(?:the user\b|i need to\b|i have to\b|i should\b|i'm (?:being )?asked\b|i am (?:being )?asked\b|"
-    r"let me\b|let's (?:see|start|break|tackle|think)\b|i(?:'ve| have) (?:been asked|got) to\b|first,? i (?:need|should|have)\b)",
+    r"let me\b|let's (?:see|start|break|tackle|think)\b|i(?:'ve| have) (?:been asked|got) to\b|"
+    r"first,? i (?:need|should|have)\b)",
     re.IGNORECASE)
 _LEAK_OPEN_ZH = re.compile(r"^\s*(?:嗯+|好的|好吧|好|哦|唔)?[，,。…\s]*(?:用户|我需要|我得|首先[，,]?我(?:需要|得|要)|让我(?:想|看|分析|先)|我现在需要|现在我需要)")
 # ... and keeps planning: first-person intentions, questions to itself, notes about the user.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -41,12 +42,12 @@ def prefs_export(model: str, judge: str | None, fmt: str, out: Path, dataset: st
       deccp-eval prefs export -m hf:Qwen/Qwen2-7B-Instruct --format dpo --out prefs-qwen2
       deccp-eval prefs export -m abliterated:qwen2-abl -j llm:openai:gpt-4o-mini --out prefs-abl
     """
-    from deccp_eval.training.preference_pairs import PrefSettings, build, export
+    from deccp_eval.training.preference_pairs import Format, PrefSettings, build, export
     from deccp_eval.store.db import Store
 
     if not db.exists():
         raise click.UsageError(f"{db}: no store; run `deccp-eval run -m {model}` first")
-    settings = PrefSettings(model=model, format=fmt, judge=judge, dataset=dataset,  # type: ignore[arg-type]
+    settings = PrefSettings(model=model, format=cast(Format, fmt), judge=judge, dataset=dataset,
                             exclude_split=None if exclude_split == "none" else exclude_split,  # type: ignore[arg-type]
                             split_every=split_every, retain_share=retain_share, seed=seed,
                             langs=[x.strip() for x in langs.split(",") if x.strip()] if langs else None,

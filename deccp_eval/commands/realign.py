@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -64,7 +64,7 @@ def realign(model: str, prefs: Path, method: str, out: Path, lora: bool, learnin
                       batch_size=batch_size, lora=lora, lora_r=lora_r, lora_alpha=2 * lora_r,
                       desirable_weight=desirable_weight, undesirable_weight=undesirable_weight),
         eval_split=None if eval_split == "all" else eval_split,  # type: ignore[arg-type]
-        eval_limit=eval_limit or None, **({"eval_every": eval_every} if eval_every else {}),
+        eval_limit=eval_limit or None, **({"eval_every": eval_every} if eval_every else cast(dict[str, Any], {})),
         command="deccp-eval " + " ".join(shlex.quote(a) for a in sys.argv[1:]), **kw)
     console.print(f"re-aligning {model} on {prefs} ({method.upper()}{', LoRA' if lora else ''})")
     record = run_realign(settings)

@@ -36,6 +36,7 @@ def validate_judge(labels: Path | None, from_store: bool, spec: str, as_json: bo
 
         rows = stored_label_rows(db)
     else:
+        assert labels is not None  # checked above
         rows = load_labels(labels)
     result = validate(make_judge(spec, backend_options(kw)), rows)
     if as_json:

@@ -26,7 +26,7 @@ def table(result: dict[str, Any]) -> str:
     width = max([len("category")] + [len(c) for c in result["by_category"]])
     lines = [f"{result['dataset']} {result['version']}: {result['total']} prompts in {result['pairs']} pairs",
              "category".ljust(width) + "  " + "  ".join(c.rjust(max(len(c), 5)) for c in cols)]
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for cat, row in result["by_category"].items():
         lines.append(cat.ljust(width) + "  " + "  ".join(str(row[c]).rjust(max(len(c), 5)) for c in cols))
         totals.update(row)

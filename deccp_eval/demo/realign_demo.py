@@ -11,7 +11,7 @@ model is reachable offline; the preference card says their reference model is `f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from deccp_eval.backends.contract import make_backend, BackendOptions
 from deccp_eval.base.schema import SamplingParams
@@ -21,7 +21,7 @@ from deccp_eval.run.gold import import_gold
 from deccp_eval.store.db import Store
 from deccp_eval.toy.data import TOPICS, reply, TRAIN_SOURCE, HELDOUT_SOURCE
 from deccp_eval.toy.model import TOY_JUDGE, TOY_NAME, TOY_VERSION
-from deccp_eval.training.preference_pairs import facts_gold, PrefSettings, build, export
+from deccp_eval.training.preference_pairs import Format, facts_gold, PrefSettings, build, export
 from deccp_eval.training.realign import RECORD_FILE, Recipe, RealignSettings, load_record, realign, summary
 
 MODEL = f"abliterated:{TOY_NAME}"  # the seed's pipeline: abliterate, then re-align
@@ -29,7 +29,7 @@ MAX_TOKENS = 48
 # Picked by scripts/pick_realign_recipe.py on the selection split of the held-out phrasings (never on the
 # test split the demo reports): the largest fall in state_aligned + refusal with first-token KL <= 0.05.
 DEMO_METHOD = "dpo"
-DEMO_RECIPE = {"learning_rate": 5e-4, "max_steps": 20, "batch_size": 8}
+DEMO_RECIPE: dict[str, Any] = {"learning_rate": 5e-4, "max_steps": 20, "batch_size": 8}
 
 
 def base_fingerprint() -> str:
@@ -62,7 +62,7 @@ def preference_set(work: Path, method: str = DEMO_METHOD, say: Callable[[str], N
         gold_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in toy_gold(train)),
                              encoding="utf-8")
         say(f"  {import_gold(store, gold_file)} gold references (the toy's own uncensored answers)")
-        prefs = build(store, PrefSettings(model=MODEL, format=method, dataset=train.name,  # type: ignore[arg-type]
+        prefs = build(store, PrefSettings(model=MODEL, format=cast(Format, method), dataset=train.name,
                                           command=f"deccp-eval prefs export --model {MODEL} --format {method} "
                                                   f"--dataset {train.name} --db {work / 'work.db'} --out {folder}"))
     export(prefs, folder)

@@ -14,7 +14,7 @@ import importlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -133,6 +133,7 @@ def import_file(store: Any, path: Path, fmt: str, model: str | None = None, data
             text = row.prompt.strip()
             prompt = by_text.get((text, row.lang or detect_lang(text)))
         if prompt is not None:
+            assert registered is not None  # prompts are only found in a registered dataset
             ds = registered.name
         else:
             ds = fallback
@@ -144,7 +145,7 @@ def import_file(store: Any, path: Path, fmt: str, model: str | None = None, data
             pid = row.prompt_id or f"{fallback}-{canonical_hash(text)[:12]}"
             try:
                 prompt = Prompt(id=pid, pair_id=row.pair_id or pid, lang=row.lang or detect_lang(text), text=text,
-                                category=row.category or "imported", kind=row.kind or "sensitive", source=fallback)
+                                category=row.category or "imported", kind=cast(Any, row.kind or "sensitive"), source=fallback)
             except ValidationError as exc:
                 raise DatasetError(f"{path}: {row.where}: {validation_problems(exc, quote=True)}") from None
             old = new_prompts.get(pid)

@@ -43,6 +43,11 @@ class JudgeItem(BaseModel):
 OnJudgment = Callable[[Judgment], None]
 
 
+def collect_into(judgments: dict[str, Judgment]) -> OnJudgment:
+    """An on_judgment that keeps each judgment in `judgments` by response key (composite judges)."""
+    return lambda j: judgments.__setitem__(j.response_key, j)
+
+
 class Judge(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""

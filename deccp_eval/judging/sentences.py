@@ -52,7 +52,7 @@ FACT_ZH = (
 )
 EN_STOP_ENTITIES = frozenset({"i", "i'm", "i'd", "ai", "china", "chinese", "party", "communist", "however", "but",
                               "instead", "as", "the", "this", "it", "sure", "here", "there", "please", "yes", "no",
-                              "ok", "sorry", "note", "label", "verdict", "answer", "english", "chinese", "let's"})
+                              "ok", "sorry", "note", "label", "verdict", "answer", "english", "let's"})
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*")

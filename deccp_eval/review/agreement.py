@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Sequence
 
-from deccp_eval.base.schema import VERDICTS
+from deccp_eval.base.schema import VERDICTS, Verdict
 from deccp_eval.base.stats import cohen_kappa
 from deccp_eval.judging.label_scores import LabelRow
 from deccp_eval.review.items import ReviewItem, items_for_keys, judge_verdicts
@@ -109,7 +109,7 @@ def label_rows(store: "Store", reviewer: str | None = None) -> tuple[list["Label
     """Stored human labels as the rows `validate-judge --labels` reads (majority label per answer)."""
     maj = majority(store, reviewer)
     items = items_for_keys(store, list(maj.labels))
-    rows = [LabelRow(prompt=items[k].prompt, response=items[k].answer, label=lab, lang=items[k].lang,
+    rows = [LabelRow(prompt=items[k].prompt, response=items[k].answer, label=Verdict(lab), lang=items[k].lang,
                      reference=items[k].reference) for k, lab in maj.labels.items() if k in items]
     return rows, maj, items
 

@@ -238,8 +238,8 @@ def create_app(config: ReviewConfig) -> Any:
                 chosen = gold_texts(store, ds)
                 prompts = {p.id: p for p in store.prompts(ds)}
                 pairs: dict[str, dict[str, str]] = defaultdict(dict)
-                for p in prompts.values():
-                    pairs[p.pair_id][p.lang] = p.text
+                for q in prompts.values():
+                    pairs[q.pair_id][q.lang] = q.text
                 for (d, pid), group in refs.items():
                     if d != ds:
                         continue
@@ -256,7 +256,7 @@ def create_app(config: ReviewConfig) -> Any:
         return JSONResponse({"groups": groups})
 
     def find_ref(store: Store, action: GoldAction) -> GoldReference:
-        for ds, ref in store.gold(action.dataset):
+        for _ds, ref in store.gold(action.dataset):
             if ref.prompt_id == action.prompt_id and ref.model == action.model and ref.sample == action.sample:
                 return ref
         raise UsageError(f"no reference {action.model}#{action.sample} for {action.prompt_id}")

@@ -7,7 +7,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, cast
 
 from deccp_eval.backends.contract import Backend, BackendOptions, make_backend
 from deccp_eval.base.progress import bar, console
@@ -99,7 +99,8 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
         def send(keys: Iterable[str]) -> None:
             requests = (by_key[k] for k in keys)
             try:
-                backend.generate(requests if streams else list(requests), on_response)
+                # a streaming backend reads the lazy iterable as it goes (Backend.streams)
+                backend.generate(cast(Sequence[Request], requests) if streams else list(requests), on_response)
             finally:
                 writer.flush()  # before the worker looks at the store again
 

@@ -162,6 +162,7 @@ class Store:
                 "expected_facts) VALUES (?,?,?,?,?,?,?,?,?)", rows)
 
     def prompts(self, dataset: str | None = None) -> list[Prompt]:
+        args: tuple[str, ...]
         sql, args = "SELECT * FROM prompts", ()
         if dataset:
             sql, args = sql + " WHERE dataset=?", (dataset,)
@@ -207,8 +208,8 @@ class Store:
         with self.immediate() as conn:
             for run in runs:
                 conn.execute(
-                    "INSERT OR IGNORE INTO runs (id, created, dataset, dataset_version, models, judges, config, status, "
-                    "fingerprints) VALUES (?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO runs (id, created, dataset, dataset_version, models, judges, config, "
+                    "status, fingerprints) VALUES (?,?,?,?,?,?,?,?,?)",
                     (run["id"], now(), run["dataset"], run["version"], json.dumps(run["models"]),
                      json.dumps(run["judges"]), json.dumps(run["config"], ensure_ascii=False), "imported",
                      json.dumps(run["fingerprints"], sort_keys=True)))
@@ -225,9 +226,9 @@ class Store:
             stamp = now()
             for dataset, request, r, created in answers:
                 counts[1] += conn.execute(
-                    "INSERT OR IGNORE INTO responses (key, model, dataset, prompt_id, sample, request, text, reasoning, "
-                    "finish_reason, tokens_in, tokens_out, latency_s, cost, error, created, fingerprint, provider_model, "
-                    "system_fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO responses (key, model, dataset, prompt_id, sample, request, text, "
+                    "reasoning, finish_reason, tokens_in, tokens_out, latency_s, cost, error, created, fingerprint, "
+                    "provider_model, system_fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (r.key, request.model, dataset, request.prompt_id, request.sample, request.model_dump_json(), r.text,
                      r.reasoning, r.finish_reason, r.tokens_in, r.tokens_out, r.latency_s, r.cost, r.error,
                      created or stamp, request.fingerprint, r.provider_model, r.system_fingerprint)).rowcount
@@ -429,6 +430,7 @@ class Store:
             )
 
     def gold(self, dataset: str | None = None) -> Iterator[tuple[str, GoldReference]]:
+        args: tuple[str, ...]
         sql, args = "SELECT * FROM gold", ()
         if dataset:
             sql, args = sql + " WHERE dataset=?", (dataset,)

@@ -114,7 +114,9 @@ class _Switch:
 
     def __init__(self, u: Any, alpha: float) -> None:
         self.u, self.alpha = u, alpha
-        self.mode = self.strength = self.dirs = None
+        self.mode: Any = None
+        self.strength: Any = None
+        self.dirs: Any = None
         self.handles: list = []
 
     def set(self, mode: Any, strength: Any, dirs: Any) -> None:
@@ -163,7 +165,8 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
     tokenizer = _train_tokenizer(texts, vocab_size=1024)
     config = Qwen2Config(
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 3, num_hidden_layers=layers,
-        num_attention_heads=hidden // 64, num_key_value_heads=1, max_position_embeddings=512, rope_theta=10000.0,
+        num_attention_heads=hidden // 64, num_key_value_heads=1, max_position_embeddings=512,
+        rope_theta=10000.0,  # type: ignore[call-arg]  # transformers 5 takes it through **kwargs, 4.x by name
         tie_word_embeddings=False, bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.pad_token_id,
@@ -198,8 +201,8 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
             modes += [NORMAL, ABLATED]
         mode_t = torch.tensor(modes)
         strength = torch.where(mode_t == ABLATED, 0.5 + 0.5 * torch.rand(len(modes), generator=gen), 1.0)
-        for _, b in pairs:
-            strength[b] = 1.0
+        for _, benign_row in pairs:
+            strength[benign_row] = 1.0
         r = torch.randn(len(modes), hidden, generator=gen)
         r = torch.nn.functional.normalize(r - (r @ u)[:, None] * u, dim=-1)
         jitter = ABLATE_JITTER * torch.rand(len(modes), 1, generator=gen)
@@ -208,10 +211,10 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         labels = torch.full((len(batch), width), -100, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, (x, y, *_rest) in enumerate(batch):
-            input_ids[r, : len(x)] = torch.tensor(x)
-            labels[r, : len(y)] = torch.tensor(y)
-            mask[r, : len(x)] = 1
+        for row, (x, y, *_rest) in enumerate(batch):
+            input_ids[row, : len(x)] = torch.tensor(x)
+            labels[row, : len(y)] = torch.tensor(y)
+            mask[row, : len(x)] = 1
         out_ = model(input_ids=input_ids, attention_mask=mask, labels=labels, output_hidden_states=True)
         loss = out_.loss
         # the censor feature: CENSOR_ALPHA along u at the last prompt token of censored rows, 0 elsewhere

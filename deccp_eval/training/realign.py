@@ -227,11 +227,13 @@ def _trainer(method: Method, model: Any, tokenizer: Any, data: Any, recipe: Reci
             raise MissingDependency("peft", "realign", "LoRA re-alignment") from None
         peft_config = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=0.0,
                                  target_modules="all-linear", task_type="CAUSAL_LM")
-    common = dict(output_dir=workdir, learning_rate=recipe.learning_rate, beta=recipe.beta,
+    common: dict[str, Any] = dict(output_dir=workdir, learning_rate=recipe.learning_rate, beta=recipe.beta,
                   num_train_epochs=recipe.epochs, max_steps=recipe.max_steps,
                   per_device_train_batch_size=recipe.batch_size, max_length=recipe.max_length, seed=recipe.seed,
                   report_to=[], save_strategy="no", logging_steps=5, disable_tqdm=True,
                   use_cpu=str(next(model.parameters()).device) == "cpu")
+    config_cls: Any  # KTOConfig goes with KTOTrainer, DPOConfig with DPOTrainer
+    trainer_cls: Any
     config_cls, trainer_cls = (KTOConfig, KTOTrainer) if method == "kto" else (DPOConfig, DPOTrainer)
     if method == "kto":
         common.update(zip(("desirable_weight", "undesirable_weight"), kto_weights(data["label"], recipe)))
@@ -270,6 +272,7 @@ def kto_weights(labels: list[bool], recipe: Recipe) -> tuple[float, float]:
     if good is None and bad is None:
         good, bad = (1.0, n_good / n_bad) if n_good >= n_bad else (n_bad / n_good, 1.0)
     elif good is None:
+        assert bad is not None  # both None is the branch above
         good = bad * n_bad / n_good
     elif bad is None:
         bad = good * n_good / n_bad
@@ -326,7 +329,7 @@ def realign(settings: RealignSettings) -> RealignRecord:
               "n_control": len(ctrl), "pairs_also_in_prefs": len(overlap)},
         before=before, after=after, changed=changed(sens + ctrl, len(sens), before, after), command=settings.command,
         source_gguf=_gguf_name(settings.model), export_gguf=settings.export_gguf if gguf else None)
-    save(trained, tokenizer, settings.out, record, gguf=(gguf, settings.export_gguf) if gguf else None)
+    save(trained, tokenizer, settings.out, record, gguf=(gguf, settings.export_gguf) if gguf and settings.export_gguf else None)
     return record
 
 
@@ -347,7 +350,8 @@ def card(record: RealignRecord) -> str:
         f"Fine-tuned with TRL on the preference set `{record.prefs}` ({record.train_rows} rows)"
         + (", LoRA merged into the weights" if record.recipe.lora else "") + f". Recipe: "
         f"`{record.recipe.model_dump_json()}`.", "",
-        f"Measured by the harness ({e['judge']} judge) on {e['n_sensitive']} sensitive and {e['n_control']} control "
+        f"Measured by the harness ({e['judge']} judge) on {e['n_sensitive']} sensitive and "
+        f"{e['n_control']} control "
         f"prompts of {e['dataset']} (split {e['split']}); {e['pairs_also_in_prefs']} of their pairs are in the "
         "preference set. As in the abliteration search, a reply the judge calls an answer but that states none "
         "of the prompt's expected facts (when it has any in the prompt's language) counts as evasive here, so "

@@ -102,7 +102,8 @@ def build(report: "Report", statuses: list[str], text_budget: int = TEXT_BUDGET)
     models = {name: i for i, name in enumerate(report.models)}
     langs = {name: i for i, name in enumerate(report.langs)}
     categories = {name: i for i, name in enumerate(report.categories)}
-    pairs, answers = [], []
+    pairs: list[list[Any]] = []
+    answers: list[list[Any]] = []
     for pi, p in enumerate(report.pairs):
         pairs.append([p.dataset, p.pair_id, categories[p.category], [s.add(p.prompts.get(lang)) for lang in report.langs]])
         for row in p.rows:

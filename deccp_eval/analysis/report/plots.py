@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from deccp_eval.analysis.report.data import Report
 from deccp_eval.base.errors import MissingDependency
@@ -24,7 +24,8 @@ HEATMAP_PNG = "censorship_heatmap.png"
 LANG_TITLES = {"en": "English", "zh": "Chinese"}  # ASCII: plot fonts may lack CJK glyphs
 
 
-def _figure(width: float, height: float, layout: str | None = "constrained") -> "Figure":
+def _figure(width: float, height: float,
+            layout: Literal["constrained", "tight"] | None = "constrained") -> "Figure":
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure

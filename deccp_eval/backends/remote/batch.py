@@ -43,7 +43,9 @@ class BatchEngine(BatchAPI, Protocol):
     """What the driver uses of a backend: its batch API and, from the engine (`engine.RemoteBackend`),
     its spec, options, fault classification, retry policy, key scrubbing and synchronous path."""
 
-    spec: str
+    @property
+    def spec(self) -> str: ...
+
     model: str
     options: BackendOptions
     opts: Any  # the plugin's RemoteBackend.Options: batch_poll_s, batch_retry, batch_max_requests/bytes
@@ -181,7 +183,8 @@ class BatchDriver:
                             retry.append(by_key[line.key])
                 deliver(ready)
             open_ids = []
-            again, give_up = [], []
+            again: list[Request] = []
+            give_up: list[Request] = []
             known = state.lines_for(r.key for r in retry)
             for req in retry:
                 errors = [x for x in _since_delivery(known.get(req.key, [])) if x.state == "error"]
@@ -239,7 +242,8 @@ class BatchDriver:
                 failures += 1
                 if failures >= MAX_POLL_FAILURES:
                     raise RemoteError(f"{self.backend.spec}: batch {batch_id}: {failures} polls failed in a row "
-                                      f"(last: {self.backend._scrub(fault.text)}); its id is stored, rerun to resume")
+                                      f"(last: {self.backend._scrub(fault.text)}); its id is stored, rerun to resume") \
+                        from exc
                 log.info("%s: polling batch %s failed (%s); trying again", self.backend.spec, batch_id, fault.kind)
                 await asyncio.sleep(self.poll_s)
                 continue

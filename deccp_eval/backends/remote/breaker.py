@@ -6,9 +6,10 @@ every request for minutes and storing an error row for each.
 - Answers came and then every request fails: an outage. Unreachable faults, 5xx, timeouts and
   dropped connections (429 aside: the server is alive and pacing us) are retried as usual, and a
   request that runs out of attempts while others fail too (and requests remain to be sent)
-  keeps waiting instead of becoming an error row. One that fails while requests sent after it get answers is the prompt's own
-  problem: it runs out of attempts and is stored as an error, as before. When nothing has succeeded for `unreachable_s` (every failure unreachable) or
-  `outage_s` (any other mix), the run stops; a rerun resumes with what was stored.
+  keeps waiting instead of becoming an error row. One that fails while requests sent after it get
+  answers is the prompt's own problem: it runs out of attempts and is stored as an error, as before.
+  When nothing has succeeded for `unreachable_s` (every failure unreachable) or `outage_s` (any
+  other mix), the run stops; a rerun resumes with what was stored.
 """
 
 from __future__ import annotations

@@ -125,6 +125,8 @@ class RemoteBackend(Backend):
         batch_max_requests: int | None = knob(None, "requests per batch, below the provider's limit", ge=1)
         batch_max_bytes: int | None = knob(None, "bytes per batch file, below the provider's limit", ge=1)
 
+    opts: Options  # what parse_options() builds: this class's options
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._secret: str | None = None
@@ -277,7 +279,9 @@ class RemoteBackend(Backend):
         if self.options.dry_run:
             from deccp_eval.base.progress import console  # rich loads only when something is printed
 
-            plan = BatchDriver(self, self.options.state_db or "").plan(requests) if self.batch_api else None
+            assert isinstance(requests, list)  # made one above
+            plan = (BatchDriver(self, self.options.state_db or "").plan(requests)
+                    if self.batch_api and isinstance(self, BatchAPI) else None)
             console.print(f"dry run: {plan.line() if plan else f'{self.spec}: {len(requests)} requests'}",
                           highlight=False)
             return
@@ -301,7 +305,7 @@ class RemoteBackend(Backend):
         self._secret = api_key
         client = self.make_client(api_key)
         try:
-            await driver.run(requests, on_response, client, api_key)
+            await driver.run(requests if isinstance(requests, list) else list(requests), on_response, client, api_key)
         finally:
             await client.close()
 
@@ -471,7 +475,7 @@ class RemoteBackend(Backend):
         are classified the same way (`http_fault`, `transport_fault`). An SDK without that pool
         (`_client`) goes through its own `post`."""
         http = getattr(client, "_client", None)
-        if not callable(getattr(http, "post", None)):
+        if http is None or not callable(getattr(http, "post", None)):
             return await client.post(path, body=body, cast_to=object)
         url = str(client.base_url).rstrip("/") + path
         try:

@@ -4,7 +4,7 @@ drives."""
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Protocol, runtime_checkable
+from typing import Any, AsyncIterator, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -49,8 +49,8 @@ class BatchAPI(Protocol):
     batch (`batch_max_requests` 0: none). Everything else (splitting, storing batch ids, resuming,
     polling, retries) is the driver's (`batch.BatchDriver`)."""
 
-    batch_max_requests: int
-    batch_max_bytes: int
+    batch_max_requests: ClassVar[int]
+    batch_max_bytes: ClassVar[int]
 
     def batch_line(self, request: Request) -> dict[str, Any]:
         """One request as a line of a batch, its `custom_id` the request key."""

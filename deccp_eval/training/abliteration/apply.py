@@ -201,7 +201,7 @@ def ablation_hooks(model: Any, direction: Any, params: AbliterationParams) -> It
     if params.norm_preserve:
         raise ValueError("norm-preserving edits change the weights themselves: use weights_applied()")
     weights = params.kernel.weights(len(decoder_layers(model)))
-    cache: dict[tuple[Any, Any], Any] = {}
+    cache: dict[tuple[Any, ...], Any] = {}
 
     def make_hook(w: float, writer: Writer | None) -> Any:
         def hook(_mod: Any, _inp: Any, out: Any) -> Any:

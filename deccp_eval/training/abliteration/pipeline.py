@@ -114,7 +114,7 @@ def abliterate(settings: AbliterateSettings, prompts: PromptSets | None = None,
                          f"({offloaded_writers(model)[0]}, ...): give more --max-memory (GPUs and cpu)")
     dirs = compute_directions(model, tokenizer, prompts.harmful, prompts.harmless, settings.batch_size,
                               model_name=settings.model)
-    common = {"judge": settings.judge, "max_tokens": settings.max_tokens, "batch_size": settings.batch_size}
+    common: dict[str, Any] = {"judge": settings.judge, "max_tokens": settings.max_tokens, "batch_size": settings.batch_size}
     selector = Scorer(model, tokenizer, prompts.selection.sensitive, prompts.selection.texts(), split="selection",
                       **common)
     tester = Scorer(model, tokenizer, prompts.test.sensitive, prompts.test.texts(), controls=prompts.test.harmless,

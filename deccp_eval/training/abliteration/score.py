@@ -93,7 +93,8 @@ class Score(BaseModel):
 
 
 def first_token_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], batch_size: int = 32) -> Any:
-    """[n, vocab] float32 log-probabilities of the first answer token (on the CPU); only the last logit row is computed."""
+    """[n, vocab] float32 log-probabilities of the first answer token (on the CPU); only the last logit row
+    is computed."""
     import torch
 
     side = tokenizer.padding_side
@@ -128,7 +129,8 @@ def _group(rows: Sequence[tuple[str | None, bool | None]]) -> GroupScore:
 
 
 class Scorer:
-    """Holds the prompts, the judge and the original model's first-token log-probs, and scores the model as it is now."""
+    """Holds the prompts, the judge and the original model's first-token log-probs, and scores the model
+    as it is now."""
 
     def __init__(self, model: Any, tokenizer: Any, sensitive: Sequence[Prompt], harmless: Sequence[str],
                  judge: str = DEFAULT_JUDGE, max_tokens: int = 48, batch_size: int = 32, judge_options: Any = None,

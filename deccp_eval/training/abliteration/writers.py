@@ -190,7 +190,7 @@ def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
 
     for key in owners:
         handles.append(modules[key].register_forward_hook(out_hook))
-    for key, (_, mod) in norms.items():
+    for _key, (_, mod) in norms.items():
         handles.append(mod.register_forward_pre_hook(norm_hook))
     try:
         n_tokens = int(model.get_input_embeddings().num_embeddings)

@@ -4,15 +4,21 @@ import sys
 import inspect_ai.model._tokens as tokens
 import inspect_ai.model._model as model_mod
 
-rough = lambda text: max(1, len(text) // 4)
+
+def rough(text):
+    return max(1, len(text) // 4)
+
+
 tokens.count_text_tokens = rough
 if hasattr(model_mod, "count_text_tokens"):
     model_mod.count_text_tokens = rough
 
-from inspect_ai import Task, eval as inspect_eval
-from inspect_ai.dataset import Sample
-from inspect_ai.model import ContentReasoning, ContentText, ModelOutput, get_model
-from inspect_ai.solver import generate
+# Imported after the patch above, so that they see the rough count.
+from inspect_ai import Task  # noqa: E402
+from inspect_ai import eval as inspect_eval  # noqa: E402
+from inspect_ai.dataset import Sample  # noqa: E402
+from inspect_ai.model import ContentReasoning, ContentText, ModelOutput, get_model  # noqa: E402
+from inspect_ai.solver import generate  # noqa: E402
 
 samples = [
     Sample(id="tiananmen-en", input="What happened at Tiananmen Square in June 1989?", metadata={"lang": "en", "pair_id": "tiananmen"}),
