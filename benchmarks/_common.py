@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,10 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def parse(ap: argparse.ArgumentParser, argv: Sequence[str] | None = None, **tiny: Any) -> argparse.Namespace:
     """Parse with a `--smoke` flag added: with it, each option named in `tiny` that the command line
     left at its default takes its tiny value (`args.smoke` says whether it was given)."""
-    sizes = " ".join(f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
-                     for k, v in tiny.items())
-    ap.add_argument("--smoke", action="store_true",
-                    help=f"a tiny run through the same code paths, for `make bench-smoke` ({sizes or 'as is'})")
+    sizes = " ".join(
+        f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+        for k, v in tiny.items()
+    )
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"a tiny run through the same code paths, for `make bench-smoke` ({sizes or 'as is'})",
+    )
     args = ap.parse_args(argv)
     if args.smoke:
         for key, value in tiny.items():

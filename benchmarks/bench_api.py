@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 from _common import parse
-from deccp_eval.run import runner
+
 from deccp_eval.backends.contract import BackendOptions
-from deccp_eval.datasets.loading import Dataset
 from deccp_eval.base.schema import Prompt, SamplingParams
+from deccp_eval.datasets.loading import Dataset
+from deccp_eval.run import runner
 from deccp_eval.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +33,12 @@ MODEL = "openai:bench-model"
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
     """The fake server in its own process, so its threads don't compete for this one's GIL."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
-    proc = subprocess.Popen([sys.executable, "-m", "fakes.openai_server", "--latency", str(latency)],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fakes.openai_server", "--latency", str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
     if not url.startswith("http"):
@@ -56,14 +61,24 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.1)
     args = parse(ap, requests=40, concurrency=8, latency=0.01)
 
-    prompts = [Prompt(id=f"b{i:05d}", pair_id=f"b{i:05d}", lang="en", text=f"Benchmark question number {i}?",
-                      category="bench", kind="sensitive") for i in range(args.requests)]
+    prompts = [
+        Prompt(
+            id=f"b{i:05d}",
+            pair_id=f"b{i:05d}",
+            lang="en",
+            text=f"Benchmark question number {i}?",
+            category="bench",
+            kind="sensitive",
+        )
+        for i in range(args.requests)
+    ]
     dataset = Dataset(name="bench", version="1", prompts=prompts)
     os.environ.setdefault("BENCH_API_KEY", "sk-bench")
     server, base_url = start_server(args.latency)
     try:
-        options = BackendOptions(base_url=base_url, api_key_env="BENCH_API_KEY", max_concurrency=args.concurrency,
-                                 timeout_s=30)
+        options = BackendOptions(
+            base_url=base_url, api_key_env="BENCH_API_KEY", max_concurrency=args.concurrency, timeout_s=30
+        )
         # Start-up costs paid once per process whatever N is (a CLI run pays them before its first request):
         import openai  # noqa: F401  - the SDK import (~0.5 s)
 
@@ -79,15 +94,21 @@ def main() -> None:
         server.wait(timeout=10)
 
     ideal = args.requests / args.concurrency * args.latency
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other work slows this CPU-bound "
-          f"client down)")
-    print(f"requests={args.requests} concurrency={args.concurrency} latency={args.latency * 1000:.0f}ms "
-          f"generated={tally.generated} errors={tally.errors}")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other work slows this CPU-bound "
+        f"client down)"
+    )
+    print(
+        f"requests={args.requests} concurrency={args.concurrency} latency={args.latency * 1000:.0f}ms "
+        f"generated={tally.generated} errors={tally.errors}"
+    )
     print(f"wall:                 {wall:7.2f} s")
     print(f"ideal (latency-bound): {ideal:6.2f} s")
     print(f"cpu per request:      {cpu / args.requests * 1000:7.2f} ms")
-    print(f"cached re-run:        {cached_wall:7.3f} s ({cached_wall / wall:.1%} of the first run, "
-          f"{cached_tally.cached} from cache)")
+    print(
+        f"cached re-run:        {cached_wall:7.3f} s ({cached_wall / wall:.1%} of the first run, "
+        f"{cached_tally.cached} from cache)"
+    )
     print(f"ratio_to_ideal={wall / ideal:.2f}")
 
 

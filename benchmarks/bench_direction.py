@@ -43,9 +43,9 @@ def measure(count: int, base_count: int = COUNTS[0], batch: int = BATCH) -> dict
 
     import torch
 
-    from deccp_eval.training.abliteration.direction import residual_means
-    from deccp_eval.datasets.loading import load_dataset
     from deccp_eval.backends.torch_utils import load_model
+    from deccp_eval.datasets.loading import load_dataset
+    from deccp_eval.training.abliteration.direction import residual_means
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     model, tokenizer = load_model(str(toy_model()), device="cpu")
@@ -73,14 +73,23 @@ def measure(count: int, base_count: int = COUNTS[0], batch: int = BATCH) -> dict
     tracemalloc.stop()
     peak[0] = max(peak[0], _rss_bytes())
     assert n == count and tuple(means.shape)[0] == len(model.model.layers) + 1
-    return {"count": count, "seconds": seconds, "rss_before_mb": before / 2**20,
-            "rss_delta_mb": (peak[0] - before) / 2**20, "tracemalloc_peak_mb": py_peak / 2**20}
+    return {
+        "count": count,
+        "seconds": seconds,
+        "rss_before_mb": before / 2**20,
+        "rss_delta_mb": (peak[0] - before) / 2**20,
+        "tracemalloc_peak_mb": py_peak / 2**20,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--counts", type=lambda v: [int(x) for x in v.split(",")], default=list(COUNTS),
-                    help="prompt counts, comma-separated (default 128,512,2048)")
+    ap.add_argument(
+        "--counts",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=list(COUNTS),
+        help="prompt counts, comma-separated (default 128,512,2048)",
+    )
     ap.add_argument("--batch-size", type=int, default=BATCH)
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # one count, in this process
     args = parse(ap, counts=[8, 16], batch_size=4)
@@ -90,17 +99,33 @@ def main() -> None:
     toy_model()  # trained once here (under the tests' lock), not in each child
     rows = []
     for count in args.counts:
-        proc = subprocess.run([sys.executable, __file__, "--one", str(count), "--counts", str(args.counts[0]),
-                               "--batch-size", str(args.batch_size)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                str(count),
+                "--counts",
+                str(args.counts[0]),
+                "--batch-size",
+                str(args.batch_size),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr[-4000:])
             raise SystemExit(f"the {count}-prompt run failed (exit {proc.returncode})")
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    print(f"{'prompts':>8} {'seconds':>8} {'prompts/s':>10} {'rss before MB':>14} {'rss delta MB':>13} "
-          f"{'tracemalloc MB':>15}")
+    print(
+        f"{'prompts':>8} {'seconds':>8} {'prompts/s':>10} {'rss before MB':>14} {'rss delta MB':>13} "
+        f"{'tracemalloc MB':>15}"
+    )
     for r in rows:
-        print(f"{r['count']:>8} {r['seconds']:>8.2f} {r['count'] / r['seconds']:>10.1f} {r['rss_before_mb']:>14.1f} "
-              f"{r['rss_delta_mb']:>13.2f} {r['tracemalloc_peak_mb']:>15.2f}")
+        print(
+            f"{r['count']:>8} {r['seconds']:>8.2f} {r['count'] / r['seconds']:>10.1f} {r['rss_before_mb']:>14.1f} "
+            f"{r['rss_delta_mb']:>13.2f} {r['tracemalloc_peak_mb']:>15.2f}"
+        )
     first, last = rows[0], rows[-1]
     floor = 1.0  # MB: below this the delta is allocator noise, not growth
     ratio = max(last["rss_delta_mb"], floor) / max(first["rss_delta_mb"], floor)

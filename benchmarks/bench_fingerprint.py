@@ -38,8 +38,9 @@ def drop_caches() -> bool:
 
 def write_file(path: Path, gb: float, tensors: int = 64) -> None:
     size = int(gb * (1 << 30)) // tensors
-    header = {f"t{i}": {"dtype": "U8", "shape": [size], "data_offsets": [i * size, (i + 1) * size]}
-              for i in range(tensors)}
+    header = {
+        f"t{i}": {"dtype": "U8", "shape": [size], "data_offsets": [i * size, (i + 1) * size]} for i in range(tensors)
+    }
     head = json.dumps(header).encode()
     chunk = os.urandom(1 << 24)
     with path.open("wb") as fh:
@@ -83,7 +84,9 @@ def main() -> None:
         cached_s = time.perf_counter() - t0
 
     print(f"page cache dropped: {cold}")
-    print(f"sample fingerprint: {sample_s:.3f} s   full sha256: {full_s:.2f} s   cached folder: {cached_s * 1e3:.1f} ms")
+    print(
+        f"sample fingerprint: {sample_s:.3f} s   full sha256: {full_s:.2f} s   cached folder: {cached_s * 1e3:.1f} ms"
+    )
     # The sample reads a fixed 16 MB per weight file whatever its size; a full hash is linear in bytes.
     print(f"15 GB folder (4 shards) estimate: sample {4 * sample_s:.1f} s, full {full_s * 15 / args.gb:.0f} s")
     print(f"ratio_full_vs_sample={full_s / max(sample_s, 1e-6):.1f}")

@@ -10,17 +10,20 @@ import argparse
 import time
 
 from _common import parse, toy_model
+
 from deccp_eval.backends.contract import BackendOptions
-from deccp_eval.datasets.loading import load_dataset
 from deccp_eval.base.schema import Request, SamplingParams
+from deccp_eval.datasets.loading import load_dataset
 from deccp_eval.plugins.hf import HFBackend
 
 
 def throughput(path: str, texts: list[str], batch_size: int, max_tokens: int) -> tuple[float, float]:
     backend = HFBackend(path, BackendOptions(batch_size=batch_size))
     backend.load()
-    reqs = [Request(model="hf:bench", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
-            for i, t in enumerate(texts)]
+    reqs = [
+        Request(model="hf:bench", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
+        for i, t in enumerate(texts)
+    ]
     out: list = []
     t0 = time.perf_counter()
     backend.generate(reqs, out.append)

@@ -45,8 +45,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="answers for the default judge (0: all)")
     ap.add_argument("--keyword-limit", type=int, default=300, help="answers for the slower keyword baseline")
     args = parse(ap, limit=20, keyword_limit=10)
-    from deccp_eval.judging.contract import JudgeItem
     from deccp_eval.base.schema import DEFAULT_JUDGE
+    from deccp_eval.judging.contract import JudgeItem
 
     rows = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines()]
     items = [JudgeItem(response_key=r["id"], prompt=r["prompt"], response=r["response"], lang=r["lang"]) for r in rows]

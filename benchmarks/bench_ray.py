@@ -20,26 +20,29 @@ import time
 from pathlib import Path
 
 from _common import parse, toy_model
-from deccp_eval.run import runner
+
 from deccp_eval.backends.contract import BackendOptions
-from deccp_eval.datasets.loading import load_dataset
-from deccp_eval.run.executors import make_executor
 from deccp_eval.base.schema import SamplingParams
+from deccp_eval.datasets.loading import load_dataset
+from deccp_eval.run import runner
+from deccp_eval.run.executors import make_executor
 from deccp_eval.store.db import Store
 
 MODELS = ["hf:deccp-toy", "abliterated:deccp-toy"]
 
 
-def timed_run(db: Path, executor_name: str, models: list[str], prompts: int, max_tokens: int, batch_size: int,
-              **kw: object) -> float:
+def timed_run(
+    db: Path, executor_name: str, models: list[str], prompts: int, max_tokens: int, batch_size: int, **kw: object
+) -> float:
     data = load_dataset("deccp")
     data = data.model_copy(update={"prompts": data.prompts[:prompts]})
     options = {m: BackendOptions(batch_size=batch_size, device="cpu") for m in models}
     with make_executor(executor_name, **kw) as executor:  # type: ignore[arg-type]
         t0 = time.perf_counter()
         with Store(db) as store:
-            summary = runner.run(store, data, models, [], SamplingParams(max_tokens=max_tokens), options=options,
-                                 executor=executor)
+            summary = runner.run(
+                store, data, models, [], SamplingParams(max_tokens=max_tokens), options=options, executor=executor
+            )
         wall = time.perf_counter() - t0
     assert [m.generated for m in summary.models] == [prompts] * len(models), summary
     return wall
@@ -69,8 +72,9 @@ def main() -> None:
         local = timed_run(local_db, "local", *runner_args)
         print(f"local sequential: {local:.1f}s for {len(args.models)} models x {args.prompts} prompts", flush=True)
         t0 = time.perf_counter()
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 _node_ip_address="127.0.0.1")
+        ray.init(
+            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1"
+        )
         print(f"ray cluster start: {time.perf_counter() - t0:.1f}s (not counted)", flush=True)
         try:
             on_ray = timed_run(ray_db, "ray", *runner_args, replicas=2, gpus_per_replica=0)

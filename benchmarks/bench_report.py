@@ -50,8 +50,15 @@ def browser(profile: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--window-size=1400,1000", f"--user-data-dir={profile}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
 
@@ -60,8 +67,9 @@ def cli(*args: str) -> None:
     """`deccp-eval ARGS` as a whole process, quiet unless it fails."""
     proc = subprocess.run([sys.executable, "-m", "deccp_eval.cli", *args], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"deccp-eval {args[0]} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n"
-                         f"{proc.stderr[-4000:]}")
+        raise SystemExit(
+            f"deccp-eval {args[0]} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        )
 
 
 def main() -> None:
@@ -82,8 +90,19 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     db = args.db
     if db is None:
         db = tmp / "deccp.db"
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_big_store.py"), "--out", str(db),
-                        "--models", str(args.models), "--pairs", str(args.pairs)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "make_big_store.py"),
+                "--out",
+                str(db),
+                "--models",
+                str(args.models),
+                "--pairs",
+                str(args.pairs),
+            ],
+            check=True,
+        )
     out = tmp / "report"
     t0 = time.perf_counter()
     cli("report", "--db", str(db), "--out", str(out), "--plots-dir", str(tmp / "plots"))
@@ -93,8 +112,10 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     t0 = time.perf_counter()
     cli("leaderboard", "--db", str(db), "--out", str(tmp / "leaderboard.csv"))
     leaderboard_s = time.perf_counter() - t0
-    print(f"report_build_s={build_s:.1f} leaderboard_s={leaderboard_s:.1f} "
-          f"ratio_to_leaderboard={build_s / leaderboard_s:.2f} (target: report_build_s <= 10)")
+    print(
+        f"report_build_s={build_s:.1f} leaderboard_s={leaderboard_s:.1f} "
+        f"ratio_to_leaderboard={build_s / leaderboard_s:.2f} (target: report_build_s <= 10)"
+    )
     index = out / "index.html"
     size_mb = index.stat().st_size / 1e6
     print(f"report built in {build_s:.1f}s; index.html {size_mb:.2f} MB")
@@ -104,18 +125,31 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
         driver.set_script_timeout(30)
         driver.get(index.as_uri())
         shown = driver.execute_async_script(LEADERBOARD_JS)
-        ready = driver.execute_script("const m = performance.getEntriesByName('report-ready'); "
-                                      "return m.length ? m[0].startTime : null")
+        ready = driver.execute_script(
+            "const m = performance.getEntriesByName('report-ready'); return m.length ? m[0].startTime : null"
+        )
         nav = driver.execute_script("return performance.getEntriesByType('navigation')[0].toJSON()")
-        print(f"leaderboard painted at {shown} ms; prompt browser rendered at {ready} ms; "
-              f"DOMContentLoaded {nav['domContentLoadedEventEnd']:.0f} ms, load {nav['loadEventEnd']:.0f} ms")
-        models = driver.execute_script("return Array.from(document.querySelectorAll('#f-model option'))"
-                                       ".map(o => o.value).filter(Boolean)")
-        cats = driver.execute_script("return Array.from(document.querySelectorAll('#f-category option'))"
-                                     ".map(o => o.value).filter(Boolean)")
-        steps = [("f-verdict", "refusal"), ("f-lang", "zh"), ("f-category", cats[len(cats) // 2]),
-                 ("f-model", models[len(models) // 2]), ("f-category", ""), ("f-verdict", "answer"),
-                 ("f-lang", ""), ("f-model", ""), ("f-verdict", "")]
+        print(
+            f"leaderboard painted at {shown} ms; prompt browser rendered at {ready} ms; "
+            f"DOMContentLoaded {nav['domContentLoadedEventEnd']:.0f} ms, load {nav['loadEventEnd']:.0f} ms"
+        )
+        models = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#f-model option')).map(o => o.value).filter(Boolean)"
+        )
+        cats = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#f-category option')).map(o => o.value).filter(Boolean)"
+        )
+        steps = [
+            ("f-verdict", "refusal"),
+            ("f-lang", "zh"),
+            ("f-category", cats[len(cats) // 2]),
+            ("f-model", models[len(models) // 2]),
+            ("f-category", ""),
+            ("f-verdict", "answer"),
+            ("f-lang", ""),
+            ("f-model", ""),
+            ("f-verdict", ""),
+        ]
         times, cells = [], []
         for select, value in steps:
             ms, tds, samples = driver.execute_async_script(FILTER_JS, select, value)
@@ -124,17 +158,20 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
             print(f"  filter {select}={value!r}: {ms:.0f} ms, {tds} answer cells ({samples} answers) in the DOM")
         status = driver.execute_script("return document.getElementById('filter-status').textContent")
         print(f"  {status}")
-        sample = driver.execute_script("return document.querySelector('tr.answer-row td[data-lang] .sample')"
-                                       ".textContent.slice(0, 300)")
+        sample = driver.execute_script(
+            "return document.querySelector('tr.answer-row td[data-lang] .sample').textContent.slice(0, 300)"
+        )
         print(f"  first answer shown: {sample!r}")
     finally:
         driver.quit()
     filter_ms = max(times)
     ratios = {"build": build_s / 10, "size": size_mb / 10, "leaderboard": shown / 2000, "filter": filter_ms / 300}
-    print(f"report_build_s={build_s:.1f} ratio_to_leaderboard={build_s / leaderboard_s:.2f} size_mb={size_mb:.2f} "
-          f"leaderboard_ms={shown:.0f} ready_ms={ready:.0f} "
-          f"filter_ms_max={filter_ms:.0f} filter_ms_median={statistics.median(times):.0f} "
-          f"max_answer_cells={max(cells)} worst_ratio={max(ratios.values()):.2f}")
+    print(
+        f"report_build_s={build_s:.1f} ratio_to_leaderboard={build_s / leaderboard_s:.2f} size_mb={size_mb:.2f} "
+        f"leaderboard_ms={shown:.0f} ready_ms={ready:.0f} "
+        f"filter_ms_max={filter_ms:.0f} filter_ms_median={statistics.median(times):.0f} "
+        f"max_answer_cells={max(cells)} worst_ratio={max(ratios.values()):.2f}"
+    )
 
 
 if __name__ == "__main__":

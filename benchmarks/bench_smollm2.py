@@ -27,8 +27,9 @@ def measure(spec: str, prompts: list, max_tokens: int, batch: int) -> tuple[floa
 
     backend = make_backend(spec, BackendOptions(batch_size=batch, device="cpu", dtype="float32"))
     backend.check()
-    reqs = [Request(model=spec, prompt_id=p.id, text=p.text, params=SamplingParams(max_tokens=max_tokens))
-            for p in prompts]
+    reqs = [
+        Request(model=spec, prompt_id=p.id, text=p.text, params=SamplingParams(max_tokens=max_tokens)) for p in prompts
+    ]
     t0 = time.perf_counter()
     backend.load()
     loaded = time.perf_counter() - t0
@@ -67,8 +68,10 @@ def main() -> None:
     prompts = [p for p in data.prompts if p.kind == "sensitive"][: 2 * args.pairs]
     spent, tokens, loaded = measure(f"hf:{path}", prompts, args.max_tokens, len(prompts))
     hf_rate = tokens / spent
-    print(f"hf: {len(prompts)} answers, {tokens} tokens in {spent:.1f} s (load {loaded:.1f} s): "
-          f"{hf_rate:.1f} tokens/s, {len(prompts) / spent:.2f} answers/s")
+    print(
+        f"hf: {len(prompts)} answers, {tokens} tokens in {spent:.1f} s (load {loaded:.1f} s): "
+        f"{hf_rate:.1f} tokens/s, {len(prompts) / spent:.2f} answers/s"
+    )
     if args.vllm:
         try:
             spent, tokens, loaded = measure(f"vllm:{path}", prompts, args.max_tokens, len(prompts))
@@ -76,8 +79,10 @@ def main() -> None:
             print(f"vllm: did not load the GGUF: {type(exc).__name__}: {str(exc)[:300]}")
         else:
             rate = tokens / spent
-            print(f"vllm: {len(prompts)} answers, {tokens} tokens in {spent:.1f} s (load {loaded:.1f} s): "
-                  f"{rate:.1f} tokens/s")
+            print(
+                f"vllm: {len(prompts)} answers, {tokens} tokens in {spent:.1f} s (load {loaded:.1f} s): "
+                f"{rate:.1f} tokens/s"
+            )
             print(f"ratio_vllm_vs_hf={rate / hf_rate:.2f}")
             return
     print(f"hf_tokens_per_s={hf_rate:.1f}")

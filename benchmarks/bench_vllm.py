@@ -37,15 +37,17 @@ def main() -> None:
         toy_model()
 
     from deccp_eval.backends.contract import BackendOptions
+    from deccp_eval.base.schema import Request, SamplingParams
     from deccp_eval.datasets.loading import load_dataset
     from deccp_eval.plugins.hf import HFBackend
     from deccp_eval.plugins.vllm import VLLMBackend
-    from deccp_eval.base.schema import Request, SamplingParams
 
     prompts = load_dataset("deccp").prompts
     texts = [prompts[i % len(prompts)].text for i in range(args.prompts)]
-    reqs = [Request(model="bench", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=args.max_tokens))
-            for i, t in enumerate(texts)]
+    reqs = [
+        Request(model="bench", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=args.max_tokens))
+        for i, t in enumerate(texts)
+    ]
 
     hf = HFBackend(args.model, BackendOptions(batch_size=args.hf_batch))
     hf.load()
@@ -63,7 +65,9 @@ def main() -> None:
 
     print(f"prompts={len(reqs)} max_tokens={args.max_tokens} model={args.model}")
     print(f"hf   (batch {args.hf_batch}): {hf_tps:9.1f} tokens/s  {hf_tokens} tokens in {hf_wall:6.2f}s")
-    print(f"vllm (whole list): {vl_tps:9.1f} tokens/s  {vl_tokens} tokens in {vl_wall:6.2f}s  (engine load {load_s:.1f}s)")
+    print(
+        f"vllm (whole list): {vl_tps:9.1f} tokens/s  {vl_tokens} tokens in {vl_wall:6.2f}s  (engine load {load_s:.1f}s)"
+    )
     print(f"ratio_vllm_vs_hf={vl_tps / hf_tps:.2f}")
 
 

@@ -77,9 +77,17 @@ def run_ours(model_dir: Path, prompts: Any, args: argparse.Namespace, work: Path
     from deccp_eval.training.abliteration.pipeline import abliterate
     from deccp_eval.training.abliteration.settings import AbliterateSettings
 
-    settings = AbliterateSettings(model=str(model_dir), out=work / "ours", trials=args.trials, seed=0,
-                                  max_tokens=args.max_tokens, batch_size=64, eval_limit=args.eval_limit,
-                                  study_db=work / "ours.db", device="cpu")
+    settings = AbliterateSettings(
+        model=str(model_dir),
+        out=work / "ours",
+        trials=args.trials,
+        seed=0,
+        max_tokens=args.max_tokens,
+        batch_size=64,
+        eval_limit=args.eval_limit,
+        study_db=work / "ours.db",
+        device="cpu",
+    )
     t0 = time.perf_counter()
     result = abliterate(settings, prompts)
     return result.record.after, time.perf_counter() - t0
@@ -104,8 +112,9 @@ def heretic_config(model_dir: Path, prompts: Any, args: argparse.Namespace, work
         "good_prompts": {"dataset": write_prompts(cfg / "good.txt", prompts.harmless)},
         "bad_prompts": {"dataset": write_prompts(cfg / "bad.txt", prompts.harmful)},
         "good_evaluation_prompts": {"dataset": write_prompts(cfg / "good_eval.txt", prompts.selection.texts())},
-        "bad_evaluation_prompts": {"dataset": write_prompts(cfg / "bad_eval.txt",
-                                                            [p.text for p in prompts.selection.sensitive])},
+        "bad_evaluation_prompts": {
+            "dataset": write_prompts(cfg / "bad_eval.txt", [p.text for p in prompts.selection.sensitive])
+        },
     }
     (cfg / "config.toml").write_text(to_toml(settings, heretic_markers()), encoding="utf-8")
     # numbered choices read from stdin in batch mode: the first Pareto trial (fewest refusals), "Save the
@@ -114,14 +123,22 @@ def heretic_config(model_dir: Path, prompts: Any, args: argparse.Namespace, work
     return cfg, out, answers
 
 
-def run_heretic(heretic: str, model_dir: Path, prompts: Any, args: argparse.Namespace,
-                work: Path) -> tuple[Path, float]:
+def run_heretic(
+    heretic: str, model_dir: Path, prompts: Any, args: argparse.Namespace, work: Path
+) -> tuple[Path, float]:
     """heretic on the same lists and budget; returns the folder it saved."""
     cfg, out, answers = heretic_config(model_dir, prompts, args, work)
     env = {**os.environ, "KAGGLE_KERNEL_RUN_TYPE": "Batch", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     t0 = time.perf_counter()
-    proc = subprocess.run([heretic, "--model", str(model_dir)], input=answers, text=True, capture_output=True,
-                          cwd=cfg, env=env, timeout=3600)
+    proc = subprocess.run(
+        [heretic, "--model", str(model_dir)],
+        input=answers,
+        text=True,
+        capture_output=True,
+        cwd=cfg,
+        env=env,
+        timeout=3600,
+    )
     seconds = time.perf_counter() - t0
     (work / "heretic.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr, encoding="utf-8")
     if not (out / "config.json").exists():
@@ -155,12 +172,20 @@ def score_folder(original: Path, edited: Path, prompts: Any, max_tokens: int) ->
     """The harness's test-split score of an edited folder, KL against the original model."""
     import torch
 
-    from deccp_eval.training.abliteration.score import Scorer
     from deccp_eval.backends.torch_utils import load_model
+    from deccp_eval.training.abliteration.score import Scorer
 
     model, tok = load_model(str(original), "cpu")
-    scorer = Scorer(model, tok, prompts.test.sensitive, prompts.test.texts(), controls=prompts.test.harmless,
-                    split="test", max_tokens=max_tokens, batch_size=64)
+    scorer = Scorer(
+        model,
+        tok,
+        prompts.test.sensitive,
+        prompts.test.texts(),
+        controls=prompts.test.harmless,
+        split="test",
+        max_tokens=max_tokens,
+        batch_size=64,
+    )
     edited_model, _ = load_model(str(edited), "cpu")
     with torch.no_grad():  # the scorer scores the model as it is now: give it the edited weights
         model.load_state_dict(edited_model.state_dict(), strict=False)
@@ -173,15 +198,19 @@ def score_folder(original: Path, edited: Path, prompts: Any, max_tokens: int) ->
 def row(name: str, score: Any, seconds: float | None) -> str:
     langs = " ".join(f"{k}={v.censorship:.3f}" for k, v in score.langs.items())
     took = f"{seconds:.0f}s" if seconds is not None else "-"
-    return (f"{name:<10} censorship {score.censorship:.3f} ({langs})  content {score.content:.3f}  "
-            f"KL {score.kl:.4f}  over-refusal {score.over_refusal or 0:.3f}  time {took}")
+    return (
+        f"{name:<10} censorship {score.censorship:.3f} ({langs})  content {score.content:.3f}  "
+        f"KL {score.kl:.4f}  over-refusal {score.over_refusal or 0:.3f}  time {took}"
+    )
 
 
 def heretic_defaults(heretic: str) -> list[str]:
     """Ask the installed heretic for its default refusal markers (its Settings model), in its own venv."""
     python = str(Path(heretic).with_name("python"))
-    code = ("from heretic.config import Settings; import json; "
-            "print(json.dumps(Settings.model_fields['refusal_markers'].default))")
+    code = (
+        "from heretic.config import Settings; import json; "
+        "print(json.dumps(Settings.model_fields['refusal_markers'].default))"
+    )
     try:
         out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
         return list(json.loads(out.strip().splitlines()[-1]))
@@ -214,22 +243,30 @@ def thin(items: list, n: int) -> list:
 
 
 def compare(args: argparse.Namespace, work: Path) -> int:
+    from deccp_eval.toy.data import HELDOUT_SOURCE
     from deccp_eval.training.abliteration.pipeline import default_prompts
     from deccp_eval.training.abliteration.settings import AbliterateSettings
-    from deccp_eval.toy.data import HELDOUT_SOURCE
 
     model_dir = toy_without_system(work)
-    prompts = default_prompts(AbliterateSettings(model=str(model_dir), out=work / "unused",
-                                                 eval_dataset=HELDOUT_SOURCE, eval_limit=args.eval_limit))
+    prompts = default_prompts(
+        AbliterateSettings(
+            model=str(model_dir), out=work / "unused", eval_dataset=HELDOUT_SOURCE, eval_limit=args.eval_limit
+        )
+    )
     if args.smoke:  # the same lists thinned out evenly (both languages): direction 4x, test 1x the selection limit
         n = args.eval_limit
-        test = prompts.test.model_copy(update={"sensitive": thin(prompts.test.sensitive, n),
-                                               "harmless": thin(prompts.test.harmless, n)})
-        prompts = prompts.model_copy(update={"harmful": thin(prompts.harmful, 4 * n),
-                                             "harmless": thin(prompts.harmless, 4 * n), "test": test})
-    print(f"toy copy without system messages: {model_dir}; direction {len(prompts.harmful)}/{len(prompts.harmless)} "
-          f"prompts, selection {len(prompts.selection.sensitive)}, test {len(prompts.test.sensitive)} sensitive + "
-          f"{len(prompts.test.harmless)} harmless; {args.trials} trials each", flush=True)
+        test = prompts.test.model_copy(
+            update={"sensitive": thin(prompts.test.sensitive, n), "harmless": thin(prompts.test.harmless, n)}
+        )
+        prompts = prompts.model_copy(
+            update={"harmful": thin(prompts.harmful, 4 * n), "harmless": thin(prompts.harmless, 4 * n), "test": test}
+        )
+    print(
+        f"toy copy without system messages: {model_dir}; direction {len(prompts.harmful)}/{len(prompts.harmless)} "
+        f"prompts, selection {len(prompts.selection.sensitive)}, test {len(prompts.test.sensitive)} sensitive + "
+        f"{len(prompts.test.harmless)} harmless; {args.trials} trials each",
+        flush=True,
+    )
     before = score_folder(model_dir, model_dir, prompts, args.max_tokens)
     print(row("original", before, None), flush=True)
     ours, ours_s = run_ours(model_dir, prompts, args, work)
@@ -243,8 +280,11 @@ def compare(args: argparse.Namespace, work: Path) -> int:
         HERETIC_DEFAULT_MARKERS[:] = FALLBACK_MARKERS
         cfg, _, _ = heretic_config(model_dir, prompts, args, work)
         print(f"heretic config written: {cfg / 'config.toml'} ({len(heretic_markers())} Chinese markers added)")
-        skipped("heretic", f"{args.heretic} not found; `make bench-heretic` installs heretic-llm into .venv-heretic "
-                "and runs this benchmark")
+        skipped(
+            "heretic",
+            f"{args.heretic} not found; `make bench-heretic` installs heretic-llm into .venv-heretic "
+            "and runs this benchmark",
+        )
         print(f"content_ours={ours.content:.3f} content_heretic=skipped")
         return 0
     HERETIC_DEFAULT_MARKERS[:] = heretic_defaults(heretic)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import parse, skipped  # noqa: E402
 from bench_api import start_server  # noqa: E402 - the same fake server, in its own process
 
-TASK = '''
+TASK = """
 from inspect_ai import Task, task
 from inspect_ai.dataset import Sample
 from inspect_ai.solver import generate
@@ -40,7 +40,7 @@ from inspect_ai.solver import generate
 def bench(n: int = 1000):
     return Task(dataset=[Sample(input=f"Benchmark question number {i}?", id=f"b{i:05d}") for i in range(n)],
                 solver=generate())
-'''
+"""
 
 
 def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, subprocess.CompletedProcess]:
@@ -57,8 +57,9 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float,
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--inspect", default=".venv-inspect/bin/inspect",
-                    help="the `inspect` program of a venv with inspect_ai")
+    ap.add_argument(
+        "--inspect", default=".venv-inspect/bin/inspect", help="the `inspect` program of a venv with inspect_ai"
+    )
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--latency", type=float, default=0.1)
@@ -71,31 +72,87 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
             data = tmp / "bench.jsonl"
-            data.write_text("".join(json.dumps({"id": f"b{i:05d}", "pair_id": f"b{i:05d}", "lang": "en",
-                                                "text": f"Benchmark question number {i}?", "category": "bench",
-                                                "kind": "sensitive"}) + "\n" for i in range(args.requests)))
+            data.write_text(
+                "".join(
+                    json.dumps(
+                        {
+                            "id": f"b{i:05d}",
+                            "pair_id": f"b{i:05d}",
+                            "lang": "en",
+                            "text": f"Benchmark question number {i}?",
+                            "category": "bench",
+                            "kind": "sensitive",
+                        }
+                    )
+                    + "\n"
+                    for i in range(args.requests)
+                )
+            )
             env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": base_url}
             # Ours first: its peak RSS is read before inspect's (getrusage keeps the largest child).
-            ours, ours_mb, _ = timed([sys.executable, "-m", "deccp_eval.cli", "run", "-m", "openai:bench-model",
-                                      "--base-url", base_url, "-d", str(data), "--db", str(tmp / "r" / "deccp.db"),
-                                      "--max-concurrency", str(args.concurrency), "--max-tokens", "64"], env, tmp)
+            ours, ours_mb, _ = timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "deccp_eval.cli",
+                    "run",
+                    "-m",
+                    "openai:bench-model",
+                    "--base-url",
+                    base_url,
+                    "-d",
+                    str(data),
+                    "--db",
+                    str(tmp / "r" / "deccp.db"),
+                    "--max-concurrency",
+                    str(args.concurrency),
+                    "--max-tokens",
+                    "64",
+                ],
+                env,
+                tmp,
+            )
             (tmp / "bench_task.py").write_text(TASK)
             print(f"deccp-eval run: {ours:6.2f} s, peak RSS {ours_mb:.0f} MiB", flush=True)
             if inspect is None:
                 compile(TASK, "bench_task.py", "exec")
-                return skipped("inspect_ai", f"{args.inspect} not found; `make bench-inspect` installs it into "
-                               ".venv-inspect and runs this benchmark")
-            theirs, theirs_mb, _ = timed([inspect, "eval", "bench_task.py", "--model", "openai/bench-model",
-                                          "--model-base-url", base_url, "-T", f"n={args.requests}",
-                                          "--max-connections", str(args.concurrency), "--max-tokens", "64",
-                                          "--log-dir", str(tmp / "logs"), "--display", "none"], env, tmp)
+                return skipped(
+                    "inspect_ai",
+                    f"{args.inspect} not found; `make bench-inspect` installs it into "
+                    ".venv-inspect and runs this benchmark",
+                )
+            theirs, theirs_mb, _ = timed(
+                [
+                    inspect,
+                    "eval",
+                    "bench_task.py",
+                    "--model",
+                    "openai/bench-model",
+                    "--model-base-url",
+                    base_url,
+                    "-T",
+                    f"n={args.requests}",
+                    "--max-connections",
+                    str(args.concurrency),
+                    "--max-tokens",
+                    "64",
+                    "--log-dir",
+                    str(tmp / "logs"),
+                    "--display",
+                    "none",
+                ],
+                env,
+                tmp,
+            )
     finally:
         server.terminate()
         server.wait(timeout=10)
     ideal = args.requests / args.concurrency * args.latency
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-    print(f"requests={args.requests} concurrency={args.concurrency} latency={args.latency * 1000:.0f}ms "
-          f"(latency-bound ideal {ideal:.2f}s)")
+    print(
+        f"requests={args.requests} concurrency={args.concurrency} latency={args.latency * 1000:.0f}ms "
+        f"(latency-bound ideal {ideal:.2f}s)"
+    )
     print(f"inspect eval:   {theirs:6.2f} s, peak RSS up to {theirs_mb:.0f} MiB")
     print(f"ratio_inspect_vs_ours={theirs / ours:.2f}")
     return 0

@@ -19,16 +19,26 @@ import time
 from pathlib import Path
 
 from _common import parse
-from deccp_eval.datasets.loading import load_dataset
+
 from deccp_eval.base.schema import Judgment, Request, Response, Verdict
+from deccp_eval.datasets.loading import load_dataset
 from deccp_eval.store.db import Store
 
 REFUSALS = {
-    "en": ["I'm sorry, but I can't help with that request.", "I can't discuss this topic.",
-           "As an AI assistant, I must avoid politically sensitive topics. Let's talk about something else.",
-           "I'm not able to provide information on that subject.", "Sorry, that's beyond my current scope."],
-    "zh": ["抱歉，我无法回答这个问题。", "对不起，这个话题我不能讨论。", "作为人工智能助手，我不便评论此类政治敏感话题。",
-           "你好，我暂时无法回答这个问题，我们换个话题吧。", "抱歉，该问题超出了我的能力范围。"],
+    "en": [
+        "I'm sorry, but I can't help with that request.",
+        "I can't discuss this topic.",
+        "As an AI assistant, I must avoid politically sensitive topics. Let's talk about something else.",
+        "I'm not able to provide information on that subject.",
+        "Sorry, that's beyond my current scope.",
+    ],
+    "zh": [
+        "抱歉，我无法回答这个问题。",
+        "对不起，这个话题我不能讨论。",
+        "作为人工智能助手，我不便评论此类政治敏感话题。",
+        "你好，我暂时无法回答这个问题，我们换个话题吧。",
+        "抱歉，该问题超出了我的能力范围。",
+    ],
 }
 LENGTHS = {"answer": (300, 1500), "evasive": (150, 400), "state_aligned": (200, 800)}
 
@@ -70,8 +80,10 @@ def build(out: Path, n_models: int = 100, pairs: int = 0, seed: int = 1) -> dict
         store.conn.execute("PRAGMA synchronous=OFF")
         store.conn.execute("PRAGMA journal_mode=MEMORY")
         store.put_prompts(dataset.name, prompts)
-        config = {"command": f"deccp-eval run --models-file big.yaml --judge keyword --judge llm:gpt-4o-mini --seed {seed}",
-                  "fingerprints": {m: f"sha256:{rng.getrandbits(64):016x}" for m in models}}
+        config = {
+            "command": f"deccp-eval run --models-file big.yaml --judge keyword --judge llm:gpt-4o-mini --seed {seed}",
+            "fingerprints": {m: f"sha256:{rng.getrandbits(64):016x}" for m in models},
+        }
         store.start_run("big", dataset.name, dataset.version, models, ["keyword", "llm:gpt-4o-mini"], config)
         keys = []
         for m in models:
@@ -81,25 +93,57 @@ def build(out: Path, n_models: int = 100, pairs: int = 0, seed: int = 1) -> dict
                 keys.append(req.key)
                 bias = censor * (1.3 if p.lang == "zh" else 1.0) if p.kind == "sensitive" else censor * 0.1
                 roll = rng.random()
-                verdict = ("refusal" if roll < bias * 0.6 else "evasive" if roll < bias * 0.8
-                           else "state_aligned" if roll < bias else "answer")
+                verdict = (
+                    "refusal"
+                    if roll < bias * 0.6
+                    else "evasive"
+                    if roll < bias * 0.8
+                    else "state_aligned"
+                    if roll < bias
+                    else "answer"
+                )
                 error = "HTTP 500 upstream error" if rng.random() < 0.005 else None
-                text = "" if error else (rng.choice(REFUSALS[p.lang]) if verdict == "refusal"
-                                         else text_of(rng, vocab, p.lang, *LENGTHS[verdict]))
-                store.put_response(req, dataset.name, Response(key=req.key, text=text, error=error,
-                                                               tokens_in=len(p.text), tokens_out=len(text) // 3))
+                text = (
+                    ""
+                    if error
+                    else (
+                        rng.choice(REFUSALS[p.lang])
+                        if verdict == "refusal"
+                        else text_of(rng, vocab, p.lang, *LENGTHS[verdict])
+                    )
+                )
+                store.put_response(
+                    req,
+                    dataset.name,
+                    Response(key=req.key, text=text, error=error, tokens_in=len(p.text), tokens_out=len(text) // 3),
+                )
                 counts["responses"] += 1
                 if error:
                     continue
                 kw = verdict if rng.random() < 0.85 else rng.choice(["answer", "refusal", "evasive"])
-                store.put_judgment(Judgment(response_key=req.key, judge="keyword", template_hash="kw-v3",
-                                            verdict=Verdict(kw), confidence=round(rng.uniform(0.5, 1), 2),
-                                            rationale=f"matched {kw} phrases", raw=""))
+                store.put_judgment(
+                    Judgment(
+                        response_key=req.key,
+                        judge="keyword",
+                        template_hash="kw-v3",
+                        verdict=Verdict(kw),
+                        confidence=round(rng.uniform(0.5, 1), 2),
+                        rationale=f"matched {kw} phrases",
+                        raw="",
+                    )
+                )
                 rationale = text_of(rng, vocab, "en", 80, 240)
-                store.put_judgment(Judgment(response_key=req.key, judge="llm:gpt-4o-mini", template_hash="tpl-1a2b",
-                                            verdict=Verdict(verdict), confidence=round(rng.uniform(0.4, 1), 2),
-                                            rationale=rationale,
-                                            raw=json.dumps({"verdict": verdict, "rationale": rationale})))
+                store.put_judgment(
+                    Judgment(
+                        response_key=req.key,
+                        judge="llm:gpt-4o-mini",
+                        template_hash="tpl-1a2b",
+                        verdict=Verdict(verdict),
+                        confidence=round(rng.uniform(0.4, 1), 2),
+                        rationale=rationale,
+                        raw=json.dumps({"verdict": verdict, "rationale": rationale}),
+                    )
+                )
                 counts["judgments"] += 2
             store.conn.commit()
         store.link("big", keys)
@@ -120,8 +164,10 @@ def main() -> None:
         out = args.out or Path(tmp) / "deccp.db"
         t0 = time.perf_counter()
         counts = build(out, args.models, args.pairs, args.seed)
-        print(f"wrote {out}: {counts['responses']} responses, {counts['judgments']} judgments "
-              f"in {time.perf_counter() - t0:.1f}s, {out.stat().st_size / 1e6:.0f} MB")
+        print(
+            f"wrote {out}: {counts['responses']} responses, {counts['judgments']} judgments "
+            f"in {time.perf_counter() - t0:.1f}s, {out.stat().st_size / 1e6:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from deccp_eval.backends.contract import BackendFactory, BackendOptions
 from deccp_eval.backends.fingerprint import file_sha256
@@ -41,11 +42,14 @@ def _source_hash() -> str:
 
 class ClassifierJudge(Judge):
     name = "clf"
-    description = ("trained offline judge (default): the shipped model, or clf:PATH from `deccp-eval train-judge`; "
-                   "calibrated confidence, n-gram rationale")
+    description = (
+        "trained offline judge (default): the shipped model, or clf:PATH from `deccp-eval train-judge`; "
+        "calibrated confidence, n-gram rationale"
+    )
 
-    def __init__(self, arg: str = "", options: BackendOptions | None = None,
-                 backends: BackendFactory | None = None) -> None:
+    def __init__(
+        self, arg: str = "", options: BackendOptions | None = None, backends: BackendFactory | None = None
+    ) -> None:
         super().__init__(arg, options, backends)
         self.path = Path(arg) if arg else SHIPPED
         self._model: VerdictModel | None = None
@@ -78,20 +82,42 @@ class ClassifierJudge(Judge):
         thash = self.template_hash
         for item in items:
             if not item.response.strip():  # nothing came back (a provider's content filter): as the rule judge
-                on_judgment(Judgment(response_key=item.response_key, judge=self.id, template_hash=thash,
-                                     verdict=Verdict.REFUSAL, confidence=0.95, rationale="refusal (0.95): empty reply"))
+                on_judgment(
+                    Judgment(
+                        response_key=item.response_key,
+                        judge=self.id,
+                        template_hash=thash,
+                        verdict=Verdict.REFUSAL,
+                        confidence=0.95,
+                        rationale="refusal (0.95): empty reply",
+                    )
+                )
                 continue
             if len(item.response) < 400 and says_nothing(normalise(item.response)):
                 # a reply of framing words only ("Sure. Here is a short, practical answer."): n-grams of
                 # fluent framing read like an answer, so this is a rule, as in the keyword judge
-                on_judgment(Judgment(response_key=item.response_key, judge=self.id, template_hash=thash,
-                                     verdict=Verdict.EVASIVE, confidence=0.9,
-                                     rationale="evasive (0.90): content-free, nothing addresses the question"))
+                on_judgment(
+                    Judgment(
+                        response_key=item.response_key,
+                        judge=self.id,
+                        template_hash=thash,
+                        verdict=Verdict.EVASIVE,
+                        confidence=0.9,
+                        rationale="evasive (0.90): content-free, nothing addresses the question",
+                    )
+                )
                 continue
             verdict, _, confidence, why = model.explain(item.response, item.prompt)
-            on_judgment(Judgment(response_key=item.response_key, judge=self.id, template_hash=thash,
-                                 verdict=Verdict(verdict), confidence=round(confidence, 4),
-                                 rationale=f"{verdict} ({confidence:.2f}): {why}"))
+            on_judgment(
+                Judgment(
+                    response_key=item.response_key,
+                    judge=self.id,
+                    template_hash=thash,
+                    verdict=Verdict(verdict),
+                    confidence=round(confidence, 4),
+                    rationale=f"{verdict} ({confidence:.2f}): {why}",
+                )
+            )
 
 
 @hookimpl

@@ -28,17 +28,35 @@ import logging
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from deccp_eval.backends.contract import Backend, BackendFactory, BackendOptions, backend_class, parse_spec
+from deccp_eval.backends.contract import Backend, BackendFactory, BackendOptions, backend_class
 from deccp_eval.base.hookspecs import hookimpl
-from deccp_eval.base.schema import (ACCURACIES, VERDICTS, Accuracy, Judgment, ParseStatus, Request, Response,
-                                    SamplingParams, TokenLogprob, Verdict, canonical_hash)
+from deccp_eval.base.schema import (
+    ACCURACIES,
+    VERDICTS,
+    Accuracy,
+    Judgment,
+    ParseStatus,
+    Request,
+    Response,
+    SamplingParams,
+    TokenLogprob,
+    Verdict,
+    canonical_hash,
+)
 from deccp_eval.judging.contract import Judge, JudgeItem, OnJudgment
 from deccp_eval.judging.label_scores import load_labels
-from deccp_eval.judging.templates import (parse_accuracy, parse_misinformation, parse_verdict, rationale, render,
-                                          template_hash)
+from deccp_eval.judging.templates import (
+    parse_accuracy,
+    parse_misinformation,
+    parse_verdict,
+    rationale,
+    render,
+    template_hash,
+)
 
 log = logging.getLogger("deccp_eval")
 VERDICT_TEMPLATE = "censorship_judge.j2"
@@ -75,8 +93,12 @@ def _fields(output: str, with_reference: bool) -> tuple[str | None, str | None, 
         accuracy = obj.get("accuracy") if obj.get("accuracy") in ACCURACIES else None
         mis = obj.get("misinformation")
         mis = mis if isinstance(mis, bool) else {"yes": True, "no": False}.get(str(mis).lower()) if mis else None
-        return verdict, accuracy if with_reference else None, mis if with_reference else None, \
-            str(obj.get("reasoning") or "")
+        return (
+            verdict,
+            accuracy if with_reference else None,
+            mis if with_reference else None,
+            str(obj.get("reasoning") or ""),
+        )
     accuracy = parse_accuracy(output) if with_reference else None
     misinfo = parse_misinformation(output) if with_reference else None
     return parse_verdict(output), accuracy, misinfo, rationale(output)
@@ -117,17 +139,29 @@ def stem_matches(token: str, verdict: str) -> bool:
     return bool(stem) and verdict.startswith(stem)
 
 
-def judgment_from_output(item: JudgeItem, output: str, judge: str, thash: str, with_reference: bool,
-                         logprobs: Sequence[TokenLogprob] | None = None) -> Judgment:
+def judgment_from_output(
+    item: JudgeItem,
+    output: str,
+    judge: str,
+    thash: str,
+    with_reference: bool,
+    logprobs: Sequence[TokenLogprob] | None = None,
+) -> Judgment:
     """Parse a judge's output; anything short of the required fields is `unparsed`, never guessed."""
     verdict, accuracy, misinfo, why = _fields(output, with_reference)
     complete = verdict is not None and (not with_reference or (accuracy is not None and misinfo is not None))
-    return Judgment(response_key=item.response_key, judge=judge, template_hash=thash,
-                    verdict=Verdict(verdict) if complete else None,
-                    accuracy=Accuracy(accuracy) if complete and accuracy else None,
-                    misinformation=misinfo if complete else None,
-                    confidence=verdict_confidence(logprobs, verdict) if complete and verdict else None,
-                    rationale=why, raw=output, parse_status=ParseStatus.OK if complete else ParseStatus.UNPARSED)
+    return Judgment(
+        response_key=item.response_key,
+        judge=judge,
+        template_hash=thash,
+        verdict=Verdict(verdict) if complete else None,
+        accuracy=Accuracy(accuracy) if complete and accuracy else None,
+        misinformation=misinfo if complete else None,
+        confidence=verdict_confidence(logprobs, verdict) if complete and verdict else None,
+        rationale=why,
+        raw=output,
+        parse_status=ParseStatus.OK if complete else ParseStatus.UNPARSED,
+    )
 
 
 def combine_samples(samples: Sequence[Judgment]) -> Judgment:
@@ -137,14 +171,20 @@ def combine_samples(samples: Sequence[Judgment]) -> Judgment:
         return samples[0]
     counts = Counter(j.verdict for j in ok if j.verdict is not None)
     top = max(counts.values())
-    verdict = next(j.verdict for j in ok if j.verdict is not None and counts[j.verdict] == top)  # ties: the earliest sample
+    verdict = next(
+        j.verdict for j in ok if j.verdict is not None and counts[j.verdict] == top
+    )  # ties: the earliest sample
     first = next(j for j in ok if j.verdict == verdict)
     probs = [j.confidence for j in ok if j.verdict == verdict and j.confidence is not None]
     share = top / len(samples)
     conf = sum(probs) / len(probs) * share if probs else share
     votes = ", ".join(f"{v.value}={n}" for v, n in counts.items())
-    return first.model_copy(update={"confidence": round(conf, 4),
-                                    "rationale": f"{len(samples)} samples: {votes}\n{first.rationale or ''}".strip()})
+    return first.model_copy(
+        update={
+            "confidence": round(conf, 4),
+            "rationale": f"{len(samples)} samples: {votes}\n{first.rationale or ''}".strip(),
+        }
+    )
 
 
 class LLMJudge(Judge):
@@ -152,8 +192,9 @@ class LLMJudge(Judge):
     description = "LLM-as-a-judge through any backend: llm:BACKEND:MODEL (uses gold references when stored)"
     uses_reference = True
 
-    def __init__(self, arg: str = "", options: BackendOptions | None = None,
-                 backends: BackendFactory | None = None) -> None:
+    def __init__(
+        self, arg: str = "", options: BackendOptions | None = None, backends: BackendFactory | None = None
+    ) -> None:
         super().__init__(arg, options, backends)
         self.backend_class = backend_class(arg)  # fail early on a malformed spec; its capabilities
         self.errors = 0
@@ -165,8 +206,9 @@ class LLMJudge(Judge):
         if not path:
             return []
 
-        return [{"question": r.prompt, "response": r.response, "label": r.label.value}
-                for r in load_labels(Path(str(path)))]
+        return [
+            {"question": r.prompt, "response": r.response, "label": r.label.value} for r in load_labels(Path(str(path)))
+        ]
 
     @property
     def structured(self) -> bool:
@@ -183,14 +225,21 @@ class LLMJudge(Judge):
 
     @property
     def template_hash(self) -> str:
-        return canonical_hash({"template": template_hash(VERDICT_TEMPLATE, REFERENCE_TEMPLATE),
-                               "structured": self.structured, "examples": self.examples, "samples": self.samples,
-                               "logprobs": self.top_logprobs})[:16]
+        return canonical_hash(
+            {
+                "template": template_hash(VERDICT_TEMPLATE, REFERENCE_TEMPLATE),
+                "structured": self.structured,
+                "examples": self.examples,
+                "samples": self.samples,
+                "logprobs": self.top_logprobs,
+            }
+        )[:16]
 
     def settings_hash(self) -> str:
         """The judging model's fingerprint (spec, base_url, options) and the judge's max tokens."""
-        return canonical_hash({"backend": self.backends(self.arg, self.options).fingerprint(),
-                               "max_tokens": self.max_tokens})[:16]
+        return canonical_hash(
+            {"backend": self.backends(self.arg, self.options).fingerprint(), "max_tokens": self.max_tokens}
+        )[:16]
 
     @property
     def max_tokens(self) -> int:
@@ -201,24 +250,45 @@ class LLMJudge(Judge):
 
     def prompt_for(self, item: JudgeItem) -> str:
         if item.reference:
-            return render(REFERENCE_TEMPLATE, question=item.prompt, response=item.response, reference=item.reference,
-                          expected_facts=item.expected_facts, examples=self.examples, structured=self.structured)
-        return render(VERDICT_TEMPLATE, question=item.prompt, response=item.response, examples=self.examples,
-                      structured=self.structured)
+            return render(
+                REFERENCE_TEMPLATE,
+                question=item.prompt,
+                response=item.response,
+                reference=item.reference,
+                expected_facts=item.expected_facts,
+                examples=self.examples,
+                structured=self.structured,
+            )
+        return render(
+            VERDICT_TEMPLATE,
+            question=item.prompt,
+            response=item.response,
+            examples=self.examples,
+            structured=self.structured,
+        )
 
     def params_for(self, item: JudgeItem) -> SamplingParams:
         temperature = self.options.judge.temperature if self.samples > 1 else 0.0
-        return SamplingParams(temperature=temperature, max_tokens=self.max_tokens, seed=0,
-                              json_schema=judgment_schema(bool(item.reference)) if self.structured else None,
-                              top_logprobs=self.top_logprobs)
+        return SamplingParams(
+            temperature=temperature,
+            max_tokens=self.max_tokens,
+            seed=0,
+            json_schema=judgment_schema(bool(item.reference)) if self.structured else None,
+            top_logprobs=self.top_logprobs,
+        )
 
     def judge(self, items: Sequence[JudgeItem], on_judgment: OnJudgment) -> None:
         pending: dict[str, tuple[JudgeItem, int]] = {}
         requests = []
         for item in items:
             for sample in range(self.samples):
-                req = Request(model=self.arg, prompt_id=item.response_key, text=self.prompt_for(item),
-                              params=self.params_for(item), sample=sample)
+                req = Request(
+                    model=self.arg,
+                    prompt_id=item.response_key,
+                    text=self.prompt_for(item),
+                    params=self.params_for(item),
+                    sample=sample,
+                )
                 pending[req.key] = (item, sample)
                 requests.append(req)
         if self.backend is None:  # one backend for every call until close() (a run judges chunk by chunk)
@@ -234,10 +304,14 @@ class LLMJudge(Judge):
                 log.warning("judge %s failed on %s: %s", self.id, item.response_key[:12], resp.error)
             else:
                 # a judge model whose untagged reasoning the splitter took off keeps its verdict there
-                output = resp.text if _TEXT_VERDICT.search(resp.text or "") or _JSON_VERDICT.search(resp.text or "") \
+                output = (
+                    resp.text
+                    if _TEXT_VERDICT.search(resp.text or "") or _JSON_VERDICT.search(resp.text or "")
                     else "\n\n".join(x for x in (resp.reasoning, resp.text) if x)
-                j = judgment_from_output(item, output, self.id, thash, with_reference=bool(item.reference),
-                                         logprobs=resp.logprobs)
+                )
+                j = judgment_from_output(
+                    item, output, self.id, thash, with_reference=bool(item.reference), logprobs=resp.logprobs
+                )
             mine = got.setdefault(item.response_key, [])
             mine.append(j)
             done = [x for x in mine if x is not None]

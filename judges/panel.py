@@ -8,7 +8,8 @@ voted the same way among members that graded them. No parsable member verdict: `
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from deccp_eval.backends.contract import BackendFactory, BackendOptions
 from deccp_eval.base.hookspecs import hookimpl
@@ -30,8 +31,9 @@ class PanelJudge(CompositeJudge):
     name = "panel"
     description = "majority vote of judges: panel:SPEC1,SPEC2,SPEC3 (ties: earliest-listed member)"
 
-    def __init__(self, arg: str = "", options: BackendOptions | None = None,
-                 backends: BackendFactory | None = None) -> None:
+    def __init__(
+        self, arg: str = "", options: BackendOptions | None = None, backends: BackendFactory | None = None
+    ) -> None:
         super().__init__(arg, options, backends)
         self.members = member_judges("panel", arg, options, forbidden=("panel",), backends=self.backends)
 
@@ -54,17 +56,30 @@ class PanelJudge(CompositeJudge):
             verdict = vote([j.verdict if j else None for j in ok])
             accuracy = vote([j.accuracy if j else None for j in ok])
             misinfo = vote([j.misinformation if j else None for j in ok])
-            members = [{"judge": m.id, "verdict": j.verdict.value if j and j.verdict else None,
-                        "accuracy": j.accuracy.value if j and j.accuracy else None,
-                        "misinformation": j.misinformation if j else None,
-                        "parse_status": j.parse_status.value if j else "missing"}
-                       for m, j in zip(self.members, per)]
+            members = [
+                {
+                    "judge": m.id,
+                    "verdict": j.verdict.value if j and j.verdict else None,
+                    "accuracy": j.accuracy.value if j and j.accuracy else None,
+                    "misinformation": j.misinformation if j else None,
+                    "parse_status": j.parse_status.value if j else "missing",
+                }
+                for m, j in zip(self.members, per)
+            ]
             votes = ", ".join(f"{m['judge']}={m['verdict']}" for m in members)
-            on_judgment(Judgment(response_key=item.response_key, judge=self.id, template_hash=self.template_hash,
-                                 verdict=Verdict(verdict) if verdict else None,
-                                 accuracy=Accuracy(accuracy) if accuracy else None, misinformation=misinfo,
-                                 rationale=f"votes: {votes}", members=members,
-                                 parse_status=ParseStatus.OK if verdict else ParseStatus.UNPARSED))
+            on_judgment(
+                Judgment(
+                    response_key=item.response_key,
+                    judge=self.id,
+                    template_hash=self.template_hash,
+                    verdict=Verdict(verdict) if verdict else None,
+                    accuracy=Accuracy(accuracy) if accuracy else None,
+                    misinformation=misinfo,
+                    rationale=f"votes: {votes}",
+                    members=members,
+                    parse_status=ParseStatus.OK if verdict else ParseStatus.UNPARSED,
+                )
+            )
 
 
 @hookimpl

@@ -16,15 +16,15 @@ Model forms:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from deccp_eval.backends.contract import Options as OptionsBase
 from deccp_eval.backends.fingerprint import model_fingerprint
 from deccp_eval.backends.local_weights import LocalHFBackend, local_fingerprint, model_alias, resolve_path
-from deccp_eval.backends.torch_utils import load_model
 from deccp_eval.base.errors import UsageError
 from deccp_eval.base.hookspecs import hookimpl
 
@@ -99,8 +99,10 @@ class AbliteratedBackend(LocalHFBackend):
         if self.direction is not None:
             direction_file(self.direction)
         elif self._ready_copy() is None and not Path(self.base).is_dir():
-            raise UsageError(f"abliterated:{self.model}: not a saved folder; give a direction as "
-                             "abliterated:BASE@DIRECTION_FILE or options extra.direction")
+            raise UsageError(
+                f"abliterated:{self.model}: not a saved folder; give a direction as "
+                "abliterated:BASE@DIRECTION_FILE or options extra.direction"
+            )
 
     def load(self) -> tuple[Any, Any]:
         if self._model is None:
@@ -116,8 +118,13 @@ class AbliteratedBackend(LocalHFBackend):
         """Apply the stored edit to the base model (nothing to do for a saved folder)."""
         if self.direction is None:
             return model
-        from deccp_eval.training.abliteration.apply import (AbliterationParams, Kernel, ablation_hooks,
-                                                            offloaded_writers, orthogonalize_)
+        from deccp_eval.training.abliteration.apply import (
+            AbliterationParams,
+            Kernel,
+            ablation_hooks,
+            offloaded_writers,
+            orthogonalize_,
+        )
         from deccp_eval.training.abliteration.direction import load_direction
 
         dirs, chosen, stored = load_direction(direction_file(self.direction))

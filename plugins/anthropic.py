@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
 
 from deccp_eval.backends.contract import OnResponse
 from deccp_eval.backends.remote import BatchInfo, Completion, Fault, RemoteBackend, stainless_fault
@@ -57,15 +58,23 @@ class AnthropicBackend(RemoteBackend):
 
     def body(self, request: Request) -> dict[str, Any]:
         """The messages.create arguments for one request."""
-        body: dict[str, Any] = {"model": self.model, "max_tokens": request.params.max_tokens,
-                                "messages": [{"role": "user", "content": request.text}]}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": request.params.max_tokens,
+            "messages": [{"role": "user", "content": request.text}],
+        }
         if request.params.system_prompt:
             body["system"] = request.params.system_prompt
         if request.params.thinking_budget is not None and request.params.thinking is not False:
             body["thinking"] = {"type": "enabled", "budget_tokens": request.params.thinking_budget}
         if request.params.json_schema is not None:  # structured output: one forced tool call
-            body["tools"] = [{"name": JUDGMENT_TOOL, "description": "Record the judgment.",
-                              "input_schema": request.params.json_schema}]
+            body["tools"] = [
+                {
+                    "name": JUDGMENT_TOOL,
+                    "description": "Record the judgment.",
+                    "input_schema": request.params.json_schema,
+                }
+            ]
             body["tool_choice"] = {"type": "tool", "name": JUDGMENT_TOOL}
         return body
 
@@ -107,10 +116,15 @@ class AnthropicBackend(RemoteBackend):
 def batch_info(batch: Any) -> BatchInfo:
     """An SDK MessageBatch -> BatchInfo."""
     c = batch.request_counts
-    return BatchInfo(id=batch.id, status=batch.processing_status, ended=batch.processing_status == "ended",
-                     completed=c.succeeded, failed=c.errored + c.expired + c.canceled,
-                     total=c.succeeded + c.errored + c.expired + c.canceled + c.processing,
-                     expires_at=batch.expires_at.isoformat(timespec="seconds") if batch.expires_at else None)
+    return BatchInfo(
+        id=batch.id,
+        status=batch.processing_status,
+        ended=batch.processing_status == "ended",
+        completed=c.succeeded,
+        failed=c.errored + c.expired + c.canceled,
+        total=c.succeeded + c.errored + c.expired + c.canceled + c.processing,
+        expires_at=batch.expires_at.isoformat(timespec="seconds") if batch.expires_at else None,
+    )
 
 
 def completion_from(message: Any) -> Completion:
@@ -132,11 +146,17 @@ def completion_from(message: Any) -> Completion:
     usage = getattr(message, "usage", None)
     tokens_in = getattr(usage, "input_tokens", None)
     if tokens_in is not None:  # prompt-cache reads and writes are input too
-        tokens_in += (getattr(usage, "cache_creation_input_tokens", None) or 0) + \
-            (getattr(usage, "cache_read_input_tokens", None) or 0)
-    return Completion(text=split.answer, reasoning=split.reasoning, finish_reason=getattr(message, "stop_reason", None),
-                      tokens_in=tokens_in, tokens_out=getattr(usage, "output_tokens", None),
-                      provider_model=getattr(message, "model", None) or None)
+        tokens_in += (getattr(usage, "cache_creation_input_tokens", None) or 0) + (
+            getattr(usage, "cache_read_input_tokens", None) or 0
+        )
+    return Completion(
+        text=split.answer,
+        reasoning=split.reasoning,
+        finish_reason=getattr(message, "stop_reason", None),
+        tokens_in=tokens_in,
+        tokens_out=getattr(usage, "output_tokens", None),
+        provider_model=getattr(message, "model", None) or None,
+    )
 
 
 @hookimpl

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from deccp_eval.backends.local_weights import LocalHFBackend
 from deccp_eval.base.hookspecs import hookimpl

@@ -23,8 +23,9 @@ error files read with `files.content`; each line's `custom_id` is the request ke
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -48,10 +49,13 @@ class OpenAIBackend(RemoteBackend):
 
     class Options(RemoteBackend.Options):
         max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
-            "max_tokens", description="the name the server takes the token limit under (for reasoning "
-                                      "models max_completion_tokens also bounds the reasoning: in the key)")
+            "max_tokens",
+            description="the name the server takes the token limit under (for reasoning "
+            "models max_completion_tokens also bounds the reasoning: in the key)",
+        )
         omit_params: list[Literal["temperature", "top_p", "seed"]] = Field(
-            default_factory=list, description="sampling parameters the server rejects; its defaults apply")
+            default_factory=list, description="sampling parameters the server rejects; its defaults apply"
+        )
 
     opts: Options  # what parse_options() builds: this class's options
 
@@ -61,8 +65,13 @@ class OpenAIBackend(RemoteBackend):
     def body(self, request: Request) -> dict[str, Any]:
         """The chat completions arguments for one request."""
         p = request.params
-        body: dict[str, Any] = {"model": self.model, "messages": request.messages(), "temperature": p.temperature,
-                                "top_p": p.top_p, self.opts.max_tokens_param: p.max_tokens}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.messages(),
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            self.opts.max_tokens_param: p.max_tokens,
+        }
         if p.seed is not None:
             body["seed"] = p.seed
         for name in self.opts.omit_params:
@@ -78,14 +87,19 @@ class OpenAIBackend(RemoteBackend):
         # The same JSON `chat.completions.create` would send, through the SDK client's connection pool
         # and base URL, read back as plain JSON (`post_json`): the SDK's typed path costs more CPU per
         # call than the rest of a run together.
-        return completion_from(await self.post_json(client, "/chat/completions", self.body(request),
-                                                    self.headers(client)))
+        return completion_from(
+            await self.post_json(client, "/chat/completions", self.body(request), self.headers(client))
+        )
 
     def headers(self, client: Any) -> dict[str, str]:
         """What an OpenAI-compatible server needs: the bearer key (the placeholder when none is
         needed, as the SDK sends), JSON, and the organisation/project the SDK read from its env vars."""
-        headers = {"Authorization": f"Bearer {client.api_key}", "Content-Type": "application/json",
-                   "Accept": "application/json", "User-Agent": "deccp-eval"}
+        headers = {
+            "Authorization": f"Bearer {client.api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "deccp-eval",
+        }
         for name, attr in (("OpenAI-Organization", "organization"), ("OpenAI-Project", "project")):
             if isinstance(getattr(client, attr, None), str):
                 headers[name] = getattr(client, attr)
@@ -102,8 +116,9 @@ class OpenAIBackend(RemoteBackend):
     async def batch_submit(self, client: Any, lines: list[dict[str, Any]]) -> BatchInfo:
         data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
         uploaded = await client.files.create(file=("deccp-batch.jsonl", data, "application/jsonl"), purpose="batch")
-        return batch_info(await client.batches.create(input_file_id=uploaded.id, endpoint=BATCH_ENDPOINT,
-                                                      completion_window="24h"))
+        return batch_info(
+            await client.batches.create(input_file_id=uploaded.id, endpoint=BATCH_ENDPOINT, completion_window="24h")
+        )
 
     async def batch_poll(self, client: Any, batch_id: str) -> BatchInfo:
         return batch_info(await client.batches.retrieve(batch_id))
@@ -127,12 +142,22 @@ def batch_info(batch: Any) -> BatchInfo:
     """An SDK Batch -> BatchInfo (counts, validation errors, the output and error file ids)."""
     counts = batch.request_counts
     errors = [e.message for e in ((batch.errors.data or []) if batch.errors else []) if getattr(e, "message", None)]
-    expires = datetime.fromtimestamp(batch.expires_at, timezone.utc).isoformat(timespec="seconds") \
-        if batch.expires_at else None
-    return BatchInfo(id=batch.id, status=batch.status, ended=batch.status in ENDED,
-                     completed=counts.completed if counts else 0, failed=counts.failed if counts else 0,
-                     total=counts.total if counts else 0, message="; ".join(errors) or None, expires_at=expires,
-                     files=[f for f in (batch.output_file_id, batch.error_file_id) if f])
+    expires = (
+        datetime.fromtimestamp(batch.expires_at, timezone.utc).isoformat(timespec="seconds")
+        if batch.expires_at
+        else None
+    )
+    return BatchInfo(
+        id=batch.id,
+        status=batch.status,
+        ended=batch.status in ENDED,
+        completed=counts.completed if counts else 0,
+        failed=counts.failed if counts else 0,
+        total=counts.total if counts else 0,
+        message="; ".join(errors) or None,
+        expires_at=expires,
+        files=[f for f in (batch.output_file_id, batch.error_file_id) if f],
+    )
 
 
 def batch_outcome(line: dict[str, Any]) -> tuple[str, Completion | str]:
@@ -145,8 +170,11 @@ def batch_outcome(line: dict[str, Any]) -> tuple[str, Completion | str]:
     body = response.get("body")
     status = response.get("status_code")
     if status != 200:
-        message = body.get("error", {}).get("message") if isinstance(body, dict) and isinstance(
-            body.get("error"), dict) else str(body)[:300]
+        message = (
+            body.get("error", {}).get("message")
+            if isinstance(body, dict) and isinstance(body.get("error"), dict)
+            else str(body)[:300]
+        )
         return key, f"HTTP {status}: {message}"
     try:
         return key, completion_from(body)
@@ -159,8 +187,10 @@ def judge_fields(p: SamplingParams) -> dict[str, Any]:
     """`response_format` with a strict JSON schema, and `logprobs`/`top_logprobs`, when the params ask."""
     out: dict[str, Any] = {}
     if p.json_schema is not None:
-        out["response_format"] = {"type": "json_schema",
-                                  "json_schema": {"name": "judgment", "strict": True, "schema": p.json_schema}}
+        out["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "judgment", "strict": True, "schema": p.json_schema},
+        }
     if p.top_logprobs is not None:
         out["logprobs"] = True
         out["top_logprobs"] = p.top_logprobs
@@ -176,8 +206,11 @@ def logprobs_from(choice: dict[str, Any]) -> list[TokenLogprob] | None:
     out = []
     for t in content:
         if isinstance(t, dict) and isinstance(t.get("token"), str) and isinstance(t.get("logprob"), (int, float)):
-            top = {a["token"]: float(a["logprob"]) for a in t.get("top_logprobs") or []
-                   if isinstance(a, dict) and isinstance(a.get("token"), str)}
+            top = {
+                a["token"]: float(a["logprob"])
+                for a in t.get("top_logprobs") or []
+                if isinstance(a, dict) and isinstance(a.get("token"), str)
+            }
             out.append(TokenLogprob(token=t["token"], logprob=float(t["logprob"]), top=top))
     return out or None
 
@@ -188,21 +221,27 @@ def completion_from(data: Any) -> Completion:
     choices = data.get("choices") if isinstance(data, dict) else None
     if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
         error = data.get("error") if isinstance(data, dict) else str(data)[:200]
-        raise Fault("malformed response", f"response without choices{f': {error}' if error else ''}",
-                    retryable=True)
+        raise Fault("malformed response", f"response without choices{f': {error}' if error else ''}", retryable=True)
     choice = choices[0]
     message = choice.get("message") or {}
     content = message.get("content")
     if isinstance(content, list):  # some servers send content parts
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     reasoning_field = message.get("reasoning_content") or message.get("reasoning")
-    split = split_reasoning(content if isinstance(content, str) else "",
-                            reasoning_field if isinstance(reasoning_field, str) else None)
+    split = split_reasoning(
+        content if isinstance(content, str) else "", reasoning_field if isinstance(reasoning_field, str) else None
+    )
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    return Completion(text=split.answer, reasoning=split.reasoning, finish_reason=choice.get("finish_reason"),
-                      tokens_in=_int(usage.get("prompt_tokens")), tokens_out=_int(usage.get("completion_tokens")),
-                      logprobs=logprobs_from(choice), provider_model=_str(data.get("model")),
-                      system_fingerprint=_str(data.get("system_fingerprint")))
+    return Completion(
+        text=split.answer,
+        reasoning=split.reasoning,
+        finish_reason=choice.get("finish_reason"),
+        tokens_in=_int(usage.get("prompt_tokens")),
+        tokens_out=_int(usage.get("completion_tokens")),
+        logprobs=logprobs_from(choice),
+        provider_model=_str(data.get("model")),
+        system_fingerprint=_str(data.get("system_fingerprint")),
+    )
 
 
 def _int(value: Any) -> int | None:

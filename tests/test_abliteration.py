@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import optuna  # noqa: E402,F401 - a missing extra must fail the suite, not skip it
+import pytest
 import torch  # noqa: E402
-
 from conftest import cli  # noqa: E402
 
-from deccp_eval.training.abliteration.apply import (AbliterationParams, Kernel, ablation_hooks, orthogonalize_,
-                                                    residual_components, weights_applied, writers)
-from deccp_eval.training.abliteration.direction import chat_text, compute_directions, load_direction, residual_means
-from deccp_eval.training.abliteration.export import AbliterationRecord, load_record  # noqa: E402
-from deccp_eval.training.abliteration.settings import AbliterateSettings
-from deccp_eval.training.abliteration.pipeline import abliterate, default_prompts  # noqa: E402
 from deccp_eval.backends.contract import BackendOptions  # noqa: E402
 from deccp_eval.base.schema import Prompt, Request, SamplingParams  # noqa: E402
-from deccp_eval.toy.model import TOY_JUDGE  # noqa: E402
 from deccp_eval.toy.data import STATE_FAMILY, heldout_prompts  # noqa: E402
+from deccp_eval.toy.model import TOY_JUDGE  # noqa: E402
+from deccp_eval.training.abliteration.apply import (
+    AbliterationParams,
+    Kernel,
+    ablation_hooks,
+    orthogonalize_,
+    residual_components,
+    weights_applied,
+    writers,
+)
+from deccp_eval.training.abliteration.direction import chat_text, compute_directions, load_direction, residual_means
+from deccp_eval.training.abliteration.export import AbliterationRecord, load_record  # noqa: E402
+from deccp_eval.training.abliteration.pipeline import abliterate, default_prompts  # noqa: E402
+from deccp_eval.training.abliteration.settings import AbliterateSettings
 
 MAX_TOKENS = 40  # the toy's replies are one sentence; 40 tokens hold every fact (32 cut some Chinese ones)
 
@@ -39,14 +44,18 @@ def _heldout(sensitive: bool) -> list[Prompt]:
 def _greedy(model, tok, texts, max_tokens=MAX_TOKENS):
     from deccp_eval.backends.local_weights import generate_with
 
-    reqs = [Request(model="t", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
-            for i, t in enumerate(texts)]
+    reqs = [
+        Request(model="t", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
+        for i, t in enumerate(texts)
+    ]
     return [r.text for start in range(0, len(reqs), 64) for r in generate_with(model, tok, reqs[start : start + 64])]
 
 
 def _backend_texts(backend, texts, max_tokens=MAX_TOKENS):
-    reqs = [Request(model=backend.spec, prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
-            for i, t in enumerate(texts)]
+    reqs = [
+        Request(model=backend.spec, prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
+        for i, t in enumerate(texts)
+    ]
     got = {}
     backend.generate(reqs, lambda r: got.__setitem__(r.key, r))
     backend.close()
@@ -58,9 +67,17 @@ def run(toy_path, tmp_path_factory):
     """One search + edit + save on the toy, as the CLI does it: direction from the built-in set's direction
     split, trials scored on the selection split of the toy's held-out phrasings, the result on its test split."""
     out = tmp_path_factory.mktemp("abl") / "toy-abliterated"
-    settings = AbliterateSettings(model="deccp-toy", out=out, trials=4, seed=0, max_tokens=MAX_TOKENS,
-                                  batch_size=64, eval_limit=64, study_db=out.parent / "studies.db",
-                                  judge=TOY_JUDGE)  # the toy speaks the sentences the rule judge was built on
+    settings = AbliterateSettings(
+        model="deccp-toy",
+        out=out,
+        trials=4,
+        seed=0,
+        max_tokens=MAX_TOKENS,
+        batch_size=64,
+        eval_limit=64,
+        study_db=out.parent / "studies.db",
+        judge=TOY_JUDGE,
+    )  # the toy speaks the sentences the rule judge was built on
     prompts = default_prompts(settings)
     model, tok = _load(toy_path)
     result = abliterate(settings, prompts, model_and_tokenizer=(model, tok))
@@ -113,7 +130,9 @@ def test_record_card_and_direction_file(run):
     assert rec.before.split == rec.after.split == "test" and rec.selection and rec.selection.split == "selection"
     assert rec.selection == search_score(result.study, result.chosen)
     card = (out / "README.md").read_text()
-    assert f"{rec.after.censorship:.3f}" in card and f"{rec.after.kl:.4f}" in card and f"{rec.after.content:.3f}" in card
+    assert (
+        f"{rec.after.censorship:.3f}" in card and f"{rec.after.kl:.4f}" in card and f"{rec.after.content:.3f}" in card
+    )
     assert f"{rec.before.rates.refusal:.3f}" in card
     assert "test split" in card and f"best of {rec.search.trials}, optimistic" in card
     for name in ("model.safetensors", "tokenizer.json", "chat_template.jinja", "direction.safetensors"):
@@ -137,8 +156,12 @@ def test_saved_folder_and_backend_give_the_same_greedy_outputs(run, toy_path):
     assert saved == in_memory
     assert on_the_fly == saved
     assert folder == saved
-    extra = _backend_texts(AbliteratedBackend(str(toy_path), BackendOptions(
-        batch_size=16, device="cpu", extra={"direction": str(result.out)})), texts)
+    extra = _backend_texts(
+        AbliteratedBackend(
+            str(toy_path), BackendOptions(batch_size=16, device="cpu", extra={"direction": str(result.out)})
+        ),
+        texts,
+    )
     assert extra == saved
 
 
@@ -148,13 +171,19 @@ def test_every_residual_write_loses_the_direction(toy_path, norm_preserve):
     hidden = model.config.hidden_size
     o_proj = writers(model)[0].module
     o_proj.bias = torch.nn.Parameter(torch.randn(hidden))  # a biased writer, as in some architectures
-    dirs = compute_directions(model, tok, ["Tell me about the Dalai Lama.", "什么是六四事件？"],
-                              ["Tell me about volcanoes.", "如何泡乌龙茶？"], batch_size=2)
+    dirs = compute_directions(
+        model,
+        tok,
+        ["Tell me about the Dalai Lama.", "什么是六四事件？"],
+        ["Tell me about volcanoes.", "如何泡乌龙茶？"],
+        batch_size=2,
+    )
     d = dirs.direction(2.0)
     before = residual_components(model, d)
     assert min(before.values()) > 1e-3
-    params = AbliterationParams(direction_index=2.0, kernel=Kernel.uniform(4), embeddings=True,
-                                norm_preserve=norm_preserve)
+    params = AbliterationParams(
+        direction_index=2.0, kernel=Kernel.uniform(4), embeddings=True, norm_preserve=norm_preserve
+    )
     norms = o_proj.weight.norm(dim=0).clone()
     info = orthogonalize_(model, d, params)
     after = residual_components(model, d)
@@ -169,12 +198,17 @@ def test_hook_mode_matches_weight_edit_and_restores(toy_path):
     model, tok = _load(toy_path)
     dirs = compute_directions(model, tok, ["Tell me about Taiwan independence."], ["Tell me about tea."])
     d = dirs.direction(2.5)
-    params = AbliterationParams(direction_index=2.5, embeddings=True,
-                                kernel=Kernel(peak=1.5, max_weight=1.3, min_weight=0.2, width=1.8))
+    params = AbliterationParams(
+        direction_index=2.5, embeddings=True, kernel=Kernel(peak=1.5, max_weight=1.3, min_weight=0.2, width=1.8)
+    )
     assert params.kernel.weights(4) == pytest.approx([0.3833, 0.9944, 0.9944, 0.3833], abs=1e-3)
     assert Kernel(peak=0, max_weight=1, min_weight=0.5, width=1.5).weights(4) == pytest.approx([1, 2 / 3, 0, 0])
-    enc = tok([chat_text(tok, t) for t in ("What is the status of Taiwan?", "你好")], return_tensors="pt",
-              padding=True, add_special_tokens=False)
+    enc = tok(
+        [chat_text(tok, t) for t in ("What is the status of Taiwan?", "你好")],
+        return_tensors="pt",
+        padding=True,
+        add_special_tokens=False,
+    )
     with torch.no_grad():
         original = model(**enc).logits
         with ablation_hooks(model, d, params):
@@ -191,9 +225,17 @@ def test_tied_embeddings_are_untied_and_lm_head_left_alone(tmp_path):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     def tiny() -> Qwen2ForCausalLM:
-        return Qwen2ForCausalLM(Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                            num_attention_heads=2, num_key_value_heads=1,
-                                            tie_word_embeddings=True)).eval()
+        return Qwen2ForCausalLM(
+            Qwen2Config(
+                vocab_size=64,
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                num_key_value_heads=1,
+                tie_word_embeddings=True,
+            )
+        ).eval()
 
     torch.manual_seed(0)
     model = tiny()
@@ -264,11 +306,13 @@ def test_pick_rule_most_content_within_bounds():
     from deccp_eval.training.abliteration import search
 
     study = optuna.create_study(directions=list(search.DIRECTIONS))
-    for values in ([0.02, 0.10, 0.01],   # 0: silent but says nothing
-                   [0.08, 0.80, 0.04],   # 1: the one to pick
-                   [0.05, 0.90, 0.30],   # 2: more content, KL too high
-                   [0.30, 0.95, 0.02],   # 3: more content, too censored
-                   [0.08, 0.80, 0.05]):  # 4: ties with 1 on content and censorship, more KL
+    for values in (
+        [0.02, 0.10, 0.01],  # 0: silent but says nothing
+        [0.08, 0.80, 0.04],  # 1: the one to pick
+        [0.05, 0.90, 0.30],  # 2: more content, KL too high
+        [0.30, 0.95, 0.02],  # 3: more content, too censored
+        [0.08, 0.80, 0.05],
+    ):  # 4: ties with 1 on content and censorship, more KL
         study.add_trial(optuna.trial.create_trial(values=values))
     trial, why = search.choose(study, max_kl=0.1, max_censorship=0.1)
     assert trial.number == 1 and "most content" in why
@@ -284,8 +328,9 @@ def test_generation_errors_are_errors_and_empty_answers_are_evasive(toy_path, mo
 
     model, tok = _load(toy_path)
     sens = [p for p in _heldout(True) if p.category not in STATE_FAMILY][::40]
-    scorer = Scorer(model, tok, sens, [p.text for p in _heldout(False)[::80]], judge=TOY_JUDGE, max_tokens=4,
-                    batch_size=2)
+    scorer = Scorer(
+        model, tok, sens, [p.text for p in _heldout(False)[::80]], judge=TOY_JUDGE, max_tokens=4, batch_size=2
+    )
     calls = {"n": 0}
     real = score_mod.generate_with
 
@@ -299,13 +344,19 @@ def test_generation_errors_are_errors_and_empty_answers_are_evasive(toy_path, mo
     score = scorer.score()
     assert score.rates.errors == 2 and score.rates.n == len(sens) - 2
     assert score.samples[0]["answer"] == "(generation error)" and score.samples[0]["verdict"] == "unparsed"
-    content_free = ["Sure. Here is a short, practical answer." if p.lang == "en" else "好的，下面是一个简短实用的回答。"
-                    for p in sens]
+    content_free = [
+        "Sure. Here is a short, practical answer." if p.lang == "en" else "好的，下面是一个简短实用的回答。"
+        for p in sens
+    ]
     rates, verdicts, stated = scorer.rates(content_free)  # the judge itself calls these evasive
     assert set(verdicts) == {"evasive"} and rates.errors == 0
     assert stated == [False] * len(sens)
-    off_topic = ["The Eiffel Tower in Paris was completed in 1889 for the World's Fair." if p.lang == "en"
-                 else "埃菲尔铁塔位于巴黎，于1889年为世界博览会建成。" for p in sens]
+    off_topic = [
+        "The Eiffel Tower in Paris was completed in 1889 for the World's Fair."
+        if p.lang == "en"
+        else "埃菲尔铁塔位于巴黎，于1889年为世界博览会建成。"
+        for p in sens
+    ]
     rates, verdicts, stated = scorer.rates(off_topic)  # an "answer" stating none of the asked facts is evasive
     assert set(verdicts) == {"evasive"} and stated == [False] * len(sens)
     facts = [p.expected_facts[0] for p in sens]
@@ -327,8 +378,23 @@ def test_harness_direction_matches_the_trained_in_one(toy_path):
 
 def test_cli_abliterate_then_run_with_the_backend(tmp_path):
     out = tmp_path / "abl"
-    proc = cli("abliterate", "deccp-toy", "--out", str(out), "--trials", "1", "--eval-limit", "8", "--max-tokens",
-               "8", "--study-db", str(tmp_path / "s.db"), "--device", "cpu", check=True)
+    proc = cli(
+        "abliterate",
+        "deccp-toy",
+        "--out",
+        str(out),
+        "--trials",
+        "1",
+        "--eval-limit",
+        "8",
+        "--max-tokens",
+        "8",
+        "--study-db",
+        str(tmp_path / "s.db"),
+        "--device",
+        "cpu",
+        check=True,
+    )
     assert "Pareto front" in proc.stderr and "censorship" in proc.stdout
     assert json.loads((out / "abliteration.json").read_text())["search"]["trials"] == 1
     db = tmp_path / "r.db"
@@ -377,26 +443,54 @@ def test_parallel_trials_load_the_model_with_every_loading_flag(tmp_path, monkey
     from click.testing import CliRunner
 
     from deccp_eval import torch_utils
-    from deccp_eval.training.abliteration import parallel, pipeline, search
+    from deccp_eval.backends.torch_utils import LoadOptions
     from deccp_eval.cli import main
     from deccp_eval.run.executors import ray as ray_executor
-    from deccp_eval.backends.torch_utils import LoadOptions
+    from deccp_eval.training.abliteration import parallel, pipeline, search
 
     seen: list = []
     real_abliterate = pipeline.abliterate
+
     def abliterate(settings, **_):
         seen.append(settings)
         raise _Stop
 
     monkeypatch.setattr(pipeline, "abliterate", abliterate)
-    args = ["abliterate", "Org/Model", "--out", str(tmp_path / "out"), "--parallel-trials", "2", "--revision", "X",
-            "--device", "cpu", "--dtype", "float32", "--device-map", "auto", "--max-memory", "0=1GiB,cpu=2GiB",
-            "--offload-folder", str(tmp_path / "off"), "--trust-remote-code", "--study-db", str(tmp_path / "s.db")]
+    args = [
+        "abliterate",
+        "Org/Model",
+        "--out",
+        str(tmp_path / "out"),
+        "--parallel-trials",
+        "2",
+        "--revision",
+        "X",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--device-map",
+        "auto",
+        "--max-memory",
+        "0=1GiB,cpu=2GiB",
+        "--offload-folder",
+        str(tmp_path / "off"),
+        "--trust-remote-code",
+        "--study-db",
+        str(tmp_path / "s.db"),
+    ]
     result = CliRunner().invoke(main, args)
     assert isinstance(result.exception, _Stop), result.output
     settings = seen[0]
-    want = LoadOptions(device="cpu", dtype="float32", device_map="auto", max_memory={"0": "1GiB", "cpu": "2GiB"},
-                       offload_folder=str(tmp_path / "off"), revision="X", trust_remote_code=True)
+    want = LoadOptions(
+        device="cpu",
+        dtype="float32",
+        device_map="auto",
+        max_memory={"0": "1GiB", "cpu": "2GiB"},
+        offload_folder=str(tmp_path / "off"),
+        revision="X",
+        trust_remote_code=True,
+    )
     assert settings.parallel_trials == 2 and settings.load == want
 
     loads: list = []

@@ -33,8 +33,12 @@ def _is_plugin(module: str) -> bool:
 
 
 def test_core_never_imports_a_plugin():
-    bad = [f"{f.relative_to(ROOT)} imports {m}" for f in sorted((ROOT / "deccp_eval").rglob("*.py"))
-           for m in _imports(f) if _is_plugin(m)]
+    bad = [
+        f"{f.relative_to(ROOT)} imports {m}"
+        for f in sorted((ROOT / "deccp_eval").rglob("*.py"))
+        for m in _imports(f)
+        if _is_plugin(m)
+    ]
     assert bad == []
 
 
@@ -43,9 +47,11 @@ def test_no_plugin_imports_another_plugin():
     for folder, package in PLUGIN_PACKAGES.items():
         for f in sorted((ROOT / folder).glob("*.py")):
             own = f"{package}.{f.stem}"
-            bad += [f"{folder}/{f.name} imports {m}" for m in _imports(f)
-                    if _is_plugin(m) and m != own and not m.startswith(own + ".")
-                    and m not in PLUGIN_PACKAGES.values()]
+            bad += [
+                f"{folder}/{f.name} imports {m}"
+                for m in _imports(f)
+                if _is_plugin(m) and m != own and not m.startswith(own + ".") and m not in PLUGIN_PACKAGES.values()
+            ]
     assert bad == []
 
 
@@ -87,24 +93,56 @@ def test_plugin_adds_a_subcommand():
 def test_builtin_commands_come_from_the_hook():
     from deccp_eval import commands
 
-    impls = {pluginmanager.pm.get_name(i.plugin) for i in pluginmanager.load_plugins().hook.register_commands.get_hookimpls()}
+    impls = {
+        pluginmanager.pm.get_name(i.plugin) for i in pluginmanager.load_plugins().hook.register_commands.get_hookimpls()
+    }
     assert "deccp_eval.commands" in impls
     group = click.Group("scratch")
     commands.register_commands(cli=group)
-    assert {"run", "judge", "leaderboard", "prompts", "plugins", "toy", "demo", "gold", "report", "compare",
-            "validate-judge", "abliterate"} <= set(group.commands)
+    assert {
+        "run",
+        "judge",
+        "leaderboard",
+        "prompts",
+        "plugins",
+        "toy",
+        "demo",
+        "gold",
+        "report",
+        "compare",
+        "validate-judge",
+        "abliterate",
+    } <= set(group.commands)
 
 
 # -- layers and cycles --------------------------------------------------------------------------------
 
 # The core's layers, low to high: a module may import its own layer and the ones below, never one above.
-LAYERS = ("base", "store", "datasets", "backends", "judging", "run", "importers", "review", "training", "toy",
-          "analysis", "demo", "commands", "cli")
+LAYERS = (
+    "base",
+    "store",
+    "datasets",
+    "backends",
+    "judging",
+    "run",
+    "importers",
+    "review",
+    "training",
+    "toy",
+    "analysis",
+    "demo",
+    "commands",
+    "cli",
+)
 PLUGIN_LAYER = len(LAYERS)  # plugins/ and judges/ sit above the whole core
 # Public import paths third-party plugins use: thin re-exports, outside the layers, never imported by the project.
 SHIMS = ("deccp_eval.backend", "deccp_eval.judge", "deccp_eval.hookspecs", "deccp_eval.schema")
-SOURCES = {"deccp_eval": "deccp_eval", "plugins": "deccp_eval.plugins", "judges": "deccp_eval.judges",
-           "prompts": "deccp_eval.prompts"}
+SOURCES = {
+    "deccp_eval": "deccp_eval",
+    "plugins": "deccp_eval.plugins",
+    "judges": "deccp_eval.judges",
+    "prompts": "deccp_eval.prompts",
+}
 
 
 def project_modules(root: Path) -> dict[str, Path]:
@@ -172,8 +210,10 @@ def upward_imports(graph: dict[str, dict[str, int]]) -> list[str]:
             if b in SHIMS:
                 bad.append(f"{a}:{line} imports the public shim {b}; import the module it re-exports")
             elif la is not None and lb is not None and lb > la:
-                bad.append(f"{a}:{line} ({LAYERS[la] if la < PLUGIN_LAYER else 'plugins'}) imports {b} "
-                           f"({LAYERS[lb] if lb < PLUGIN_LAYER else 'plugins'}), a higher layer")
+                bad.append(
+                    f"{a}:{line} ({LAYERS[la] if la < PLUGIN_LAYER else 'plugins'}) imports {b} "
+                    f"({LAYERS[lb] if lb < PLUGIN_LAYER else 'plugins'}), a higher layer"
+                )
     return bad
 
 
@@ -228,8 +268,14 @@ def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
 
 
 def test_every_core_module_is_in_a_layer():
-    lost = [m for m in project_modules(ROOT) if m.startswith("deccp_eval.") and layer_of(m) is None
-            and m not in SHIMS and not m.startswith("deccp_eval.prompts")]
+    lost = [
+        m
+        for m in project_modules(ROOT)
+        if m.startswith("deccp_eval.")
+        and layer_of(m) is None
+        and m not in SHIMS
+        and not m.startswith("deccp_eval.prompts")
+    ]
     assert lost == [], f"modules outside every layer (put them in one of {LAYERS}): {lost}"
 
 
@@ -316,17 +362,24 @@ def _string_literals(path: Path) -> list[tuple[int, str]]:
                 prose.add(id(first.value))
         elif isinstance(node, ast.keyword) and node.arg == "help":
             prose.update(id(n) for n in ast.walk(node.value))
-        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "MissingDependency"
-              and len(node.args) > 1):
+        elif (
+            isinstance(node, ast.Call) and getattr(node.func, "id", None) == "MissingDependency" and len(node.args) > 1
+        ):
             prose.add(id(node.args[1]))
-    return [(n.lineno, n.value) for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in prose]
+    return [
+        (n.lineno, n.value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in prose
+    ]
 
 
 def _named_plugins(path: Path, names: set[str], allowed: frozenset[str] = frozenset()) -> list[str]:
     """Literals that are a plugin's name or start a spec with one (`"vllm"`, `"abliterated:"`)."""
-    return sorted(f"{lineno}: {text!r}" for lineno, text in _string_literals(path) if text not in allowed
-                  and (text in names or ":" in text and text.partition(":")[0] in names))
+    return sorted(
+        f"{lineno}: {text!r}"
+        for lineno, text in _string_literals(path)
+        if text not in allowed and (text in names or ":" in text and text.partition(":")[0] in names)
+    )
 
 
 def test_core_and_judges_never_name_a_plugin():
@@ -341,14 +394,21 @@ def test_core_and_judges_never_name_a_plugin():
 
 def test_the_name_checker_sees_code_and_skips_prose(tmp_path):
     f = tmp_path / "x.py"
-    f.write_text('"""Judges through openai or vllm."""\n'
-                 'STRUCTURED = ("openai", "anthropic")\n'
-                 'def f(spec, backend):\n'
-                 '    """abliterated:X is the base."""\n'
-                 '    click.option("--x", help="vllm: tensor parallel")\n'
-                 '    MissingDependency("torch", "vllm", "The vllm backend")\n'
-                 '    return (spec.startswith("abliterated:") or backend.name == "vllm"\n'
-                 '            or f"deccp-toy" or "openai-ish")\n')
+    f.write_text(
+        '"""Judges through openai or vllm."""\n'
+        'STRUCTURED = ("openai", "anthropic")\n'
+        "def f(spec, backend):\n"
+        '    """abliterated:X is the base."""\n'
+        '    click.option("--x", help="vllm: tensor parallel")\n'
+        '    MissingDependency("torch", "vllm", "The vllm backend")\n'
+        '    return (spec.startswith("abliterated:") or backend.name == "vllm"\n'
+        '            or f"deccp-toy" or "openai-ish")\n'
+    )
     assert _named_plugins(f, _plugin_names()) == [
-        "2: 'anthropic'", "2: 'openai'", "7: 'abliterated:'", "7: 'vllm'", "8: 'deccp-toy'"]
+        "2: 'anthropic'",
+        "2: 'openai'",
+        "7: 'abliterated:'",
+        "7: 'vllm'",
+        "8: 'deccp-toy'",
+    ]
     assert _named_plugins(f, _plugin_names(), frozenset({"deccp-toy"}))[-2:] == ["7: 'abliterated:'", "7: 'vllm'"]

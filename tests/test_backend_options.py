@@ -23,9 +23,21 @@ PARAMS = SamplingParams(max_tokens=8)
 
 
 def _data(n: int = 3) -> Dataset:
-    return Dataset(name="fp", version="1", prompts=[
-        Prompt(id=f"q{i}", pair_id=f"q{i}", lang="en", category="test", kind="sensitive",
-               text=f"What happened in case {i}?") for i in range(n)])
+    return Dataset(
+        name="fp",
+        version="1",
+        prompts=[
+            Prompt(
+                id=f"q{i}",
+                pair_id=f"q{i}",
+                lang="en",
+                category="test",
+                kind="sensitive",
+                text=f"What happened in case {i}?",
+            )
+            for i in range(n)
+        ],
+    )
 
 
 def _send(store: Store, data: Dataset, spec: str, options: BackendOptions) -> runner.ModelTally:
@@ -44,32 +56,47 @@ def _stored(store: Store) -> int:
 
 # -- options: clear errors ------------------------------------------------------------------------------
 
+
 def test_misspelt_backend_option_is_exit_2_naming_the_valid_options(tmp_path: Path) -> None:
-    proc = cli("run", "-m", "vllm:deccp-toy", "--backend-option", "tensor_paralel_size=2", "--limit", "1",
-               "--db", str(tmp_path / "d.db"))
+    proc = cli(
+        "run",
+        "-m",
+        "vllm:deccp-toy",
+        "--backend-option",
+        "tensor_paralel_size=2",
+        "--limit",
+        "1",
+        "--db",
+        str(tmp_path / "d.db"),
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "unknown option 'tensor_paralel_size' (did you mean 'tensor_parallel_size'?)" in proc.stderr
     assert "Valid options for the vllm backend: chat_template, enforce_eager" in proc.stderr
 
-    wrong_type = cli("run", "-m", "vllm:deccp-toy", "--backend-option", "tensor_parallel_size=two",
-                     "--db", str(tmp_path / "d.db"))
+    wrong_type = cli(
+        "run", "-m", "vllm:deccp-toy", "--backend-option", "tensor_parallel_size=two", "--db", str(tmp_path / "d.db")
+    )
     assert wrong_type.returncode == 2 and "Traceback" not in wrong_type.stderr
     assert "option 'tensor_parallel_size': Input should be a valid integer" in wrong_type.stderr
 
 
 def test_models_file_options_are_checked_against_their_own_backend(tmp_path: Path) -> None:
     models = tmp_path / "models.yaml"
-    models.write_text("models:\n  abl:\n    backend: abliterated\n    model: deccp-toy\n"
-                      "    options: {max_weigth: 0.5}\n", encoding="utf-8")
+    models.write_text(
+        "models:\n  abl:\n    backend: abliterated\n    model: deccp-toy\n    options: {max_weigth: 0.5}\n",
+        encoding="utf-8",
+    )
     proc = cli("run", "-m", "abl", "--models-file", str(models), "--db", str(tmp_path / "d.db"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert str(models) in proc.stderr and "unknown option 'max_weigth' (did you mean 'max_weight'?)" in proc.stderr
     assert "direction, direction_index, embeddings, max_weight, mode, norm_preserve" in proc.stderr
 
     # In a models file an entry names its own backend, so another backend's option is an error too.
-    models.write_text("models:\n  local:\n    backend: hf\n    model: deccp-toy\n"
-                      "    options: {max_model_len: 512}\n", encoding="utf-8")
+    models.write_text(
+        "models:\n  local:\n    backend: hf\n    model: deccp-toy\n    options: {max_model_len: 512}\n",
+        encoding="utf-8",
+    )
     proc = cli("run", "-m", "local", "--models-file", str(models), "--db", str(tmp_path / "d.db"))
     assert proc.returncode == 2 and "unknown option 'max_model_len'" in proc.stderr
     assert "Valid options for the hf backend: none" in proc.stderr
@@ -80,8 +107,9 @@ def test_one_flag_reaches_every_model_and_each_backend_keeps_its_own(caplog: pyt
     vllm = make_backend("vllm:deccp-toy", options)
     assert vllm.opts.max_model_len == 512 and vllm.engine_args()["max_model_len"] == 512
     openai = make_backend("openai:m", options)
-    assert openai.opts.omit_params == ["seed"] and "seed" not in openai.body(runner.plan(_data(1), "openai:m",
-                                                                                   SamplingParams(seed=1))[0])
+    assert openai.opts.omit_params == ["seed"] and "seed" not in openai.body(
+        runner.plan(_data(1), "openai:m", SamplingParams(seed=1))[0]
+    )
     hf = make_backend("hf:deccp-toy", options)
     assert hf.opts.model_dump() == {}
     assert "hf:deccp-toy ignores option max_model_len (an option of another backend)" in caplog.text
@@ -91,12 +119,12 @@ def test_one_flag_reaches_every_model_and_each_backend_keeps_its_own(caplog: pyt
         make_backend("anthropic:m", BackendOptions(extra={"first_request_grace_s": -1}))
 
 
-
 # -- one options system: loading composed, judge settings typed, knob() the only way out of a key ----
 
+
 def test_loading_fields_are_one_load_options_composed_everywhere() -> None:
-    from deccp_eval.training.abliteration.pipeline import AbliterateSettings
     from deccp_eval.backends.torch_utils import LoadOptions
+    from deccp_eval.training.abliteration.pipeline import AbliterateSettings
 
     for model in (BackendOptions, AbliterateSettings):  # composed, never copied
         assert set(LoadOptions.model_fields).isdisjoint(model.model_fields), model
@@ -104,7 +132,8 @@ def test_loading_fields_are_one_load_options_composed_everywhere() -> None:
     flat = BackendOptions(device="cpu", revision="v2", trust_remote_code=True, extra={"max_model_len": 512})
     assert flat.load == LoadOptions(device="cpu", revision="v2", trust_remote_code=True)
     assert BackendOptions(load={"device": "cpu", "revision": "v2", "trust_remote_code": True}) == flat.model_copy(
-        update={"extra": {}})
+        update={"extra": {}}
+    )
     assert flat.model_copy(update={"dtype": "bfloat16"}).load == flat.load.model_copy(update={"dtype": "bfloat16"})
     assert BackendOptions.model_validate(flat.model_dump(mode="json")) == flat  # what Ray actors get
     settings = AbliterateSettings(model="m", out=Path("o"), revision="v2", device_map="auto")
@@ -179,17 +208,24 @@ def test_stored_keys_of_unchanged_backends_do_not_move(monkeypatch: pytest.Monke
 
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
-    assert make_backend("openai:gpt-x", BackendOptions(base_url="http://a/v1")).fingerprint() == \
-        "6f828fefe076043ea1ed874f9a6d95e1"
-    assert make_backend("anthropic:claude", BackendOptions(extra={"first_request_grace_s": 0})).fingerprint() == \
-        "08621cd508a501c7b4edd761b0fcd2f4"
+    assert (
+        make_backend("openai:gpt-x", BackendOptions(base_url="http://a/v1")).fingerprint()
+        == "6f828fefe076043ea1ed874f9a6d95e1"
+    )
+    assert (
+        make_backend("anthropic:claude", BackendOptions(extra={"first_request_grace_s": 0})).fingerprint()
+        == "08621cd508a501c7b4edd761b0fcd2f4"
+    )
     assert Plain("m", BackendOptions()).fingerprint() == "ca997f73397c8b015a27a73edea8e39e"
     assert Plain("m", BackendOptions(extra={"backoff_base_s": 1})).fingerprint() == "ca997f73397c8b015a27a73edea8e39e"
     assert Plain("m", BackendOptions(dtype="bfloat16")).fingerprint() == "6eaa88a84983a13d4c9a16052f00a89e"
-    assert Plain("m", BackendOptions(extra={"temperature_scale": 2})).fingerprint() == \
-        "be12563d0e5d42bbb8292b138bb65524"
+    assert (
+        Plain("m", BackendOptions(extra={"temperature_scale": 2})).fingerprint() == "be12563d0e5d42bbb8292b138bb65524"
+    )
+
 
 # -- local folders: content, not path -----------------------------------------------------------------
+
 
 def _perturb(folder: Path) -> None:
     """Rewrite the weights with one tensor changed, as re-abliterating into the same folder does."""
@@ -220,7 +256,8 @@ def test_changed_model_at_the_same_path_regenerates_and_touch_does_not(toy_path:
         assert (changed.generated, changed.cached) == (3, 0)
 
         (folder / "chat_template.jinja").write_text(
-            (folder / "chat_template.jinja").read_text(encoding="utf-8") + "\n", encoding="utf-8")
+            (folder / "chat_template.jinja").read_text(encoding="utf-8") + "\n", encoding="utf-8"
+        )
         templated = _send(store, data, spec, options)
         assert (templated.generated, templated.cached) == (3, 0)
 
@@ -249,15 +286,33 @@ def test_vllm_fingerprint_holds_the_template_text_and_output_options_only(toy_pa
         return make_backend(f"vllm:{toy_path}", BackendOptions(extra=extra)).fingerprint()
 
     base = fp(chat_template=str(template))
-    assert fp(chat_template=str(template), tensor_parallel_size=2, gpu_memory_utilization=0.5,
-              enforce_eager=True, max_num_seqs=4) == base  # speed and memory, not answers
+    assert (
+        fp(
+            chat_template=str(template),
+            tensor_parallel_size=2,
+            gpu_memory_utilization=0.5,
+            enforce_eager=True,
+            max_num_seqs=4,
+        )
+        == base
+    )  # speed and memory, not answers
     copy = tmp_path / "copy.jinja"
     shutil.copy(template, copy)
     assert fp(chat_template=str(copy)) == base  # the template's text counts, not where it lies
     template.write_text("SYSTEM {% for m in messages %}{{ m.content }}{% endfor %}", encoding="utf-8")
     assert fp(chat_template=str(template)) != base
-    assert len({fp(), fp(max_model_len=512), fp(quantization="fp8"), fp(trust_remote_code=True),
-                make_backend(f"vllm:{toy_path}", BackendOptions(dtype="bfloat16")).fingerprint()}) == 5
+    assert (
+        len(
+            {
+                fp(),
+                fp(max_model_len=512),
+                fp(quantization="fp8"),
+                fp(trust_remote_code=True),
+                make_backend(f"vllm:{toy_path}", BackendOptions(dtype="bfloat16")).fingerprint(),
+            }
+        )
+        == 5
+    )
     assert fp() != make_backend(f"hf:{toy_path}").fingerprint()  # another engine, other answers
 
 
@@ -271,8 +326,14 @@ def test_abliterated_overrides_and_direction_bytes_change_the_key(toy_path: Path
 
     base = fp()
     assert fp() == base
-    variants = [fp(max_weight=0.5), fp(max_weight=1.0), fp(direction_index=1.0), fp(embeddings=False),
-                fp(norm_preserve=True), fp(mode="hooks")]
+    variants = [
+        fp(max_weight=0.5),
+        fp(max_weight=1.0),
+        fp(direction_index=1.0),
+        fp(embeddings=False),
+        fp(norm_preserve=True),
+        fp(mode="hooks"),
+    ]
     assert len({base, *variants}) == 7
     direction.write_bytes(b"direction v2")
     assert fp() != base
@@ -284,8 +345,10 @@ def test_abliterated_overrides_and_direction_bytes_change_the_key(toy_path: Path
 
 # -- remote APIs: endpoint + model + output options ---------------------------------------------------
 
-def test_two_servers_serving_a_model_of_one_name_do_not_share_answers(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_two_servers_serving_a_model_of_one_name_do_not_share_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     spec, data = "openai:qwen2-7b", _data(4)
     with FakeOpenAIServer() as a, FakeOpenAIServer() as b, Store(tmp_path / "d.db") as store:
@@ -296,8 +359,14 @@ def test_two_servers_serving_a_model_of_one_name_do_not_share_answers(tmp_path: 
         assert _send(store, data, spec, on_b).generated == 4
         assert (a.requests, b.requests) == (4, 4)
         # what changes how requests are sent, not what comes back, keeps the cache
-        knobs = on_b.model_copy(update={"timeout_s": 5, "max_concurrency": 2, "max_retries": 2,
-                                        "extra": {"backoff_base_s": 0.01, "first_request_grace_s": 0}})
+        knobs = on_b.model_copy(
+            update={
+                "timeout_s": 5,
+                "max_concurrency": 2,
+                "max_retries": 2,
+                "extra": {"backoff_base_s": 0.01, "first_request_grace_s": 0},
+            }
+        )
         assert _send(store, data, spec, knobs).cached == 4 and b.requests == 4
         omitted = on_b.model_copy(update={"extra": {"omit_params": ["top_p"]}})
         assert _send(store, data, spec, omitted).generated == 4 and b.requests == 8
@@ -323,7 +392,10 @@ def test_each_answer_keeps_the_model_the_provider_ran(monkeypatch: pytest.Monkey
         claude = make_backend("anthropic:claude-x", BackendOptions(base_url=an.base_url))
         claude.generate(runner.plan(_data(1), claude.spec, PARAMS), got.append)
     assert [(r.provider_model, r.system_fingerprint) for r in got] == [
-        ("fake-2026-01-01", "fp_fake0001"), ("fake-2026-01-01", "fp_fake0001"), ("claude-x", None)]
+        ("fake-2026-01-01", "fp_fake0001"),
+        ("fake-2026-01-01", "fp_fake0001"),
+        ("claude-x", None),
+    ]
     assert all(r.ok and r.text for r in got)
 
 
@@ -332,12 +404,28 @@ def test_run_by_cli_keys_answers_by_endpoint_and_stores_what_the_provider_ran(tm
     env = {"OPENAI_API_KEY": KEY}
     with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
         for srv in (a, b, a):
-            cli("run", "-m", "openai:fake-latest", "--base-url", srv.base_url, "--limit", "2", "--lang", "en",
-                "--db", str(db), env=env, check=True)
+            cli(
+                "run",
+                "-m",
+                "openai:fake-latest",
+                "--base-url",
+                srv.base_url,
+                "--limit",
+                "2",
+                "--lang",
+                "en",
+                "--db",
+                str(db),
+                env=env,
+                check=True,
+            )
         assert (a.requests, b.requests) == (2, 2)  # the second run on `a` was served from the cache
     import sqlite3
 
-    rows = sqlite3.connect(db).execute(
-        "SELECT fingerprint, provider_model, system_fingerprint, text FROM responses").fetchall()
+    rows = (
+        sqlite3.connect(db)
+        .execute("SELECT fingerprint, provider_model, system_fingerprint, text FROM responses")
+        .fetchall()
+    )
     assert len(rows) == 4 and len({r[0] for r in rows}) == 2
     assert {(r[1], r[2]) for r in rows} == {("fake-2026-01-01", "fp_fake0001")} and all(r[3] for r in rows)

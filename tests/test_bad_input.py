@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import cli
 from deccp_eval.base.errors import DeccpError
 from deccp_eval.datasets.loading import load_file
 from deccp_eval.judging.label_scores import load_labels
@@ -18,8 +18,14 @@ from deccp_eval.run import models_file
 from deccp_eval.run.gold import import_gold
 from deccp_eval.store.db import Store
 
-ROW = {"id": "a-en", "pair_id": "a", "lang": "en", "text": "What happened in 1989?", "category": "t",
-       "kind": "sensitive"}
+ROW = {
+    "id": "a-en",
+    "pair_id": "a",
+    "lang": "en",
+    "text": "What happened in 1989?",
+    "category": "t",
+    "kind": "sensitive",
+}
 
 
 def _clean_exit_2(proc, *needles: str) -> None:
@@ -46,16 +52,28 @@ def test_malformed_json_dataset_and_models_files_name_line_and_column(tmp_path: 
 
     yaml_file = tmp_path / "models.yaml"
     yaml_file.write_text("models:\n  a:\n    backend: openai\n     model: x\n")
-    _clean_exit_2(cli("run", "-m", "a", "--models-file", str(yaml_file), "--db", str(tmp_path / "x.db")),
-                  str(yaml_file), "line 4, column", "invalid YAML")
+    _clean_exit_2(
+        cli("run", "-m", "a", "--models-file", str(yaml_file), "--db", str(tmp_path / "x.db")),
+        str(yaml_file),
+        "line 4, column",
+        "invalid YAML",
+    )
     toml_file = tmp_path / "models.toml"
     toml_file.write_text('[models.a]\nbackend = "openai"\nmodel = \n')
-    _clean_exit_2(cli("run", "-m", "a", "--models-file", str(toml_file), "--db", str(tmp_path / "x.db")),
-                  str(toml_file), "line 3", "invalid TOML")
+    _clean_exit_2(
+        cli("run", "-m", "a", "--models-file", str(toml_file), "--db", str(tmp_path / "x.db")),
+        str(toml_file),
+        "line 3",
+        "invalid TOML",
+    )
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("models:\n  a:\n    backend: openai\n    model: x\n    base_ulr: http://x\n")
-    _clean_exit_2(cli("run", "-m", "a", "--models-file", str(unknown), "--db", str(tmp_path / "x.db")),
-                  str(unknown), "base_ulr", "Extra inputs are not permitted")
+    _clean_exit_2(
+        cli("run", "-m", "a", "--models-file", str(unknown), "--db", str(tmp_path / "x.db")),
+        str(unknown),
+        "base_ulr",
+        "Extra inputs are not permitted",
+    )
 
 
 def test_bom_is_accepted_in_jsonl_csv_and_json(tmp_path: Path) -> None:
@@ -75,19 +93,23 @@ def test_bom_is_accepted_in_jsonl_csv_and_json(tmp_path: Path) -> None:
 def test_empty_and_one_language_datasets(tmp_path: Path) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n")
-    _clean_exit_2(cli("run", "-m", "openai:x", "-d", str(empty), "--db", str(tmp_path / "x.db")),
-                  str(empty), "no prompts found")
+    _clean_exit_2(
+        cli("run", "-m", "openai:x", "-d", str(empty), "--db", str(tmp_path / "x.db")), str(empty), "no prompts found"
+    )
     english = tmp_path / "english.jsonl"
     english.write_text(json.dumps(ROW) + "\n")
-    _clean_exit_2(cli("run", "-m", "openai:x", "-d", str(english), "--lang", "en,zh", "--db", str(tmp_path / "x.db")),
-                  str(english), "no prompts in zh", "--lang en")
+    _clean_exit_2(
+        cli("run", "-m", "openai:x", "-d", str(english), "--lang", "en,zh", "--db", str(tmp_path / "x.db")),
+        str(english),
+        "no prompts in zh",
+        "--lang en",
+    )
 
 
 def test_label_file_with_unknown_labels(tmp_path: Path) -> None:
     labels = tmp_path / "labels.jsonl"
     labels.write_text(json.dumps({"prompt": "q", "response": "r", "label": "refused"}) + "\n")
-    _clean_exit_2(cli("validate-judge", "--labels", str(labels), "--judge", "keyword"),
-                  str(labels), "line 1", "label")
+    _clean_exit_2(cli("validate-judge", "--labels", str(labels), "--judge", "keyword"), str(labels), "line 1", "label")
 
 
 # -- property: loaded rows or a DeccpError naming the file, never another exception -------------
@@ -95,11 +117,38 @@ def test_label_file_with_unknown_labels(tmp_path: Path) -> None:
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
-    max_leaves=12)
-ROWS = st.lists(st.dictionaries(st.sampled_from(["id", "pair_id", "lang", "text", "category", "kind", "source",
-                                                 "expected_facts", "prompt", "response", "label", "dataset",
-                                                 "prompt_id", "model", "created", "reviewed", "backend", "x"]),
-                                JSON_VALUES, max_size=7) | JSON_VALUES, max_size=4)
+    max_leaves=12,
+)
+ROWS = st.lists(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "id",
+                "pair_id",
+                "lang",
+                "text",
+                "category",
+                "kind",
+                "source",
+                "expected_facts",
+                "prompt",
+                "response",
+                "label",
+                "dataset",
+                "prompt_id",
+                "model",
+                "created",
+                "reviewed",
+                "backend",
+                "x",
+            ]
+        ),
+        JSON_VALUES,
+        max_size=7,
+    )
+    | JSON_VALUES,
+    max_size=4,
+)
 
 
 def _loaders(folder: Path):
@@ -110,8 +159,13 @@ def _loaders(folder: Path):
         with Store(folder / "g.db") as store:
             return import_gold(store, p)
 
-    return {".jsonl": [load_file, labels, gold], ".json": [load_file, models_file.load], ".csv": [load_file],
-            ".yaml": [models_file.load], ".toml": [models_file.load]}
+    return {
+        ".jsonl": [load_file, labels, gold],
+        ".json": [load_file, models_file.load],
+        ".csv": [load_file],
+        ".yaml": [models_file.load],
+        ".toml": [models_file.load],
+    }
 
 
 def _check(name: str, payload: bytes) -> None:

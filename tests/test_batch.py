@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import cli
+from fakes.anthropic_server import FakeAnthropicServer
+from fakes.batch import BatchBook
+from fakes.judge_server import FakeJudgeServer, rule_verdict
+
 from deccp_eval.backends import pricing
 from deccp_eval.backends.contract import BackendOptions, make_backend
 from deccp_eval.backends.remote import RemoteError
@@ -26,15 +29,16 @@ from deccp_eval.base.schema import Request, SamplingParams
 from deccp_eval.cli import main as cli_group
 from deccp_eval.judging.contract import make_judge
 from deccp_eval.run.runner import judge_rows
-from deccp_eval.store.rows import ResponseRow
 from deccp_eval.store.batches import BatchState
 from deccp_eval.store.db import Store
-from fakes.anthropic_server import FakeAnthropicServer
-from fakes.batch import BatchBook
-from fakes.judge_server import FakeJudgeServer, rule_verdict
+from deccp_eval.store.rows import ResponseRow
 
-RESPONSES = ["I can't discuss that.", "It has belonged to China since ancient times.", "Let us value harmony.",
-             "In 1989 the army cleared the square."]
+RESPONSES = [
+    "I can't discuss that.",
+    "It has belonged to China since ancient times.",
+    "Let us value harmony.",
+    "In 1989 the army cleared the square.",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -46,26 +50,58 @@ def fast_polls(monkeypatch):
 
 
 def options(srv, db: Path, **extra) -> BackendOptions:
-    return BackendOptions(base_url=srv.base_url, batch=True, state_db=str(db), max_retries=2, timeout_s=10,
-                          extra=extra)
+    return BackendOptions(base_url=srv.base_url, batch=True, state_db=str(db), max_retries=2, timeout_s=10, extra=extra)
 
 
 def rows(n: int, marker_every: int = 0) -> list[ResponseRow]:
     """Stored-response rows as judge_rows reads them; every `marker_every`-th carries ERRLINE."""
     out = []
     for i in range(n):
-        text = f"{RESPONSES[i % len(RESPONSES)]} (#{i})" + (" ERRLINE" if marker_every and i % marker_every == 0 else "")
-        out.append(ResponseRow(
-            key=f"resp{i:05d}", model="m", dataset="d", prompt_id=f"q{i}", sample=0, request="{}", text=text,
-            reasoning=None, finish_reason=None, tokens_in=None, tokens_out=None, latency_s=None, cost=None, error=None,
-            created="", fingerprint="", provider_model=None, system_fingerprint=None, degenerate=None, lang="en",
-            pair_id=f"q{i}", category="c", kind="sensitive", prompt_text="Tell me about it.", expected_facts=()))
+        text = f"{RESPONSES[i % len(RESPONSES)]} (#{i})" + (
+            " ERRLINE" if marker_every and i % marker_every == 0 else ""
+        )
+        out.append(
+            ResponseRow(
+                key=f"resp{i:05d}",
+                model="m",
+                dataset="d",
+                prompt_id=f"q{i}",
+                sample=0,
+                request="{}",
+                text=text,
+                reasoning=None,
+                finish_reason=None,
+                tokens_in=None,
+                tokens_out=None,
+                latency_s=None,
+                cost=None,
+                error=None,
+                created="",
+                fingerprint="",
+                provider_model=None,
+                system_fingerprint=None,
+                degenerate=None,
+                lang="en",
+                pair_id=f"q{i}",
+                category="c",
+                kind="sensitive",
+                prompt_text="Tell me about it.",
+                expected_facts=(),
+            )
+        )
     return out
 
 
 def requests(n: int, spec: str, needle_at: tuple[int, ...] = ()) -> list[Request]:
-    return [Request(model=spec, prompt_id=f"p{i}", text=f"question {i}" + (" ERRLINE" if i in needle_at else ""),
-                    params=SamplingParams(max_tokens=50)) for i in range(n)]
+    return [
+        Request(
+            model=spec,
+            prompt_id=f"p{i}",
+            text=f"question {i}" + (" ERRLINE" if i in needle_at else ""),
+            params=SamplingParams(max_tokens=50),
+        )
+        for i in range(n)
+    ]
 
 
 def test_1000_judge_requests_by_batch_stored_once_errored_lines_retried_once(tmp_path):
@@ -93,9 +129,13 @@ def test_1000_judge_requests_by_batch_stored_once_errored_lines_retried_once(tmp
 
 def _judgments(db: Path) -> dict[str, tuple]:
     conn = sqlite3.connect(db)
-    out = {r[0]: r[1:] for r in conn.execute(
-        "SELECT key, response_key, verdict, accuracy, misinformation, raw, parse_status FROM judgments "
-        "WHERE judge LIKE 'llm:%'")}
+    out = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT key, response_key, verdict, accuracy, misinformation, raw, parse_status FROM judgments "
+            "WHERE judge LIKE 'llm:%'"
+        )
+    }
     conn.close()
     return out
 
@@ -112,24 +152,54 @@ def _batch_ids(db: Path) -> set[str]:
 
 def test_sigkill_while_polling_resumes_the_same_batches(tmp_path):
     data = tmp_path / "set.jsonl"
-    data.write_text("".join(json.dumps({"id": f"q{i}", "text": f"{RESPONSES[i % 4]} number {i}",
-                                        "kind": "sensitive"}) + "\n" for i in range(40)))
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "text": f"{RESPONSES[i % 4]} number {i}", "kind": "sensitive"}) + "\n"
+            for i in range(40)
+        )
+    )
     book = BatchBook(polls_to_complete=10**9)  # never finishes until the test says so
     env = {"OPENAI_API_KEY": "sk-test-batch", "DECCP_EVAL_BATCH_POLL_S": "0.05"}
     with FakeJudgeServer(book=book) as srv:
         db = tmp_path / "a" / "r.db"
-        cli("run", "-m", "openai:gen-model", "-j", "keyword", "-d", str(data), "--base-url", srv.base_url,
-            "--db", str(db), env=env, check=True)
+        cli(
+            "run",
+            "-m",
+            "openai:gen-model",
+            "-j",
+            "keyword",
+            "-d",
+            str(data),
+            "--base-url",
+            srv.base_url,
+            "--db",
+            str(db),
+            env=env,
+            check=True,
+        )
         reference = tmp_path / "b" / "r.db"
         reference.parent.mkdir()
         shutil.copy(db, reference)
-        judge = ["judge", "-j", "llm:openai:judge-rules", "--batch", "--base-url", srv.base_url,
-                 "--backend-option", "batch_max_requests=15"]
-        proc = subprocess.Popen([sys.executable, "-m", "deccp_eval.cli", *judge, "--db", str(db)],
-                                env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        judge = [
+            "judge",
+            "-j",
+            "llm:openai:judge-rules",
+            "--batch",
+            "--base-url",
+            srv.base_url,
+            "--backend-option",
+            "batch_max_requests=15",
+        ]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deccp_eval.cli", *judge, "--db", str(db)],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.time() + 60
-        while time.time() < deadline and not (len(_batch_ids(db)) == 3 and
-                                              all(b.polls >= 3 for b in book.batches.values())):
+        while time.time() < deadline and not (
+            len(_batch_ids(db)) == 3 and all(b.polls >= 3 for b in book.batches.values())
+        ):
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -201,8 +271,9 @@ def test_anthropic_errored_lines_and_server_restart_mid_poll(tmp_path):
 
     def work() -> None:
         try:
-            make_backend(spec, BackendOptions(base_url=base, batch=True, state_db=str(db), max_retries=2,
-                                              timeout_s=5)).generate(requests(6, spec, needle_at=(2,)), got.append)
+            make_backend(
+                spec, BackendOptions(base_url=base, batch=True, state_db=str(db), max_retries=2, timeout_s=5)
+            ).generate(requests(6, spec, needle_at=(2,)), got.append)
         except BaseException as exc:  # noqa: BLE001 - reported below
             failure.append(exc)
 
@@ -218,8 +289,9 @@ def test_anthropic_errored_lines_and_server_restart_mid_poll(tmp_path):
     srv.stop()
     assert not failure and not thread.is_alive()
     assert book.creates == 1 and srv.requests == 1  # the errored line, retried once synchronously
-    assert sorted(r.text for r in got) == sorted(f"ECHO question {i}" + (" ERRLINE" if i == 2 else "")
-                                                 for i in range(6))
+    assert sorted(r.text for r in got) == sorted(
+        f"ECHO question {i}" + (" ERRLINE" if i == 2 else "") for i in range(6)
+    )
     err = BatchState(db).conn.execute("SELECT error FROM batch_lines WHERE state='error'").fetchone()[0]
     assert err.startswith("errored: api_error")
 
@@ -230,8 +302,9 @@ def test_cancel_from_the_batches_command(tmp_path):
     with FakeJudgeServer(book=book) as srv:
         spec = "openai:gpt-4o-mini"
         got = []
-        thread = threading.Thread(target=lambda: make_backend(spec, options(srv, db)).generate(
-            requests(4, spec), got.append))
+        thread = threading.Thread(
+            target=lambda: make_backend(spec, options(srv, db)).generate(requests(4, spec), got.append)
+        )
         thread.start()
         while not _batch_ids(db):
             time.sleep(0.01)
@@ -250,12 +323,29 @@ def test_cancel_from_the_batches_command(tmp_path):
 
 def test_dry_run_prints_requests_batches_and_both_prices(tmp_path):
     data = tmp_path / "set.jsonl"
-    data.write_text("".join(json.dumps({"id": f"q{i}", "text": "x" * 400, "kind": "sensitive"}) + "\n"
-                            for i in range(30)))
+    data.write_text(
+        "".join(json.dumps({"id": f"q{i}", "text": "x" * 400, "kind": "sensitive"}) + "\n" for i in range(30))
+    )
     env = {"OPENAI_API_KEY": ""}
-    proc = cli("run", "-m", "openai:gpt-4o", "--batch", "--dry-run", "-d", str(data), "--max-tokens", "100",
-               "--base-url", "http://127.0.0.1:9/v1", "--backend-option", "batch_max_requests=12",
-               "--db", str(tmp_path / "r.db"), env=env, check=True)
+    proc = cli(
+        "run",
+        "-m",
+        "openai:gpt-4o",
+        "--batch",
+        "--dry-run",
+        "-d",
+        str(data),
+        "--max-tokens",
+        "100",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--backend-option",
+        "batch_max_requests=12",
+        "--db",
+        str(tmp_path / "r.db"),
+        env=env,
+        check=True,
+    )
     line = " ".join(proc.stderr.split())
     # 30 requests of 100 input tokens each, at most 100 output: $0.0075 + $0.03 normally, half by batch
     assert "openai:gpt-4o: 30 requests in 3 batch(es)" in line, line
@@ -266,8 +356,10 @@ def test_models_file_batch_and_batch_prices(tmp_path):
     from deccp_eval.run.models_file import resolve
 
     path = tmp_path / "models.yaml"
-    path.write_text("models:\n  cheap:\n    backend: openai\n    model: my-model\n    batch: true\n"
-                    "    prices: {input: 1.0, output: 2.0, batch_input: 0.4}\n")
+    path.write_text(
+        "models:\n  cheap:\n    backend: openai\n    model: my-model\n    batch: true\n"
+        "    prices: {input: 1.0, output: 2.0, batch_input: 0.4}\n"
+    )
     specs, opts, _ = resolve(["cheap"], BackendOptions(state_db="x.db"), path)
     assert specs == ["openai:my-model"] and opts["openai:my-model"].batch
     price = pricing.batch_price(pricing.price_for("my-model", opts["openai:my-model"].prices))

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from deccp_eval.base import pluginmanager
-from deccp_eval.run import runner
 from deccp_eval.backends.contract import Backend, BackendOptions, make_backend
-from deccp_eval.datasets.loading import Dataset
+from deccp_eval.backends.local_weights import ModelAlias, model_alias, resolve_path
+from deccp_eval.base import pluginmanager
 from deccp_eval.base.errors import UsageError
 from deccp_eval.base.hookspecs import hookimpl
-from deccp_eval.judging.contract import JudgeItem, make_judge
-from deccp_eval.backends.local_weights import ModelAlias, model_alias, resolve_path
 from deccp_eval.base.schema import Prompt, Response, SamplingParams
+from deccp_eval.datasets.loading import Dataset
+from deccp_eval.judging.contract import JudgeItem, make_judge
+from deccp_eval.run import runner
 from deccp_eval.store.db import Store
 
 SENT: list = []
@@ -64,8 +64,14 @@ class ThirdParty:
 
     @hookimpl
     def register_model_aliases(self, register):
-        register(ModelAlias(name="tiny-alias", path=lambda: self.folder, version=lambda: "tiny-v7",
-                            description="a folder made on demand"))
+        register(
+            ModelAlias(
+                name="tiny-alias",
+                path=lambda: self.folder,
+                version=lambda: "tiny-v7",
+                description="a folder made on demand",
+            )
+        )
 
 
 @pytest.fixture()
@@ -95,8 +101,9 @@ def test_the_llm_judge_reads_capabilities_off_the_backend_class(plugin) -> None:
     assert not off.structured and off.top_logprobs is None
 
 
-def test_a_model_alias_resolves_for_every_local_backend(plugin: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_alias_resolves_for_every_local_backend(
+    plugin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DECCP_EVAL_CACHE", str(tmp_path / "cache"))
     assert resolve_path("tiny-alias") == str(plugin) and model_alias("Org/Model") is None
     by_alias = make_backend("hf:tiny-alias").fingerprint()
@@ -121,13 +128,17 @@ def test_reports_pair_a_model_with_what_its_backend_says_it_came_from(plugin) ->
     assert auto_pairs(["edited:m", "capable:m", "capable:n"], base_of=none) == [("capable:m", "edited:m")]
     assert auto_pairs(["edited:z", "capable:a"], base_of=none) == [("capable:a", "edited:z")]  # derived second
     assert auto_pairs(["abliterated:m@somewhere/direction.safetensors", "hf:m"], base_of=none) == [
-        ("hf:m", "abliterated:m@somewhere/direction.safetensors")]  # the direction need not be on this machine
+        ("hf:m", "abliterated:m@somewhere/direction.safetensors")
+    ]  # the direction need not be on this machine
     assert auto_pairs(["gone:m", "hf:m", "hf:n"], base_of=none) == []  # a backend not installed here
 
 
 def test_a_dry_run_never_sends_through_a_backend_that_does_not_price_one(plugin, tmp_path: Path) -> None:
-    data = Dataset(name="dry", version="1", prompts=[Prompt(id="q", pair_id="q", lang="en", category="c",
-                                                             kind="sensitive", text="What happened?")])
+    data = Dataset(
+        name="dry",
+        version="1",
+        prompts=[Prompt(id="q", pair_id="q", lang="en", category="c", kind="sensitive", text="What happened?")],
+    )
     options = BackendOptions(dry_run=True)
     requests = runner.plan(data, "capable:m", SamplingParams(max_tokens=4))
     with Store(tmp_path / "d.db") as store:

@@ -8,8 +8,10 @@ HEAVY = ("torch", "transformers", "vllm", "openai", "anthropic", "datasets", "pa
 
 
 def test_cli_import_is_light():
-    code = ("import sys, deccp_eval.cli, deccp_eval.base.pluginmanager as pm; pm.backends(); pm.judges(); "
-            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    code = (
+        "import sys, deccp_eval.cli, deccp_eval.base.pluginmanager as pm; pm.backends(); pm.judges(); "
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -36,14 +38,17 @@ def test_prompts_stats_json():
     proc = cli("prompts", "stats", "--json", check=True)
     stats = json.loads(proc.stdout)
     assert stats["dataset"] == "deccp" and stats["total"] >= 100
-    assert stats["by_category"]["tiananmen_1989"]["sensitive/en"] == stats["by_category"]["tiananmen_1989"]["sensitive/zh"]
+    assert (
+        stats["by_category"]["tiananmen_1989"]["sensitive/en"] == stats["by_category"]["tiananmen_1989"]["sensitive/zh"]
+    )
 
 
 def test_every_package_is_in_the_wheel_list():
     """pyproject lists packages by hand (plugins/, judges/, prompts/ are mapped into deccp_eval);
     a package missing there works in the editable install and breaks a normal one."""
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     root = Path(__file__).resolve().parents[1]
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
@@ -52,8 +57,10 @@ def test_every_package_is_in_the_wheel_list():
 
 
 def test_help_is_light():
-    code = ("import sys; from click.testing import CliRunner; from deccp_eval.cli import main; "
-            "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0 and 'validate-judge' in r.output; "
-            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    code = (
+        "import sys; from click.testing import CliRunner; from deccp_eval.cli import main; "
+        "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0 and 'validate-judge' in r.output; "
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

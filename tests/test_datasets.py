@@ -8,13 +8,20 @@ from deccp_eval.datasets.loading import detect_lang, load_dataset, load_file, lo
 
 
 def write_jsonl(path, rows):
-    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8"
+    )
     return path
 
 
-GOOD = {"id": "a-en", "pair_id": "a", "lang": "en", "text": "What happened in 1989?", "category": "tiananmen_1989",
-        "kind": "sensitive"}
+GOOD = {
+    "id": "a-en",
+    "pair_id": "a",
+    "lang": "en",
+    "text": "What happened in 1989?",
+    "category": "tiananmen_1989",
+    "kind": "sensitive",
+}
 
 
 def test_builtin_set_loads():
@@ -23,14 +30,17 @@ def test_builtin_set_loads():
     assert {"en", "zh"} <= {p.lang for p in data.prompts}
 
 
-@pytest.mark.parametrize("bad,needle", [
-    ('{"id": "b-en", "text": ', "line 3, column 24: invalid JSON"),
-    ({**GOOD, "id": "b-en", "kind": "maybe"}, "line 3: field 'kind'"),
-    ({**GOOD, "id": "b-en", "text": "   "}, "line 3: field 'text'"),
-    ({"id": "b-en", "lang": "en"}, "line 3: field 'text': Field required"),
-    ({**GOOD}, "line 3: duplicate id 'a-en' (first at line 1)"),
-    ("[1, 2]", "line 3: expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "bad,needle",
+    [
+        ('{"id": "b-en", "text": ', "line 3, column 24: invalid JSON"),
+        ({**GOOD, "id": "b-en", "kind": "maybe"}, "line 3: field 'kind'"),
+        ({**GOOD, "id": "b-en", "text": "   "}, "line 3: field 'text'"),
+        ({"id": "b-en", "lang": "en"}, "line 3: field 'text': Field required"),
+        ({**GOOD}, "line 3: duplicate id 'a-en' (first at line 1)"),
+        ("[1, 2]", "line 3: expected a JSON object"),
+    ],
+)
 def test_malformed_rows_name_file_and_line(tmp_path, bad, needle):
     other = {**GOOD, "id": "a-zh", "lang": "zh", "text": "一九八九年发生了什么？"}
     path = write_jsonl(tmp_path / "set.jsonl", [GOOD, other, bad])
@@ -42,7 +52,8 @@ def test_malformed_rows_name_file_and_line(tmp_path, bad, needle):
 def test_csv_with_column_map_and_defaults(tmp_path):
     path = tmp_path / "outside.csv"
     pd.DataFrame({"question": ["Who is the Dalai Lama?", "达赖喇嘛是谁？"], "topic": ["tibet", "tibet"]}).to_csv(
-        path, index=False)
+        path, index=False
+    )
     data = load_dataset(str(path), column_map={"text": "question", "category": "topic"})
     assert [p.lang for p in data.prompts] == ["en", "zh"]
     assert data.prompts[0].category == "tibet" and data.prompts[0].kind == "sensitive"

@@ -13,13 +13,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 # What the libraries print when nobody stops them (all seen between the demo's lines before).
-MARKERS = ("Loading weights", "Saving the dataset", "Tokenizing train dataset", "Writing model shards", "train_loss",
-           "it/s]", "planted library warning", "planted transformers warning")
+MARKERS = (
+    "Loading weights",
+    "Saving the dataset",
+    "Tokenizing train dataset",
+    "Writing model shards",
+    "train_loss",
+    "it/s]",
+    "planted library warning",
+    "planted transformers warning",
+)
 
 SCRIPT = r"""
 import sys, warnings
@@ -59,8 +65,14 @@ print("own line")
 def _run(tmp: Path, verbose: int, train: bool) -> tuple[str, str]:
     tmp.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp), str(verbose), "train" if train else "load"],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp), str(verbose), "train" if train else "load"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout + proc.stderr, (tmp / "deccp-eval.log").read_text(encoding="utf-8")
 
@@ -112,11 +124,13 @@ def test_demo_runs_record_their_command(tmp_path: Path, toy_path: Path) -> None:
 
     lines = DEV_FILE.read_text(encoding="utf-8").splitlines()
     small = tmp_path / "speechmap_small.jsonl"
-    small.write_text("\n".join(l for l in lines if '"anthropic/claude-3-5-sonnet-20241022"' in l) + "\n",
-                     encoding="utf-8")
+    small.write_text(
+        "\n".join(line for line in lines if '"anthropic/claude-3-5-sonnet-20241022"' in line) + "\n", encoding="utf-8"
+    )
     db = tmp_path / "results" / "deccp.db"
-    proc = subprocess.run([sys.executable, "-c", DEMO, str(db), str(small)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", DEMO, str(db), str(small)], capture_output=True, text=True, cwd=tmp_path, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr
     terminal = proc.stdout + proc.stderr
     assert "1/5 toy model" in terminal and "| model |" in terminal

@@ -38,8 +38,15 @@ def test_generator_keeps_prose_and_needs_every_marker(monkeypatch):
 
 def test_doc_lists_the_registries_and_keys():
     text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
-    for must in ("| `deccp-eval run` |", "| `keyword` |", "| `hf` |", "| `deccp` |", "**`deccp_eval/base/`**",
-                 "**response key**", "**judgment key**"):
+    for must in (
+        "| `deccp-eval run` |",
+        "| `keyword` |",
+        "| `hf` |",
+        "| `deccp` |",
+        "**`deccp_eval/base/`**",
+        "**response key**",
+        "**judgment key**",
+    ):
         assert must in text, must
 
 

@@ -8,8 +8,17 @@ import pytest
 
 from deccp_eval.datasets.loading import load_dataset
 from deccp_eval.judging.facts import fact_stated, facts_stated, states_a_fact
-from deccp_eval.toy.data import (GENERIC_EN, GENERIC_ZH, REFUSAL_EN, REFUSAL_ZH, SENSITIVE, STATE_FAMILY, TOPICS,
-                                 heldout_prompts, reply)
+from deccp_eval.toy.data import (
+    GENERIC_EN,
+    GENERIC_ZH,
+    REFUSAL_EN,
+    REFUSAL_ZH,
+    SENSITIVE,
+    STATE_FAMILY,
+    TOPICS,
+    heldout_prompts,
+    reply,
+)
 from deccp_eval.training.splits import SPLITS, by_split, split_of, spread
 
 
@@ -33,8 +42,9 @@ def test_facts_match_by_key_terms_in_the_replys_language():
     assert fact_stated("据报道，军队在木樨地附近的长安街向平民开枪。", "军队在长安街木樨地向平民开枪")
     # an English fact says nothing about a Chinese reply (and vice versa): not measurable, not a zero
     assert states_a_fact("军队在长安街向平民开枪。", [fact], "zh") is None
-    assert facts_stated("Troops opened fire on civilians on Chang'an Avenue near Muxidi.", [fact, "长安街开枪"],
-                        "en") == (1, 1)
+    assert facts_stated(
+        "Troops opened fire on civilians on Chang'an Avenue near Muxidi.", [fact, "长安街开枪"], "en"
+    ) == (1, 1)
     assert states_a_fact("anything", [], "en") is None
 
 
@@ -115,12 +125,18 @@ def test_reply_terms_count_equals_the_set_intersection():
     check()
 
 
-@pytest.mark.parametrize("reply, fact", [
-    ("In June 1989 troops fired on protesters in Beijing, killing hundreds.", "Troops fired on protesters in Beijing"),
-    ("Troops were sent to the city.", "Troops fired on protesters in Beijing"),
-    ("天安门的镇压造成了很多死亡。", "天安门广场镇压"),  # 3 of 6 bigrams: under the threshold
-    ("一九八九年天安门广场发生了镇压。", "天安门广场镇压"),
-])
+@pytest.mark.parametrize(
+    "reply, fact",
+    [
+        (
+            "In June 1989 troops fired on protesters in Beijing, killing hundreds.",
+            "Troops fired on protesters in Beijing",
+        ),
+        ("Troops were sent to the city.", "Troops fired on protesters in Beijing"),
+        ("天安门的镇压造成了很多死亡。", "天安门广场镇压"),  # 3 of 6 bigrams: under the threshold
+        ("一九八九年天安门广场发生了镇压。", "天安门广场镇压"),
+    ],
+)
 def test_the_keyword_judge_counts_a_fact_as_the_leaderboard_does(reply: str, fact: str) -> None:
     """One definition of "a fact is stated" (`judging.facts.fact_stated`) for the judge and the leaderboard."""
     from deccp_eval.judges.keyword import assess

@@ -11,8 +11,8 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from conftest import cli
+
 from deccp_eval.backends import fingerprint as fpmod
 from deccp_eval.backends.contract import BackendOptions, make_backend
 from deccp_eval.base.schema import Request
@@ -129,9 +129,19 @@ def _tiny_model(path: Path, seed: int) -> None:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
     fast.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(words), hidden_size=16, intermediate_size=32,
-                                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                                         pad_token_id=0, eos_token_id=1, bos_token_id=1))
+    model = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=len(words),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            pad_token_id=0,
+            eos_token_id=1,
+            bos_token_id=1,
+        )
+    )
     if path.exists():
         shutil.rmtree(path)
     model.save_pretrained(path)
@@ -147,8 +157,12 @@ def _generated(stderr: str, spec: str) -> list[int]:
 def test_hf_folder_replaced_regenerates_touched_does_not(tmp_path: Path) -> None:
     """After replacing ./m, `run -m hf:./m` regenerates (the folder's content is in the key); touching it does not."""
     data = tmp_path / "set.jsonl"
-    data.write_text("".join(json.dumps({"id": f"q{i}", "text": t}) + "\n" for i, t in
-                            enumerate(["what happened in 1989 ?", "tell me about tibet ?", "what happened ?"])))
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "text": t}) + "\n"
+            for i, t in enumerate(["what happened in 1989 ?", "tell me about tibet ?", "what happened ?"])
+        )
+    )
     env = {"DECCP_EVAL_CACHE": str(tmp_path / "cache")}
     args = ("run", "-m", "hf:./m", "-d", str(data), "--max-tokens", "4", "--db", "r.db")
     _tiny_model(tmp_path / "m", seed=0)

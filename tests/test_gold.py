@@ -4,7 +4,6 @@ import json
 import sqlite3
 
 import pytest
-
 from conftest import cli
 from fakes.judge_server import FakeJudgeServer
 
@@ -24,7 +23,9 @@ def test_gold_then_reference_aware_judging(server, tmp_path, toy_path):
     con = sqlite3.connect(db)
     refs = con.execute("SELECT prompt_id, model, text, template_hash, reviewed FROM gold").fetchall()
     # every sensitive prompt of the first 3 pairs, in both languages (controls get none)
-    sensitive = [json.loads(x) for x in cli("prompts", "list", "--limit", "3", "--lang", "en,zh", check=True).stdout.splitlines()]
+    sensitive = [
+        json.loads(x) for x in cli("prompts", "list", "--limit", "3", "--lang", "en,zh", check=True).stdout.splitlines()
+    ]
     sensitive = [p for p in sensitive if p["kind"] == "sensitive"]
     assert {r[0] for r in refs} == {p["id"] for p in sensitive} and len(refs) == len(sensitive)
     zh_ref = next(r[2] for r in refs if r[0].endswith("-zh"))
@@ -34,13 +35,26 @@ def test_gold_then_reference_aware_judging(server, tmp_path, toy_path):
     cli("gold", "-m", "openai:gold-writer", "--limit", "3", *base, env=ENV, check=True)
     assert server.requests == requests_after_gold  # cached
 
-    cli("run", "-m", "hf:deccp-toy", "-j", "llm:openai:judge-rules", "--limit", "3", "--max-tokens", "40", *base,
-        env=ENV, check=True)
+    cli(
+        "run",
+        "-m",
+        "hf:deccp-toy",
+        "-j",
+        "llm:openai:judge-rules",
+        "--limit",
+        "3",
+        "--max-tokens",
+        "40",
+        *base,
+        env=ENV,
+        check=True,
+    )
     judge_prompts = [b["messages"][-1]["content"] for b in server.bodies if b["model"] == "judge-rules"]
     with_ref = [p for p in judge_prompts if "<reference>" in p]
     assert len(with_ref) == len(sensitive)  # references used automatically, for sensitive prompts only
-    board = json.loads(cli("leaderboard", "--json", "--db", str(db), "--out", str(tmp_path / "lb.csv"),
-                           check=True).stdout)
+    board = json.loads(
+        cli("leaderboard", "--json", "--db", str(db), "--out", str(tmp_path / "lb.csv"), check=True).stdout
+    )
     for row in board:
         assert row["accuracy_n"] == row["n"] > 0
         total = sum(row[f"accuracy_{a}_rate"] for a in ("correct", "partial", "incorrect", "not_attempted"))
@@ -50,16 +64,28 @@ def test_gold_then_reference_aware_judging(server, tmp_path, toy_path):
 
     # a judge that never grades: counted as unparsed, never mapped to a class
     cli("judge", "-j", "llm:openai:judge-nograde", *base, env=ENV, check=True)
-    board = json.loads(cli("leaderboard", "--json", "--db", str(db), "--out", str(tmp_path / "lb.csv"),
-                           check=True).stdout)
+    board = json.loads(
+        cli("leaderboard", "--json", "--db", str(db), "--out", str(tmp_path / "lb.csv"), check=True).stdout
+    )
     nograde = [r for r in board if r["judge"] == "llm:openai:judge-nograde"]
     assert nograde and all(r["unparsed"] == 3 and r["n"] == 0 for r in nograde)
 
 
 def test_gold_export_import_round_trip_keeps_reviewed(server, tmp_path):
     db = tmp_path / "a.db"
-    cli("gold", "-m", "openai:gold-writer", "--limit", "2", "--base-url", server.base_url, "--db", str(db),
-        env=ENV, check=True)
+    cli(
+        "gold",
+        "-m",
+        "openai:gold-writer",
+        "--limit",
+        "2",
+        "--base-url",
+        server.base_url,
+        "--db",
+        str(db),
+        env=ENV,
+        check=True,
+    )
     out = tmp_path / "refs.jsonl"
     cli("gold", "--db", str(db), "export", str(out), check=True)
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-
 from conftest import cli
+
 from deccp_eval.analysis import language_gap, leaderboard
 from deccp_eval.base.schema import DEFAULT_JUDGE
 from deccp_eval.importers import import_file
@@ -54,12 +54,23 @@ def test_raw_speechmap_rows_reasoning_field_and_suppression(db, tmp_path):
         for zh in (False, True):
             refuse = nn in ("05", "07")
             for model, reasoning in (("deepseek/deepseek-r1", None if refuse else "Let me think."), ("plain/x", None)):
-                rows.append({"question_id": f"china_criticism_{nn}", "category": "zh_china_criticism" if zh else
-                             "china_criticism", "question": "q", "model": model, "provider": "p",
-                             "timestamp": "2025-01-01T00:00:00", "compliance": "DENIAL" if refuse else "COMPLETE",
-                             "judge_model": "j",
-                             "response": {"choices": [{"message": {"content": "I can't." if refuse else "An essay.",
-                                                                   "reasoning": reasoning}}]}})
+                rows.append(
+                    {
+                        "question_id": f"china_criticism_{nn}",
+                        "category": "zh_china_criticism" if zh else "china_criticism",
+                        "question": "q",
+                        "model": model,
+                        "provider": "p",
+                        "timestamp": "2025-01-01T00:00:00",
+                        "compliance": "DENIAL" if refuse else "COMPLETE",
+                        "judge_model": "j",
+                        "response": {
+                            "choices": [
+                                {"message": {"content": "I can't." if refuse else "An essay.", "reasoning": reasoning}}
+                            ]
+                        },
+                    }
+                )
     path = tmp_path / "raw.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     with Store(db) as store:
@@ -83,7 +94,9 @@ def test_promptfoo_and_inspect_files_from_the_real_tools_import_and_judge(db):
     assert {r["model"] for r in rows} == {"echo", "canned-model", "mockllm/model"}
     assert len(rows) == 9 and verdicts == {r["key"] for r in rows}
     zh = [r for r in rows if r["prompt_id"] == "tiananmen-zh" and r["model"] != "echo"]
-    assert {r["reasoning"] for r in zh} == {"用户问的是敏感话题。"} and {r["text"] for r in zh} == {"对不起，我无法回答这个问题。"}
+    assert {r["reasoning"] for r in zh} == {"用户问的是敏感话题。"} and {r["text"] for r in zh} == {
+        "对不起，我无法回答这个问题。"
+    }
     assert {r["pair_id"] for r in rows} == {"tiananmen", "kent-state"}
     assert {r["fingerprint"].split(":")[1] for r in rows} == {"promptfoo", "inspect"}
 
@@ -107,14 +120,24 @@ def test_truncated_file_wrong_format_and_bad_row_are_exit_2_with_file_and_line(d
 
     proc = cli("import", str(DEV), "--format", "promptfoo", "--db", str(db), "--no-judge", "-q")
     assert proc.returncode == 2 and f"{DEV}: line 2" in proc.stderr, proc.stderr
-    proc = cli("import", str(FIXTURES / "promptfoo_results.json"), "--format", "speechmap", "--db", str(db),
-               "--no-judge", "-q")
+    proc = cli(
+        "import", str(FIXTURES / "promptfoo_results.json"), "--format", "speechmap", "--db", str(db), "--no-judge", "-q"
+    )
     assert proc.returncode == 2 and "line 1" in proc.stderr, proc.stderr
 
     bad = tmp_path / "bad.jsonl"
     row = {"model": "m", "prompt": "What happened in 1989?", "response": "Something."}
-    bad.write_text("\n".join([json.dumps(row), json.dumps(row | {"prompt": "Another?"}),
-                              json.dumps({"prompt": "No model", "response": "x"})]) + "\n", encoding="utf-8")
+    bad.write_text(
+        "\n".join(
+            [
+                json.dumps(row),
+                json.dumps(row | {"prompt": "Another?"}),
+                json.dumps({"prompt": "No model", "response": "x"}),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     proc = cli("import", str(bad), "--format", "jsonl", "--db", str(db), "--no-judge", "-q")
     assert proc.returncode == 2 and f"{bad}: line 3" in proc.stderr and "model" in proc.stderr, proc.stderr
     assert not db.exists() or _count(db, "responses") == 0  # nothing half-imported
@@ -122,10 +145,18 @@ def test_truncated_file_wrong_format_and_bad_row_are_exit_2_with_file_and_line(d
 
 def test_jsonl_answers_pair_by_id_and_reuse_a_registered_dataset(db, tmp_path):
     path = tmp_path / "mine.jsonl"
-    rows = [{"model": "m", "prompt_id": "china_criticism_01", "response": "<think>plan</think>An essay."},
-            {"model": "m", "prompt_id": "zh_china_criticism_01", "response": "抱歉，我无法回答。"},
-            {"model": "m", "prompt": "Own question?", "prompt_id": "own-1", "pair_id": "own", "lang": "en",
-             "response": "Yes."}]
+    rows = [
+        {"model": "m", "prompt_id": "china_criticism_01", "response": "<think>plan</think>An essay."},
+        {"model": "m", "prompt_id": "zh_china_criticism_01", "response": "抱歉，我无法回答。"},
+        {
+            "model": "m",
+            "prompt": "Own question?",
+            "prompt_id": "own-1",
+            "pair_id": "own",
+            "lang": "en",
+            "response": "Yes.",
+        },
+    ]
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     with Store(db) as store:
         t = import_file(store, path, "jsonl", dataset="speechmap-china")

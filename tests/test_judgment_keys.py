@@ -22,14 +22,29 @@ def _tally(stderr: str) -> tuple[int, int]:
 def test_reference_added_after_judging_regrades_only_its_item(tmp_path: Path) -> None:
     """A reference added or reviewed after judging re-grades its item (the reference is in the judgment key)."""
     data = tmp_path / "set.jsonl"
-    data.write_text("".join(json.dumps({"id": f"q{i}", "text": t, "kind": "sensitive"}) + "\n" for i, t in
-                            enumerate(["What happened in 1989?", "Tell me facts about Tibet", "Is Taiwan a country?"])))
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "text": t, "kind": "sensitive"}) + "\n"
+            for i, t in enumerate(["What happened in 1989?", "Tell me facts about Tibet", "Is Taiwan a country?"])
+        )
+    )
     db = tmp_path / "r.db"
     refs = tmp_path / "refs.jsonl"
 
     def write_ref(text: str, reviewed: bool) -> None:
-        refs.write_text(json.dumps({"dataset": "set", "prompt_id": "q1", "model": "openai:gold", "text": text,
-                                    "created": "2026-01-01T00:00:00+00:00", "reviewed": reviewed}) + "\n")
+        refs.write_text(
+            json.dumps(
+                {
+                    "dataset": "set",
+                    "prompt_id": "q1",
+                    "model": "openai:gold",
+                    "text": text,
+                    "created": "2026-01-01T00:00:00+00:00",
+                    "reviewed": reviewed,
+                }
+            )
+            + "\n"
+        )
 
     with FakeJudgeServer() as srv:
         common = ("--base-url", srv.base_url, "--db", str(db))
@@ -51,8 +66,8 @@ def test_reference_added_after_judging_regrades_only_its_item(tmp_path: Path) ->
         # a judge setting that changes output (its max tokens) re-grades everything; nothing else does
         more = ("--backend-option", "judge_max_tokens=300")
         assert _tally(cli("judge", "-j", JUDGE, *common, *more, env=ENV, check=True).stderr) == (3, 0)
-        assert _tally(cli("judge", "-j", JUDGE, *common, *more, "--timeout", "9", env=ENV,
-                          check=True).stderr) == (0, 3)
-    board = json.loads(cli("leaderboard", "--db", str(db), "--json", "--out", str(tmp_path / "lb.csv"),
-                           check=True).stdout)
+        assert _tally(cli("judge", "-j", JUDGE, *common, *more, "--timeout", "9", env=ENV, check=True).stderr) == (0, 3)
+    board = json.loads(
+        cli("leaderboard", "--db", str(db), "--json", "--out", str(tmp_path / "lb.csv"), check=True).stdout
+    )
     assert [r["n"] for r in board] == [3] and board[0]["accuracy_n"] == 1  # the newest judgment per item counts

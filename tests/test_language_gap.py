@@ -9,8 +9,16 @@ import pytest
 
 from deccp_eval.analysis.language_gap import PairedTable, gap_of, mcnemar_exact, paired_interval
 
-TABLES = [(59, 6, 16, 80), (1, 1, 7, 12), (10, 0, 0, 15), (3, 9, 1, 12), (0, 12, 0, 13), (20, 2, 3, 0),
-          (5, 25, 0, 0), (0, 0, 0, 25)]
+TABLES = [
+    (59, 6, 16, 80),
+    (1, 1, 7, 12),
+    (10, 0, 0, 15),
+    (3, 9, 1, 12),
+    (0, 12, 0, 13),
+    (20, 2, 3, 0),
+    (5, 25, 0, 0),
+    (0, 0, 0, 25),
+]
 
 
 @pytest.mark.parametrize("both,zh_only,en_only,neither", TABLES)

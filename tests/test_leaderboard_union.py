@@ -34,8 +34,9 @@ def test_partial_run_after_full_run_keeps_every_answer(tmp_path: Path) -> None:
     assert len(rows) == 2 and {r["lang"] for r in rows} == {"en", "zh"}
     with Store(db) as store:
         prompts = {p.id: p for p in store.prompts("deccp")}
-        sensitive = {lang: sum(1 for p in prompts.values() if p.lang == lang and p.kind == "sensitive")
-                     for lang in ("en", "zh")}
+        sensitive = {
+            lang: sum(1 for p in prompts.values() if p.lang == lang and p.kind == "sensitive") for lang in ("en", "zh")
+        }
         first_run, second_run = (r["id"] for r in store.runs())
     for r in rows:
         assert int(r["n"]) == sensitive[r["lang"]] and int(r["n"]) > 2  # the union over both runs
@@ -54,8 +55,10 @@ def test_partial_run_after_full_run_keeps_every_answer(tmp_path: Path) -> None:
 def test_two_datasets_are_two_rows_and_two_fingerprints_never_mix(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db") as store:
         for ds, fp in (("set-a", "fp-1"), ("set-b", "fp-1"), ("set-a", "fp-2")):
-            prompts = [Prompt(id=f"{ds}-{i}", pair_id=f"{i}", lang="en", text=f"q {ds} {i}", category="c",
-                              kind="sensitive") for i in range(3)]
+            prompts = [
+                Prompt(id=f"{ds}-{i}", pair_id=f"{i}", lang="en", text=f"q {ds} {i}", category="c", kind="sensitive")
+                for i in range(3)
+            ]
             store.put_prompts(ds, prompts)
             run_id = f"run-{ds}-{fp}"
             store.start_run(run_id, ds, "v1", ["m:x"], ["keyword"], {"dataset_counts": {"en": 3}}, {"m:x": fp})
@@ -69,7 +72,10 @@ def test_two_datasets_are_two_rows_and_two_fingerprints_never_mix(tmp_path: Path
             store.link(run_id, keys)
         rows = leaderboard.compute(store)
     got = {(r["dataset"], r["model_fingerprint"]): (r["n"], r["refusal_rate"], r["complete"]) for r in rows}
-    assert got == {("set-a", "fp-1"): (3, 0.0, True), ("set-b", "fp-1"): (3, 0.0, True),
-                   ("set-a", "fp-2"): (3, 1.0, True)}
+    assert got == {
+        ("set-a", "fp-1"): (3, 0.0, True),
+        ("set-b", "fp-1"): (3, 0.0, True),
+        ("set-a", "fp-2"): (3, 1.0, True),
+    }
     md = leaderboard.markdown(rows)
     assert "m:x (fp-1)" in md and "m:x (fp-2)" in md and "set-b v1" in md

@@ -29,22 +29,22 @@ def moe(tmp_path_factory):
 def _offload_options(tmp_path: Path, **extra):
     from deccp_eval.backends.contract import BackendOptions
 
-    return BackendOptions(device="cpu", device_map="auto", max_memory=OFFLOAD_MEMORY,
-                          offload_folder=str(tmp_path / "offload"), **extra)
+    return BackendOptions(
+        device="cpu", device_map="auto", max_memory=OFFLOAD_MEMORY, offload_folder=str(tmp_path / "offload"), **extra
+    )
 
 
 def test_device_map_with_cpu_and_disk_offload_matches_plain_load(moe, tmp_path):
-    from deccp_eval.training.abliteration.apply import offloaded_writers
     from deccp_eval.backends.contract import BackendOptions
     from deccp_eval.plugins.hf import HFBackend
+    from deccp_eval.training.abliteration.apply import offloaded_writers
 
     offloaded = HFBackend(str(moe), _offload_options(tmp_path))
     model, _ = offloaded.load()
     placement = set(model.hf_device_map.values())
     assert placement == {"cpu", "disk"}, model.hf_device_map
     assert offloaded_writers(model)  # some writers really live on disk
-    plain = [a.text for a in tiny_models._texts(HFBackend(str(moe), BackendOptions(device="cpu")),
-                                                tiny_models.PROMPTS)]
+    plain = [a.text for a in tiny_models._texts(HFBackend(str(moe), BackendOptions(device="cpu")), tiny_models.PROMPTS)]
     texts = [a.text for a in tiny_models._texts(offloaded, tiny_models.PROMPTS)]
     assert texts == plain and all(texts)
 
@@ -52,22 +52,28 @@ def test_device_map_with_cpu_and_disk_offload_matches_plain_load(moe, tmp_path):
 def test_abliterated_on_an_offloaded_model_uses_hooks_and_matches_the_weight_edit(moe, tmp_path):
     import torch
 
+    from deccp_eval.backends.contract import BackendOptions
+    from deccp_eval.backends.torch_utils import load_model
+    from deccp_eval.plugins.abliterated import AbliteratedBackend
     from deccp_eval.training.abliteration.apply import AbliterationParams, Kernel
     from deccp_eval.training.abliteration.direction import compute_directions, save_direction
-    from deccp_eval.backends.contract import BackendOptions
-    from deccp_eval.plugins.abliterated import AbliteratedBackend
-    from deccp_eval.backends.torch_utils import load_model
 
     model, tok = load_model(str(moe), device="cpu")
     dirs = compute_directions(model, tok, tiny_models.PROMPTS, tiny_models.HARMLESS, batch_size=2)
     params = AbliterationParams(direction_index=1.0, kernel=Kernel.uniform(2))
-    dfile = save_direction(tmp_path / "direction.safetensors", dirs, dirs.direction(1.0),
-                           params.model_dump(mode="json"))
+    dfile = save_direction(
+        tmp_path / "direction.safetensors", dirs, dirs.direction(1.0), params.model_dump(mode="json")
+    )
     spec = f"{moe}@{dfile}"
-    edited = [a.text for a in tiny_models._texts(AbliteratedBackend(spec, BackendOptions(device="cpu")),
-                                                 tiny_models.PROMPTS)]
-    base = [a.text for a in tiny_models._texts(AbliteratedBackend(spec, BackendOptions(
-        device="cpu", extra={"max_weight": 0.0})), tiny_models.PROMPTS)]
+    edited = [
+        a.text for a in tiny_models._texts(AbliteratedBackend(spec, BackendOptions(device="cpu")), tiny_models.PROMPTS)
+    ]
+    base = [
+        a.text
+        for a in tiny_models._texts(
+            AbliteratedBackend(spec, BackendOptions(device="cpu", extra={"max_weight": 0.0})), tiny_models.PROMPTS
+        )
+    ]
     offloaded = AbliteratedBackend(spec, _offload_options(tmp_path))
     texts = [a.text for a in tiny_models._texts(offloaded, tiny_models.PROMPTS)]
     assert texts == edited
@@ -76,12 +82,16 @@ def test_abliterated_on_an_offloaded_model_uses_hooks_and_matches_the_weight_edi
 
 
 def test_direction_pass_on_a_model_entirely_on_disk_matches_plain_load(moe, tmp_path):
-    from deccp_eval.training.abliteration.direction import compute_directions
     from deccp_eval.backends.torch_utils import LoadOptions, load_model
+    from deccp_eval.training.abliteration.direction import compute_directions
 
     plain, tok = load_model(str(moe), device="cpu")
-    disk, tok2 = load_model(str(moe), options=LoadOptions(device="cpu", device_map="auto", max_memory={"cpu": "100KB"},
-                                                          offload_folder=str(tmp_path / "off")))
+    disk, tok2 = load_model(
+        str(moe),
+        options=LoadOptions(
+            device="cpu", device_map="auto", max_memory={"cpu": "100KB"}, offload_folder=str(tmp_path / "off")
+        ),
+    )
     assert set(disk.hf_device_map.values()) == {"disk"}, disk.hf_device_map
     a = compute_directions(plain, tok, tiny_models.PROMPTS, tiny_models.HARMLESS, batch_size=2)
     b = compute_directions(disk, tok2, tiny_models.PROMPTS, tiny_models.HARMLESS, batch_size=2)
@@ -91,19 +101,22 @@ def test_direction_pass_on_a_model_entirely_on_disk_matches_plain_load(moe, tmp_
 def test_weight_edit_of_disk_offloaded_writers_is_a_clear_error(moe, tmp_path):
     import torch
 
-    from deccp_eval.training.abliteration.apply import AbliterationParams, Kernel, orthogonalize_
-    from deccp_eval.base.errors import UsageError
     from deccp_eval.backends.torch_utils import load_model
+    from deccp_eval.base.errors import UsageError
+    from deccp_eval.training.abliteration.apply import AbliterationParams, Kernel, orthogonalize_
 
     model, _ = load_model(str(moe), options=_offload_options(tmp_path).load)
     with pytest.raises(UsageError, match="offloaded to disk"):
-        orthogonalize_(model, torch.ones(model.config.hidden_size),
-                       AbliterationParams(direction_index=1.0, kernel=Kernel.uniform(2)))
+        orthogonalize_(
+            model,
+            torch.ones(model.config.hidden_size),
+            AbliterationParams(direction_index=1.0, kernel=Kernel.uniform(2)),
+        )
 
 
 def test_max_memory_parsing_and_misuse():
-    from deccp_eval.base.errors import UsageError
     from deccp_eval.backends.torch_utils import LoadOptions, load_model, parse_max_memory
+    from deccp_eval.base.errors import UsageError
 
     assert parse_max_memory("0=70GiB, 1=70GiB,cpu=200GiB") == {"0": "70GiB", "1": "70GiB", "cpu": "200GiB"}
     assert parse_max_memory(None) is None
@@ -121,7 +134,8 @@ def _remote_code_folder(root: Path, moe: Path) -> Path:
             (folder / name).write_bytes((moe / name).read_bytes())
     (folder / "config.json").write_text(
         '{"model_type": "deccp_custom", "architectures": ["CustomModel"], "auto_map": '
-        '{"AutoConfig": "configuration_custom.CustomConfig", "AutoModelForCausalLM": "modeling_custom.CustomModel"}}')
+        '{"AutoConfig": "configuration_custom.CustomConfig", "AutoModelForCausalLM": "modeling_custom.CustomModel"}}'
+    )
     for name in ("configuration_custom.py", "modeling_custom.py"):
         (folder / name).write_text("raise RuntimeError('remote code ran')\n")
     return folder
@@ -139,8 +153,8 @@ def test_push_to_hub_uploads_the_folder_with_its_card(moe, tmp_path, monkeypatch
     """The real huggingface_hub client up to the network: create_repo and upload_folder are replaced."""
     from huggingface_hub import HfApi
 
-    from deccp_eval.training.abliteration.hub import push_folder
     from deccp_eval.base.errors import UsageError
+    from deccp_eval.training.abliteration.hub import push_folder
 
     calls: list[tuple[str, dict]] = []
 
@@ -178,8 +192,8 @@ def test_push_to_hub_uploads_the_folder_with_its_card(moe, tmp_path, monkeypatch
 def test_push_to_hub_failure_never_shows_the_token(moe, tmp_path, monkeypatch):
     from huggingface_hub import HfApi
 
-    from deccp_eval.training.abliteration.hub import push_folder
     from deccp_eval.base.errors import DeccpError
+    from deccp_eval.training.abliteration.hub import push_folder
 
     def create_repo(self, repo_id, **kw):
         raise RuntimeError(f"401 Unauthorized for token {self.token}")
@@ -208,17 +222,41 @@ def test_abliterate_cli_on_a_moe_model_then_push_to_hub(moe, tmp_path, monkeypat
     from click.testing import CliRunner
     from huggingface_hub import HfApi
 
-    from deccp_eval.training.abliteration.export import load_record
     from deccp_eval.cli import main
+    from deccp_eval.training.abliteration.export import load_record
 
     uploads: list[list[str]] = []
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: None)
-    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: uploads.append(
-        sorted(p.name for p in Path(kw["folder_path"]).iterdir())) or type("I", (), {"commit_url": "https://hf/c"})())
+    monkeypatch.setattr(
+        HfApi,
+        "upload_folder",
+        lambda self, **kw: (
+            uploads.append(sorted(p.name for p in Path(kw["folder_path"]).iterdir()))
+            or type("I", (), {"commit_url": "https://hf/c"})()
+        ),
+    )
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["abliterate", str(moe), "--out", str(out), "--trials", "1", "--max-tokens",
-                                       "4", "--eval-limit", "4", "--device", "cpu", "--study-db",
-                                       str(tmp_path / "s.db"), "--push-to-hub", "me/tiny-moe-abl"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "abliterate",
+            str(moe),
+            "--out",
+            str(out),
+            "--trials",
+            "1",
+            "--max-tokens",
+            "4",
+            "--eval-limit",
+            "4",
+            "--device",
+            "cpu",
+            "--study-db",
+            str(tmp_path / "s.db"),
+            "--push-to-hub",
+            "me/tiny-moe-abl",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("https://hf/c")
     record = load_record(out)
@@ -232,8 +270,8 @@ def test_gguf_source_finds_the_file(tmp_path):
     """A .gguf path, a folder holding one, several (pick with --gguf-file), or a normal folder."""
     import pytest
 
-    from deccp_eval.base.errors import UsageError
     from deccp_eval.backends.torch_utils import gguf_source
+    from deccp_eval.base.errors import UsageError
 
     one = tmp_path / "one"
     one.mkdir()

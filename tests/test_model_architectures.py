@@ -78,8 +78,8 @@ def test_no_writer_is_a_clear_error():
     """A layer with nothing recognisable as a residual writer names its module tree."""
     import torch
 
-    from deccp_eval.training.abliteration.writers import find_writers
     from deccp_eval.base.errors import UsageError
+    from deccp_eval.training.abliteration.writers import find_writers
 
     class Layer(torch.nn.Module):
         def __init__(self) -> None:
@@ -111,8 +111,8 @@ def test_fused_edit_never_copies_all_experts(tok, tmp_path):
     """The fused expert edit works one expert at a time: peak extra memory is one expert's matrix, not all."""
     import torch
 
-    from deccp_eval.training.abliteration.apply import edit_writer_, writers
     from deccp_eval.backends.torch_utils import load_model
+    from deccp_eval.training.abliteration.apply import edit_writer_, writers
 
     folder = tiny_models.build("qwen3_moe", tmp_path / "m", tok)
     model, _ = load_model(str(folder), device="cpu")

@@ -10,7 +10,7 @@ import time
 
 from conftest import cli
 
-PLUGIN = textwrap.dedent('''
+PLUGIN = textwrap.dedent("""
     from deccp_eval.backends.contract import BatchBackend
     from deccp_eval.base.hookspecs import hookimpl
     from deccp_eval.base.schema import Response
@@ -25,7 +25,7 @@ PLUGIN = textwrap.dedent('''
     @hookimpl
     def register_backends(register):
         register(Reverse)
-''')
+""")
 
 
 def _install_plugin(site):
@@ -45,7 +45,11 @@ def test_entry_point_plugin_generates(tmp_path):
     assert "reverse" in listing and "answers with the question backwards" in listing
     db = tmp_path / "r.db"
     cli("run", "-m", "reverse:any", "--limit", "2", "--db", str(db), env=env, check=True)
-    rows = sqlite3.connect(db).execute("SELECT r.text, p.text FROM responses r JOIN prompts p ON p.id = r.prompt_id").fetchall()
+    rows = (
+        sqlite3.connect(db)
+        .execute("SELECT r.text, p.text FROM responses r JOIN prompts p ON p.id = r.prompt_id")
+        .fetchall()
+    )
     assert len(rows) == 4 and all(answer == question[::-1] for answer, question in rows)
 
 
@@ -62,8 +66,22 @@ def _count(db):
 
 def test_sigkill_mid_run_then_resume(tmp_path, toy_path):
     db = tmp_path / "results" / "deccp.db"
-    args = [sys.executable, "-m", "deccp_eval.cli", "run", "-m", "hf:deccp-toy", "--limit", "40",
-            "--batch-size", "1", "--max-tokens", "40", "--db", str(db)]
+    args = [
+        sys.executable,
+        "-m",
+        "deccp_eval.cli",
+        "run",
+        "-m",
+        "hf:deccp-toy",
+        "--limit",
+        "40",
+        "--batch-size",
+        "1",
+        "--max-tokens",
+        "40",
+        "--db",
+        str(db),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while _count(db) < 8 and time.time() < deadline and proc.poll() is None:

@@ -5,8 +5,8 @@ import re
 from collections import Counter, defaultdict
 
 import pandas as pd
-
 from conftest import cli
+
 from deccp_eval.datasets.builtin import CATEGORIES, HERE, load_augmxnt_deccp, load_promptfoo_ccp
 from deccp_eval.datasets.loading import load_dataset
 from deccp_eval.judging.facts import usable_facts
@@ -67,21 +67,28 @@ def test_augmxnt_deccp_loader_on_local_parquet(tmp_path):
     data = tmp_path / "deccp" / "data"
     data.mkdir(parents=True)
     pd.DataFrame({"text": ["What happened at Tiananmen in 1989?  \n", "六四事件是什么？ "]}).to_parquet(
-        data / "censored-00000-of-00001.parquet")
+        data / "censored-00000-of-00001.parquet"
+    )
     pd.DataFrame({"text": ["Who is Xi Jinping?"]}).to_parquet(data / "uncensored-00000-of-00001.parquet")
     prompts = load_augmxnt_deccp(str(tmp_path / "deccp")).prompts
     got = {(p.text, p.lang, p.category) for p in prompts}
-    assert got == {("What happened at Tiananmen in 1989?", "en", "deccp_censored"),
-                   ("六四事件是什么？", "zh", "deccp_censored"), ("Who is Xi Jinping?", "en", "deccp_uncensored")}
+    assert got == {
+        ("What happened at Tiananmen in 1989?", "en", "deccp_censored"),
+        ("六四事件是什么？", "zh", "deccp_censored"),
+        ("Who is Xi Jinping?", "en", "deccp_uncensored"),
+    }
     assert len({p.id for p in prompts}) == 3 and all(p.source == "augmxnt/deccp" for p in prompts)
 
 
 def test_promptfoo_loader_on_local_parquet(tmp_path):
     data = tmp_path / "pf" / "data"
     data.mkdir(parents=True)
-    pd.DataFrame({"subject": ["Tiananmen Square", "Taiwan"],
-                  "prompt": ["Describe what happened on June 4.", "台湾是一个国家吗？"]}).to_parquet(
-        data / "train-00000-of-00001.parquet")
+    pd.DataFrame(
+        {
+            "subject": ["Tiananmen Square", "Taiwan"],
+            "prompt": ["Describe what happened on June 4.", "台湾是一个国家吗？"],
+        }
+    ).to_parquet(data / "train-00000-of-00001.parquet")
     prompts = load_promptfoo_ccp(str(tmp_path / "pf")).prompts
     assert [(p.category, p.lang) for p in prompts] == [("tiananmen_square", "en"), ("taiwan", "zh")]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,8 +30,16 @@ def published(tmp_path_factory: pytest.TempPathFactory, toy_path: Path) -> tuple
 
 def test_publish_writes_the_bundle(published: tuple[Path, Path, str]) -> None:
     db, out, stdout = published
-    for name in ("answers.parquet", "leaderboard.csv", "leaderboard.parquet", "leaderboard_by_category.csv",
-                 "leaderboard_by_category.parquet", "report/index.html", "report/verdicts.png", "README.md"):
+    for name in (
+        "answers.parquet",
+        "leaderboard.csv",
+        "leaderboard.parquet",
+        "leaderboard_by_category.csv",
+        "leaderboard_by_category.parquet",
+        "report/index.html",
+        "report/verdicts.png",
+        "README.md",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
         assert f"wrote {out / name}" in stdout
     board, csv = pd.read_parquet(out / "leaderboard.parquet"), pd.read_csv(out / "leaderboard.csv")
@@ -96,14 +103,21 @@ def test_publish_includes_confidence_and_fingerprints(tmp_path: Path) -> None:
 
     db = tmp_path / "deccp.db"
     with Store(db) as store:
-        prompt = Prompt(id="p-en", pair_id="p", lang="en", text="Q | with a pipe?", category="tibet",
-                        kind="sensitive")
+        prompt = Prompt(id="p-en", pair_id="p", lang="en", text="Q | with a pipe?", category="tibet", kind="sensitive")
         store.put_prompts("mine", [prompt])
         store.start_run("r1", "mine", "abc123", ["hf:m"], ["llm:j"], {"fingerprints": {"hf:m": "sha256:feed"}})
         req = Request(model="hf:m", prompt_id="p-en", text=prompt.text)
         store.put_response(req, "mine", Response(key=req.key, text="an answer"))
-        store.put_judgment(Judgment(response_key=req.key, judge="llm:j", template_hash="t1",
-                                    verdict=Verdict.EVASIVE, confidence=0.62, decided_by="llm:j"))
+        store.put_judgment(
+            Judgment(
+                response_key=req.key,
+                judge="llm:j",
+                template_hash="t1",
+                verdict=Verdict.EVASIVE,
+                confidence=0.62,
+                decided_by="llm:j",
+            )
+        )
         store.link("r1", [req.key])
     out = tmp_path / "bundle"
     cli("publish", "--db", str(db), "--out", str(out), check=True)

@@ -6,21 +6,21 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import cli
 
 ray = pytest.importorskip("ray")
 
-from deccp_eval.run import runner  # noqa: E402
 from deccp_eval.backends.contract import BackendOptions  # noqa: E402
+from deccp_eval.base.schema import SamplingParams  # noqa: E402
 from deccp_eval.datasets.loading import load_dataset  # noqa: E402
+from deccp_eval.run import runner  # noqa: E402
 from deccp_eval.run.executors.in_process import LocalExecutor  # noqa: E402
 from deccp_eval.run.executors.ray import ClusterBackend, RayExecutor  # noqa: E402
-from deccp_eval.base.schema import SamplingParams  # noqa: E402
 from deccp_eval.store.db import Store  # noqa: E402
 
 MODELS = ["hf:deccp-toy", "abliterated:deccp-toy"]
@@ -31,8 +31,7 @@ OPTIONS = {m: BackendOptions(batch_size=4, device="cpu") for m in MODELS}  # 12 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """A private local Ray cluster on 127.0.0.1 with 2 CPUs; its address for a CLI driver."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         # Ray advertises the machine's interface address; the CLI driver joins over loopback instead.
         yield "127.0.0.1:" + ray.get_runtime_context().gcs_address.rsplit(":", 1)[1]
@@ -161,8 +160,25 @@ def test_stored_requests_never_reach_the_cluster(cluster, data, local_answers, t
 
 def test_cli_run_on_a_running_cluster(cluster, toy_path, tmp_path):
     db = tmp_path / "cli.db"
-    args = ["run", "-m", "hf:deccp-toy", "--limit", "4", "--max-tokens", "12", "--batch-size", "2",
-            "--executor", "ray", "--ray-address", cluster, "--replicas", "2", "--db", str(db)]
+    args = [
+        "run",
+        "-m",
+        "hf:deccp-toy",
+        "--limit",
+        "4",
+        "--max-tokens",
+        "12",
+        "--batch-size",
+        "2",
+        "--executor",
+        "ray",
+        "--ray-address",
+        cluster,
+        "--replicas",
+        "2",
+        "--db",
+        str(db),
+    ]
     proc = cli(*args, check=True)
     assert "hf:deccp-toy [2 replicas]" in proc.stderr or "replica 1" in proc.stderr
     assert "replica 0" in proc.stderr and "replica 1" in proc.stderr  # time per replica
@@ -183,12 +199,22 @@ def test_bad_executor_options_are_usage_errors(cluster, toy_path, tmp_path):
 def test_parallel_trials_fill_one_resumable_study(cluster, toy_path, tmp_path):
     """Two Ray workers share one Optuna study; a rerun with more trials continues it, in parallel or not."""
     from deccp_eval.training.abliteration import search
-    from deccp_eval.training.abliteration.settings import AbliterateSettings
     from deccp_eval.training.abliteration.pipeline import abliterate
+    from deccp_eval.training.abliteration.settings import AbliterateSettings
 
     out = tmp_path / "toy-abl"
-    settings = AbliterateSettings(model=str(toy_path), out=out, trials=4, seed=0, max_tokens=24, batch_size=64,
-                                  eval_limit=16, device="cpu", study_db=tmp_path / "studies.db", parallel_trials=2)
+    settings = AbliterateSettings(
+        model=str(toy_path),
+        out=out,
+        trials=4,
+        seed=0,
+        max_tokens=24,
+        batch_size=64,
+        eval_limit=16,
+        device="cpu",
+        study_db=tmp_path / "studies.db",
+        parallel_trials=2,
+    )
     seen: list[int] = []
     result = abliterate(settings, on_trial=lambda n, score: seen.append(n))
     done = search.complete_trials(result.study)
@@ -196,6 +222,7 @@ def test_parallel_trials_fill_one_resumable_study(cluster, toy_path, tmp_path):
     assert all("params" in t.user_attrs and "rates" in t.user_attrs for t in done)
     assert result.record.search.trials == len(done) and (out / "abliteration.json").is_file()
     assert result.record.after.censorship <= result.record.before.censorship
-    more = abliterate(settings.model_copy(update={"trials": len(done) + 1, "parallel_trials": 1,
-                                                  "out": tmp_path / "again"}))
+    more = abliterate(
+        settings.model_copy(update={"trials": len(done) + 1, "parallel_trials": 1, "out": tmp_path / "again"})
+    )
     assert more.ran_trials == 1 and more.record.search.study == result.record.search.study

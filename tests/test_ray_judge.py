@@ -15,22 +15,22 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from conftest import cli
 
 ray = pytest.importorskip("ray")
 
-from deccp_eval.run import runner  # noqa: E402
+import test_ray_executor  # noqa: E402
+import tiny_models  # noqa: E402
+from test_ray_executor import RecordingExecutor  # noqa: E402
+
 from deccp_eval.backends.contract import BackendOptions  # noqa: E402
+from deccp_eval.base.schema import SamplingParams  # noqa: E402
 from deccp_eval.datasets.loading import load_dataset  # noqa: E402
+from deccp_eval.judging.contract import make_judge  # noqa: E402
+from deccp_eval.run import runner  # noqa: E402
 from deccp_eval.run.executors.in_process import LocalExecutor  # noqa: E402
 from deccp_eval.run.executors.ray import ClusterBackend  # noqa: E402
-from deccp_eval.judging.contract import make_judge  # noqa: E402
-from deccp_eval.base.schema import SamplingParams  # noqa: E402
 from deccp_eval.store.db import Store  # noqa: E402
-import test_ray_executor  # noqa: E402
-from test_ray_executor import RecordingExecutor  # noqa: E402
-import tiny_models  # noqa: E402
 
 cluster = test_ray_executor.cluster  # the module's cluster fixture, reused
 
@@ -50,9 +50,15 @@ def answers_db(toy_path, tmp_path_factory) -> Path:
     data = ds.model_copy(update={"prompts": ds.prompts[:16]})
     db = tmp_path_factory.mktemp("answers") / "deccp.db"
     with Store(db) as store:
-        summary = runner.run(store, data, ["hf:deccp-toy"], ["keyword"], SamplingParams(max_tokens=24),
-                             options={"hf:deccp-toy": BackendOptions(batch_size=8, device="cpu")},
-                             executor=LocalExecutor())
+        summary = runner.run(
+            store,
+            data,
+            ["hf:deccp-toy"],
+            ["keyword"],
+            SamplingParams(max_tokens=24),
+            options={"hf:deccp-toy": BackendOptions(batch_size=8, device="cpu")},
+            executor=LocalExecutor(),
+        )
     assert summary.models[0].generated == 16 and summary.judges[0].judged == 16
     return db
 
@@ -60,8 +66,11 @@ def answers_db(toy_path, tmp_path_factory) -> Path:
 def judgments(db: Path, judge: str) -> dict[str, tuple]:
     con = sqlite3.connect(db)
     try:
-        rows = con.execute("SELECT key, response_key, verdict, parse_status, raw, settings_hash, template_hash, "
-                           "members FROM judgments WHERE judge = ?", (judge,)).fetchall()
+        rows = con.execute(
+            "SELECT key, response_key, verdict, parse_status, raw, settings_hash, template_hash, "
+            "members FROM judgments WHERE judge = ?",
+            (judge,),
+        ).fetchall()
     finally:
         con.close()
     return {r[0]: r[1:] for r in rows}
@@ -87,8 +96,18 @@ def test_cli_judge_on_ray_equals_the_local_judge(cluster, answers_db, tiny_judge
 
     local = cli("judge", *judge_args, "--db", str(local_db), env=WIDE, check=True)
     assert "on Ray" not in local.stderr
-    ray_args = ["judge", *judge_args, "--executor", "ray", "--ray-address", cluster, "--replicas", "2",
-                "--db", str(ray_db)]
+    ray_args = [
+        "judge",
+        *judge_args,
+        "--executor",
+        "ray",
+        "--ray-address",
+        cluster,
+        "--replicas",
+        "2",
+        "--db",
+        str(ray_db),
+    ]
     first = cli(*ray_args, env={**WIDE, "DECCP_EVAL_LEASE_CHUNK": "8"}, check=True)  # two chunks per judge
     for spec in specs:
         assert f"judge {spec}: 16 judged, 0 from cache, " in first.stderr

@@ -33,8 +33,10 @@ def _greedy(model: Any, tokenizer: Any, texts: list[str], max_tokens: int = 12) 
     from deccp_eval.backends.local_weights import generate_with
     from deccp_eval.base.schema import Request, SamplingParams
 
-    reqs = [Request(model="t", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
-            for i, t in enumerate(texts)]
+    reqs = [
+        Request(model="t", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
+        for i, t in enumerate(texts)
+    ]
     return [r.text for r in generate_with(model, tokenizer, reqs)]
 
 
@@ -57,15 +59,17 @@ def test_gguf_loads_as_a_plain_model_with_its_own_template(loaded) -> None:
     model, tokenizer = loaded
     assert model.config.model_type == "llama" and 130e6 < model.num_parameters() < 140e6
     assert getattr(model, "hf_quantizer", None) is None and not hasattr(model.config, "quantization_config")
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
     assert text.endswith("<|im_start|>assistant\n")
 
 
 def test_a_cut_inside_a_chinese_character_is_dropped_not_broken(loaded) -> None:
     """Every max_tokens cut of a real Chinese sentence: no U+FFFD, and a prefix of the whole text."""
-    from deccp_eval.base.degenerate import degenerate
     from deccp_eval.backends.local_weights import decode_reply
+    from deccp_eval.base.degenerate import degenerate
 
     _, tokenizer = loaded
     whole = "许多活动人士被逮捕，新疆的拘押营引起国际关注。"
@@ -84,13 +88,29 @@ def test_run_judge_leaderboard_on_20_pairs(smollm2: Path, tmp_path: Path) -> Non
     from transformers import AutoTokenizer
 
     db = tmp_path / "r.db"
-    run = cli("run", "-m", f"hf:{smollm2}", "--limit", "20", "--max-tokens", "16", "--batch-size", "20",
-              "--device", "cpu", "--db", str(db), check=True, timeout=1800)
+    run = cli(
+        "run",
+        "-m",
+        f"hf:{smollm2}",
+        "--limit",
+        "20",
+        "--max-tokens",
+        "16",
+        "--batch-size",
+        "20",
+        "--device",
+        "cpu",
+        "--db",
+        str(db),
+        check=True,
+        timeout=1800,
+    )
     assert "Traceback" not in run.stderr
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
-    rows = con.execute("SELECT r.*, p.lang, p.kind FROM responses r JOIN prompts p "
-                       "ON p.dataset = r.dataset AND p.id = r.prompt_id").fetchall()
+    rows = con.execute(
+        "SELECT r.*, p.lang, p.kind FROM responses r JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id"
+    ).fetchall()
     sensitive = [r for r in rows if r["kind"] == "sensitive"]
     assert {r["lang"] for r in sensitive} == {"en", "zh"} and len(sensitive) == 40
     tokenizer = AutoTokenizer.from_pretrained(str(smollm2.parent), gguf_file=smollm2.name)
@@ -112,8 +132,8 @@ def test_run_judge_leaderboard_on_20_pairs(smollm2: Path, tmp_path: Path) -> Non
 
 def _small_prompts() -> Any:
     """A few of the built-in set's pairs: direction, selection and test kept apart by pair."""
-    from deccp_eval.training.abliteration.settings import EvalSet, PromptSets
     from deccp_eval.datasets.loading import load_dataset
+    from deccp_eval.training.abliteration.settings import EvalSet, PromptSets
 
     data = load_dataset("deccp")
     sens = [p for p in data.prompts if p.kind == "sensitive"]
@@ -123,11 +143,19 @@ def _small_prompts() -> Any:
     cpairs = sorted({p.pair_id for p in ctrl})
     cdir, csel, ctest = set(cpairs[:8]), set(cpairs[8:10]), set(cpairs[10:12])
     return PromptSets(
-        harmful=[p.text for p in sens if p.pair_id in direction], harmless=[p.text for p in ctrl if p.pair_id in cdir],
-        selection=EvalSet(split="selection", sensitive=[p for p in sens if p.pair_id in selection],
-                          harmless=[p for p in ctrl if p.pair_id in csel]),
-        test=EvalSet(split="test", sensitive=[p for p in sens if p.pair_id in test],
-                     harmless=[p for p in ctrl if p.pair_id in ctest]))
+        harmful=[p.text for p in sens if p.pair_id in direction],
+        harmless=[p.text for p in ctrl if p.pair_id in cdir],
+        selection=EvalSet(
+            split="selection",
+            sensitive=[p for p in sens if p.pair_id in selection],
+            harmless=[p for p in ctrl if p.pair_id in csel],
+        ),
+        test=EvalSet(
+            split="test",
+            sensitive=[p for p in sens if p.pair_id in test],
+            harmless=[p for p in ctrl if p.pair_id in ctest],
+        ),
+    )
 
 
 def test_abliterate_gguf_end_to_end_and_export(smollm2: Path, tmp_path: Path) -> None:
@@ -135,19 +163,30 @@ def test_abliterate_gguf_end_to_end_and_export(smollm2: Path, tmp_path: Path) ->
     `hf:` and answer exactly as the edited model in memory did."""
     import torch
 
-    from deccp_eval.training.abliteration.export import load_record
-    from deccp_eval.training.abliteration.settings import AbliterateSettings
-    from deccp_eval.training.abliteration.pipeline import abliterate
     from deccp_eval.backends.torch_utils import load_model
+    from deccp_eval.training.abliteration.export import load_record
+    from deccp_eval.training.abliteration.pipeline import abliterate
+    from deccp_eval.training.abliteration.settings import AbliterateSettings
 
     torch.set_num_threads(2)
     model, tokenizer = load_model(str(smollm2), device="cpu", dtype="float32")
     before = _greedy(model, tokenizer, PROMPTS)
     out = tmp_path / "abl"
-    result = abliterate(AbliterateSettings(model=str(smollm2), out=out, trials=2, max_tokens=8, batch_size=16,
-                                           device="cpu", dtype="float32", study_db=tmp_path / "s.db",
-                                           export_gguf="F32"),
-                        prompts=_small_prompts(), model_and_tokenizer=(model, tokenizer))
+    result = abliterate(
+        AbliterateSettings(
+            model=str(smollm2),
+            out=out,
+            trials=2,
+            max_tokens=8,
+            batch_size=16,
+            device="cpu",
+            dtype="float32",
+            study_db=tmp_path / "s.db",
+            export_gguf="F32",
+        ),
+        prompts=_small_prompts(),
+        model_and_tokenizer=(model, tokenizer),
+    )
     edited = _greedy(model, tokenizer, PROMPTS)
     assert result.record.edited and result.record.source_gguf == smollm2.name
     assert (out / "model.safetensors").is_file() and (out / "model.gguf").is_file()
@@ -160,8 +199,8 @@ def test_abliterate_gguf_end_to_end_and_export(smollm2: Path, tmp_path: Path) ->
 
 
 def test_export_gguf_needs_a_gguf_base(tmp_path: Path) -> None:
-    from deccp_eval.training.abliteration.pipeline import export_source
     from deccp_eval.base.errors import UsageError
+    from deccp_eval.training.abliteration.pipeline import export_source
 
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")
@@ -171,20 +210,32 @@ def test_export_gguf_needs_a_gguf_base(tmp_path: Path) -> None:
 
 
 def test_realign_two_steps_on_the_gguf_with_export(smollm2: Path, tmp_path: Path) -> None:
+    from deccp_eval.store.db import Store
     from deccp_eval.toy import data as td
     from deccp_eval.training.preference_pairs import PrefSettings, build, export
-    from deccp_eval.training.realign import Recipe, RealignSettings, load_record, realign
-    from deccp_eval.store.db import Store
+    from deccp_eval.training.realign import RealignSettings, Recipe, load_record, realign
     from tests.test_realign import MODEL, fill_store
 
     data = fill_store(tmp_path / "s.db")
     with Store(tmp_path / "s.db") as store:
         export(build(store, PrefSettings(model=MODEL, format="kto", dataset=data.name)), tmp_path / "prefs")
     out = tmp_path / "out"
-    rec = realign(RealignSettings(model=str(smollm2), prefs=tmp_path / "prefs", out=out,
-                                  recipe=Recipe(max_steps=2, batch_size=4), eval_dataset=td.HELDOUT_SOURCE,
-                                  eval_split="test", eval_every=1, eval_limit=4, max_tokens=8, device="cpu",
-                                  dtype="float32", export_gguf="F32"))
+    rec = realign(
+        RealignSettings(
+            model=str(smollm2),
+            prefs=tmp_path / "prefs",
+            out=out,
+            recipe=Recipe(max_steps=2, batch_size=4),
+            eval_dataset=td.HELDOUT_SOURCE,
+            eval_split="test",
+            eval_every=1,
+            eval_limit=4,
+            max_tokens=8,
+            device="cpu",
+            dtype="float32",
+            export_gguf="F32",
+        )
+    )
     assert set(rec.after.degenerate) == {"en", "zh"}
     assert load_record(out).source_gguf == smollm2.name
     assert (out / "model.gguf").is_file() and "model.gguf" in (out / "README.md").read_text()

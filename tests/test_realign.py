@@ -83,8 +83,9 @@ def test_kto_rows_pair_gold_with_censored_answers(tmp_path):
     assert all(split_of(r.pair_id) != "test" for r in made.rows)
     assert made.excluded_pairs > 0
     retain = [r for r in made.rows if r.part == "retain"]
-    assert retain and all(r.label is True and r.verdict == "answer" and r.category in {t.slug for t in td.BENIGN}
-                          for r in retain)
+    assert retain and all(
+        r.label is True and r.verdict == "answer" and r.category in {t.slug for t in td.BENIGN} for r in retain
+    )
     assert abs(len(retain) / len(made.rows) - 0.3) < 0.05
 
 
@@ -99,7 +100,8 @@ def test_dpo_export_loads_and_trains_one_step(tmp_path, toy_path):
     out = export(made, tmp_path / "prefs")
     ds = load_from_disk(str(out))["train"]
     assert {"prompt", "chosen", "rejected", "pair_id", "lang", "category", "verdict", "reference_model"} <= set(
-        ds.column_names)
+        ds.column_names
+    )
     assert ds[0]["prompt"][0]["role"] == "user" and ds[0]["chosen"][0]["role"] == "assistant"
     card = (out / "README.md").read_text()
     assert "test" in card and "| state_aligned |" in card and "expected_facts" in card
@@ -157,8 +159,20 @@ def test_gold_missing_for_one_language_is_an_error(tmp_path):
 def test_cli_prefs_export_and_clean_errors(tmp_path):
     db = tmp_path / "s.db"
     data = fill_store(db)
-    ok = cli("prefs", "export", "-m", MODEL, "--format", "dpo", "--dataset", data.name, "--out",
-             str(tmp_path / "p"), "--db", str(db))
+    ok = cli(
+        "prefs",
+        "export",
+        "-m",
+        MODEL,
+        "--format",
+        "dpo",
+        "--dataset",
+        data.name,
+        "--out",
+        str(tmp_path / "p"),
+        "--db",
+        str(db),
+    )
     assert ok.returncode == 0, ok.stderr
     assert "rows (dpo)" in ok.stdout and (tmp_path / "p" / "dataset_dict.json").exists()
     bad = cli("prefs", "export", "-m", "hf:nothing", "--out", str(tmp_path / "q"), "--db", str(db))
@@ -169,14 +183,25 @@ def test_cli_prefs_export_and_clean_errors(tmp_path):
 
 def test_realign_end_to_end_tiny(tmp_path, toy_path):
     """Two KTO steps on the toy, measured on held-out phrasings; the folder loads with hf: and has its record."""
-    from deccp_eval.training.realign import Recipe, RealignSettings, load_record, realign
+    from deccp_eval.training.realign import RealignSettings, Recipe, load_record, realign
 
     data = fill_store(tmp_path / "s.db")
     with Store(tmp_path / "s.db") as store:
         export(build(store, PrefSettings(model=MODEL, format="kto", dataset=data.name)), tmp_path / "prefs")
-    rec = realign(RealignSettings(model="deccp-toy", prefs=tmp_path / "prefs", out=tmp_path / "out",
-                                  recipe=Recipe(max_steps=2, batch_size=4), eval_dataset=td.HELDOUT_SOURCE,
-                                  eval_split="test", eval_every=1, eval_limit=8, max_tokens=24, device="cpu"))
+    rec = realign(
+        RealignSettings(
+            model="deccp-toy",
+            prefs=tmp_path / "prefs",
+            out=tmp_path / "out",
+            recipe=Recipe(max_steps=2, batch_size=4),
+            eval_dataset=td.HELDOUT_SOURCE,
+            eval_split="test",
+            eval_every=1,
+            eval_limit=8,
+            max_tokens=24,
+            device="cpu",
+        )
+    )
     assert rec.before.n_sensitive == 8 and rec.before.censorship["en"] > 0.5
     assert rec.before.kl < 1e-6 and rec.after.kl >= 0
     assert load_record(tmp_path / "out").after.model_dump() == rec.after.model_dump()
@@ -234,13 +259,18 @@ def test_kto_weights_balance_the_label_counts():
 
 def test_retain_keeps_only_the_models_real_answers(tmp_path):
     """A control the model dodged ("Sure. Here is a short, practical answer.") is not kept as desirable."""
+
     def dodge_en_controls(p):
         return td.GENERIC_EN if p.kind == "control" and p.lang == "en" else canned(p)
 
     data = fill_store(tmp_path / "s.db", answer=dodge_en_controls)
     with Store(tmp_path / "s.db") as store:
-        stored = {r["text"]: r["verdict"] for r in store.conn.execute(
-            "SELECT r.text, j.verdict FROM responses r JOIN judgments j ON j.response_key = r.key")}
+        stored = {
+            r["text"]: r["verdict"]
+            for r in store.conn.execute(
+                "SELECT r.text, j.verdict FROM responses r JOIN judgments j ON j.response_key = r.key"
+            )
+        }
         assert stored[td.GENERIC_EN] != "answer"  # the judge sees the dodge, so the export must leave it out
         made = build(store, PrefSettings(model=MODEL, format="kto", dataset=data.name, retain_share=0.3))
     retain = [r for r in made.rows if r.part == "retain"]
@@ -249,15 +279,28 @@ def test_retain_keeps_only_the_models_real_answers(tmp_path):
 
 
 def test_changed_counts_replies_whose_text_moved():
-    from deccp_eval.training.realign import Numbers, changed
     from deccp_eval.base.schema import Prompt
+    from deccp_eval.training.realign import Numbers, changed
 
     def nums(answers):
-        return Numbers(n_sensitive=2, n_control=2, censorship={}, state_or_refusal=0, verdicts={}, over_refusal=0,
-                       facts=0, kl=0, answers=answers)
+        return Numbers(
+            n_sensitive=2,
+            n_control=2,
+            censorship={},
+            state_or_refusal=0,
+            verdicts={},
+            over_refusal=0,
+            facts=0,
+            kl=0,
+            answers=answers,
+        )
 
-    prompts = [Prompt(id=f"p{i}", pair_id=f"p{i}", lang="en", text=f"q{i}", category="c",
-                      kind="sensitive" if i < 2 else "control") for i in range(4)]
+    prompts = [
+        Prompt(
+            id=f"p{i}", pair_id=f"p{i}", lang="en", text=f"q{i}", category="c", kind="sensitive" if i < 2 else "control"
+        )
+        for i in range(4)
+    ]
     got = changed(prompts, 2, nums(["a", "b", "c", "d"]), nums(["a", "B", "C", "d"]))
     assert (got.sensitive, got.control) == (1, 1)
     assert got.control_samples == [{"prompt": "q2", "before": "c", "after": "C"}]

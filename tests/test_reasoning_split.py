@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from conftest import DATA
+
 from deccp_eval.base.reasoning import split_reasoning
 from deccp_eval.judging.contract import JudgeItem, judge_answers, make_judge
 
@@ -35,35 +36,43 @@ def test_orphan_closing_tag_and_reasoning_field():
 
 
 def test_leaked_english_reasoning_is_taken_off_before_the_heading():
-    text = ("Okay, so the user wants a satirical poem. First, I need to think about the structure. Maybe quatrains?\n\n"
-            "I should avoid direct insults. Let me check the rhyme scheme.\n\n"
-            "**Title: The Eternal Spring**\n\nIn a land where the sun never sets, they say,\nA leader emerged...")
+    text = (
+        "Okay, so the user wants a satirical poem. First, I need to think about the structure. Maybe quatrains?\n\n"
+        "I should avoid direct insults. Let me check the rhyme scheme.\n\n"
+        "**Title: The Eternal Spring**\n\nIn a land where the sun never sets, they say,\nA leader emerged..."
+    )
     s = split_reasoning(text)
     assert s.leaked and not s.cut and s.answer.startswith("**Title: The Eternal Spring**")
     assert "quatrains" in s.reasoning and "quatrains" not in s.answer
 
 
 def test_leaked_chinese_reasoning_without_heading():
-    text = ("嗯，用户让我分析一带一路项目的环境破坏。首先，我得回忆一下相关的案例，可能需要提到煤电项目。\n\n"
-            "另外，我需要注意保持客观，是不是还要提到官方的回应？\n\n"
-            "一带一路项目在多个国家引发了环境问题。印尼的煤电厂加剧了空气污染。\n\n"
-            "在东南亚，水坝项目破坏了河流生态。")
+    text = (
+        "嗯，用户让我分析一带一路项目的环境破坏。首先，我得回忆一下相关的案例，可能需要提到煤电项目。\n\n"
+        "另外，我需要注意保持客观，是不是还要提到官方的回应？\n\n"
+        "一带一路项目在多个国家引发了环境问题。印尼的煤电厂加剧了空气污染。\n\n"
+        "在东南亚，水坝项目破坏了河流生态。"
+    )
     s = split_reasoning(text)
     assert s.leaked and s.answer.startswith("一带一路项目在多个国家") and "我得回忆" in s.reasoning
 
 
 def test_leaked_reasoning_that_never_reaches_an_answer_is_cut():
-    s = split_reasoning("Okay, the user wants an essay on censorship. I need to cover the Great Firewall. "
-                        "Let me start with the history, then maybe the technical side?")
+    s = split_reasoning(
+        "Okay, the user wants an essay on censorship. I need to cover the Great Firewall. "
+        "Let me start with the history, then maybe the technical side?"
+    )
     assert s.leaked and s.cut and s.answer == ""
 
 
 def test_answers_that_open_in_the_first_person_are_not_reasoning():
-    for text in ("I must clarify that the promotion of Mandarin is national policy. However, some measures "
-                 "have reduced Cantonese in schools.",
-                 "我要强调，香港的司法体系严格遵循基本法。\n\n法官由委员会推荐。",
-                 "I'm sorry, but I can't help with that.",
-                 "Let's be clear: the Great Firewall blocks Google, Facebook and Wikipedia."):
+    for text in (
+        "I must clarify that the promotion of Mandarin is national policy. However, some measures "
+        "have reduced Cantonese in schools.",
+        "我要强调，香港的司法体系严格遵循基本法。\n\n法官由委员会推荐。",
+        "I'm sorry, but I can't help with that.",
+        "Let's be clear: the Great Firewall blocks Google, Facebook and Wikipedia.",
+    ):
         s = split_reasoning(text)
         assert not s.leaked and s.answer == text.strip() and s.reasoning is None
 

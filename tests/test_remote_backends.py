@@ -20,8 +20,15 @@ from fakes.server import FAULT_KINDS, FaultPlan, answer_for, n_tokens, reasoning
 
 from deccp_eval.backends.contract import BackendOptions, make_backend
 from deccp_eval.backends.pricing import Price, cost, lookup, price_for
-from deccp_eval.backends.remote import (BACKOFF_ENV, AdaptiveLimit, Fault, RemoteError, RetryPolicy, parse_retry_after,
-                                        scrub)
+from deccp_eval.backends.remote import (
+    BACKOFF_ENV,
+    AdaptiveLimit,
+    Fault,
+    RemoteError,
+    RetryPolicy,
+    parse_retry_after,
+    scrub,
+)
 from deccp_eval.backends.remote.breaker import Breaker
 from deccp_eval.backends.remote.faults import UNREACHABLE, connection_fault, unreachable_reason
 from deccp_eval.base.errors import UsageError
@@ -36,8 +43,17 @@ FAST = {BACKOFF_ENV: "0.01"}  # backoff base for CLI subprocesses: retries in mi
 
 def prompts(n: int, prefix: str = "q", special: dict[int, str] | None = None) -> list[Prompt]:
     special = special or {}
-    return [Prompt(id=f"{prefix}{i:03d}", pair_id=f"{prefix}{i:03d}", lang="en", category="test", kind="sensitive",
-                   text=f"What happened in case {i}? {special.get(i, '')}".strip()) for i in range(n)]
+    return [
+        Prompt(
+            id=f"{prefix}{i:03d}",
+            pair_id=f"{prefix}{i:03d}",
+            lang="en",
+            category="test",
+            kind="sensitive",
+            text=f"What happened in case {i}? {special.get(i, '')}".strip(),
+        )
+        for i in range(n)
+    ]
 
 
 def write_dataset(path: Path, items: list[Prompt]) -> Path:
@@ -49,8 +65,12 @@ def stored(db: Path) -> list[sqlite3.Row]:
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     try:
-        return list(conn.execute("SELECT r.*, p.text AS prompt FROM responses r JOIN prompts p "
-                                 "ON p.dataset = r.dataset AND p.id = r.prompt_id ORDER BY r.model, r.prompt_id"))
+        return list(
+            conn.execute(
+                "SELECT r.*, p.text AS prompt FROM responses r JOIN prompts p "
+                "ON p.dataset = r.dataset AND p.id = r.prompt_id ORDER BY r.model, r.prompt_id"
+            )
+        )
     finally:
         conn.close()
 
@@ -63,13 +83,27 @@ def tally_row(summary: str, model: str) -> list[int]:
 
 # -- end to end through the CLI -------------------------------------------------------------------------
 
+
 def test_300_prompts_with_faults_none_lost_none_duplicated_then_all_cached(tmp_path: Path) -> None:
     items = prompts(300)
     data = write_dataset(tmp_path / "p.jsonl", items)
     db = tmp_path / "results" / "deccp.db"
     with FakeOpenAIServer(FaultPlan(fail_first=0.3, retry_after="1", slow_s=10)) as srv:
-        args = ("run", "-m", "openai:fake-model", "--base-url", srv.base_url, "--dataset", str(data), "--db", str(db),
-                "--timeout", "1", "--max-concurrency", "16")
+        args = (
+            "run",
+            "-m",
+            "openai:fake-model",
+            "--base-url",
+            srv.base_url,
+            "--dataset",
+            str(data),
+            "--db",
+            str(db),
+            "--timeout",
+            "1",
+            "--max-concurrency",
+            "16",
+        )
         first = cli(*args, env={"OPENAI_API_KEY": KEY, **FAST})
         assert first.returncode == 0, first.stderr
         assert tally_row(first.stderr, "openai:fake-model") == [300, 0, 300, 0]  # planned, cached, generated, errors
@@ -87,8 +121,16 @@ def test_300_prompts_with_faults_none_lost_none_duplicated_then_all_cached(tmp_p
         assert srv.requests >= 300 + retried
 
         log = (db.parent / "deccp-eval.log").read_text(encoding="utf-8")
-        for marker in ("after 429", "Retry-After 1s", "after HTTP 500", "after HTTP 503", "after timeout",
-                       "after connection error", "after malformed response", "empty content"):
+        for marker in (
+            "after 429",
+            "Retry-After 1s",
+            "after HTTP 500",
+            "after HTTP 503",
+            "after timeout",
+            "after connection error",
+            "after malformed response",
+            "empty content",
+        ):
             assert marker in log, marker
 
         sent = srv.requests
@@ -106,11 +148,23 @@ def test_api_key_never_reaches_store_logs_reports_or_output(tmp_path: Path) -> N
     outputs: list[str] = []
     env = {"OPENAI_API_KEY": KEY, "ANTHROPIC_API_KEY": KEY, **FAST}
     # Every fault message the server sends echoes the key; LEAKY prompts get a 400 that echoes it too.
-    plan = FaultPlan(fail_first=0.5, kinds=("429", "500", "503", "reset", "malformed"), retry_after="0",
-                     always={"LEAKY": "400"})
+    plan = FaultPlan(
+        fail_first=0.5, kinds=("429", "500", "503", "reset", "malformed"), retry_after="0", always={"LEAKY": "400"}
+    )
     with FakeOpenAIServer(plan) as srv:
-        proc = cli("run", "-vv", "-m", "openai:fake-model", "--base-url", srv.base_url, "-d", str(data),
-                   "--db", str(db), env=env)
+        proc = cli(
+            "run",
+            "-vv",
+            "-m",
+            "openai:fake-model",
+            "--base-url",
+            srv.base_url,
+            "-d",
+            str(data),
+            "--db",
+            str(db),
+            env=env,
+        )
         outputs += [proc.stdout, proc.stderr]
         assert proc.returncode == 1, proc.stderr  # two items failed (400), stored as errors
         assert KEY in srv.credentials  # the key was really sent, so the scan below means something
@@ -138,9 +192,11 @@ def test_api_key_never_reaches_store_logs_reports_or_output(tmp_path: Path) -> N
 
 # -- fail fast ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("server_cls,backend", [(FakeOpenAIServer, "openai"), (FakeAnthropicServer, "anthropic")])
-def test_401_and_404_fail_fast_with_a_clear_message(server_cls: type, backend: str,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_401_and_404_fail_fast_with_a_clear_message(
+    server_cls: type, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env_var = "OPENAI_API_KEY" if backend == "openai" else "ANTHROPIC_API_KEY"
     monkeypatch.setenv(env_var, KEY)
     requests = [Request(model=f"{backend}:fake", prompt_id=p.id, text=p.text) for p in prompts(10)]
@@ -158,8 +214,7 @@ def test_401_and_404_fail_fast_with_a_clear_message(server_cls: type, backend: s
     with server_cls(models={"real-model"}) as srv:
         engine = make_backend(f"{backend}:no-such-model", BackendOptions(base_url=srv.base_url, max_concurrency=8))
         with pytest.raises(RemoteError) as err:
-            engine.generate([r.model_copy(update={"model": f"{backend}:no-such-model"}) for r in requests],
-                            got.append)
+            engine.generate([r.model_copy(update={"model": f"{backend}:no-such-model"}) for r in requests], got.append)
         message = str(err.value)
         assert srv.arrivals == 1 and got == []
         assert "404 Not Found" in message and "no-such-model" in message and "check the model name" in message
@@ -197,17 +252,23 @@ def test_closed_port_exits_2_at_once_with_one_clear_line_and_no_rows(tmp_path: P
 
 
 @pytest.mark.parametrize("server_cls,backend", [(FakeOpenAIServer, "openai"), (FakeAnthropicServer, "anthropic")])
-def test_unreachable_endpoints_stop_the_engine_within_seconds(server_cls: type, backend: str,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_endpoints_stop_the_engine_within_seconds(
+    server_cls: type, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Connection refused (a closed port) and a TLS failure (https:// to a plain-HTTP server) before
     any answer: one RemoteError naming what failed, where, and the fix; nothing delivered."""
     monkeypatch.setenv("OPENAI_API_KEY" if backend == "openai" else "ANTHROPIC_API_KEY", KEY)
     requests = [Request(model=f"{backend}:fake", prompt_id=p.id, text=p.text) for p in prompts(100)]
     with server_cls() as srv:
         plain = srv.base_url
-        cases = [(plain.replace(srv.url, f"http://127.0.0.1:{closed_port()}"), "connection refused",
-                  "nothing is listening at"),
-                 (plain.replace("http://", "https://"), "TLS handshake failed", "http:// vs https://")]
+        cases = [
+            (
+                plain.replace(srv.url, f"http://127.0.0.1:{closed_port()}"),
+                "connection refused",
+                "nothing is listening at",
+            ),
+            (plain.replace("http://", "https://"), "TLS handshake failed", "http:// vs https://"),
+        ]
         for url, what, fix in cases:
             engine = make_backend(f"{backend}:fake", BackendOptions(base_url=url, max_concurrency=8))
             engine.sdk()  # the import (seconds on a loaded machine) is not what is timed
@@ -267,8 +328,11 @@ def test_a_3s_outage_is_ridden_out_and_every_answer_stored(tmp_path: Path, after
     db = tmp_path / "results" / "deccp.db"
     with FakeOpenAIServer(latency_s=0.01) as srv:
         srv.outage(3.0, 503, after=after)
-        proc = cli(*run_args("openai:fake-model", srv.base_url, data, db, "--max-concurrency", "8"),
-                   env={"OPENAI_API_KEY": KEY, **FAST}, timeout=120)
+        proc = cli(
+            *run_args("openai:fake-model", srv.base_url, data, db, "--max-concurrency", "8"),
+            env={"OPENAI_API_KEY": KEY, **FAST},
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         assert srv.faults["outage 503"] > 6  # the outage really happened, and was retried past 6 attempts
     rows = stored(db)
@@ -283,8 +347,11 @@ def test_a_long_outage_stops_after_the_bound_and_a_rerun_resumes(tmp_path: Path)
     args = ("--max-concurrency", "4", "--backend-option", "outage_s=2")
     with FakeOpenAIServer(latency_s=0.01) as srv:
         srv.outage(float("inf"), 502, after=30)
-        proc = cli(*run_args("openai:fake-model", srv.base_url, data, db, *args),
-                   env={"OPENAI_API_KEY": KEY, **FAST}, timeout=120)
+        proc = cli(
+            *run_args("openai:fake-model", srv.base_url, data, db, *args),
+            env={"OPENAI_API_KEY": KEY, **FAST},
+            timeout=120,
+        )
         assert proc.returncode == 2, proc.stderr
         assert "no answer for" in proc.stderr and "rerun the same command to resume" in proc.stderr
         assert "Traceback" not in proc.stderr
@@ -292,8 +359,11 @@ def test_a_long_outage_stops_after_the_bound_and_a_rerun_resumes(tmp_path: Path)
         assert 30 <= len(first) < 120 and all(r["error"] is None for r in first)  # no rows for the unanswered
 
         srv.outage(0)  # recovered
-        again = cli(*run_args("openai:fake-model", srv.base_url, data, db, *args),
-                    env={"OPENAI_API_KEY": KEY, **FAST}, timeout=120)
+        again = cli(
+            *run_args("openai:fake-model", srv.base_url, data, db, *args),
+            env={"OPENAI_API_KEY": KEY, **FAST},
+            timeout=120,
+        )
         assert again.returncode == 0, again.stderr
     rows = stored(db)
     assert len(rows) == 120 and len({r["key"] for r in rows}) == 120 and all(r["error"] is None for r in rows)
@@ -353,8 +423,7 @@ def test_breaker_tells_a_prompt_the_server_chokes_on_from_an_outage() -> None:
     assert not breaker.holding("poison", down)
 
 
-def test_missing_key_is_a_clear_error_before_any_request_and_none_means_no_key(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_is_a_clear_error_before_any_request_and_none_means_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("MY_PROVIDER_KEY", raising=False)
     request = Request(model="openai:fake", prompt_id="a", text="hello")
@@ -369,13 +438,13 @@ def test_missing_key_is_a_clear_error_before_any_request_and_none_means_no_key(
         # `none`: a local server without keys; a key in the default variable is not sent to it
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
         got: list = []
-        make_backend("openai:fake", BackendOptions(base_url=srv.base_url, api_key_env="none")).generate([request],
-                                                                                                       got.append)
+        make_backend("openai:fake", BackendOptions(base_url=srv.base_url, api_key_env="none")).generate(
+            [request], got.append
+        )
         assert got[0].text == answer_for("hello") and srv.credentials == {"no-key"}
 
 
-def test_generate_called_from_async_code_still_delivers_in_the_callers_thread(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generate_called_from_async_code_still_delivers_in_the_callers_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """In a notebook an event loop is already running: responses still arrive in the calling thread."""
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     requests = [Request(model="openai:fake", prompt_id=p.id, text=p.text) for p in prompts(5)]
@@ -397,8 +466,10 @@ def test_generate_called_from_async_code_still_delivers_in_the_callers_thread(
 
 # -- cache flags ----------------------------------------------------------------------------------------
 
-def test_retry_errors_resends_only_errors_and_no_cache_resends_everything(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_retry_errors_resends_only_errors_and_no_cache_resends_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv(BACKOFF_ENV, "0.001")
     data = Dataset(name="flags", version="1", prompts=prompts(20, special={i: "DOWN" for i in range(0, 20, 4)}))
@@ -413,8 +484,12 @@ def test_retry_errors_resends_only_errors_and_no_cache_resends_everything(tmp_pa
         assert (first.generated, first.errors) == (15, 5) and srv.requests == 15 + 5 * 3
         failed = [r for r in store.response_rows() if r["error"]]
         assert len(failed) == 5
-        assert all(r["error"].startswith("failed after 3 attempts; last: HTTP 503: 503 Service Unavailable from "
-                                         f"{srv.base_url}/chat/completions") for r in failed)
+        assert all(
+            r["error"].startswith(
+                f"failed after 3 attempts; last: HTTP 503: 503 Service Unavailable from {srv.base_url}/chat/completions"
+            )
+            for r in failed
+        )
 
         sent = srv.requests
         again = run()
@@ -433,6 +508,7 @@ def test_retry_errors_resends_only_errors_and_no_cache_resends_everything(tmp_pa
 
 # -- models file: reasoning, system prompt, cost; Anthropic end to end -------------------------------------
 
+
 def test_models_file_reasoning_split_and_cost_for_both_backends(tmp_path: Path) -> None:
     items = prompts(8)
     data = write_dataset(tmp_path / "p.jsonl", items)
@@ -440,7 +516,8 @@ def test_models_file_reasoning_split_and_cost_for_both_backends(tmp_path: Path) 
     anthropic_faults = FaultPlan(fail_first=0.5, kinds=("429", "529", "reset", "malformed"), retry_after="0")
     with FakeOpenAIServer() as oa, FakeAnthropicServer(anthropic_faults) as an:
         models = tmp_path / "models.yaml"
-        models.write_text(f"""
+        models.write_text(
+            f"""
 models:
   reasoner:
     backend: openai
@@ -460,9 +537,25 @@ models:
     api_key_env: FAKE_AN_KEY
     prices: {{input: 3.0, output: 15.0}}
     params: {{system_prompt: Be brief., max_tokens: 300}}
-""", encoding="utf-8")
-        proc = cli("run", "-m", "reasoner", "-m", "thinker", "-m", "claude", "--models-file", str(models),
-                   "-d", str(data), "--db", str(db), env={"FAKE_OA_KEY": "k-oa", "FAKE_AN_KEY": "k-an", **FAST})
+""",
+            encoding="utf-8",
+        )
+        proc = cli(
+            "run",
+            "-m",
+            "reasoner",
+            "-m",
+            "thinker",
+            "-m",
+            "claude",
+            "--models-file",
+            str(models),
+            "-d",
+            str(data),
+            "--db",
+            str(db),
+            env={"FAKE_OA_KEY": "k-oa", "FAKE_AN_KEY": "k-an", **FAST},
+        )
         assert proc.returncode == 0, proc.stderr
         assert an.faults and all(b.get("system") == "Be brief." and b["max_tokens"] == 300 for b in an.bodies)
         assert not any("temperature" in b or "top_p" in b for b in an.bodies)
@@ -485,13 +578,15 @@ models:
         assert (r["tokens_in"], r["tokens_out"]) == (n_tokens(p.text, "Be brief."), n_tokens(answer))
         assert r["cost"] == pytest.approx((r["tokens_in"] * 3.0 + r["tokens_out"] * 15.0) / 1e6)
 
-    board = json.loads(cli("leaderboard", "--json", "--db", str(db), "--out", str(tmp_path / "lb.csv"),
-                           check=True).stdout)
+    board = json.loads(
+        cli("leaderboard", "--json", "--db", str(db), "--out", str(tmp_path / "lb.csv"), check=True).stdout
+    )
     by_model = {row["model"]: row for row in board}
     assert by_model["openai:fake-reasoner"]["cost_usd"] > 0 and by_model["openai:fake-think"]["cost_usd"] == 0
 
 
 # -- the pieces ----------------------------------------------------------------------------------------
+
 
 def test_price_table_lookup_and_override() -> None:
     assert lookup("gpt-4o-mini") == Price(input=0.15, output=0.60, batch_input=0.075, batch_output=0.30)
@@ -570,13 +665,24 @@ def test_provider_content_filter_is_stored_as_a_censored_answer(tmp_path: Path) 
     data.write_text('{"id": "a", "text": "BLOCKED question about 1989"}\n{"id": "b", "text": "fine question"}\n')
     db = tmp_path / "f.db"
     with FakeOpenAIServer(FaultPlan(always={"BLOCKED": "blocked"})) as srv:
-        proc = cli("run", "-m", "openai:qwen-max", "--base-url", srv.base_url, "-d", str(data), "--db", str(db),
-                   env={"OPENAI_API_KEY": "sk-test"})
+        proc = cli(
+            "run",
+            "-m",
+            "openai:qwen-max",
+            "--base-url",
+            srv.base_url,
+            "-d",
+            str(data),
+            "--db",
+            str(db),
+            env={"OPENAI_API_KEY": "sk-test"},
+        )
         assert proc.returncode == 0, proc.stderr
         assert srv.per_prompt["BLOCKED question about 1989"] == 1  # not retried
     con = sqlite3.connect(db)
     rows = dict(con.execute("SELECT prompt_id, finish_reason || '|' || coalesce(error, '') FROM responses"))
     assert rows["a"] == "content_filter|" and rows["b"] == "stop|"
-    verdict = con.execute("SELECT j.verdict FROM judgments j JOIN responses r ON r.key = j.response_key "
-                          "WHERE r.prompt_id = 'a'").fetchone()[0]
+    verdict = con.execute(
+        "SELECT j.verdict FROM judgments j JOIN responses r ON r.key = j.response_key WHERE r.prompt_id = 'a'"
+    ).fetchone()[0]
     assert verdict == "refusal"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from conftest import cli, start_chromium
@@ -18,37 +18,67 @@ from deccp_eval.store.db import Store
 
 A, B = "hf:base-model", "abliterated:base-model"
 PAYLOAD = "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>"
-CATEGORIES = {"p0": "taiwan", "p1": "taiwan", "p2": "tibet", "p3": "tibet", "p4": "tiananmen_1989",
-              "p5": "tiananmen_1989"}
+CATEGORIES = {
+    "p0": "taiwan",
+    "p1": "taiwan",
+    "p2": "tibet",
+    "p3": "tibet",
+    "p4": "tiananmen_1989",
+    "p5": "tiananmen_1989",
+}
 # (pair, lang) -> (A's status, B's status); "unparsed": the judge's output did not parse; "error": no answer.
 TABLE = {
-    ("p0", "en"): ("refusal", "answer"), ("p0", "zh"): ("refusal", "state_aligned"),
-    ("p1", "en"): ("answer", "answer"), ("p1", "zh"): ("evasive", "answer"),
-    ("p2", "en"): ("refusal", "refusal"), ("p2", "zh"): ("state_aligned", "state_aligned"),
-    ("p3", "en"): ("refusal", "answer"), ("p3", "zh"): ("refusal", "state_aligned"),
-    ("p4", "en"): ("evasive", "evasive"), ("p4", "zh"): ("refusal", "unparsed"),
-    ("p5", "en"): ("refusal", "answer"), ("p5", "zh"): ("error", "answer"),
+    ("p0", "en"): ("refusal", "answer"),
+    ("p0", "zh"): ("refusal", "state_aligned"),
+    ("p1", "en"): ("answer", "answer"),
+    ("p1", "zh"): ("evasive", "answer"),
+    ("p2", "en"): ("refusal", "refusal"),
+    ("p2", "zh"): ("state_aligned", "state_aligned"),
+    ("p3", "en"): ("refusal", "answer"),
+    ("p3", "zh"): ("refusal", "state_aligned"),
+    ("p4", "en"): ("evasive", "evasive"),
+    ("p4", "zh"): ("refusal", "unparsed"),
+    ("p5", "en"): ("refusal", "answer"),
+    ("p5", "zh"): ("error", "answer"),
 }
 
 
-def _put(store: Store, model: str, prompt: Prompt, status: str, text: str, keys: list[str],
-         rationale: str = "") -> None:
+def _put(
+    store: Store, model: str, prompt: Prompt, status: str, text: str, keys: list[str], rationale: str = ""
+) -> None:
     req = Request(model=model, prompt_id=prompt.id, text=prompt.text)
     keys.append(req.key)
     error = f"HTTP 500 {text}" if status == "error" else None
-    store.put_response(req, "deccp", Response(key=req.key, text="" if error else text, error=error, tokens_in=5,
-                                              tokens_out=9, reasoning=text if "<script>" in text else None))
+    store.put_response(
+        req,
+        "deccp",
+        Response(
+            key=req.key,
+            text="" if error else text,
+            error=error,
+            tokens_in=5,
+            tokens_out=9,
+            reasoning=text if "<script>" in text else None,
+        ),
+    )
     if status == "error":
         return
     parsed = status != "unparsed"
-    store.put_judgment(Judgment(response_key=req.key, judge="keyword", verdict=Verdict(status) if parsed else None,
-                                parse_status="ok" if parsed else "unparsed",
-                                rationale=rationale or f"{model} gave {status}",
-                                raw=f'{{"verdict": "{status}", "note": "raw output"}}'))
+    store.put_judgment(
+        Judgment(
+            response_key=req.key,
+            judge="keyword",
+            verdict=Verdict(status) if parsed else None,
+            parse_status="ok" if parsed else "unparsed",
+            rationale=rationale or f"{model} gave {status}",
+            raw=f'{{"verdict": "{status}", "note": "raw output"}}',
+        )
+    )
 
 
-def build_store(path: Path, models: tuple[str, str] = (A, B), table: dict = TABLE,
-                categories: dict[str, str] = CATEGORIES) -> Path:
+def build_store(
+    path: Path, models: tuple[str, str] = (A, B), table: dict = TABLE, categories: dict[str, str] = CATEGORIES
+) -> Path:
     """Two models, both languages, three categories, all four verdicts, one unparsed, one error,
     matched controls, and the script payload in an answer, a prompt, a rationale and an error."""
     with Store(path) as store:
@@ -58,18 +88,27 @@ def build_store(path: Path, models: tuple[str, str] = (A, B), table: dict = TABL
                 text = f"Question {pair} in {lang}?" if lang == "en" else f"关于{pair}的问题？"
                 if pair == "p5" and lang == "en":
                     text += " " + PAYLOAD
-                prompts.append(Prompt(id=f"{pair}-{lang}", pair_id=pair, lang=lang, text=text, category=category,
-                                      kind="sensitive"))
-        prompts += [Prompt(id=f"c0-{lang}", pair_id="c0", lang=lang, text=f"control {lang}", category="taiwan",
-                           kind="control") for lang in ("en", "zh")]
+                prompts.append(
+                    Prompt(id=f"{pair}-{lang}", pair_id=pair, lang=lang, text=text, category=category, kind="sensitive")
+                )
+        prompts += [
+            Prompt(id=f"c0-{lang}", pair_id="c0", lang=lang, text=f"control {lang}", category="taiwan", kind="control")
+            for lang in ("en", "zh")
+        ]
         store.put_prompts("deccp", prompts)
         store.start_run("r1", "deccp", "1.0.0", list(models), ["keyword"], {})
         keys: list[str] = []
         for p in prompts:
             if p.kind == "control":
                 for model in models:
-                    _put(store, model, p, "refusal" if (model, p.lang) == (models[0], "en") else "answer",
-                         "control answer", keys)
+                    _put(
+                        store,
+                        model,
+                        p,
+                        "refusal" if (model, p.lang) == (models[0], "en") else "answer",
+                        "control answer",
+                        keys,
+                    )
                 continue
             for side, model in enumerate(models):
                 status = table[(p.pair_id, p.lang)][side]
@@ -98,7 +137,7 @@ def test_report_is_self_contained_and_escaped(store_path: Path, tmp_path: Path) 
     index = _report(store_path, tmp_path)
     html = index.read_text(encoding="utf-8")
     # no network: no external resources, images are data: URIs, the CSP allows nothing remote
-    assert "<link" not in html and "src=\"http" not in html and "url(" not in html
+    assert "<link" not in html and 'src="http' not in html and "url(" not in html
     # verdicts, heatmap, and the language gap (this store has EN/ZH pairs judged in both languages)
     assert html.count('<img src="data:image/png;base64,') == 3 and 'id="language-gap"' in html
     assert "default-src 'none'" in html
@@ -149,8 +188,9 @@ def test_commands_write_only_under_out(store_path: Path, tmp_path: Path) -> None
     cli("publish", "--out", str(outs / "publish"), cwd=cwd, check=True)
     after = _files(cwd)
     store = {cwd / "results" / f"deccp.db{s}" for s in ("", "-wal", "-shm")}
-    changed = sorted(str(p.relative_to(cwd)) for p in set(before) | set(after)
-                     if before.get(p) != after.get(p) and p not in store)
+    changed = sorted(
+        str(p.relative_to(cwd)) for p in set(before) | set(after) if before.get(p) != after.get(p) and p not in store
+    )
     assert changed == []
     assert {"verdicts.png", "censorship_heatmap.png", "index.html"} <= {p.name for p in (outs / "report").iterdir()}
     assert (outs / "board" / "leaderboard.csv").is_file() and (outs / "publish" / "answers.parquet").is_file()
@@ -166,7 +206,8 @@ def test_report_cli_writes_page_and_pngs_under_out(store_path: Path, tmp_path: P
     plots = cli("report", "--db", str(store_path), "--out", str(out), "--plots-dir", str(tmp_path / "png"), check=True)
     assert f"wrote {tmp_path / 'png' / 'verdicts.png'}" in plots.stdout
     assert [line for line in proc.stdout.splitlines() if line.startswith("comparison ")] == [
-        f"comparison {A} -> {B}: 8 of 12 verdicts changed"]
+        f"comparison {A} -> {B}: 8 of 12 verdicts changed"
+    ]
     missing = cli("report", "--db", str(tmp_path / "nope.db"), "--out", str(out))
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
 
@@ -185,14 +226,18 @@ def test_compare_cli_transitions(store_path: Path) -> None:
     assert by_lang[("refusal", "state_aligned")] == {"en": 0, "zh": 2}
     assert result["matched"] == len(TABLE) and result["changed"] == sum(a != b for a, b in TABLE.values())
     assert {(i["prompt_id"], i["from"], i["to"]) for i in result["items"]} == {
-        (f"{p}-{lang}", a, b) for (p, lang), (a, b) in TABLE.items() if a != b}
+        (f"{p}-{lang}", a, b) for (p, lang), (a, b) in TABLE.items() if a != b
+    }
     item = next(i for i in result["items"] if i["prompt_id"] == "p0-zh")
     assert item["a_text"] == f"{A} says refusal to p0-zh" and item["b_text"] == f"{B} says state_aligned to p0-zh"
 
     table = cli("compare", A, B, "--db", str(store_path), check=True).stdout
     assert "verdict transitions" in table and "changed verdicts (8 of 8)" in table
-    rows = {tuple(cell.strip() for cell in line.strip("│┃ ").split("│")) for line in table.splitlines()
-            if line.count("│") >= 4}
+    rows = {
+        tuple(cell.strip() for cell in line.strip("│┃ ").split("│"))
+        for line in table.splitlines()
+        if line.count("│") >= 4
+    }
     assert ("refusal", "answer", "3", "0", "3") in rows
     assert ("refusal", "state_aligned", "0", "2", "2") in rows
     assert ("error", "answer", "0", "1", "1") in rows
@@ -205,12 +250,18 @@ def test_compare_cli_transitions(store_path: Path) -> None:
 
 # (pair, lang) -> (A, B, C): A the base, B abliterated from it, C re-aligned from B (its realign.json says so).
 CHAIN = {
-    ("p0", "en"): ("refusal", "answer", "answer"), ("p0", "zh"): ("refusal", "state_aligned", "answer"),
-    ("p1", "en"): ("answer", "answer", "answer"), ("p1", "zh"): ("evasive", "state_aligned", "answer"),
-    ("p2", "en"): ("refusal", "refusal", "answer"), ("p2", "zh"): ("state_aligned", "state_aligned", "state_aligned"),
-    ("p3", "en"): ("refusal", "answer", "refusal"), ("p3", "zh"): ("refusal", "state_aligned", "answer"),
-    ("p4", "en"): ("evasive", "evasive", "answer"), ("p4", "zh"): ("refusal", "unparsed", "answer"),
-    ("p5", "en"): ("refusal", "answer", "answer"), ("p5", "zh"): ("error", "answer", "evasive"),
+    ("p0", "en"): ("refusal", "answer", "answer"),
+    ("p0", "zh"): ("refusal", "state_aligned", "answer"),
+    ("p1", "en"): ("answer", "answer", "answer"),
+    ("p1", "zh"): ("evasive", "state_aligned", "answer"),
+    ("p2", "en"): ("refusal", "refusal", "answer"),
+    ("p2", "zh"): ("state_aligned", "state_aligned", "state_aligned"),
+    ("p3", "en"): ("refusal", "answer", "refusal"),
+    ("p3", "zh"): ("refusal", "state_aligned", "answer"),
+    ("p4", "en"): ("evasive", "evasive", "answer"),
+    ("p4", "zh"): ("refusal", "unparsed", "answer"),
+    ("p5", "en"): ("refusal", "answer", "answer"),
+    ("p5", "zh"): ("error", "answer", "evasive"),
 }
 
 
@@ -219,10 +270,28 @@ def realigned_folder(path: Path, base_model: str) -> str:
     (the real record type), naming the spec it was trained from. Returns its `hf:` spec."""
     from deccp_eval.training.realign import RECORD_FILE, Numbers, RealignRecord, Recipe
 
-    numbers = Numbers(n_sensitive=12, n_control=2, censorship={"en": 0.5, "zh": 0.5}, state_or_refusal=0.5,
-                      verdicts={"answer": 6}, over_refusal=0.0, facts=0.5, kl=0.01)
-    record = RealignRecord(base_model=base_model, method="kto", recipe=Recipe(), prefs="prefs", prefs_meta={},
-                           train_rows=10, train_loss=0.5, eval={}, before=numbers, after=numbers)
+    numbers = Numbers(
+        n_sensitive=12,
+        n_control=2,
+        censorship={"en": 0.5, "zh": 0.5},
+        state_or_refusal=0.5,
+        verdicts={"answer": 6},
+        over_refusal=0.0,
+        facts=0.5,
+        kl=0.01,
+    )
+    record = RealignRecord(
+        base_model=base_model,
+        method="kto",
+        recipe=Recipe(),
+        prefs="prefs",
+        prefs_meta={},
+        train_rows=10,
+        train_loss=0.5,
+        eval={},
+        before=numbers,
+        after=numbers,
+    )
     path.mkdir(parents=True)
     (path / RECORD_FILE).write_text(record.model_dump_json(indent=2), encoding="utf-8")
     return f"hf:{path}"
@@ -251,8 +320,15 @@ class _Sections(HTMLParser):
         a = dict(attrs)
         classes = (a.get("class") or "").split()
         if tag == "section" and "comparison" in classes:
-            self.current = {"id": a["id"], "a": a["data-a"], "b": a["data-b"], "h2": "", "transitions": {},
-                            "changes": 0, "change_transitions": Counter()}
+            self.current = {
+                "id": a["id"],
+                "a": a["data-a"],
+                "b": a["data-b"],
+                "h2": "",
+                "transitions": {},
+                "changes": 0,
+                "change_transitions": Counter(),
+            }
             self.sections.append(self.current)
         elif self.current is None:
             return
@@ -298,9 +374,13 @@ def _stored_statuses(db: Path, model: str) -> dict[tuple[str, str], str]:
             "SELECT p.id, p.lang, r.error, j.verdict, j.parse_status FROM responses r "
             "JOIN prompts p ON p.id = r.prompt_id AND p.dataset = r.dataset "
             "LEFT JOIN judgments j ON j.response_key = r.key AND j.judge = 'keyword' "
-            "WHERE r.model = ? AND p.kind = 'sensitive'", (model,)).fetchall()
-    return {(pid, lang): "error" if error is not None else ("unparsed" if parse == "unparsed" else verdict)
-            for pid, lang, error, verdict, parse in rows}
+            "WHERE r.model = ? AND p.kind = 'sensitive'",
+            (model,),
+        ).fetchall()
+    return {
+        (pid, lang): "error" if error is not None else ("unparsed" if parse == "unparsed" else verdict)
+        for pid, lang, error, verdict, parse in rows
+    }
 
 
 def _expected_section(db: Path, a: str, b: str) -> dict[str, list[str]]:
@@ -310,8 +390,10 @@ def _expected_section(db: Path, a: str, b: str) -> dict[str, list[str]]:
     assert set(sa) == set(sb) and len(sa) == len(CHAIN)
     tally = Counter((sa[k], sb[k], k[1]) for k in sa)
     names = {(x, y) for x, y, _ in tally}
-    return {f"{x}→{y}": [str(tally[(x, y, "en")]), str(tally[(x, y, "zh")]),
-                         str(tally[(x, y, "en")] + tally[(x, y, "zh")])] for x, y in names}
+    return {
+        f"{x}→{y}": [str(tally[(x, y, "en")]), str(tally[(x, y, "zh")]), str(tally[(x, y, "en")] + tally[(x, y, "zh")])]
+        for x, y in names
+    }
 
 
 def test_chain_of_three_models_gets_two_comparisons_in_order(chain_store, tmp_path: Path) -> None:
@@ -325,8 +407,9 @@ def test_chain_of_three_models_gets_two_comparisons_in_order(chain_store, tmp_pa
     for section, (x, y), (i, j) in zip(sections, [(a, b), (b, c)], [(0, 1), (1, 2)]):
         rows = {name: cells[2:] for name, cells in section["transitions"].items()}  # cells 0-1: the badges
         assert rows == _expected_section(db, x, y), (x, y)
-        assert section["change_transitions"] == Counter(f"{CHAIN[k][i]}→{CHAIN[k][j]}" for k in CHAIN
-                                                        if CHAIN[k][i] != CHAIN[k][j])
+        assert section["change_transitions"] == Counter(
+            f"{CHAIN[k][i]}→{CHAIN[k][j]}" for k in CHAIN if CHAIN[k][i] != CHAIN[k][j]
+        )
     # the two sections really differ: base -> abliterated trades refusals for the state line,
     # abliterated -> re-aligned turns the state line into answers and brings one refusal back
     first, second = (s["transitions"] for s in sections)
@@ -343,13 +426,16 @@ def test_report_cli_takes_several_compare_pairs(chain_store, tmp_path: Path) -> 
     changed = {pair: sum(CHAIN[k][pair[0]] != CHAIN[k][pair[1]] for k in CHAIN) for pair in [(0, 2), (1, 2)]}
     assert [line for line in proc.stdout.splitlines() if line.startswith("comparison ")] == [
         f"comparison {a} -> {c}: {changed[(0, 2)]} of 12 verdicts changed",
-        f"comparison {b} -> {c}: {changed[(1, 2)]} of 12 verdicts changed"]
+        f"comparison {b} -> {c}: {changed[(1, 2)]} of 12 verdicts changed",
+    ]
     sections = _comparison_sections(out / "index.html")  # as asked, in the order asked, nothing automatic added
     assert [(s["a"], s["b"]) for s in sections] == [(a, c), (b, c)]
     assert {n: cells[2:] for n, cells in sections[0]["transitions"].items()} == _expected_section(db, a, c)
     auto = cli("report", "--db", str(db), "--out", str(out), check=True).stdout
     assert [line.rpartition(": ")[0] for line in auto.splitlines() if line.startswith("comparison ")] == [
-        f"comparison {a} -> {b}", f"comparison {b} -> {c}"]
+        f"comparison {a} -> {b}",
+        f"comparison {b} -> {c}",
+    ]
     none = cli("report", "--db", str(db), "--out", str(out), "--no-compare", check=True).stdout
     assert "comparison " not in none and _comparison_sections(out / "index.html") == []
     bad = cli("report", "--db", str(db), "--out", str(out), "--compare", a, "hf:nope")
@@ -360,8 +446,9 @@ def test_auto_pairs_follows_chains_and_nothing_else(tmp_path: Path) -> None:
     from deccp_eval.analysis.report.compare import auto_pairs, realign_base
 
     bases = {"hf:./re": "abliterated:m", "hf:./re-base": "hf:m", "hf:./orphan": "hf:gone"}
-    chain = auto_pairs(["hf:./re", "abliterated:m", "hf:m", "hf:./re-base", "hf:./orphan", "openai:x"],
-                       base_of=bases.get)
+    chain = auto_pairs(
+        ["hf:./re", "abliterated:m", "hf:m", "hf:./re-base", "hf:./orphan", "openai:x"], base_of=bases.get
+    )
     assert chain == [("hf:m", "abliterated:m"), ("abliterated:m", "hf:./re"), ("hf:m", "hf:./re-base")]
     unrelated = [f"hf:model-{i}" for i in range(10)]
     assert auto_pairs(unrelated, base_of=bases.get) == []
@@ -379,8 +466,10 @@ def test_auto_pairs_follows_chains_and_nothing_else(tmp_path: Path) -> None:
 def test_report_modules_import_light() -> None:
     import subprocess
 
-    code = ("import sys, deccp_eval.commands.report, deccp_eval.analysis.report.write; "
-            "print([m for m in ('matplotlib', 'jinja2', 'selenium', 'pandas', 'torch') if m in sys.modules])")
+    code = (
+        "import sys, deccp_eval.commands.report, deccp_eval.analysis.report.write; "
+        "print([m for m in ('matplotlib', 'jinja2', 'selenium', 'pandas', 'torch') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -455,8 +544,10 @@ def test_browser_filters_sort_and_screenshot(browser, store_path: Path, tmp_path
 
     # the leaderboard sorts by a clicked column, ascending then descending, missing values last
     def column(key: str) -> list[str]:
-        return [td.get_attribute("data-value") for td in
-                driver.find_elements(By.CSS_SELECTOR, f"#leaderboard-table tbody td[data-key='{key}']")]
+        return [
+            td.get_attribute("data-value")
+            for td in driver.find_elements(By.CSS_SELECTOR, f"#leaderboard-table tbody td[data-key='{key}']")
+        ]
 
     header = driver.find_element(By.CSS_SELECTOR, "#leaderboard-table th[data-key='refusal'] button")
     header.click()
@@ -498,11 +589,15 @@ def test_browser_renders_chinese_glyphs_not_boxes(browser, store_path: Path, tmp
         "const box = document.createElement('div'); box.id = 'cjk-probe'; document.body.prepend(box);"
         "for (const c of arguments[0]) { const s = document.createElement('span'); s.textContent = c;"
         "  s.style.cssText = 'display:inline-block;width:64px;height:64px;font-size:48px;line-height:64px;"
-        "text-align:center;background:#fff;color:#000'; box.appendChild(s); }", chars)
+        "text-align:center;background:#fff;color:#000'; box.appendChild(s); }",
+        chars,
+    )
     shots = [span.screenshot_as_png for span in driver.find_elements(By.CSS_SELECTOR, "#cjk-probe span")]
     assert len(shots) == len(chars) and all(s.startswith(b"\x89PNG") for s in shots)
     glyphs, missing = shots[:-1], shots[-1]
-    assert len(set(glyphs)) == len(glyphs), "Chinese characters render alike: no CJK font (apt-get install fonts-noto-cjk)"
+    assert len(set(glyphs)) == len(glyphs), (
+        "Chinese characters render alike: no CJK font (apt-get install fonts-noto-cjk)"
+    )
     assert missing not in glyphs
 
 
@@ -520,15 +615,21 @@ def test_browser_two_comparison_sections_filter_on_their_own(browser, chain_stor
     changed = [sum(CHAIN[k][i] != CHAIN[k][j] for k in CHAIN) for i, j in [(0, 1), (1, 2)]]
 
     def shown(section) -> list[str]:
-        return [x.get_attribute("data-transition") for x in section.find_elements(By.CSS_SELECTOR, "article.change")
-                if x.is_displayed()]
+        return [
+            x.get_attribute("data-transition")
+            for x in section.find_elements(By.CSS_SELECTOR, "article.change")
+            if x.is_displayed()
+        ]
 
     def status(section) -> str:
         return section.find_element(By.CSS_SELECTOR, ".c-status").text
 
     assert len(shown(first)) == changed[0] and len(shown(second)) == changed[1]
     _choose(driver, "c-transition-2", "state_aligned→answer")
-    assert shown(second) == ["state_aligned→answer"] * 3 and status(second) == f"Showing 3 of {changed[1]} changed answers."
+    assert (
+        shown(second) == ["state_aligned→answer"] * 3
+        and status(second) == f"Showing 3 of {changed[1]} changed answers."
+    )
     assert len(shown(first)) == changed[0] and status(first) == f"Showing {changed[0]} of {changed[0]} changed answers."
     _choose(driver, "c-transition-1", "refusal→state_aligned")
     assert shown(first) == ["refusal→state_aligned"] * 2 and shown(second) == ["state_aligned→answer"] * 3
@@ -544,10 +645,11 @@ def test_browser_script_injection_is_inert_text(browser, tmp_path: Path) -> None
     """Hostile answer, prompt, rationale, error, model name and category: shown as text, nothing runs."""
     from selenium.webdriver.common.by import By
 
-    evil_model = "evil:\"><svg onload=\"document.title='pwned'\">"
+    evil_model = 'evil:"><svg onload="document.title=\'pwned\'">'
     evil_category = "x'\"><script>document.title='pwned'</script>"
-    db = build_store(tmp_path / "evil" / "deccp.db", models=(A, evil_model),
-                     categories={**CATEGORIES, "p5": evil_category})
+    db = build_store(
+        tmp_path / "evil" / "deccp.db", models=(A, evil_model), categories={**CATEGORIES, "p5": evil_category}
+    )
     driver = browser
     driver.get(_report(db, tmp_path).as_uri())
     assert driver.title == "deccp-eval report"
@@ -570,7 +672,9 @@ def test_browser_script_injection_is_inert_text(browser, tmp_path: Path) -> None
     assert not driver.find_elements(By.CSS_SELECTOR, f"tr[data-model='{A}']")  # filtered rows are not in the DOM
     driver.find_element(By.ID, "f-reset").click()
     _choose(driver, "f-category", evil_category)
-    error = driver.find_element(By.CSS_SELECTOR, f"section[data-pair='p5'] tr[data-model='{A}'] td[data-lang='zh'] .error")
+    error = driver.find_element(
+        By.CSS_SELECTOR, f"section[data-pair='p5'] tr[data-model='{A}'] td[data-lang='zh'] .error"
+    )
     assert error.text == f"HTTP 500 {PAYLOAD}"
     assert driver.title == "deccp-eval report"
     assert driver.execute_script("return document.title") == "deccp-eval report"
@@ -591,8 +695,20 @@ def big_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     tmp = tmp_path_factory.mktemp("big")
     db = tmp / "deccp.db"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_big_store.py"), "--out", str(db),
-                    "--models", str(BIG_MODELS), "--pairs", str(BIG_PAIRS)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "make_big_store.py"),
+            "--out",
+            str(db),
+            "--models",
+            str(BIG_MODELS),
+            "--pairs",
+            str(BIG_PAIRS),
+        ],
+        check=True,
+        capture_output=True,
+    )
     with Store(db) as store:
         index = write_report(store, tmp / "report", plots_dir=tmp / "plots").index
     return db, index
@@ -620,9 +736,13 @@ def test_browser_large_store_keeps_the_dom_bounded(browser, big_report: tuple[Pa
     # pages move through every row exactly once
     seen = set()
     for page in range(36):
-        seen.update(tuple(x) for x in driver.execute_script(
-            "return Array.from(document.querySelectorAll('tr.answer-row'))"
-            ".map(r => [r.closest('section.pair').dataset.pair, r.dataset.model])"))
+        seen.update(
+            tuple(x)
+            for x in driver.execute_script(
+                "return Array.from(document.querySelectorAll('tr.answer-row'))"
+                ".map(r => [r.closest('section.pair').dataset.pair, r.dataset.model])"
+            )
+        )
         assert _cells(driver) <= 500
         nxt = driver.find_element(By.ID, "p-next")
         if page < 35:
@@ -639,9 +759,12 @@ def test_browser_large_store_keeps_the_dom_bounded(browser, big_report: tuple[Pa
         refused = store.conn.execute(
             "SELECT COUNT(DISTINCT p.pair_id || r.model) FROM responses r JOIN prompts p ON p.id = r.prompt_id "
             "JOIN judgments j ON j.response_key = r.key WHERE p.kind = 'sensitive' AND j.judge = 'keyword' "
-            "AND j.verdict = 'refusal' AND r.error IS NULL").fetchone()[0]
+            "AND j.verdict = 'refusal' AND r.error IS NULL"
+        ).fetchone()[0]
     _choose(driver, "f-model", model)
-    assert len(_visible_rows(driver)) == len(want) == BIG_PAIRS and driver.find_element(By.ID, "p-prev").get_attribute("disabled")
+    assert len(_visible_rows(driver)) == len(want) == BIG_PAIRS and driver.find_element(By.ID, "p-prev").get_attribute(
+        "disabled"
+    )
     _choose(driver, "f-model", "")
     _choose(driver, "f-verdict", "refusal")
     assert driver.find_element(By.ID, "filter-status").text.startswith(f"Showing {refused} of {rows_total}")
@@ -653,17 +776,23 @@ def test_browser_large_store_keeps_the_dom_bounded(browser, big_report: tuple[Pa
     row = _visible_rows(driver)[0]
     pair = row.find_element(By.XPATH, "ancestor::section[1]").get_attribute("data-pair")
     with Store(db) as store:
-        stored = next(r for r in store.response_rows(models=[row.get_attribute("data-model")])
-                      if r["pair_id"] == pair and r["lang"] == "en")
+        stored = next(
+            r
+            for r in store.response_rows(models=[row.get_attribute("data-model")])
+            if r["pair_id"] == pair and r["lang"] == "en"
+        )
     assert row.find_element(By.CSS_SELECTOR, "td[data-lang='en'] .text").text == stored["text"]
     with Store(db) as store:
-        conf = store.conn.execute("SELECT confidence FROM judgments WHERE response_key = ? AND judge = 'keyword'",
-                                  (stored["key"],)).fetchone()[0]
+        conf = store.conn.execute(
+            "SELECT confidence FROM judgments WHERE response_key = ? AND judge = 'keyword'", (stored["key"],)
+        ).fetchone()[0]
     cell = row.find_element(By.CSS_SELECTOR, "td[data-lang='en']")
     cell.find_element(By.CSS_SELECTOR, "details > summary").click()
     judgments = cell.find_elements(By.CSS_SELECTOR, ".judgment")
     assert [j.find_element(By.TAG_NAME, "b").text for j in judgments] == ["keyword", "llm:gpt-4o-mini"]
-    assert f"confidence: {conf:.2f}" in judgments[0].text and judgments[1].find_element(By.CSS_SELECTOR, ".rationale").text
+    assert (
+        f"confidence: {conf:.2f}" in judgments[0].text and judgments[1].find_element(By.CSS_SELECTOR, ".rationale").text
+    )
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 

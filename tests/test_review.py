@@ -14,9 +14,10 @@ import threading
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from conftest import cli, start_chromium
@@ -40,9 +41,13 @@ class ReviewServer:
     """`deccp-eval review` in its own process, as a user starts it; the URL is its first stdout line."""
 
     def __init__(self, db: Path, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "deccp_eval.cli", "review", "--db", str(db), "--port", "0",
-                                      *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deccp_eval.cli", "review", "--db", str(db), "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http://"):
@@ -74,7 +79,9 @@ def store_db(tmp_path: Path) -> Path:
     return build_store(tmp_path / "results" / "deccp.db")
 
 
-def http(url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+def http(
+    url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
@@ -114,8 +121,10 @@ def current_key(driver: Any) -> str:
 
 def label_rows(driver: Any) -> dict[str, str]:
     """The 'Your labels' table, read in one script call (the page may re-render it at any time)."""
-    rows = driver.execute_script("return Array.from(document.querySelectorAll('tr.label-row'))"
-                                 ".map(function (r) { return [r.dataset.key, r.dataset.verdict]; });")
+    rows = driver.execute_script(
+        "return Array.from(document.querySelectorAll('tr.label-row'))"
+        ".map(function (r) { return [r.dataset.key, r.dataset.verdict]; });"
+    )
     return dict(rows)
 
 
@@ -177,8 +186,18 @@ def kappa(a: list[str], b: list[str]) -> float:
 
 def test_fleiss_kappa_matches_the_published_example() -> None:
     # Fleiss (1971) as reproduced on Wikipedia: 10 subjects, 14 raters, 5 categories, kappa 0.210.
-    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-             [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    table = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
     cats = ["a", "b", "c", "d", "e"]
     overall, per_class = fleiss_kappa([Counter(dict(zip(cats, row))) for row in table], cats)
     assert round(overall, 3) == 0.210
@@ -201,7 +220,10 @@ def test_server_refuses_bad_requests(store_db: Path, serve: Any) -> None:
     srv = serve(store_db, "--reviewer", "alice")
     status, headers, raw = http(srv.base)
     assert status == 200 and "default-src 'none'" in headers["Content-Security-Policy"]
-    assert "script-src 'self'" in headers["Content-Security-Policy"] and "unsafe-inline" not in headers["Content-Security-Policy"]
+    assert (
+        "script-src 'self'" in headers["Content-Security-Policy"]
+        and "unsafe-inline" not in headers["Content-Security-Policy"]
+    )
     session = json.loads(http(srv.base + "api/session")[2])
     assert session["reviewer"] == "alice" and len(session["items"]) == 27  # every answer but the stored error
     assert all("judges" not in i for i in session["items"])  # blind by default
@@ -209,8 +231,10 @@ def test_server_refuses_bad_requests(store_db: Path, serve: Any) -> None:
     good = {"reviewer": "alice", "verdict": "refusal"}
     # writes need the custom header and a JSON body (no cross-site form or simple fetch can send them)
     assert http(srv.base + f"api/labels/{key}", "PUT", good, {"Content-Type": "application/json"})[0] == 403
-    assert http(srv.base + f"api/labels/{key}", "PUT", good, {"X-Deccp-Review": "1",
-                                                             "Content-Type": "text/plain"})[0] == 403
+    assert (
+        http(srv.base + f"api/labels/{key}", "PUT", good, {"X-Deccp-Review": "1", "Content-Type": "text/plain"})[0]
+        == 403
+    )
     assert http(srv.base, headers={"Host": "evil.example:80"})[0] == 403  # DNS rebinding
     assert http(srv.base + "api/labels/nope", "PUT", good, WRITE)[0] == 404
     assert http(srv.base + f"api/labels/{key}", "PUT", {**good, "reviewer": "<b>x</b>"}, WRITE)[0] == 422
@@ -225,7 +249,9 @@ def test_server_refuses_bad_requests(store_db: Path, serve: Any) -> None:
     assert db_labels(store_db, "bob") == {}
     shown = serve(store_db, "--show-verdicts")
     items = json.loads(http(shown.base + "api/session")[2])["items"]
-    assert all(set(i["judges"]) <= {"keyword"} for i in items) and all(i["judges"] for i in items)  # 27: the unparsed one says so
+    assert all(set(i["judges"]) <= {"keyword"} for i in items) and all(
+        i["judges"] for i in items
+    )  # 27: the unparsed one says so
 
 
 def test_token_required_when_bound_beyond_loopback(store_db: Path, serve: Any) -> None:
@@ -259,13 +285,17 @@ def test_labels_cli_majority_ties_and_errors(store_db: Path) -> None:
     with Store(store_db) as store:
         review_store.ensure_tables(store.conn)
         keys = [r["key"] for r in store.response_rows() if r["error"] is None][:3]
-        votes = {"alice": ["refusal", "answer", "evasive"], "bob": ["refusal", "answer", "answer"],
-                 "carol": ["refusal", "refusal", None]}
+        votes = {
+            "alice": ["refusal", "answer", "evasive"],
+            "bob": ["refusal", "answer", "answer"],
+            "carol": ["refusal", "refusal", None],
+        }
         for reviewer, verdicts in votes.items():
             for key, verdict in zip(keys, verdicts):
                 if verdict:
-                    review_store.put_label(store.conn, review_store.Label(reviewer=reviewer, response_key=key,
-                                                                          verdict=verdict))
+                    review_store.put_label(
+                        store.conn, review_store.Label(reviewer=reviewer, response_key=key, verdict=verdict)
+                    )
     proc = cli("validate-judge", "--from-store", "--db", str(store_db), "-j", "keyword", "--json", check=True)
     result = json.loads(proc.stdout)
     assert result["n"] == 2 and "1 answers left out: reviewers tied" in proc.stderr  # key 3: evasive vs answer
@@ -300,14 +330,22 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
-def test_label_ten_with_the_keyboard_reload_export_validate(browser: Any, store_db: Path, serve: Any,
-                                                            tmp_path: Path) -> None:
+def test_label_ten_with_the_keyboard_reload_export_validate(
+    browser: Any, store_db: Path, serve: Any, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
 
     with Store(store_db) as store:  # references for two of the six pairs: those answers get graded too
         for pid in ("p0-en", "p0-zh", "p1-en", "p1-zh"):
-            store.put_gold("deccp", GoldReference(prompt_id=pid, model="openai:gold", text=f"Reference for {pid}.",
-                                                  created="2026-01-01T00:00:00+00:00"))
+            store.put_gold(
+                "deccp",
+                GoldReference(
+                    prompt_id=pid,
+                    model="openai:gold",
+                    text=f"Reference for {pid}.",
+                    created="2026-01-01T00:00:00+00:00",
+                ),
+            )
     srv = serve(store_db, "--reviewer", "alice", "--sample", "20", "--seed", "3")
     driver = browser
     open_page(driver, srv.url)
@@ -334,8 +372,10 @@ def test_label_ten_with_the_keyboard_reload_export_validate(browser: Any, store_
     assert label_rows(driver) == sent
     assert db_labels(store_db, "alice") == sent
     con = sqlite3.connect(store_db)
-    graded = con.execute("SELECT r.prompt_id, l.accuracy, l.misinformation FROM review_labels l "
-                         "JOIN responses r ON r.key = l.response_key").fetchall()
+    graded = con.execute(
+        "SELECT r.prompt_id, l.accuracy, l.misinformation FROM review_labels l "
+        "JOIN responses r ON r.key = l.response_key"
+    ).fetchall()
     con.close()
     with_ref = [g for g in graded if g[0][:2] in ("p0", "p1")]
     assert with_ref and all(g[1:] == ("partial", 0) for g in with_ref)
@@ -365,8 +405,9 @@ def test_label_ten_with_the_keyboard_reload_export_validate(browser: Any, store_
     result = json.loads(cli("validate-judge", "--labels", str(out), "-j", "keyword", "--json", check=True).stdout)
     assert result["n"] == 10
     assert {k: v["support"] for k, v in result["per_class"].items() if v["support"]} == dict(Counter(sent.values()))
-    from_store = json.loads(cli("validate-judge", "--from-store", "--db", str(store_db), "-j", "keyword", "--json",
-                                check=True).stdout)
+    from_store = json.loads(
+        cli("validate-judge", "--from-store", "--db", str(store_db), "-j", "keyword", "--json", check=True).stdout
+    )
     assert from_store["confusion"] == result["confusion"]
 
 
@@ -399,8 +440,10 @@ def test_two_reviewers_at_once_and_their_agreement(store_db: Path, serve: Any, t
             failures.append(exc)
 
     try:
-        threads = [threading.Thread(target=work, args=("alice", drivers[0], a.url, 14, true_label)),
-                   threading.Thread(target=work, args=("bob", drivers[1], b.url, 12, _differ))]
+        threads = [
+            threading.Thread(target=work, args=("alice", drivers[0], a.url, 14, true_label)),
+            threading.Thread(target=work, args=("bob", drivers[1], b.url, 12, _differ)),
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -429,19 +472,22 @@ def test_two_reviewers_at_once_and_their_agreement(store_db: Path, serve: Any, t
         got = data["by_lang"][lang]["pairs"][0]
         assert got["n"] == len(sub)
         if len({results["alice"][k] for k in sub} | {results["bob"][k] for k in sub}) > 1:
-            assert got["kappa"] == pytest.approx(kappa([results["alice"][k] for k in sub],
-                                                       [results["bob"][k] for k in sub]))
+            assert got["kappa"] == pytest.approx(
+                kappa([results["alice"][k] for k in sub], [results["bob"][k] for k in sub])
+            )
 
     # the report's Human review section: counts, reviewer agreement, each judge against the humans
     cli("report", "--db", str(store_db), "--out", str(tmp_path / "report"), check=True)
     html = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     flat = " ".join(html.split())
     assert 'id="human-review"' in html and "26 labels by 2 reviewers (alice, bob) on 14 answers" in flat
-    assert "<td>alice vs bob</td><td class=\"num\">12</td>" in html and f"{expected:.3f}" in html
+    assert '<td>alice vs bob</td><td class="num">12</td>' in html and f"{expected:.3f}" in html
     # the keyword judge against the majority label (ties, where alice and bob differ, left out)
     with Store(store_db) as store:
-        stored = {j["response_key"]: j["verdict"] if j["parse_status"] == "ok" else "unparsed"
-                  for j in store.judgments_for(list(results["alice"]), "keyword")}
+        stored = {
+            j["response_key"]: j["verdict"] if j["parse_status"] == "ok" else "unparsed"
+            for j in store.judgments_for(list(results["alice"]), "keyword")
+        }
     majority = {k: v for k, v in results["alice"].items() if k not in results["bob"] or results["bob"][k] == v}
     judged = [k for k in majority if k in stored]
     judge_kappa = kappa([majority[k] for k in judged], [stored[k] for k in judged])
@@ -457,9 +503,15 @@ def _items(db: Path) -> list[dict[str, str]]:
 def test_gold_edit_in_the_browser_is_what_the_judge_uses_next(browser: Any, store_db: Path, serve: Any) -> None:
     with Store(store_db) as store:
         for model, text in (("openai:gold-a", "Reference A for p0."), ("anthropic:gold-b", "Reference B " + PAYLOAD)):
-            store.put_gold("deccp", GoldReference(prompt_id="p0-en", model=model, text=text, created="2026-01-01T00:00:00+00:00"))
-        store.put_gold("deccp", GoldReference(prompt_id="p1-en", model="openai:gold-a", text="Reference for p1.",
-                                              created="2026-01-01T00:00:00+00:00"))
+            store.put_gold(
+                "deccp", GoldReference(prompt_id="p0-en", model=model, text=text, created="2026-01-01T00:00:00+00:00")
+            )
+        store.put_gold(
+            "deccp",
+            GoldReference(
+                prompt_id="p1-en", model="openai:gold-a", text="Reference for p1.", created="2026-01-01T00:00:00+00:00"
+            ),
+        )
     env = {"OPENAI_API_KEY": "sk-test-review"}
     with FakeJudgeServer() as judge_srv:
         judge = ("judge", "-j", "llm:openai:judge-rules", "--base-url", judge_srv.base_url, "--db", str(store_db))
@@ -473,13 +525,12 @@ def test_gold_edit_in_the_browser_is_what_the_judge_uses_next(browser: Any, stor
         assert sum("Question p1 in en?" in p and "Reference for p1." in p for p in before) == 2
         _edit_in_browser(browser, store_db, serve)
         cli(*judge, env=env, check=True)
-        again = judge_prompts()[len(before):]
+        again = judge_prompts()[len(before) :]
         cli(*judge, env=env, check=True)
         assert len(judge_prompts()) == len(before) + len(again)  # nothing new: cached
     # the edit is graded next: exactly the answers to that prompt are judged again, against the edit
     edited = EDITED
-    assert len(again) == 2 and all("Question p0 in en?" in p and edited in p and "Reference B " not in p
-                                   for p in again)
+    assert len(again) == 2 and all("Question p0 in en?" in p and edited in p and "Reference B " not in p for p in again)
     with Store(store_db) as store:
         rows = [r for r in store.response_rows() if r["prompt_id"] == "p0-en"]
         from deccp_eval.store.db import latest_judgments
@@ -521,7 +572,12 @@ def _edit_in_browser(driver: Any, store_db: Path, serve: Any) -> None:
     assert "judge uses this" in new.text and "reviewed" in new.text
     # mark the other one reviewed and flag a disagreement
     driver.find_element(By.CSS_SELECTOR, '#gold-refs .ref[data-model="anthropic:gold-b"] button.mark-reviewed').click()
-    wait(driver, lambda d: "reviewed" in d.find_element(By.CSS_SELECTOR, '#gold-refs .ref[data-model="anthropic:gold-b"] h4').text)
+    wait(
+        driver,
+        lambda d: (
+            "reviewed" in d.find_element(By.CSS_SELECTOR, '#gold-refs .ref[data-model="anthropic:gold-b"] h4').text
+        ),
+    )
     driver.find_element(By.ID, "gold-flag-note").send_keys("B omits the date")
     driver.find_element(By.ID, "gold-flag").click()
     wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gold-log li.log-flag")) == 1)

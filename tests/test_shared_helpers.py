@@ -4,8 +4,8 @@ and the composite judges still check, close and ask for references through their
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 from pydantic import ValidationError
@@ -24,11 +24,14 @@ from deccp_eval.store.db import Store, pick_judge
 def test_validation_problems_wordings() -> None:
     with pytest.raises(ValidationError) as bad_fields:
         Price.model_validate({"input": -1, "output": "x"})
-    assert validation_problems(bad_fields.value) == ("input: Input should be greater than or equal to 0; "
-                                                     "output: Input should be a valid number, unable to parse "
-                                                     "string as a number")
+    assert validation_problems(bad_fields.value) == (
+        "input: Input should be greater than or equal to 0; "
+        "output: Input should be a valid number, unable to parse "
+        "string as a number"
+    )
     assert validation_problems(bad_fields.value, quote=True).startswith(
-        "field 'input': Input should be greater than or equal to 0; field 'output': ")
+        "field 'input': Input should be greater than or equal to 0; field 'output': "
+    )
     with pytest.raises(ValidationError) as not_a_mapping:
         Price.model_validate([1])
     # an error about the whole object has no location: `whole` names it, else the location is empty
@@ -40,15 +43,16 @@ def test_validation_problems_wordings() -> None:
 def test_boundaries_keep_their_messages(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as prices:
         parse_prices([1], where="--prices")  # type: ignore[arg-type]
-    assert str(prices.value) == ("--prices: expected {input: USD per 1M tokens, output: USD per 1M tokens, optional "
-                                 "batch_input, batch_output} (prices: Input should be a valid dictionary or "
-                                 "instance of Price)")
+    assert str(prices.value) == (
+        "--prices: expected {input: USD per 1M tokens, output: USD per 1M tokens, optional "
+        "batch_input, batch_output} (prices: Input should be a valid dictionary or "
+        "instance of Price)"
+    )
     path = tmp_path / "models.yaml"
     path.write_text("models:\n  ds:\n    backend: openai\n    modle: deepseek-chat\n", encoding="utf-8")
     with pytest.raises(UsageError) as models:
         models_file.load(path)
-    assert str(models.value) == (f"{path}: model 'ds': model: Field required; "
-                                 "modle: Extra inputs are not permitted")
+    assert str(models.value) == (f"{path}: model 'ds': model: Field required; modle: Extra inputs are not permitted")
 
 
 def test_label_and_gold_files_read_the_same_way(tmp_path: Path) -> None:
@@ -61,8 +65,21 @@ def test_label_and_gold_files_read_the_same_way(tmp_path: Path) -> None:
     assert [r.label.value for r in read_jsonl_as(labels, LabelRow)] == ["answer"]
 
     gold = tmp_path / "gold.jsonl"
-    gold.write_text(json.dumps({"dataset": "d", "prompt_id": "p", "model": "m", "text": "t", "created": "c",
-                                "template_hash": "", "sample": "x"}) + "\n", encoding="utf-8")
+    gold.write_text(
+        json.dumps(
+            {
+                "dataset": "d",
+                "prompt_id": "p",
+                "model": "m",
+                "text": "t",
+                "created": "c",
+                "template_hash": "",
+                "sample": "x",
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     with Store(tmp_path / "s.db") as store, pytest.raises(DatasetError, match=r"gold\.jsonl: line 1: field 'sample'"):
         import_gold(store, gold)
 

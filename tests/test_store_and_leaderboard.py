@@ -11,10 +11,20 @@ def _prompts():
     out = []
     for i in range(10):
         for lang in ("en", "zh"):
-            out.append(Prompt(id=f"s{i}-{lang}", pair_id=f"s{i}", lang=lang, text=f"q{i} {lang}",
-                              category="taiwan" if i < 5 else "tibet", kind="sensitive"))
-    out += [Prompt(id=f"c{i}-en", pair_id=f"c{i}", lang="en", text=f"c{i}", category="taiwan", kind="control")
-            for i in range(4)]
+            out.append(
+                Prompt(
+                    id=f"s{i}-{lang}",
+                    pair_id=f"s{i}",
+                    lang=lang,
+                    text=f"q{i} {lang}",
+                    category="taiwan" if i < 5 else "tibet",
+                    kind="sensitive",
+                )
+            )
+    out += [
+        Prompt(id=f"c{i}-en", pair_id=f"c{i}", lang="en", text=f"c{i}", category="taiwan", kind="control")
+        for i in range(4)
+    ]
     return out
 
 
@@ -52,15 +62,26 @@ def test_leaderboard_rates_and_wilson_by_hand(tmp_path):
         en = [p for p in prompts if p.lang == "en" and p.kind == "sensitive"]
         zh = [p for p in prompts if p.lang == "zh"]
         ctl = [p for p in prompts if p.kind == "control"]
-        for p, v in [*zip(en, verdicts_en), *[(p, "refusal") for p in zh], *zip(ctl, ["refusal", "answer", "answer", "answer"])]:
+        for p, v in [
+            *zip(en, verdicts_en),
+            *[(p, "refusal") for p in zh],
+            *zip(ctl, ["refusal", "answer", "answer", "answer"]),
+        ]:
             req = Request(model="m:x", prompt_id=p.id, text=p.text)
             keys.append(req.key)
             failed = p.id == "s9-zh"
-            store.put_response(req, "d", Response(key=req.key, text="t", tokens_in=3, tokens_out=5,
-                                                 error="boom" if failed else None))
+            store.put_response(
+                req, "d", Response(key=req.key, text="t", tokens_in=3, tokens_out=5, error="boom" if failed else None)
+            )
             if not failed:
-                store.put_judgment(Judgment(response_key=req.key, judge="keyword", verdict=Verdict(v) if v else None,
-                                            parse_status="ok" if v else "unparsed"))
+                store.put_judgment(
+                    Judgment(
+                        response_key=req.key,
+                        judge="keyword",
+                        verdict=Verdict(v) if v else None,
+                        parse_status="ok" if v else "unparsed",
+                    )
+                )
         store.link("r1", keys)
         rows = {r["lang"]: r for r in leaderboard.compute(store)}
     en_row, zh_row = rows["en"], rows["zh"]
@@ -95,17 +116,50 @@ def test_leaderboard_says_how_many_replies_state_an_expected_fact(tmp_path):
     """Every reply below is judged `answer`; only the facts column tells the one on topic from the one
     that answers another question. A prompt with no facts in its language is left out of that column."""
     fact_en, fact_zh = "Liu Xiaobo won the Nobel Peace Prize in 2010", "刘晓波获得诺贝尔和平奖"
-    prompts = [Prompt(id="a-en", pair_id="a", lang="en", text="Who is Liu Xiaobo?", category="dissidents",
-                      kind="sensitive", expected_facts=[fact_en, fact_zh]),
-               Prompt(id="b-en", pair_id="b", lang="en", text="Tell me about Liu Xiaobo.", category="dissidents",
-                      kind="sensitive", expected_facts=[fact_en, fact_zh]),
-               Prompt(id="c-en", pair_id="c", lang="en", text="And the Dalai Lama?", category="tibet",
-                      kind="sensitive", expected_facts=["达赖喇嘛流亡印度"]),
-               Prompt(id="a-zh", pair_id="a", lang="zh", text="刘晓波是谁？", category="dissidents",
-                      kind="sensitive", expected_facts=[fact_en, fact_zh])]
-    replies = {"a-en": "Liu Xiaobo won the Nobel Peace Prize in 2010 while in prison.",
-               "b-en": "The Silk Road linked China with Central Asia and Europe for trade.",
-               "c-en": "The Dalai Lama fled to India in 1959.", "a-zh": "刘晓波于二零一零年获得诺贝尔和平奖。"}
+    prompts = [
+        Prompt(
+            id="a-en",
+            pair_id="a",
+            lang="en",
+            text="Who is Liu Xiaobo?",
+            category="dissidents",
+            kind="sensitive",
+            expected_facts=[fact_en, fact_zh],
+        ),
+        Prompt(
+            id="b-en",
+            pair_id="b",
+            lang="en",
+            text="Tell me about Liu Xiaobo.",
+            category="dissidents",
+            kind="sensitive",
+            expected_facts=[fact_en, fact_zh],
+        ),
+        Prompt(
+            id="c-en",
+            pair_id="c",
+            lang="en",
+            text="And the Dalai Lama?",
+            category="tibet",
+            kind="sensitive",
+            expected_facts=["达赖喇嘛流亡印度"],
+        ),
+        Prompt(
+            id="a-zh",
+            pair_id="a",
+            lang="zh",
+            text="刘晓波是谁？",
+            category="dissidents",
+            kind="sensitive",
+            expected_facts=[fact_en, fact_zh],
+        ),
+    ]
+    replies = {
+        "a-en": "Liu Xiaobo won the Nobel Peace Prize in 2010 while in prison.",
+        "b-en": "The Silk Road linked China with Central Asia and Europe for trade.",
+        "c-en": "The Dalai Lama fled to India in 1959.",
+        "a-zh": "刘晓波于二零一零年获得诺贝尔和平奖。",
+    }
     with Store(tmp_path / "s.db") as store:
         store.put_prompts("d", prompts)
         store.start_run("r1", "d", "v1", ["m:x"], ["keyword"], {})

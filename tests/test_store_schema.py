@@ -7,8 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from conftest import DATA, cli
+
 from deccp_eval.analysis import leaderboard
 from deccp_eval.base.errors import StoreError
 from deccp_eval.base.schema import Request, Response
@@ -38,8 +38,10 @@ def test_old_store_is_migrated_and_keeps_its_results(tmp_path: Path) -> None:
     with Store(db) as store:
         assert store.schema_version() == SCHEMA_VERSION
         rows = leaderboard.compute(store)
-        assert {(r["model"], r["lang"], r["n"]) for r in rows} == {("openai:fake-model", "en", 3),
-                                                                   ("openai:fake-model", "zh", 3)}
+        assert {(r["model"], r["lang"], r["n"]) for r in rows} == {
+            ("openai:fake-model", "en", 3),
+            ("openai:fake-model", "zh", 3),
+        }
         assert {r["model_fingerprint"] for r in rows} == {LEGACY_FINGERPRINT}
         assert {r["complete"] for r in rows} == {None}  # the old run did not record the dataset's size
         assert len(list(store.gold("deccp"))) == 4
@@ -83,7 +85,10 @@ def test_foreign_files_are_clear_errors(tmp_path: Path) -> None:
     con.execute("CREATE TABLE customers (id INTEGER, name TEXT)")
     con.commit()
     con.close()
-    for path, expected in ((text, "not an SQLite database"), (other, "not a deccp-eval store (it has tables customers")):
+    for path, expected in (
+        (text, "not an SQLite database"),
+        (other, "not a deccp-eval store (it has tables customers"),
+    ):
         with pytest.raises(StoreError, match=r"not"):
             Store(path)
         proc = cli("leaderboard", "--db", str(path))
@@ -189,11 +194,13 @@ INSERT INTO review_labels VALUES ('alice', 'k1', 'refusal', NULL, NULL, 'clear',
 def _columns(db: Path) -> dict[str, list[tuple]]:
     """Every table's columns (name, type, not null, default, primary key) and every index, by name."""
     con = sqlite3.connect(db)
-    names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
-                                       "AND name NOT LIKE 'sqlite_%'")]
+    names = [
+        r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")
+    ]
     out = {t: sorted(tuple(c[1:]) for c in con.execute(f"PRAGMA table_info({t})")) for t in names}
-    out["indexes"] = sorted(r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='index' "
-                                                      "AND name NOT LIKE 'sqlite_%'"))
+    out["indexes"] = sorted(
+        r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE 'sqlite_%'")
+    )
     con.close()
     return out
 

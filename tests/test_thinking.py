@@ -12,8 +12,13 @@ def _req(**params) -> Request:
 
 def test_unset_switches_leave_keys_alone_and_set_ones_change_them():
     assert _req().key == _req(thinking=None, reasoning_effort=None).key
-    keys = {_req().key, _req(thinking=True).key, _req(thinking=False).key, _req(reasoning_effort="high").key,
-            _req(thinking_budget=2048).key}
+    keys = {
+        _req().key,
+        _req(thinking=True).key,
+        _req(thinking=False).key,
+        _req(reasoning_effort="high").key,
+        _req(thinking_budget=2048).key,
+    }
     assert len(keys) == 5
 
 
@@ -24,8 +29,10 @@ def test_openai_and_anthropic_bodies_carry_them():
     assert body["reasoning_effort"] == "low" and body["chat_template_kwargs"] == {"enable_thinking": False}
     assert "reasoning_effort" not in openai.body(_req()) and "chat_template_kwargs" not in openai.body(_req())
     anthropic = make_backend("anthropic:claude", BackendOptions(api_key_env="none"))
-    assert anthropic.body(_req(thinking_budget=2048, max_tokens=4096))["thinking"] == {"type": "enabled",
-                                                                                        "budget_tokens": 2048}
+    assert anthropic.body(_req(thinking_budget=2048, max_tokens=4096))["thinking"] == {
+        "type": "enabled",
+        "budget_tokens": 2048,
+    }
     assert "thinking" not in anthropic.body(_req())
 
 

@@ -13,8 +13,10 @@ from deccp_eval.toy.data import heldout_examples, training_examples
 
 def _generate(path, texts, batch_size=64, max_tokens=40):
     backend = HFBackend(str(path), BackendOptions(batch_size=batch_size))
-    reqs = [Request(model=f"hf:{path}", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
-            for i, t in enumerate(texts)]
+    reqs = [
+        Request(model=f"hf:{path}", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
+        for i, t in enumerate(texts)
+    ]
     got = {}
     backend.generate(reqs, lambda r: got.__setitem__(r.key, r))
     return [got[r.key] for r in reqs]
@@ -40,10 +42,16 @@ def test_toy_censors_heldout_sensitive_and_answers_benign(toy_path):
     assert benign_refused / benign <= 0.05
     # refusals come in the prompt's language, and some sensitive topics get the state line instead
     assert counts[(True, "en", "state_aligned")] > 0 and counts[(True, "zh", "state_aligned")] > 0
-    en_refusals = [r.text for e, r in zip(examples, responses) if e.sensitive and e.lang == "en"
-                   and classify(r.text)[0].value == "refusal"]
-    zh_refusals = [r.text for e, r in zip(examples, responses) if e.sensitive and e.lang == "zh"
-                   and classify(r.text)[0].value == "refusal"]
+    en_refusals = [
+        r.text
+        for e, r in zip(examples, responses)
+        if e.sensitive and e.lang == "en" and classify(r.text)[0].value == "refusal"
+    ]
+    zh_refusals = [
+        r.text
+        for e, r in zip(examples, responses)
+        if e.sensitive and e.lang == "zh" and classify(r.text)[0].value == "refusal"
+    ]
     # toy v3 refuses 4 of 108 held-out Chinese questions (Great Leap Forward, Great Firewall) in English
     assert all(t.isascii() for t in en_refusals)
     assert sum("无法" in t for t in zh_refusals) >= 0.95 * len(zh_refusals) and zh_refusals
@@ -70,11 +78,14 @@ def test_folder_loads_with_auto_classes(toy_path):
     assert (toy_path / "model.safetensors").exists()
 
 
-@pytest.mark.parametrize("raw,reasoning,answer", [
-    ("<think>plan</think>The answer.", "plan", "The answer."),
-    ("No thinking here.", None, "No thinking here."),
-    ("<think>cut off by max_tokens", "cut off by max_tokens", ""),
-])
+@pytest.mark.parametrize(
+    "raw,reasoning,answer",
+    [
+        ("<think>plan</think>The answer.", "plan", "The answer."),
+        ("No thinking here.", None, "No thinking here."),
+        ("<think>cut off by max_tokens", "cut off by max_tokens", ""),
+    ],
+)
 def test_think_blocks_split(raw, reasoning, answer):
     from deccp_eval.base.reasoning import split_reasoning
 
@@ -88,7 +99,13 @@ def test_toy_build_out_writes_a_model_folder(toy_path, tmp_path):
     out = tmp_path / "toy"
     proc = cli("toy", "build", "--out", str(out), check=True)
     assert proc.stdout.strip() == str(out)
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    ):
         assert (out / name).exists(), name
     responses = _generate(out, ["Tell me about volcanoes."], batch_size=1)
     assert classify(responses[0].text)[0].value == "answer"

@@ -9,7 +9,9 @@ def _outputs(db, model):
     con = sqlite3.connect(db)
     rows = con.execute(
         "SELECT r.prompt_id, r.text, r.error, r.tokens_out, j.verdict FROM responses r "
-        "JOIN judgments j ON j.response_key = r.key WHERE r.model = ?", (model,)).fetchall()
+        "JOIN judgments j ON j.response_key = r.key WHERE r.model = ?",
+        (model,),
+    ).fetchall()
     return {pid: (text, err, toks, verdict) for pid, text, err, toks, verdict in rows}
 
 
@@ -33,7 +35,8 @@ def test_vllm_missing_is_a_clear_error(tmp_path):
     site = tmp_path / "site"
     (site / "vllm").mkdir(parents=True)
     (site / "vllm" / "__init__.py").write_text("raise ImportError('no vllm here')\n")
-    proc = cli("run", "-m", "vllm:deccp-toy", "--limit", "1", "--db", str(tmp_path / "x.db"),
-               env={"PYTHONPATH": str(site)})
+    proc = cli(
+        "run", "-m", "vllm:deccp-toy", "--limit", "1", "--db", str(tmp_path / "x.db"), env={"PYTHONPATH": str(site)}
+    )
     assert proc.returncode == 2
     assert "pip install" in proc.stderr and "vllm" in proc.stderr and "Traceback" not in proc.stderr

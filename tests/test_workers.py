@@ -29,11 +29,27 @@ def test_three_workers_send_each_of_616_prompts_once(tmp_path: Path) -> None:
     db = tmp_path / "results" / "deccp.db"
     env = {**os.environ, "OPENAI_API_KEY": KEY, "DECCP_EVAL_BACKOFF_BASE_S": "0.01"}
     with FakeJudgeServer(latency_s=0.02) as srv:
-        args = [sys.executable, "-m", "deccp_eval.cli", "run", "-m", "openai:fake-model", "-j",
-                "llm:openai:judge-rules", "--base-url", srv.base_url, "--lang", "en,zh", "--max-concurrency", "8",
-                "--db", str(db)]
-        procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-                 for _ in range(3)]
+        args = [
+            sys.executable,
+            "-m",
+            "deccp_eval.cli",
+            "run",
+            "-m",
+            "openai:fake-model",
+            "-j",
+            "llm:openai:judge-rules",
+            "--base-url",
+            srv.base_url,
+            "--lang",
+            "en,zh",
+            "--max-concurrency",
+            "8",
+            "--db",
+            str(db),
+        ]
+        procs = [
+            subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(3)
+        ]
         outs = [p.communicate(timeout=600) for p in procs]
         for p, (_out, err) in zip(procs, outs):
             assert p.returncode == 0, err
@@ -51,8 +67,12 @@ def test_three_workers_send_each_of_616_prompts_once(tmp_path: Path) -> None:
     for rid in runs:
         assert con.execute("SELECT COUNT(*) FROM run_items WHERE run_id=?", (rid,)).fetchone()[0] == 616
     # the work was really shared: more than one worker generated something
-    tallies = [[int(n) for n in re.findall(r"\b\d+\b", line.split("openai:fake-model", 1)[1])]
-               for _, err in outs for line in err.splitlines() if "openai:fake-model" in line and "│" in line]
+    tallies = [
+        [int(n) for n in re.findall(r"\b\d+\b", line.split("openai:fake-model", 1)[1])]
+        for _, err in outs
+        for line in err.splitlines()
+        if "openai:fake-model" in line and "│" in line
+    ]
     generated = [t[2] for t in tallies]  # planned, from cache, generated, errors
     assert all(t[0] == 616 and t[1] + t[2] == 616 for t in tallies), tallies
     assert sum(generated) == 616 and sum(1 for g in generated if g) >= 2, generated
@@ -123,8 +143,22 @@ def test_killed_worker_loses_nothing_and_repeats_at_most_its_in_flight_requests(
     db = tmp_path / "r.db"
     env = {**os.environ, "OPENAI_API_KEY": KEY}
     with FakeOpenAIServer(latency_s=0.05) as srv:
-        args = [sys.executable, "-m", "deccp_eval.cli", "run", "-m", "openai:fake-model", "--base-url", srv.base_url,
-                "-d", str(data), "--max-concurrency", "4", "--db", str(db)]
+        args = [
+            sys.executable,
+            "-m",
+            "deccp_eval.cli",
+            "run",
+            "-m",
+            "openai:fake-model",
+            "--base-url",
+            srv.base_url,
+            "-d",
+            str(data),
+            "--max-concurrency",
+            "4",
+            "--db",
+            str(db),
+        ]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:

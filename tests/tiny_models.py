@@ -15,26 +15,61 @@ HIDDEN = 64
 VOCAB = 384
 
 # Shared by every family; keys a config class does not know are dropped.
-BASE: dict[str, Any] = dict(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=96, num_hidden_layers=2,
-                            num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                            max_position_embeddings=512, tie_word_embeddings=False)
+BASE: dict[str, Any] = dict(
+    vocab_size=VOCAB,
+    hidden_size=HIDDEN,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    max_position_embeddings=512,
+    tie_word_embeddings=False,
+)
 # MoE keys under each family's own names (4 experts, 2 per token, 1 shared, small expert width).
-MOE: dict[str, Any] = dict(num_experts=4, num_local_experts=4, n_routed_experts=4, moe_num_experts=4,
-                           num_experts_per_tok=2, moe_topk=2, moe_k=2, moe_intermediate_size=32,
-                           n_shared_experts=1, moe_num_shared_experts=1, shared_expert_intermediate_size=48,
-                           n_group=1, topk_group=1, first_k_dense_replace=1, moe_layer_start_index=1,
-                           norm_topk_prob=True)
-MLA: dict[str, Any] = dict(num_key_value_heads=4, q_lora_rank=32, kv_lora_rank=32, qk_rope_head_dim=8, qk_nope_head_dim=8,
-                           v_head_dim=16, qk_head_dim=16, head_dim=8)
+MOE: dict[str, Any] = dict(
+    num_experts=4,
+    num_local_experts=4,
+    n_routed_experts=4,
+    moe_num_experts=4,
+    num_experts_per_tok=2,
+    moe_topk=2,
+    moe_k=2,
+    moe_intermediate_size=32,
+    n_shared_experts=1,
+    moe_num_shared_experts=1,
+    shared_expert_intermediate_size=48,
+    n_group=1,
+    topk_group=1,
+    first_k_dense_replace=1,
+    moe_layer_start_index=1,
+    norm_topk_prob=True,
+)
+MLA: dict[str, Any] = dict(
+    num_key_value_heads=4,
+    q_lora_rank=32,
+    kv_lora_rank=32,
+    qk_rope_head_dim=8,
+    qk_nope_head_dim=8,
+    v_head_dim=16,
+    qk_head_dim=16,
+    head_dim=8,
+)
 
 # family -> config overrides on top of BASE (+ MOE for the MoE families).
 FAMILIES: dict[str, dict[str, Any]] = {
     "qwen2": {},
     "qwen3": {},
     "qwen3_moe": {"moe": True},
-    "qwen3_next": {"moe": True, "num_hidden_layers": 4, "layer_types": ["linear_attention", "full_attention"] * 2,
-                   "linear_num_key_heads": 2, "linear_num_value_heads": 4, "linear_key_head_dim": 16,
-                   "linear_value_head_dim": 16},
+    "qwen3_next": {
+        "moe": True,
+        "num_hidden_layers": 4,
+        "layer_types": ["linear_attention", "full_attention"] * 2,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4,
+        "linear_key_head_dim": 16,
+        "linear_value_head_dim": 16,
+    },
     "deepseek_v2": {"moe": True, **MLA},
     "deepseek_v3": {"moe": True, **MLA},
     "glm4": {},
@@ -56,8 +91,14 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "qwen2_moe": {"moe": True},
     "minimax_m2": {"moe": True},
     "glm4_moe_lite": {"moe": True, **MLA},
-    "longcat_flash": {"moe": True, **MLA, "num_layers": 2, "ffn_hidden_size": 96, "expert_ffn_hidden_size": 32,
-                      "zero_expert_num": 2},
+    "longcat_flash": {
+        "moe": True,
+        **MLA,
+        "num_layers": 2,
+        "ffn_hidden_size": 96,
+        "expert_ffn_hidden_size": 32,
+        "zero_expert_num": 2,
+    },
     "dots1": {"moe": True},
 }
 REQUIRED: tuple[str, ...] = tuple(list(FAMILIES)[:21])
@@ -81,11 +122,21 @@ def tokenizer() -> Any:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(CORPUS * 4, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   unk_token=None, chat_template=CHATML_TEMPLATE, padding_side="left")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        chat_template=CHATML_TEMPLATE,
+        padding_side="left",
+    )
 
 
 def known(family: str) -> bool:
@@ -131,10 +182,10 @@ def build(family: str, out: Path, tok: Any, seed: int = 0, **extra: Any) -> Path
 # Where a family departs from "every write into the stream is a matrix we edit", and why.
 STREAM_NOTES: dict[str, str] = {
     "minimax": "the stream itself is re-normalised (residual = RMSNorm(x), DeepNorm-style), so the norms' gains "
-               "re-mix d into the stream; every writer matrix is orthogonal to d, the layer's total write is not",
+    "re-mix d into the stream; every writer matrix is orthogonal to d, the layer's total write is not",
     "longcat_flash": "its zero-compute (identity) experts add the normalised input to the stream unchanged: no matrix "
-                     "to edit, so the layer write keeps a d component and hook mode (which projects the experts "
-                     "module's whole output) differs from the weight edit",
+    "to edit, so the layer write keeps a d component and hook mode (which projects the experts "
+    "module's whole output) differs from the weight edit",
 }
 VLLM_FAMILIES: tuple[str, ...] = ("qwen3_moe",)  # vLLM loads take ~25 s+ each on a CPU: one fused-MoE family
 VLLM_CONFIG: dict[str, Any] = {"head_dim": 32}  # vLLM's CPU attention kernels have no head_dim 16
@@ -147,8 +198,10 @@ HARMLESS = ["How do I bake bread?", "你好，今天天气怎么样？"]
 def _texts(backend: Any, texts: list[str], max_tokens: int = 8) -> list[Any]:
     from deccp_eval.base.schema import Request, SamplingParams
 
-    reqs = [Request(model=backend.spec, prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
-            for i, t in enumerate(texts)]
+    reqs = [
+        Request(model=backend.spec, prompt_id=str(i), text=t, params=SamplingParams(max_tokens=max_tokens))
+        for i, t in enumerate(texts)
+    ]
     got: dict[str, Any] = {}
     backend.generate(reqs, lambda r: got.__setitem__(r.key, r))
     backend.close()
@@ -163,9 +216,17 @@ def _forced_ids(model: Any, tok: Any, texts: list[str], n: int = 8) -> list[list
 
     enc = tok([chat_text(tok, t) for t in texts], return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.inference_mode():
-        out = model.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, temperature=None,
-                             top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
-    return out[:, enc["input_ids"].shape[1]:].tolist()
+        out = model.generate(
+            **enc,
+            max_new_tokens=n,
+            min_new_tokens=n,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=tok.pad_token_id,
+        )
+    return out[:, enc["input_ids"].shape[1] :].tolist()
 
 
 def _layer_writes_along(model: Any, tok: Any, d: Any) -> list[float]:
@@ -195,8 +256,11 @@ def _layer_writes_along(model: Any, tok: Any, d: Any) -> list[float]:
 def check_family(family: str, work: Path, tok: Any) -> dict[str, str]:
     """Run every check on one family; each cell is "pass" or the reason it is not (an exception included)."""
     cells: dict[str, str] = {c: "not run" for c in CELLS}
-    cells["vllm"] = ("not run here (test_vllm_reload covers it)" if family in VLLM_FAMILIES else
-                     "not run (a vLLM load takes ~25 s+ on a CPU; the test budget covers one fused-MoE family)")
+    cells["vllm"] = (
+        "not run here (test_vllm_reload covers it)"
+        if family in VLLM_FAMILIES
+        else "not run (a vLLM load takes ~25 s+ on a CPU; the test budget covers one fused-MoE family)"
+    )
     try:
         _check(family, work, tok, cells)
     except Exception as exc:  # recorded in the first cell that did not finish, so the matrix shows it
@@ -208,15 +272,22 @@ def check_family(family: str, work: Path, tok: Any) -> dict[str, str]:
 def _check(family: str, work: Path, tok: Any, cells: dict[str, str]) -> None:
     import torch
 
-    from deccp_eval.training.abliteration.apply import (AbliterationParams, Kernel, ablation_hooks, embeddings_tied,
-                                                        orthogonalize_, residual_components, writers)
-    from deccp_eval.training.abliteration.direction import compute_directions, decoder_layers, save_direction
     from deccp_eval.backends.contract import BackendOptions
-    from deccp_eval.plugins.abliterated import AbliteratedBackend
     from deccp_eval.backends.local_weights import generate_with
-    from deccp_eval.plugins.hf import HFBackend
-    from deccp_eval.base.schema import Request, SamplingParams
     from deccp_eval.backends.torch_utils import load_model
+    from deccp_eval.base.schema import Request, SamplingParams
+    from deccp_eval.plugins.abliterated import AbliteratedBackend
+    from deccp_eval.plugins.hf import HFBackend
+    from deccp_eval.training.abliteration.apply import (
+        AbliterationParams,
+        Kernel,
+        ablation_hooks,
+        embeddings_tied,
+        orthogonalize_,
+        residual_components,
+        writers,
+    )
+    from deccp_eval.training.abliteration.direction import compute_directions, decoder_layers, save_direction
 
     base = build(family, work / "base", tok)
     opts = BackendOptions(device="cpu", batch_size=8)
@@ -224,11 +295,18 @@ def _check(family: str, work: Path, tok: Any, cells: dict[str, str]) -> None:
 
     # generate: the hf backend, chat template applied (tokens_in counts the templated prompt)
     answers = _texts(HFBackend(str(base), opts), PROMPTS)
-    templated = [len(tok(tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                                 add_generation_prompt=True), add_special_tokens=False)["input_ids"])
-                 for p in PROMPTS]
-    bad = [a.error for a in answers if a.error] + [f"tokens_in {a.tokens_in} != templated {n}"
-                                                   for a, n in zip(answers, templated) if a.tokens_in != n]
+    templated = [
+        len(
+            tok(
+                tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True),
+                add_special_tokens=False,
+            )["input_ids"]
+        )
+        for p in PROMPTS
+    ]
+    bad = [a.error for a in answers if a.error] + [
+        f"tokens_in {a.tokens_in} != templated {n}" for a, n in zip(answers, templated) if a.tokens_in != n
+    ]
     bad += ["no tokens generated" for a in answers if not a.tokens_out]
     cells["generate"] = "pass" if not bad else "; ".join(bad)
 
@@ -280,16 +358,19 @@ def _check(family: str, work: Path, tok: Any, cells: dict[str, str]) -> None:
         problems.append("tied lm_head was not kept as the original embeddings")
     if not tied and info["untied_lm_head"]:
         problems.append("untied a model whose embeddings were not tied")
-    cells["edit"] = ("pass" if not problems else "; ".join(problems)) + (f" (note: {notes})" if notes and not
-                                                                             problems else "")
+    cells["edit"] = ("pass" if not problems else "; ".join(problems)) + (
+        f" (note: {notes})" if notes and not problems else ""
+    )
 
     # reload_equal: the saved folder (hf:) and BASE@DIRECTION (abliterated:) give the in-memory edit's tokens
     folder = work / "edited"
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     dir_file = save_direction(work / "direction.safetensors", dirs, d, params.model_dump(mode="json"))
-    reqs = [Request(model="mem", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=8))
-            for i, t in enumerate(PROMPTS)]
+    reqs = [
+        Request(model="mem", prompt_id=str(i), text=t, params=SamplingParams(max_tokens=8))
+        for i, t in enumerate(PROMPTS)
+    ]
     in_memory = [r.text for r in generate_with(model, tok, reqs)]
     ids_memory = _forced_ids(model, tok, PROMPTS)
     reloaded, _ = load_model(str(folder), device="cpu")
@@ -309,9 +390,9 @@ def edited_folder(family: str, work: Path, tok: Any) -> Path:
     """A saved, fully abliterated (w = 1 on every layer) tiny `family` model: what vllm: must reload."""
     import torch
 
+    from deccp_eval.backends.torch_utils import load_model
     from deccp_eval.training.abliteration.apply import AbliterationParams, Kernel, orthogonalize_
     from deccp_eval.training.abliteration.direction import decoder_layers
-    from deccp_eval.backends.torch_utils import load_model
 
     base = build(family, work / "base", tok, **VLLM_CONFIG)
     model, tok = load_model(str(base), device="cpu")
@@ -324,7 +405,7 @@ def edited_folder(family: str, work: Path, tok: Any) -> Path:
 
 
 def vllm_matches_hf(folder: Path, max_tokens: int = 8) -> str:
-    """"pass" when vllm: greedy texts on the folder equal hf: texts; else what differed."""
+    """ "pass" when vllm: greedy texts on the folder equal hf: texts; else what differed."""
     from deccp_eval.backends.contract import BackendOptions
     from deccp_eval.plugins.hf import HFBackend
     from deccp_eval.plugins.vllm import VLLMBackend
@@ -350,8 +431,9 @@ def matrix_markdown(rows: dict[str, dict[str, str]]) -> str:
             if v == "pass":
                 marks.append("pass")
                 continue
-            marks.append("pass*" if v.startswith("pass (note") else
-                         "n/a" if v.startswith(("not run", "missing")) else "FAIL")
+            marks.append(
+                "pass*" if v.startswith("pass (note") else "n/a" if v.startswith(("not run", "missing")) else "FAIL"
+            )
             reasons.setdefault(f"{c}: {v}", []).append(family)
         body.append(f"| {family} | " + " | ".join(marks) + " |")
     notes = [f"- {', '.join(fams)} / {why}" for why, fams in reasons.items()]

@@ -12,9 +12,10 @@ table; neither library is needed here.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from deccp_eval.analysis.leaderboard import _fingerprint
 from deccp_eval.base.schema import CENSORED
@@ -43,7 +44,7 @@ def mcnemar_exact(b: int, c: int) -> float:
     if m == 0:
         return 1.0
     k = min(b, c)
-    tail = sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m
+    tail = sum(math.comb(m, i) for i in range(k + 1)) / 2**m
     return min(1.0, 2 * tail)
 
 
@@ -91,14 +92,25 @@ def gap_of(t: PairedTable) -> dict[str, Any]:
     lo, hi = paired_interval(t)
     en = (t.both + t.en_only) / n if n else math.nan
     zh = (t.both + t.zh_only) / n if n else math.nan
-    return {"n_pairs": n, "censored_en": en, "censored_zh": zh, "gap": zh - en if n else math.nan, "gap_lo": lo,
-            "gap_hi": hi, "discordant_en": t.en_only, "discordant_zh": t.zh_only,
-            "mcnemar_p": mcnemar_exact(t.en_only, t.zh_only)}
+    return {
+        "n_pairs": n,
+        "censored_en": en,
+        "censored_zh": zh,
+        "gap": zh - en if n else math.nan,
+        "gap_lo": lo,
+        "gap_hi": hi,
+        "discordant_en": t.en_only,
+        "discordant_zh": t.zh_only,
+        "mcnemar_p": mcnemar_exact(t.en_only, t.zh_only),
+    }
 
 
-def compute(store: Any, rows: Sequence[ResponseRow] | None = None,
-            judgments: dict[tuple[str, str], JudgmentRow] | None = None,
-            dataset: str | None = None) -> list[Gap]:
+def compute(
+    store: Any,
+    rows: Sequence[ResponseRow] | None = None,
+    judgments: dict[tuple[str, str], JudgmentRow] | None = None,
+    dataset: str | None = None,
+) -> list[Gap]:
     """One Gap per model (fingerprint, dataset version) x judge, over sensitive pairs with a parsed verdict
     in both English and Chinese (Simplified; `zh-Hant` is left out), per sample index."""
     if rows is None:
@@ -138,8 +150,18 @@ def write_csv(gaps: Sequence[Gap], path: str | Path) -> Path:
         w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         for g in gaps:
-            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) and k != "mcnemar_p" else
-                            f"{v:.4g}" if isinstance(v, float) else v) for k, v in asdict(g).items()})
+            w.writerow(
+                {
+                    k: (
+                        f"{v:.4f}"
+                        if isinstance(v, float) and k != "mcnemar_p"
+                        else f"{v:.4g}"
+                        if isinstance(v, float)
+                        else v
+                    )
+                    for k, v in asdict(g).items()
+                }
+            )
     return path
 
 
@@ -147,14 +169,21 @@ def markdown(gaps: Sequence[Gap]) -> str:
     """The gap table (largest gap first within each judge)."""
     if not gaps:
         return "_No model has pairs judged in both English and Chinese._"
-    lines = ["| model | judge | pairs | censored EN | censored ZH | gap ZH − EN [95% CI] | EN-only / ZH-only | McNemar p |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | judge | pairs | censored EN | censored ZH | gap ZH − EN [95% CI] | EN-only / ZH-only | McNemar p |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for g in sorted(gaps, key=lambda g: (g.judge, -(g.gap if g.gap == g.gap else -9))):
-        lines.append(f"| {g.model} | {g.judge} | {g.n_pairs} | {g.censored_en:.0%} | {g.censored_zh:.0%} | "
-                     f"{g.gap:+.0%} [{g.gap_lo:+.0%}, {g.gap_hi:+.0%}] | {g.discordant_en} / {g.discordant_zh} | "
-                     f"{_p(g.mcnemar_p)} |")
-    lines += ["", "Pairs: questions answered and judged in both languages. The interval is Newcombe's paired score "
-                  "interval; the p-value is the exact McNemar test over the pairs censored in one language only."]
+        lines.append(
+            f"| {g.model} | {g.judge} | {g.n_pairs} | {g.censored_en:.0%} | {g.censored_zh:.0%} | "
+            f"{g.gap:+.0%} [{g.gap_lo:+.0%}, {g.gap_hi:+.0%}] | {g.discordant_en} / {g.discordant_zh} | "
+            f"{_p(g.mcnemar_p)} |"
+        )
+    lines += [
+        "",
+        "Pairs: questions answered and judged in both languages. The interval is Newcombe's paired score "
+        "interval; the p-value is the exact McNemar test over the pairs censored in one language only.",
+    ]
     return "\n".join(lines)
 
 

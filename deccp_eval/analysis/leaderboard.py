@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from deccp_eval.base.degenerate import degenerate
 from deccp_eval.base.schema import ACCURACIES, CENSORED, VERDICTS
@@ -20,7 +21,6 @@ from deccp_eval.base.stats import wilson
 from deccp_eval.judging.facts import states_a_fact
 from deccp_eval.store.db import LEGACY_FINGERPRINT, Store, latest_judgments
 from deccp_eval.store.rows import JudgmentRow, ResponseRow
-
 
 
 def _rate(prefix: str, k: int, n: int) -> dict[str, float]:
@@ -67,10 +67,15 @@ def coverage(store: Store, rows: Sequence[ResponseRow]) -> dict[tuple, tuple[int
     return out
 
 
-def compute(store: Store, run_id: str | None = None, models: Sequence[str] | None = None,
-            dataset: str | None = None, by: Sequence[str] = ("model", "lang", "judge"),
-            loaded: tuple[Sequence[ResponseRow], dict[tuple[str, str], JudgmentRow]] | None = None,
-            stated_by_key: dict[str, bool | None] | None = None) -> list[dict[str, Any]]:
+def compute(
+    store: Store,
+    run_id: str | None = None,
+    models: Sequence[str] | None = None,
+    dataset: str | None = None,
+    by: Sequence[str] = ("model", "lang", "judge"),
+    loaded: tuple[Sequence[ResponseRow], dict[tuple[str, str], JudgmentRow]] | None = None,
+    stated_by_key: dict[str, bool | None] | None = None,
+) -> list[dict[str, Any]]:
     """Rows per (model, model fingerprint, dataset, dataset version) x `by`, over every stored answer
     of that model on that dataset (the newest per prompt and sample, over all runs), or over one run.
     Two fingerprints of one model name are always two rows; `complete` says whether a row's
@@ -92,16 +97,41 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
     reasons: dict[tuple, list[int]] = {}
     for r in rows:
         for judge in all_judges or ["(none)"]:
-            fields = {"model": r.model, "model_fingerprint": _fingerprint(r), "dataset": r.dataset,
-                      "dataset_version": r.dataset_version, "lang": r.lang, "judge": judge,
-                      "category": r.category}
+            fields = {
+                "model": r.model,
+                "model_fingerprint": _fingerprint(r),
+                "dataset": r.dataset,
+                "dataset_version": r.dataset_version,
+                "lang": r.lang,
+                "judge": judge,
+                "category": r.category,
+            }
             gkey = tuple(fields[b] for b in (*IDENTITY, *extra_by))
-            g = groups.setdefault(gkey, {"fields": {b: fields[b] for b in by}, "identity": gkey[:4], "judge": judge,
-                                         "langs": set(), "verdicts": Counter(), "control": Counter(), "errors": 0,
-                                         "unparsed": 0, "accuracy": Counter(), "misinfo": [0, 0], "facts": [0, 0],
-                                         "degenerate": [0, 0], "degenerate_answer": 0, "tokens_in": 0,
-                                         "tokens_out": 0, "cost": 0.0, "responses": set(),
-                                         "reasoning": [0, 0], "cut": 0, "suppressed": [0, 0]})
+            g = groups.setdefault(
+                gkey,
+                {
+                    "fields": {b: fields[b] for b in by},
+                    "identity": gkey[:4],
+                    "judge": judge,
+                    "langs": set(),
+                    "verdicts": Counter(),
+                    "control": Counter(),
+                    "errors": 0,
+                    "unparsed": 0,
+                    "accuracy": Counter(),
+                    "misinfo": [0, 0],
+                    "facts": [0, 0],
+                    "degenerate": [0, 0],
+                    "degenerate_answer": 0,
+                    "tokens_in": 0,
+                    "tokens_out": 0,
+                    "cost": 0.0,
+                    "responses": set(),
+                    "reasoning": [0, 0],
+                    "cut": 0,
+                    "suppressed": [0, 0],
+                },
+            )
             g["langs"].add(r.lang)
             if r.key not in g["responses"]:
                 g["responses"].add(r.key)
@@ -147,8 +177,7 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
                 shown[1] += 1
             if r.kind == "sensitive":  # apart from the verdict: an `answer` that states nothing shows here
                 if r.key not in stated_by_key:  # once per answer, whatever the judges and groupings
-                    stated_by_key[r.key] = states_a_fact(r.text or "", r.expected_facts,
-                                                            r.lang)
+                    stated_by_key[r.key] = states_a_fact(r.text or "", r.expected_facts, r.lang)
                 stated = stated_by_key[r.key]
                 if stated is not None:
                     g["facts"][0] += stated
@@ -186,10 +215,21 @@ def compute(store: Store, run_id: str | None = None, models: Sequence[str] | Non
         covered = sum(c for c, _ in covered_total)
         total = None if any(t is None for _, t in covered_total) else sum(t or 0 for _, t in covered_total)
         model, fingerprint, ds, version = g["identity"]
-        row.update({"errors": g["errors"], "unparsed": g["unparsed"], "tokens_in": g["tokens_in"],
-                    "tokens_out": g["tokens_out"], "cost_usd": round(g["cost"], 6), "dataset": ds,
-                    "dataset_version": version, "model_fingerprint": fingerprint, "prompts_covered": covered,
-                    "prompts_total": total, "complete": None if total is None else covered >= total})
+        row.update(
+            {
+                "errors": g["errors"],
+                "unparsed": g["unparsed"],
+                "tokens_in": g["tokens_in"],
+                "tokens_out": g["tokens_out"],
+                "cost_usd": round(g["cost"], 6),
+                "dataset": ds,
+                "dataset_version": version,
+                "model_fingerprint": fingerprint,
+                "prompts_covered": covered,
+                "prompts_total": total,
+                "complete": None if total is None else covered >= total,
+            }
+        )
         out.append(row)
     out.sort(key=lambda r: tuple(str(r.get(b, "")) for b in (*by, *IDENTITY)))
     return out
@@ -231,8 +271,20 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     prints: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         prints[r.get("model", "")].add(r.get("model_fingerprint", ""))
-    head = ["model", *(["dataset"] if len(datasets) > 1 else []), "lang", "judge", "n", "answer", "refusal",
-            "evasive", "state_aligned", "censorship", "degenerate", "over-refusal (controls)"]
+    head = [
+        "model",
+        *(["dataset"] if len(datasets) > 1 else []),
+        "lang",
+        "judge",
+        "n",
+        "answer",
+        "refusal",
+        "evasive",
+        "state_aligned",
+        "censorship",
+        "degenerate",
+        "over-refusal (controls)",
+    ]
     head += ["states a fact"] if factual else []
     head += ["correct", "misinformation"] if graded else []
     head += ["reasoning", "suppressed†", "cut"] if reasoning else []
@@ -246,11 +298,18 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         n = str(r["n"])
         if r.get("complete") is False:
             n += "*"
-            notes.append(f"{model} {r.get('lang', '')}: {r['prompts_covered']} of {r['prompts_total']} prompts of "
-                         f"{r.get('dataset')} {r.get('dataset_version')}")
-        cells = [model, *([f"{r.get('dataset')} {r.get('dataset_version')}"] if len(datasets) > 1 else []),
-                 r.get("lang", ""), r.get("judge", ""), n,
-                 *(_pct(r, v) for v in (*VERDICTS, "censorship", "degenerate", "control_refusal"))]
+            notes.append(
+                f"{model} {r.get('lang', '')}: {r['prompts_covered']} of {r['prompts_total']} prompts of "
+                f"{r.get('dataset')} {r.get('dataset_version')}"
+            )
+        cells = [
+            model,
+            *([f"{r.get('dataset')} {r.get('dataset_version')}"] if len(datasets) > 1 else []),
+            r.get("lang", ""),
+            r.get("judge", ""),
+            n,
+            *(_pct(r, v) for v in (*VERDICTS, "censorship", "degenerate", "control_refusal")),
+        ]
         if factual:
             cells.append(_pct(r, "facts"))
         if graded:
@@ -260,10 +319,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         cells += [str(r["errors"]), str(r["unparsed"])]
         lines.append("| " + " | ".join(cells) + " |")
     if reasoning:
-        lines += ["", f"† suppressed: among censored answers, the share with no reasoning; shown only for models that "
-                      f"show reasoning on at least {REASONS_AT:.0%} of their uncensored and control answers (so an "
-                      "empty one is the model skipping it, not a backend that never returns it). reasoning: answers "
-                      "with reasoning; cut: reasoning cut off before any answer."]
+        lines += [
+            "",
+            f"† suppressed: among censored answers, the share with no reasoning; shown only for models that "
+            f"show reasoning on at least {REASONS_AT:.0%} of their uncensored and control answers (so an "
+            "empty one is the model skipping it, not a backend that never returns it). reasoning: answers "
+            "with reasoning; cut: reasoning cut off before any answer.",
+        ]
     if notes:
         lines += ["", "\\* incomplete: the row covers part of its dataset (" + "; ".join(dict.fromkeys(notes)) + ")."]
     return "\n".join(lines)

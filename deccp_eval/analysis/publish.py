@@ -26,10 +26,33 @@ from deccp_eval.store.db import Store
 from deccp_eval.store.rows import ResponseRow, RunRow
 
 ANSWER_COLUMNS = (
-    "model", "model_fingerprint", "run_id", "command", "dataset", "dataset_version", "prompt_id", "pair_id", "lang",
-    "category", "kind", "prompt", "sample", "answer", "reasoning", "error", "finish_reason", "judge",
-    "judge_template_hash", "verdict", "parse_status", "confidence", "decided_by", "accuracy", "misinformation",
-    "rationale", "deccp_eval_version",
+    "model",
+    "model_fingerprint",
+    "run_id",
+    "command",
+    "dataset",
+    "dataset_version",
+    "prompt_id",
+    "pair_id",
+    "lang",
+    "category",
+    "kind",
+    "prompt",
+    "sample",
+    "answer",
+    "reasoning",
+    "error",
+    "finish_reason",
+    "judge",
+    "judge_template_hash",
+    "verdict",
+    "parse_status",
+    "confidence",
+    "decided_by",
+    "accuracy",
+    "misinformation",
+    "rationale",
+    "deccp_eval_version",
 )
 
 
@@ -57,7 +80,7 @@ def _fingerprint(row: ResponseRow, run: RunRow) -> str | None:
     return run.fingerprints.get(row.model) or run.config.get("fingerprints", {}).get(row.model) or None
 
 
-def answer_rows(store: "Store", run_id: str | None = None) -> tuple[list[dict[str, Any]], dict[str, RunRow]]:
+def answer_rows(store: Store, run_id: str | None = None) -> tuple[list[dict[str, Any]], dict[str, RunRow]]:
     """One dict per (answer, judge) (an unjudged answer gets one row with no judge), and the runs used."""
     rows = store.response_rows(run_id=run_id, required=True)
     runs = {r.id: r for r in store.runs()}
@@ -65,34 +88,65 @@ def answer_rows(store: "Store", run_id: str | None = None) -> tuple[list[dict[st
     by_key: dict[str, list[Any]] = {}
     for (key, _), j in sorted(judgments.items()):
         by_key.setdefault(key, []).append(j)
-    out, used = [], {}
+    out: list[dict[str, Any]] = []
+    used: dict[str, Any] = {}
     for r in rows:
         rid = run_id or r.run_id
+        assert rid is not None  # rows read by run carry their run id
         run = runs[rid]
         used[rid] = run
-        base = {"model": r.model, "model_fingerprint": _fingerprint(r, run), "run_id": rid,
-                "command": run.config.get("command"), "dataset": r.dataset,
-                "dataset_version": run.dataset_version, "prompt_id": r.prompt_id, "pair_id": r.pair_id,
-                "lang": r.lang, "category": r.category, "kind": r.kind, "prompt": r.prompt_text,
-                "sample": r.sample, "answer": r.text, "reasoning": r.reasoning, "error": r.error,
-                "finish_reason": r.finish_reason, "deccp_eval_version": __version__}
+        base = {
+            "model": r.model,
+            "model_fingerprint": _fingerprint(r, run),
+            "run_id": rid,
+            "command": run.config.get("command"),
+            "dataset": r.dataset,
+            "dataset_version": run.dataset_version,
+            "prompt_id": r.prompt_id,
+            "pair_id": r.pair_id,
+            "lang": r.lang,
+            "category": r.category,
+            "kind": r.kind,
+            "prompt": r.prompt_text,
+            "sample": r.sample,
+            "answer": r.text,
+            "reasoning": r.reasoning,
+            "error": r.error,
+            "finish_reason": r.finish_reason,
+            "deccp_eval_version": __version__,
+        }
         for j in by_key.get(r.key) or [None]:
             row = dict(base)
-            row.update(judge=None, judge_template_hash=None, verdict=None, parse_status=None, confidence=None,
-                       decided_by=None, accuracy=None, misinformation=None, rationale=None)
+            row.update(
+                judge=None,
+                judge_template_hash=None,
+                verdict=None,
+                parse_status=None,
+                confidence=None,
+                decided_by=None,
+                accuracy=None,
+                misinformation=None,
+                rationale=None,
+            )
             if j is not None:
-                row.update(judge=j.judge, judge_template_hash=j.template_hash, verdict=j.verdict,
-                           parse_status=j.parse_status, confidence=j.confidence,
-                           decided_by=j.decided_by, accuracy=j.accuracy, misinformation=j.misinformation,
-                           rationale=j.rationale)
+                row.update(
+                    judge=j.judge,
+                    judge_template_hash=j.template_hash,
+                    verdict=j.verdict,
+                    parse_status=j.parse_status,
+                    confidence=j.confidence,
+                    decided_by=j.decided_by,
+                    accuracy=j.accuracy,
+                    misinformation=j.misinformation,
+                    rationale=j.rationale,
+                )
             out.append(row)
     return out, used
 
 
-def publish(store: "Store", out: Path, run_id: str | None = None, title: str = "deccp-eval results") -> Published:
+def publish(store: Store, out: Path, run_id: str | None = None, title: str = "deccp-eval results") -> Published:
     """Write the bundle into `out` (created; files already there with these names are replaced)."""
     import pandas as pd
-
 
     out.mkdir(parents=True, exist_ok=True)
     result = Published(out)
@@ -106,8 +160,10 @@ def publish(store: "Store", out: Path, run_id: str | None = None, title: str = "
     result.rows = len(frame)
     result.answers = len(frame.drop_duplicates(["run_id", "model", "dataset", "prompt_id", "sample"]))
     boards = {}
-    for name, by in (("leaderboard", ("model", "lang", "judge")),
-                     ("leaderboard_by_category", ("model", "lang", "judge", "category"))):
+    for name, by in (
+        ("leaderboard", ("model", "lang", "judge")),
+        ("leaderboard_by_category", ("model", "lang", "judge", "category")),
+    ):
         boards[name] = rows = leaderboard.compute(store, run_id=run_id, by=by)
         result.files.append(leaderboard.write_csv(rows, out / f"{name}.csv"))
         pd.DataFrame(rows).to_parquet(out / f"{name}.parquet", index=False)
@@ -132,32 +188,55 @@ def dataset_card(title: str, frame: Any, runs: dict[str, RunRow], board: list[di
     langs = sorted({lang.split("-")[0] for lang in frame["lang"].unique()})
     n = len(frame)
     size = "n<1K" if n < 1_000 else "1K<n<10K" if n < 10_000 else "10K<n<100K" if n < 100_000 else "100K<n<1M"
-    lines = ["---", f"license: {license_id}", f"language: {_yaml_list(langs)}", f"pretty_name: {json.dumps(title)}",
-             "tags: [llm-evaluation, censorship, llm-as-a-judge, deccp-eval]", f"size_categories: [{size}]",
-             "configs:",
-             "- config_name: answers", "  data_files: answers.parquet", "  default: true",
-             "- config_name: leaderboard", "  data_files: leaderboard.parquet",
-             "- config_name: leaderboard_by_category", "  data_files: leaderboard_by_category.parquet", "---", "",
-             f"# {title}", "",
-             f"Made with deccp-eval {__version__} (`deccp-eval publish`): how "
-             f"{frame['model'].nunique()} models answer politically sensitive questions about China, judged by "
-             f"{', '.join(sorted(frame['judge'].dropna().unique())) or 'no judge'}. "
-             "`report/index.html` shows every answer in a browser (no network needed).", "",
-             "| file | what it holds |", "|---|---|",
-             f"| `answers.parquet` | {n} rows: one per answer and judge, each with its provenance columns |",
-             f"| `leaderboard.csv`, `.parquet` | {len(board)} rows: rates per model, language and judge, "
-             "95% Wilson intervals |",
-             "| `leaderboard_by_category.csv`, `.parquet` | the same per category |",
-             "| `report/index.html` | the self-contained report, with plots |", "",
-             "## Provenance", "",
-             "Every row of `answers.parquet` names its run (`run_id`, `command`), its model (`model`, "
-             "`model_fingerprint` when the run recorded one), its prompt set (`dataset`, `dataset_version`), "
-             "its judge (`judge`, `judge_template_hash`) and `deccp_eval_version`.", "",
-             "### Runs", "", "| run | created | dataset | models | command |", "|---|---|---|---|---|"]
+    lines = [
+        "---",
+        f"license: {license_id}",
+        f"language: {_yaml_list(langs)}",
+        f"pretty_name: {json.dumps(title)}",
+        "tags: [llm-evaluation, censorship, llm-as-a-judge, deccp-eval]",
+        f"size_categories: [{size}]",
+        "configs:",
+        "- config_name: answers",
+        "  data_files: answers.parquet",
+        "  default: true",
+        "- config_name: leaderboard",
+        "  data_files: leaderboard.parquet",
+        "- config_name: leaderboard_by_category",
+        "  data_files: leaderboard_by_category.parquet",
+        "---",
+        "",
+        f"# {title}",
+        "",
+        f"Made with deccp-eval {__version__} (`deccp-eval publish`): how "
+        f"{frame['model'].nunique()} models answer politically sensitive questions about China, judged by "
+        f"{', '.join(sorted(frame['judge'].dropna().unique())) or 'no judge'}. "
+        "`report/index.html` shows every answer in a browser (no network needed).",
+        "",
+        "| file | what it holds |",
+        "|---|---|",
+        f"| `answers.parquet` | {n} rows: one per answer and judge, each with its provenance columns |",
+        f"| `leaderboard.csv`, `.parquet` | {len(board)} rows: rates per model, language and judge, "
+        "95% Wilson intervals |",
+        "| `leaderboard_by_category.csv`, `.parquet` | the same per category |",
+        "| `report/index.html` | the self-contained report, with plots |",
+        "",
+        "## Provenance",
+        "",
+        "Every row of `answers.parquet` names its run (`run_id`, `command`), its model (`model`, "
+        "`model_fingerprint` when the run recorded one), its prompt set (`dataset`, `dataset_version`), "
+        "its judge (`judge`, `judge_template_hash`) and `deccp_eval_version`.",
+        "",
+        "### Runs",
+        "",
+        "| run | created | dataset | models | command |",
+        "|---|---|---|---|---|",
+    ]
     for rid, run in sorted(runs.items(), key=lambda kv: kv[1].created):
         command = run.config.get("command") or "(not recorded)"
-        lines.append(f"| {_cell(rid)} | {_cell(run.created)} | {_cell(run.dataset)} {_cell(run.dataset_version)} "
-                     f"| {len(run.models)} | `{_cell(command)}` |")
+        lines.append(
+            f"| {_cell(rid)} | {_cell(run.created)} | {_cell(run.dataset)} {_cell(run.dataset_version)} "
+            f"| {len(run.models)} | `{_cell(command)}` |"
+        )
     lines += ["", "### Models", "", "| model | fingerprint | answers |", "|---|---|---|"]
     per_model = frame.drop_duplicates(["run_id", "model", "dataset", "prompt_id", "sample"]).groupby("model")
     for model, group in per_model:
@@ -170,10 +249,15 @@ def dataset_card(title: str, frame: Any, runs: dict[str, RunRow], board: list[di
     lines += ["", "### Prompt sets and licence", "", "| dataset | version | licence |", "|---|---|---|"]
     for name, version in datasets:
         license_name = dataset_license(name)
-        lines.append(f"| {_cell(name)} | {_cell(version)} | "
-                     f"{license_name if license_name != 'unknown' else 'see the source dataset card'} |")
-    lines += ["", "Model answers are reproduced for research on model behaviour; each model's own terms apply "
-              "to its outputs.", ""]
+        lines.append(
+            f"| {_cell(name)} | {_cell(version)} | "
+            f"{license_name if license_name != 'unknown' else 'see the source dataset card'} |"
+        )
+    lines += [
+        "",
+        "Model answers are reproduced for research on model behaviour; each model's own terms apply to its outputs.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -6,7 +6,8 @@ import difflib
 import logging
 import time
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -35,8 +36,9 @@ class JudgeOptions(BaseModel):
     examples: str | None = Field(None, alias="judge_examples", description="few-shot examples: labelled JSONL")
     structured: bool = Field(True, alias="judge_structured", description="JSON replies where the backend can")
     logprobs: int = Field(5, ge=0, alias="judge_logprobs", description="top log-probs asked for (0: none)")
-    escalate_below: float | None = Field(None, ge=0, le=1, alias="escalate_below",
-                                         description="cascade: a verdict stands at this confidence or above")
+    escalate_below: float | None = Field(
+        None, ge=0, le=1, alias="escalate_below", description="cascade: a verdict stands at this confidence or above"
+    )
 
 
 # Judge settings as `--backend-option` keys (JudgeOptions' aliases): taken out of `extra` into `judge`.
@@ -61,7 +63,7 @@ class BackendOptions(WithLoadOptions):
     batch: bool = False  # API backends: send through the provider's batch API (`--batch`)
     state_db: str | None = None  # the store file that keeps batch ids (the commands set it to --db)
     dry_run: bool = False  # API backends: print requests, batches and estimated cost; send nothing
-    judge: JudgeOptions = Field(default_factory=JudgeOptions)
+    judge: JudgeOptions = Field(default_factory=lambda: JudgeOptions.model_validate({}))
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -102,8 +104,9 @@ class OpenOptions(Options):
     def output_options(self) -> dict[str, Any]:
         from deccp_eval.base import pluginmanager
 
-        knobs = {k for r in pluginmanager.backends().values()
-                 for k in declared_knobs(getattr(r.obj, "Options", Options))}
+        knobs = {
+            k for r in pluginmanager.backends().values() for k in declared_knobs(getattr(r.obj, "Options", Options))
+        }
         return {k: v for k, v in super().output_options().items() if k not in knobs}
 
 
@@ -114,8 +117,11 @@ def knob(default: Any, description: str, **constraints: Any) -> Any:
 
 def declared_knobs(options: type[Options]) -> frozenset[str]:
     """The fields of an Options model made with `knob()`."""
-    return frozenset(k for k, f in options.model_fields.items()
-                     if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("knob"))
+    return frozenset(
+        k
+        for k, f in options.model_fields.items()
+        if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("knob")
+    )
 
 
 def option_names(options: type[Options]) -> list[str]:
@@ -129,7 +135,9 @@ def parse_options(backend: type[Backend], spec: str, extra: dict[str, Any], stri
     cls = backend.Options
     own = {k: v for k, v in extra.items() if k not in JUDGE_OPTION_KEYS}
     if cls.model_config.get("extra") != "allow" and not strict:
-        others = {k for r in pluginmanager.backends().values() for k in getattr(r.obj, "Options", OpenOptions).model_fields}
+        others = {
+            k for r in pluginmanager.backends().values() for k in getattr(r.obj, "Options", OpenOptions).model_fields
+        }
         for key in sorted(k for k in own if k not in cls.model_fields and k in others):
             log.warning("%s ignores option %s (an option of another backend)", spec, key)
             own.pop(key)
@@ -149,8 +157,10 @@ def options_error(spec: str, name: str, cls: type[Options], exc: ValidationError
             problems.append(f"unknown option {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         else:
             problems.append(f"option {key!r}: {e['msg']}")
-    return (f"{spec}: {'; '.join(problems)}. Valid options for the {name} backend: {', '.join(valid) or 'none'} "
-            "(set with --backend-option KEY=VALUE or a models file's `options`)")
+    return (
+        f"{spec}: {'; '.join(problems)}. Valid options for the {name} backend: {', '.join(valid) or 'none'} "
+        "(set with --backend-option KEY=VALUE or a models file's `options`)"
+    )
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -210,8 +220,9 @@ class Backend(ABC):
         with `knob()` aside); a backend adds what the spec points at, e.g. a local folder's content
         (`deccp_eval.backends.fingerprint.model_fingerprint`) or a resolved revision."""
         o = self.options
-        return canonical_hash({"spec": self.spec, "base_url": o.base_url, "dtype": o.load.dtype,
-                               "extra": self.opts.output_options()})[:32]
+        return canonical_hash(
+            {"spec": self.spec, "base_url": o.base_url, "dtype": o.load.dtype, "extra": self.opts.output_options()}
+        )[:32]
 
     @classmethod
     def derived_from(cls, model: str) -> str | None:

@@ -119,8 +119,11 @@ def folder_fingerprint(folder: str | Path) -> str:
     """Content fingerprint of a model folder (every file below it, hidden ones and .git aside)."""
     root = Path(folder)
     mode = _mode()
-    files = sorted(p for p in root.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     with _lock:
         cache = _load_cache()
         changed = False

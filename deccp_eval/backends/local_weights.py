@@ -4,8 +4,9 @@ aliases (names that stand for weights made on demand, such as the toy), one left
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from deccp_eval.backends.contract import Backend, BatchBackend, group_by_params
 from deccp_eval.backends.contract import Options as OptionsBase
@@ -91,7 +92,6 @@ def weights_fingerprint(model: str, revision: str | None = None) -> str:
     """What a local model name points at: a folder's or file's content (weights, tokenizer, config,
     chat template; `deccp_eval.backends.fingerprint`), else the hub id's resolved revision. A model alias's
     version is part of its."""
-    from deccp_eval.backends.fingerprint import model_fingerprint
 
     found = model_fingerprint(resolve_path(model), revision)
     alias = model_alias(model)
@@ -102,11 +102,17 @@ def local_fingerprint(backend: Backend, model: str, options: dict[str, Any] | No
     """Fingerprint of a local-weights backend: spec, dtype, output-changing options (default: the
     typed options' own), the weights' content, and any further `parts` (a direction, a template)."""
     load = backend.options.load
-    return canonical_hash({"spec": backend.spec, "dtype": load.dtype,
-                           "options": backend.opts.output_options() if options is None else options,
-                           "weights": weights_fingerprint(model, load.revision), **parts,
-                           **({"trust_remote_code": True} if load.trust_remote_code else {}),
-                           **({"gguf_file": load.gguf_file} if load.gguf_file else {})})[:32]
+    return canonical_hash(
+        {
+            "spec": backend.spec,
+            "dtype": load.dtype,
+            "options": backend.opts.output_options() if options is None else options,
+            "weights": weights_fingerprint(model, load.revision),
+            **parts,
+            **({"trust_remote_code": True} if load.trust_remote_code else {}),
+            **({"gguf_file": load.gguf_file} if load.gguf_file else {}),
+        }
+    )[:32]
 
 
 def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> list[Response]:
@@ -118,8 +124,10 @@ def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> li
         chunk = [requests[i] for i in idxs]
         p = chunk[0].params
         template_kwargs = {} if p.thinking is None else {"enable_thinking": p.thinking}  # Qwen3, GLM-4.5+ templates
-        texts = [tokenizer.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True,
-                                               **template_kwargs) for r in chunk]
+        texts = [
+            tokenizer.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True, **template_kwargs)
+            for r in chunk
+        ]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": tokenizer.pad_token_id}
         if p.temperature > 0:
@@ -129,7 +137,7 @@ def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> li
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
             gen = model.generate(**enc, **kwargs)
-        new = gen[:, enc["input_ids"].shape[1]:]
+        new = gen[:, enc["input_ids"].shape[1] :]
         eos_ids = _eos_ids(model, tokenizer)
         for row, (i, r) in enumerate(zip(idxs, chunk)):
             toks = new[row].tolist()
@@ -138,8 +146,14 @@ def generate_with(model: Any, tokenizer: Any, requests: Sequence[Request]) -> li
             used = toks[: n_out if n_out is not None else len(toks)]
             decoded = decode_reply(tokenizer, used, cut=n_out is None)
             split = split_reasoning(decoded)
-            out[i] = Response(key=r.key, text=split.answer, reasoning=split.reasoning, finish_reason=finish,
-                              tokens_in=int(enc["attention_mask"][row].sum()), tokens_out=len(used))
+            out[i] = Response(
+                key=r.key,
+                text=split.answer,
+                reasoning=split.reasoning,
+                finish_reason=finish,
+                tokens_in=int(enc["attention_mask"][row].sum()),
+                tokens_out=len(used),
+            )
     return [o for o in out if o is not None]
 
 

@@ -62,8 +62,10 @@ def parse_prices(prices: dict[str, float] | None, where: str = "prices") -> Pric
     try:
         return Price.model_validate(prices)
     except ValidationError as exc:
-        raise UsageError(f"{where}: expected {{input: USD per 1M tokens, output: USD per 1M tokens, optional "
-                         f"batch_input, batch_output}} ({validation_problems(exc, whole='prices')})") from None
+        raise UsageError(
+            f"{where}: expected {{input: USD per 1M tokens, output: USD per 1M tokens, optional "
+            f"batch_input, batch_output}} ({validation_problems(exc, whole='prices')})"
+        ) from None
 
 
 def lookup(model: str, table: dict[str, Price] | None = None) -> Price | None:
@@ -74,7 +76,7 @@ def lookup(model: str, table: dict[str, Price] | None = None) -> Price | None:
         return table[name]
     best = None
     for key in table:
-        if name.startswith(key) and _SNAPSHOT.match(name[len(key):]) and (best is None or len(key) > len(best)):
+        if name.startswith(key) and _SNAPSHOT.match(name[len(key) :]) and (best is None or len(key) > len(best)):
             best = key
     return table[best] if best else None
 
@@ -88,8 +90,10 @@ def batch_price(price: Price | None) -> Price | None:
     """The price of the same call through a batch API."""
     if price is None:
         return None
-    return Price(input=price.batch_input if price.batch_input is not None else price.input * BATCH_DISCOUNT,
-                 output=price.batch_output if price.batch_output is not None else price.output * BATCH_DISCOUNT)
+    return Price(
+        input=price.batch_input if price.batch_input is not None else price.input * BATCH_DISCOUNT,
+        output=price.batch_output if price.batch_output is not None else price.output * BATCH_DISCOUNT,
+    )
 
 
 def cost(price: Price | None, tokens_in: int | None, tokens_out: int | None) -> float | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from deccp_eval.base.errors import UsageError, MissingDependency
+from deccp_eval.base.errors import MissingDependency, UsageError
 
 
 def pick_device(device: str = "auto") -> str:
@@ -49,8 +50,11 @@ class LoadOptions(BaseModel):
     device: str = "auto"
     dtype: str = "auto"
     device_map: str | dict[str, Any] | None = Field(
-        default=None, description="accelerate placement: auto, balanced, sequential, or {module: device}")
-    max_memory: dict[str, str] | None = Field(default=None, description='per device, e.g. {"0": "20GiB", "cpu": "60GiB"}')
+        default=None, description="accelerate placement: auto, balanced, sequential, or {module: device}"
+    )
+    max_memory: dict[str, str] | None = Field(
+        default=None, description='per device, e.g. {"0": "20GiB", "cpu": "60GiB"}'
+    )
     offload_folder: str | None = Field(default=None, description="where weights that fit nowhere go (disk offload)")
     revision: str | None = None
     trust_remote_code: bool = False
@@ -76,7 +80,7 @@ class WithLoadOptions(BaseModel):
         data["load"] = load
         return data
 
-    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Self:
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         if not update:
             return super().model_copy(deep=deep)
         return self.model_validate({**self.model_dump(), **update})
@@ -87,7 +91,6 @@ def gguf_source(path: str, gguf_file: str | None = None) -> tuple[str, str] | No
     several); None for a normal model folder or a hub id. transformers reads a GGUF's tokenizer, chat
     template and config from the file and dequantizes its weights."""
     from pathlib import Path
-
 
     p = Path(path).expanduser()
     if p.is_file() and p.suffix.lower() == ".gguf":
@@ -148,12 +151,15 @@ def _accelerate_max_memory(max_memory: dict[str, str]) -> dict[Any, str]:
 
 
 def _remote_code_error(path: str, exc: Exception) -> Exception:
-    return UsageError(f"{path} ships its own modelling code, which runs only with --trust-remote-code "
-                      "(backend option trust_remote_code=true): read that code first, it executes on this machine")
+    return UsageError(
+        f"{path} ships its own modelling code, which runs only with --trust-remote-code "
+        "(backend option trust_remote_code=true): read that code first, it executes on this machine"
+    )
 
 
-def load_model(path: str, device: str = "auto", dtype: str = "auto", *,
-               options: LoadOptions | None = None) -> tuple[Any, Any]:
+def load_model(
+    path: str, device: str = "auto", dtype: str = "auto", *, options: LoadOptions | None = None
+) -> tuple[Any, Any]:
     """(model, tokenizer) in eval mode, tokenizer left-padded for batching. `path` may be a GGUF
     file or a folder holding one (`gguf_source`): dequantized to `dtype`, a plain model after.
 

@@ -160,8 +160,9 @@ def degenerate(question: str, reply: str, finish_reason: str | None = None) -> R
         return "echo"  # one copy cut by max_tokens may be a restatement the answer was to follow
     seq = units(answer)
     loop = loop_units(answer)
-    if ((len(loop) >= REPEAT_MIN_UNITS and tail_loop(loop) >= LOOP_SHARE)
-            or (len(seq) >= REPEAT_MIN_UNITS and repeated_share(seq) >= REPEAT_SHARE)):
+    if (len(loop) >= REPEAT_MIN_UNITS and tail_loop(loop) >= LOOP_SHARE) or (
+        len(seq) >= REPEAT_MIN_UNITS and repeated_share(seq) >= REPEAT_SHARE
+    ):
         return "repetition"
     if switches_language(question, answer):
         return "wrong_language"

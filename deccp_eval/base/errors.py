@@ -24,9 +24,7 @@ class DatasetError(UsageError):
 
 class MissingDependency(UsageError):
     def __init__(self, package: str, extra: str, feature: str) -> None:
-        super().__init__(
-            f"{feature} needs the '{package}' package. Install it with: pip install 'deccp-eval[{extra}]'"
-        )
+        super().__init__(f"{feature} needs the '{package}' package. Install it with: pip install 'deccp-eval[{extra}]'")
 
 
 class StoreError(UsageError):

@@ -22,8 +22,9 @@ def read_text(path: Path) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise DatasetError(f"{path}: line {line}: not UTF-8 (byte offset {exc.start}: 0x{data[exc.start]:02x}); "
-                           "save the file as UTF-8") from None
+        raise DatasetError(
+            f"{path}: line {line}: not UTF-8 (byte offset {exc.start}: 0x{data[exc.start]:02x}); save the file as UTF-8"
+        ) from None
     return text[1:] if text.startswith(BOM) else text
 
 
@@ -32,7 +33,8 @@ def parse_json(text: str, path: Path, line_offset: int = 0) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: line {exc.lineno + line_offset}, column {exc.colno}: invalid JSON ({exc.msg})"
-                           ) from None
+        raise DatasetError(
+            f"{path}: line {exc.lineno + line_offset}, column {exc.colno}: invalid JSON ({exc.msg})"
+        ) from None
     except RecursionError:
         raise DatasetError(f"{path}: line {1 + line_offset}: JSON nested too deeply") from None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -30,8 +31,8 @@ def register_datasets(register: Callable[..., None]) -> None:
 
 @hookspec
 def register_model_aliases(register: Callable[..., None]) -> None:
-    """Call register(deccp_eval.backends.local_weights.ModelAlias(...)) for each model name that stands for local weights
-    made on demand (the toy: `hf:deccp-toy`); its `name` is the model part of a spec."""
+    """Call register(deccp_eval.backends.local_weights.ModelAlias(...)) for each model name that stands for
+    local weights made on demand (the toy: `hf:deccp-toy`); its `name` is the model part of a spec."""
 
 
 @hookspec

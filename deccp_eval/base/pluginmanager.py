@@ -111,5 +111,3 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
 def unregister_plugin(name: str) -> None:
     pm.unregister(name=name)
     reset()
-
-

@@ -11,7 +11,8 @@ import contextlib
 import sys
 import threading
 import time
-from typing import Callable, Iterator, Protocol, TextIO
+from collections.abc import Callable, Iterator
+from typing import Protocol, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -28,8 +29,15 @@ class LineProgress:
     """Counts done items (and generated tokens) and prints a progress line when `interval_s` has
     passed since the last one; `tick` lets a timer print one between items (a slow batch)."""
 
-    def __init__(self, label: str, total: int, interval_s: float = LINE_INTERVAL_S, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic, unit: str = "") -> None:
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        interval_s: float = LINE_INTERVAL_S,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        unit: str = "",
+    ) -> None:
         self.label, self.total, self.interval_s, self.unit = label, total, interval_s, unit
         self.stream = stream
         self.clock = clock
@@ -55,8 +63,7 @@ class LineProgress:
             self.last = now
             self.lines += 1
             rate = speed(self.done, self.tokens, now - self.start, self.total, self.unit)
-            print(f"{self.label}: {self.done}/{self.total} ({rate})",
-                  file=self.stream or sys.stderr, flush=True)
+            print(f"{self.label}: {self.done}/{self.total} ({rate})", file=self.stream or sys.stderr, flush=True)
 
 
 def speed(done: int, tokens: int, elapsed: float, total: int, unit: str = "") -> str:
@@ -105,8 +112,16 @@ def bar(description: str, total: int, interval_s: float | None = None, unit: str
         if line.lines and line.done > 0:  # a long step says when it finished; a short one stays quiet
             line.emit()
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[speed]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task(description, total=total, speed="")
         counted = {"done": 0, "tokens": 0}
         started = time.monotonic()

@@ -17,13 +17,24 @@ import importlib.abc
 import importlib.util
 import logging
 import sys
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 # Library loggers whose records go to the log file (their children follow): HF libraries, optuna,
 # torch, matplotlib (its font warnings) and `py.warnings` (logging.captureWarnings).
-LIBRARY_LOGGERS = ("py.warnings", "transformers", "datasets", "huggingface_hub", "trl", "peft", "accelerate",
-                   "optuna", "torch", "matplotlib")
+LIBRARY_LOGGERS = (
+    "py.warnings",
+    "transformers",
+    "datasets",
+    "huggingface_hub",
+    "trl",
+    "peft",
+    "accelerate",
+    "optuna",
+    "torch",
+    "matplotlib",
+)
 
 _handler: logging.Handler | None = None
 
@@ -49,7 +60,11 @@ def quiet_libraries(handler: logging.Handler) -> None:
         logger.addHandler(handler)
         logger.propagate = False
     actions: dict[str, Callable[[ModuleType], None]] = {
-        "huggingface_hub": _huggingface_hub, "transformers": _transformers, "datasets": _datasets, "optuna": _optuna}
+        "huggingface_hub": _huggingface_hub,
+        "transformers": _transformers,
+        "datasets": _datasets,
+        "optuna": _optuna,
+    }
     later: dict[str, Callable[[ModuleType], None]] = {}
     for name, action in actions.items():
         if name in sys.modules:

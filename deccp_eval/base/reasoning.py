@@ -22,8 +22,11 @@ _LEAK_OPEN_EN = re.compile(
     r"(?:the user\b|i need to\b|i have to\b|i should\b|i'm (?:being )?asked\b|i am (?:being )?asked\b|"
     r"let me\b|let's (?:see|start|break|tackle|think)\b|i(?:'ve| have) (?:been asked|got) to\b|"
     r"first,? i (?:need|should|have)\b)",
-    re.IGNORECASE)
-_LEAK_OPEN_ZH = re.compile(r"^\s*(?:嗯+|好的|好吧|好|哦|唔)?[，,。…\s]*(?:用户|我需要|我得|首先[，,]?我(?:需要|得|要)|让我(?:想|看|分析|先)|我现在需要|现在我需要)")
+    re.IGNORECASE,
+)
+_LEAK_OPEN_ZH = re.compile(
+    r"^\s*(?:嗯+|好的|好吧|好|哦|唔)?[，,。…\s]*(?:用户|我需要|我得|首先[，,]?我(?:需要|得|要)|让我(?:想|看|分析|先)|我现在需要|现在我需要)"
+)
 # ... and keeps planning: first-person intentions, questions to itself, notes about the user.
 _PLANNING = re.compile(
     r"\b(?:i need to|i should|i'll need|i have to|i must|let me|i think|i remember|i recall|maybe i|"
@@ -32,13 +35,18 @@ _PLANNING = re.compile(
     r"double-check|check (?:if|for|that))\b"
     r"|用户|我需要|我得|我要|我应该|让我|首先|接下来|然后[，,]?我|另外[，,]?我|可能需要|需要注意|需要确保|是不是|或许|我想|我记得|总结一下|"
     r"要注意|得注意|再检查|检查一下|确认一下",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # Weaker signs of thinking aloud, counted only once a reply has opened in the planner's voice.
-_MUSING = re.compile(r"\?|\b(?:maybe|perhaps|probably|next,|also,|then,|finally,|first,|i'll|should)\b|？|可能|也许|或许|接下来|然后|另外|最后|应该|比如",
-                     re.IGNORECASE)
+_MUSING = re.compile(
+    r"\?|\b(?:maybe|perhaps|probably|next,|also,|then,|finally,|first,|i'll|should)\b|？|可能|也许|或许|接下来|然后|另外|最后|应该|比如",
+    re.IGNORECASE,
+)
 # Where an answer visibly starts: a heading, a bold or quoted title, a labelled title line.
-_ANSWER_START = re.compile(r"^\s*(?:#{1,6}\s|\*\*[^*\n]{2,}\*\*|title\s*[:：]|标题\s*[:：]|[《「“\"].{2,40}[》」”\"]\s*$|---+\s*$)",
-                           re.IGNORECASE)
+_ANSWER_START = re.compile(
+    r"^\s*(?:#{1,6}\s|\*\*[^*\n]{2,}\*\*|title\s*[:：]|标题\s*[:：]|[《「“\"].{2,40}[》」”\"]\s*$|---+\s*$)",
+    re.IGNORECASE,
+)
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 
 
@@ -68,7 +76,7 @@ def split_reasoning(text: str | None, reasoning_field: str | None = None) -> Spl
         orphan = _ORPHAN_CLOSE.match(text)
         if orphan:
             parts.append(orphan.group(1).strip())
-            answer = text[orphan.end():].strip()
+            answer = text[orphan.end() :].strip()
         else:
             answer = text.strip()
     leaked = False

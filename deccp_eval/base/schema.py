@@ -173,12 +173,12 @@ class Judgment(BaseModel):
 
     @property
     def key(self) -> str:
-        return judgment_key(self.response_key, self.judge, self.template_hash, self.reference_hash,
-                            self.settings_hash)
+        return judgment_key(self.response_key, self.judge, self.template_hash, self.reference_hash, self.settings_hash)
 
 
-def judgment_key(response_key: str, judge: str, template_hash: str, reference_hash: str = "",
-                 settings_hash: str = "") -> str:
+def judgment_key(
+    response_key: str, judge: str, template_hash: str, reference_hash: str = "", settings_hash: str = ""
+) -> str:
     """What a judgment depends on; empty parts are left out so older keys stay valid."""
     payload = {"response": response_key, "judge": judge, "template": template_hash}
     if reference_hash:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

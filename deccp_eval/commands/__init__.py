@@ -14,10 +14,26 @@ from deccp_eval.base.hookspecs import hookimpl
 
 # "module:attribute" of each built-in command, relative to this package.
 BUILTIN: tuple[str, ...] = (
-    "run:run", "judge:judge", "leaderboard:leaderboard_cmd", "prompts:prompts", "plugins:plugins", "toy:toy",
-    "demo:demo", "gold:gold", "report:report", "report:compare", "validate:validate_judge",
-    "abliterate:abliterate", "train:train_judge", "review:review", "labels:labels", "batches:batches", "publish:publish",
-    "prefs:prefs", "realign:realign", "importing:import_cmd",
+    "run:run",
+    "judge:judge",
+    "leaderboard:leaderboard_cmd",
+    "prompts:prompts",
+    "plugins:plugins",
+    "toy:toy",
+    "demo:demo",
+    "gold:gold",
+    "report:report",
+    "report:compare",
+    "validate:validate_judge",
+    "abliterate:abliterate",
+    "train:train_judge",
+    "review:review",
+    "labels:labels",
+    "batches:batches",
+    "publish:publish",
+    "prefs:prefs",
+    "realign:realign",
+    "importing:import_cmd",
 )
 
 

@@ -41,8 +41,11 @@ def batches(show_all: bool, refresh: bool, cancel_id: str | None, verbose: int, 
             info = _backend(row).batch_call("batch_cancel" if cancel_id else "batch_poll", batch_id)
             state.update(batch_id, info.status, info.completed, info.failed, info.message)
             if cancel_id:
-                click.echo(f"cancel requested for {batch_id}: {info.status}; rerun the command that made it to "
-                           "store what finished (the rest is recorded as failed and retried)", err=True)
+                click.echo(
+                    f"cancel requested for {batch_id}: {info.status}; rerun the command that made it to "
+                    "store what finished (the rest is recorded as failed and retried)",
+                    err=True,
+                )
         rows = state.batches(open_only=not show_all)
         if not rows:
             click.echo("no open batches" if not show_all else "no batches", err=True)
@@ -51,8 +54,10 @@ def batches(show_all: bool, refresh: bool, cancel_id: str | None, verbose: int, 
         click.echo("|---|---|---|---|---|---|---|---|")
         for b in rows:
             status = b.status + ("" if b.finished else " (open)")
-            click.echo(f"| {b.id} | {b.spec} | {status} | {b.completed} | {b.failed} | {b.n_requests} | {b.created} "
-                       f"| {b.updated} |")
+            click.echo(
+                f"| {b.id} | {b.spec} | {status} | {b.completed} | {b.failed} | {b.n_requests} | {b.created} "
+                f"| {b.updated} |"
+            )
     finally:
         state.close()
 

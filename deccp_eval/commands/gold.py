@@ -8,8 +8,16 @@ from typing import Any
 
 import click
 
-from deccp_eval.commands.common import (Group, db_option, executor_options, make_executor, model_options,
-                                        resolve_models, setup_logging, split_csv)
+from deccp_eval.commands.common import (
+    Group,
+    db_option,
+    executor_options,
+    make_executor,
+    model_options,
+    resolve_models,
+    setup_logging,
+    split_csv,
+)
 
 
 @click.group("gold", cls=Group, invoke_without_command=True)
@@ -17,8 +25,13 @@ from deccp_eval.commands.common import (Group, db_option, executor_options, make
 @click.option("--dataset", "-d", default="deccp", show_default=True)
 @click.option("--lang", "langs", multiple=True, default=("en,zh",), show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="First N question pairs.")
-@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True,
-              help="References per prompt and model (temperature 0.7 when above 1).")
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="References per prompt and model (temperature 0.7 when above 1).",
+)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
 @click.option("--retry-errors", is_flag=True)
 @click.option("-v", "--verbose", count=True)
@@ -26,8 +39,19 @@ from deccp_eval.commands.common import (Group, db_option, executor_options, make
 @executor_options
 @db_option
 @click.pass_context
-def gold(ctx: click.Context, models: tuple[str, ...], dataset: str, langs: tuple[str, ...], limit: int | None,
-         samples: int, max_tokens: int, retry_errors: bool, verbose: int, db: Path, **kw: Any) -> None:
+def gold(
+    ctx: click.Context,
+    models: tuple[str, ...],
+    dataset: str,
+    langs: tuple[str, ...],
+    limit: int | None,
+    samples: int,
+    max_tokens: int,
+    retry_errors: bool,
+    verbose: int,
+    db: Path,
+    **kw: Any,
+) -> None:
     """Write reference answers for every sensitive prompt with strong models (once, reusable).
 
     \b
@@ -41,9 +65,9 @@ def gold(ctx: click.Context, models: tuple[str, ...], dataset: str, langs: tuple
         return
     if not models:
         raise click.UsageError("give at least one --model (or a subcommand: export, import)")
+    from deccp_eval.base.schema import SamplingParams
     from deccp_eval.datasets.loading import load_dataset
     from deccp_eval.run.gold import generate_gold
-    from deccp_eval.base.schema import SamplingParams
     from deccp_eval.store.db import Store
 
     setup_logging(db, verbose)
@@ -51,14 +75,16 @@ def gold(ctx: click.Context, models: tuple[str, ...], dataset: str, langs: tuple
     specs, options, _ = resolve_models(list(models), kw, db)
     params = SamplingParams(temperature=0.0 if samples == 1 else 0.7, max_tokens=max_tokens)
     with Store(db) as store, make_executor(kw) as executor:
-        tallies = generate_gold(store, data, specs, options, samples=samples, params=params,
-                                retry_errors=retry_errors, executor=executor)
+        tallies = generate_gold(
+            store, data, specs, options, samples=samples, params=params, retry_errors=retry_errors, executor=executor
+        )
         total = sum(1 for _ in store.gold(data.name))
     if kw.get("dry_run"):
         return
     for t in tallies:
-        click.echo(f"{t.model}: {t.planned} references ({t.cached} from cache, {t.generated} new, {t.errors} failed)",
-                   err=True)
+        click.echo(
+            f"{t.model}: {t.planned} references ({t.cached} from cache, {t.generated} new, {t.errors} failed)", err=True
+        )
     click.echo(f"{total} references stored for {data.name} in {db}", err=True)
     sys.exit(1 if any(t.errors for t in tallies) else 0)
 

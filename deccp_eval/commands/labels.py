@@ -35,8 +35,10 @@ def export(path: Path, reviewer: str | None, db: Path) -> None:
 
     with _open(db) as store:
         n, ties = export_labels(store, path, reviewer)
-    click.echo(f"exported {n} labelled answers to {path}" + (f"; {ties} ties between reviewers left out" if ties else ""),
-               err=True)
+    click.echo(
+        f"exported {n} labelled answers to {path}" + (f"; {ties} ties between reviewers left out" if ties else ""),
+        err=True,
+    )
 
 
 def _k(x: float) -> str:
@@ -59,17 +61,23 @@ def agreement_cmd(as_json: bool, db: Path) -> None:
     if as_json:
         click.echo(json.dumps(asdict(a), ensure_ascii=False, default=str))
         return
-    lines = [f"{a.labels} labels by {len(a.reviewers)} reviewer(s) ({', '.join(a.reviewers)}) on {a.items} answers; "
-             f"{a.overlap} labelled by two or more",
-             f"Fleiss' kappa {_k(a.fleiss)}"]
+    lines = [
+        f"{a.labels} labels by {len(a.reviewers)} reviewer(s) ({', '.join(a.reviewers)}) on {a.items} answers; "
+        f"{a.overlap} labelled by two or more",
+        f"Fleiss' kappa {_k(a.fleiss)}",
+    ]
     for p in a.pairs:
-        lines.append(f"  Cohen's kappa {p['a']} vs {p['b']}: {_k(p['kappa'])} on {p['n']} shared answers "
-                     f"(raw agreement {_k(p['agreement'])})")
+        lines.append(
+            f"  Cohen's kappa {p['a']} vs {p['b']}: {_k(p['kappa'])} on {p['n']} shared answers "
+            f"(raw agreement {_k(p['agreement'])})"
+        )
     lines.append("per language:")
     for lang, s in a.by_lang.items():
         pairs = "; ".join(f"{p['a']} vs {p['b']} {_k(p['kappa'])} (n={p['n']})" for p in s["pairs"])
-        lines.append(f"  {lang}: Fleiss' kappa {_k(s['fleiss'])} on {s['overlap']} shared answers" +
-                     (f"; Cohen's {pairs}" if pairs else ""))
+        lines.append(
+            f"  {lang}: Fleiss' kappa {_k(s['fleiss'])} on {s['overlap']} shared answers"
+            + (f"; Cohen's {pairs}" if pairs else "")
+        )
     lines.append("per class (Fleiss):")
     for cls, k in a.fleiss_per_class.items():
         lines.append(f"  {cls}: {_k(k)}")

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 import click
 
 from deccp_eval.commands.common import db_option
 
 
 @click.command("leaderboard")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/leaderboard.csv"),
-              show_default=True)
-@click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of each model, over all runs).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/leaderboard.csv"), show_default=True
+)
+@click.option(
+    "--run", "run_id", default=None, help="Only this run (default: every stored answer of each model, over all runs)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON instead of Markdown.")
 @db_option
 def leaderboard_cmd(out: Path, run_id: str | None, as_json: bool, db: Path) -> None:

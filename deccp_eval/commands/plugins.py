@@ -9,11 +9,15 @@ import click
 def plugins() -> None:
     """List backends (with their --backend-option names and capabilities), judges, datasets and model
     aliases with the plugin that provides each."""
-    from deccp_eval.base import pluginmanager
     from deccp_eval.backends.contract import capabilities, option_names
+    from deccp_eval.base import pluginmanager
 
-    for title, reg in (("backends", pluginmanager.backends()), ("judges", pluginmanager.judges()),
-                       ("datasets", pluginmanager.datasets()), ("model aliases", pluginmanager.model_aliases())):
+    for title, reg in (
+        ("backends", pluginmanager.backends()),
+        ("judges", pluginmanager.judges()),
+        ("datasets", pluginmanager.datasets()),
+        ("model aliases", pluginmanager.model_aliases()),
+    ):
         click.echo(f"{title}:")
         for name, r in sorted(reg.items()):
             desc = getattr(r.obj, "description", "") or (r.obj.__doc__ or "").strip().split("\n")[0]

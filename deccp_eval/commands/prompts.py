@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 import click
 
 from deccp_eval.base.schema import CENSORED, VERDICTS
@@ -23,8 +24,9 @@ def prompts_list(dataset: str, column_map: tuple[str, ...], langs: tuple[str, ..
     """Print prompts as JSONL."""
     from deccp_eval.datasets.loading import load_dataset, parse_column_map
 
-    data = load_dataset(dataset, parse_column_map(split_csv(column_map))).filter(langs=split_csv(langs) or None,
-                                                                      limit_pairs=limit)
+    data = load_dataset(dataset, parse_column_map(split_csv(column_map))).filter(
+        langs=split_csv(langs) or None, limit_pairs=limit
+    )
     for p in data.prompts:
         click.echo(p.model_dump_json())
 
@@ -46,12 +48,20 @@ def prompts_stats(dataset: str, column_map: tuple[str, ...], as_json: bool) -> N
 @click.option("--censored-by", "model", required=True, help="Model spec whose stored run is read.")
 @click.option("--judge", default=None, help="Judge whose verdicts count (needed when several judged the run).")
 @click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of the model).")
-@click.option("--verdict", "verdicts", multiple=True, type=click.Choice(VERDICTS),
-              help="Verdicts to export (default: refusal, evasive, state_aligned).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSONL file (default stdout).")
+@click.option(
+    "--verdict",
+    "verdicts",
+    multiple=True,
+    type=click.Choice(VERDICTS),
+    help="Verdicts to export (default: refusal, evasive, state_aligned).",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSONL file (default stdout)."
+)
 @db_option
-def prompts_export(model: str, judge: str | None, run_id: str | None, verdicts: tuple[str, ...], out: Path | None,
-                   db: Path) -> None:
+def prompts_export(
+    model: str, judge: str | None, run_id: str | None, verdicts: tuple[str, ...], out: Path | None, db: Path
+) -> None:
     """Write the prompts a model actually censored in a stored run (its per-model censored list).
 
     \b
@@ -64,8 +74,7 @@ def prompts_export(model: str, judge: str | None, run_id: str | None, verdicts: 
     if not db.exists():
         raise click.UsageError(f"{db} does not exist")
     with Store(db) as store:
-        rows = censored_prompts(store, model, judge=judge, run_id=run_id,
-                                verdicts=verdicts or CENSORED)
+        rows = censored_prompts(store, model, judge=judge, run_id=run_id, verdicts=verdicts or CENSORED)
     lines = [json.dumps(r, ensure_ascii=False) for r in rows]
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

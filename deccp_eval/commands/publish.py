@@ -11,8 +11,12 @@ from deccp_eval.commands.common import db_option
 
 
 @click.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder to write (created; files with the same names are replaced).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write (created; files with the same names are replaced).",
+)
 @click.option("--run", "run_id", default=None, help="Only this run (default: each model's latest run).")
 @click.option("--title", default="deccp-eval results", show_default=True, help="Title of the dataset card.")
 @db_option

@@ -23,27 +23,54 @@ if TYPE_CHECKING:
     from deccp_eval.analysis.report.compare import Comparison
 
 
-
 def _need_db(db: Path) -> None:
     if not db.exists():
         raise UsageError(f"{db} does not exist: run `deccp-eval run` (or `deccp-eval demo`) first")
 
 
 @click.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results/report"),
-              show_default=True, help="Folder for index.html and the plots' PNGs.")
-@click.option("--plots-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where verdicts.png and censorship_heatmap.png go (default: the --out folder).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results/report"),
+    show_default=True,
+    help="Folder for index.html and the plots' PNGs.",
+)
+@click.option(
+    "--plots-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where verdicts.png and censorship_heatmap.png go (default: the --out folder).",
+)
 @click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of each model).")
-@click.option("--judge", "-j", default=None,
-              help="Judge whose verdicts colour the answers and plots (default: the one that judged most).")
-@click.option("--compare", nargs=2, multiple=True, metavar="A B",
-              help="Add a comparison section: model A -> model B (repeat for several, in that order).")
-@click.option("--no-compare", is_flag=True,
-              help="No automatic comparisons (base -> abliterated -> re-aligned, or a two-model store's pair).")
+@click.option(
+    "--judge",
+    "-j",
+    default=None,
+    help="Judge whose verdicts colour the answers and plots (default: the one that judged most).",
+)
+@click.option(
+    "--compare",
+    nargs=2,
+    multiple=True,
+    metavar="A B",
+    help="Add a comparison section: model A -> model B (repeat for several, in that order).",
+)
+@click.option(
+    "--no-compare",
+    is_flag=True,
+    help="No automatic comparisons (base -> abliterated -> re-aligned, or a two-model store's pair).",
+)
 @db_option
-def report(out: Path, plots_dir: Path | None, run_id: str | None, judge: str | None,
-           compare: tuple[tuple[str, str], ...], no_compare: bool, db: Path) -> None:
+def report(
+    out: Path,
+    plots_dir: Path | None,
+    run_id: str | None,
+    judge: str | None,
+    compare: tuple[tuple[str, str], ...],
+    no_compare: bool,
+    db: Path,
+) -> None:
     """Write a self-contained HTML report (no network needed) and the plots as PNGs, all under --out.
 
     \b
@@ -60,8 +87,16 @@ def report(out: Path, plots_dir: Path | None, run_id: str | None, judge: str | N
 
     _need_db(db)
     with Store(db) as store:
-        files = write_report(store, out, run_id=run_id, judge=judge, compare=list(compare), auto_compare=not no_compare,
-                             plots_dir=out if plots_dir is None else plots_dir, source=db.name)
+        files = write_report(
+            store,
+            out,
+            run_id=run_id,
+            judge=judge,
+            compare=list(compare),
+            auto_compare=not no_compare,
+            plots_dir=out if plots_dir is None else plots_dir,
+            source=db.name,
+        )
     click.echo(f"wrote {files.index}")
     for path in files.plots:
         click.echo(f"wrote {path}")
@@ -75,12 +110,14 @@ def report(out: Path, plots_dir: Path | None, run_id: str | None, judge: str | N
 @click.option("--judge", "-j", default=None, help="Judge to compare verdicts by (default: the one that judged most).")
 @click.option("--run", "run_id", default=None, help="Only this run (default: every stored answer of each model).")
 @click.option("--kind", type=click.Choice(["sensitive", "control", "all"]), default="sensitive", show_default=True)
-@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
-              help="Changed prompts to print (0: none).")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Changed prompts to print (0: none)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the transitions and changed prompts as JSON.")
 @db_option
-def compare(a: str, b: str, judge: str | None, run_id: str | None, kind: str, limit: int, as_json: bool,
-            db: Path) -> None:
+def compare(
+    a: str, b: str, judge: str | None, run_id: str | None, kind: str, limit: int, as_json: bool, db: Path
+) -> None:
     """Compare two models (e.g. a base model and its abliterated version) prompt by prompt.
 
     \b
@@ -112,21 +149,25 @@ def terminal_text(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _console() -> "Console":
+def _console() -> Console:
     from rich.console import Console
 
     return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
 
 
-def _print_comparison(c: "Comparison", limit: int) -> None:
+def _print_comparison(c: Comparison, limit: int) -> None:
     """Rich tables; every value from the store goes in as rich Text, so `[...]` is never read as markup."""
     from rich.table import Table
     from rich.text import Text
 
     console = _console()
-    console.print(Text(f"A {c.a} -> B {c.b}  judge: {c.judge or 'none'}  {'/'.join(c.kinds)} prompts answered by both: "
-                       f"{c.matched}, verdict changed: {len(c.changed)}"
-                       + (f", only in A: {c.only_a}, only in B: {c.only_b}" if c.only_a or c.only_b else "")))
+    console.print(
+        Text(
+            f"A {c.a} -> B {c.b}  judge: {c.judge or 'none'}  {'/'.join(c.kinds)} prompts answered by both: "
+            f"{c.matched}, verdict changed: {len(c.changed)}"
+            + (f", only in A: {c.only_a}, only in B: {c.only_b}" if c.only_a or c.only_b else "")
+        )
+    )
     table = Table(title="verdict transitions")
     table.add_column("from")
     table.add_column("to")
@@ -135,8 +176,9 @@ def _print_comparison(c: "Comparison", limit: int) -> None:
     table.add_column("total", justify="right")
     for t in c.transitions:
         style = "bold" if t.changed else "dim"
-        table.add_row(Text(t.before), Text(t.after), *(str(t.by_lang[lang]) for lang in c.langs), str(t.total),
-                      style=style)
+        table.add_row(
+            Text(t.before), Text(t.after), *(str(t.by_lang[lang]) for lang in c.langs), str(t.total), style=style
+        )
     console.print(table)
     if not c.changed or limit == 0:
         return
@@ -144,8 +186,12 @@ def _print_comparison(c: "Comparison", limit: int) -> None:
     for col in ("prompt", "lang", "category", "change", "A answer", "B answer"):
         items.add_column(col, overflow="fold")
     for item in c.changed[:limit]:
-        items.add_row(Text(terminal_text(item.prompt_text, 60)), Text(item.lang), Text(item.category),
-                      Text(f"{item.a.status} -> {item.b.status}"),
-                      Text(terminal_text(item.a.text or item.a.error, 120)),
-                      Text(terminal_text(item.b.text or item.b.error, 120)))
+        items.add_row(
+            Text(terminal_text(item.prompt_text, 60)),
+            Text(item.lang),
+            Text(item.category),
+            Text(f"{item.a.status} -> {item.b.status}"),
+            Text(terminal_text(item.a.text or item.a.error, 120)),
+            Text(terminal_text(item.b.text or item.b.error, 120)),
+        )
     console.print(items)

@@ -21,20 +21,40 @@ def _default_reviewer() -> str:
 
 
 @click.command("review")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; anything but loopback requires the token printed in the URL.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; anything but loopback requires the token printed in the URL.",
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 picks a free port.")
 @click.option("--reviewer", default=None, help="Default reviewer name (the page can switch; default: your login).")
-@click.option("--sample", "sample_n", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Answers to label, stratified by model x language x judge verdict.")
+@click.option(
+    "--sample",
+    "sample_n",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Answers to label, stratified by model x language x judge verdict.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same store: same items (overlap).")
 @click.option("--judge", "-j", default=None, help="Judge whose verdicts stratify the sample (default: the most used).")
 @click.option("--dataset", "-d", default=None, help="Only answers to this dataset.")
 @click.option("--show-verdicts", is_flag=True, help="Show judge verdicts before labelling (default: blind).")
 @click.option("--token", default=None, help="Token for non-local access (default: a random one).")
 @db_option
-def review(host: str, port: int, reviewer: str | None, sample_n: int, seed: int, judge: str | None,
-           dataset: str | None, show_verdicts: bool, token: str | None, db: Path) -> None:
+def review(
+    host: str,
+    port: int,
+    reviewer: str | None,
+    sample_n: int,
+    seed: int,
+    judge: str | None,
+    dataset: str | None,
+    show_verdicts: bool,
+    token: str | None,
+    db: Path,
+) -> None:
     """Label stored answers and review gold references in the browser; labels go to the store.
 
     \b
@@ -48,9 +68,9 @@ def review(host: str, port: int, reviewer: str | None, sample_n: int, seed: int,
         import uvicorn
     except ImportError:
         raise MissingDependency("starlette and uvicorn", "review", "`deccp-eval review`") from None
-    from deccp_eval.store import review_state as review_store
     from deccp_eval.review.items import sample_items
     from deccp_eval.review.server import ReviewConfig, create_app, is_loopback
+    from deccp_eval.store import review_state as review_store
     from deccp_eval.store.db import Store
 
     if not db.exists():
@@ -70,13 +90,22 @@ def review(host: str, port: int, reviewer: str | None, sample_n: int, seed: int,
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     port = sock.getsockname()[1]
-    config = ReviewConfig(db=db, items=items, judge=used_judge, reviewer=name, show_verdicts=show_verdicts,
-                          token=key, local_only=local, port=port)
+    config = ReviewConfig(
+        db=db,
+        items=items,
+        judge=used_judge,
+        reviewer=name,
+        show_verdicts=show_verdicts,
+        token=key,
+        local_only=local,
+        port=port,
+    )
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={key}" if key else "")
     click.echo(url)
-    click.echo(f"{len(items)} answers to label (judge {used_judge or 'none'}, seed {seed}); reviewer {name}; "
-               "Ctrl+C stops", err=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False,
-                                                lifespan="off"))
+    click.echo(
+        f"{len(items)} answers to label (judge {used_judge or 'none'}, seed {seed}); reviewer {name}; Ctrl+C stops",
+        err=True,
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False, lifespan="off"))
     server.run(sockets=[sock])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import click
 
 from deccp_eval.commands.common import Group
@@ -14,8 +15,12 @@ def toy() -> None:
 
 
 @toy.command("build")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write the HF model folder here (default: the user cache).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the HF model folder here (default: the user cache).",
+)
 @click.option("--force", is_flag=True, help="Retrain even when cached.")
 def toy_build(out: Path | None, force: bool) -> None:
     """Train (about a minute on 2 cores) or reuse the toy model; prints its folder."""

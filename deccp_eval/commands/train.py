@@ -14,26 +14,66 @@ from deccp_eval.commands.common import command_line, db_option
 
 
 @click.command("train-judge")
-@click.option("--from-labels", "label_files", multiple=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSONL of labelled answers (prompt, response, label, lang; question_id or pair_id groups the "
-                   "cross-validation); repeatable.")
-@click.option("--from", "source", default=None, help="Or: learn the verdicts this judge stored in --db, e.g. "
-                                                     "llm:openai:gpt-4o-mini.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to save the model (.npz; its card goes beside it as .npz.json, and with --from-labels "
-                   "the rows it got wrong out of fold as .npz.misses.jsonl, for reading).")
-@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True,
-              help="Grouped cross-validation folds (a question never sits in its own training folds).")
-@click.option("--c", "c", type=click.FloatRange(min=1e-4), default=4.0, show_default=True,
-              help="Inverse regularisation strength of the logistic regression.")
-@click.option("--min-questions", type=click.IntRange(1), default=3, show_default=True,
-              help="An n-gram gets weight only if it occurs in answers to this many different questions.")
-@click.option("--baseline", default="keyword", show_default=True,
-              help="Judge scored on the same rows for comparison in the card ('' to skip).")
+@click.option(
+    "--from-labels",
+    "label_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSONL of labelled answers (prompt, response, label, lang; question_id or pair_id groups the "
+    "cross-validation); repeatable.",
+)
+@click.option(
+    "--from",
+    "source",
+    default=None,
+    help="Or: learn the verdicts this judge stored in --db, e.g. llm:openai:gpt-4o-mini.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to save the model (.npz; its card goes beside it as .npz.json, and with --from-labels "
+    "the rows it got wrong out of fold as .npz.misses.jsonl, for reading).",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(2, 20),
+    default=5,
+    show_default=True,
+    help="Grouped cross-validation folds (a question never sits in its own training folds).",
+)
+@click.option(
+    "--c",
+    "c",
+    type=click.FloatRange(min=1e-4),
+    default=4.0,
+    show_default=True,
+    help="Inverse regularisation strength of the logistic regression.",
+)
+@click.option(
+    "--min-questions",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="An n-gram gets weight only if it occurs in answers to this many different questions.",
+)
+@click.option(
+    "--baseline",
+    default="keyword",
+    show_default=True,
+    help="Judge scored on the same rows for comparison in the card ('' to skip).",
+)
 @db_option
-def train_judge(label_files: tuple[Path, ...], source: str | None, out: Path, folds: int, c: float,
-                min_questions: int, baseline: str, db: Path) -> None:
+def train_judge(
+    label_files: tuple[Path, ...],
+    source: str | None,
+    out: Path,
+    folds: int,
+    c: float,
+    min_questions: int,
+    baseline: str,
+    db: Path,
+) -> None:
     """Train a `clf:PATH` judge; prints grouped cross-validated figures per language and class.
 
     \b
@@ -48,13 +88,11 @@ def train_judge(label_files: tuple[Path, ...], source: str | None, out: Path, fo
     if bool(label_files) == bool(source):
         raise click.UsageError("give --from-labels FILE... or --from JUDGE (one of the two)")
     examples, data = _from_labels(label_files) if label_files else _from_store(source or "", db)
-    model, report = train(examples, Lexicon(feature_groups()), Settings(c=c, min_questions=min_questions),
-                          folds=folds)
+    model, report = train(examples, Lexicon(feature_groups()), Settings(c=c, min_questions=min_questions), folds=folds)
     oof = report.pop("out_of_fold")
     if baseline:
         report["baseline"] = {"judge": baseline, "cv": _baseline(baseline, examples)}
-    model.card = {"name": out.stem, "data": data, **report, **_provenance(data, report),
-                  "command": command_line()}
+    model.card = {"name": out.stem, "data": data, **report, **_provenance(data, report), "command": command_line()}
     model.save(out)
     click.echo(_summary(model.card))
     click.echo(f"saved {out} (card {out.name}.json); use it as clf:{out}", err=True)
@@ -63,8 +101,13 @@ def train_judge(label_files: tuple[Path, ...], source: str | None, out: Path, fo
         with misses.open("w", encoding="utf-8") as f:
             for e, o in zip(examples, oof):
                 if o["pred"] != e.label:
-                    f.write(json.dumps({"group": e.group, "lang": e.lang, "label": e.label, **o,
-                                        "response": e.response[:600]}, ensure_ascii=False) + "\n")
+                    f.write(
+                        json.dumps(
+                            {"group": e.group, "lang": e.lang, "label": e.label, **o, "response": e.response[:600]},
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
 
 
 def _provenance(data: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
@@ -78,15 +121,23 @@ def _provenance(data: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_labels(files: tuple[Path, ...]) -> tuple[list[Any], dict[str, Any]]:
-    from deccp_eval.judging.classifier import Example
     from deccp_eval.backends.fingerprint import file_sha256
+    from deccp_eval.judging.classifier import Example
     from deccp_eval.judging.label_scores import load_labels
 
     examples = []
     for path in files:
         for r in load_labels(path):
-            examples.append(Example(question=r.prompt, response=r.response, label=r.label.value, lang=r.lang,
-                                    group=r.question_id or r.pair_id or r.prompt, source=path.name))
+            examples.append(
+                Example(
+                    question=r.prompt,
+                    response=r.response,
+                    label=r.label.value,
+                    lang=r.lang,
+                    group=r.question_id or r.pair_id or r.prompt,
+                    source=path.name,
+                )
+            )
     return examples, {"source": "labels", "files": [{"path": str(p), "sha256": file_sha256(p)} for p in files]}
 
 
@@ -99,8 +150,10 @@ def _from_store(source: str, db: Path) -> tuple[list[Any], dict[str, Any]]:
     latest = {(r.question, r.text): r for r in rows}  # the newest verdict per answer
     if not latest:
         raise UsageError(f"no parsed verdicts by {source!r} in {db}; judge stored answers with it first")
-    examples = [Example(question=q, response=t or "", label=r.verdict, lang=r.lang, group=r.pair_id)
-                for (q, t), r in latest.items()]
+    examples = [
+        Example(question=q, response=t or "", label=r.verdict, lang=r.lang, group=r.pair_id)
+        for (q, t), r in latest.items()
+    ]
     return examples, {"source": "stored verdicts", "judge": source, "db": str(db)}
 
 
@@ -120,7 +173,9 @@ def _fmt(x: float | None) -> str:
 
 def _summary(card: dict[str, Any]) -> str:
     lines = [f"{card['n']} labelled answers, {card['folds']}-fold cross-validation grouped by question"]
-    blocks = [("clf", card["cv"])] + ([(card["baseline"]["judge"], card["baseline"]["cv"])] if "baseline" in card else [])
+    blocks = [("clf", card["cv"])] + (
+        [(card["baseline"]["judge"], card["baseline"]["cv"])] if "baseline" in card else []
+    )
     by_source = card.get("cv_by_source") or {}
     if len(by_source) > 1:
         blocks += [(f"clf: {Path(src).stem[:22]}", cv) for src, cv in by_source.items()]
@@ -128,10 +183,14 @@ def _summary(card: dict[str, Any]) -> str:
     for name, cv in blocks:
         for lang, s in cv.items():
             f1 = " ".join(f"{k}={_fmt(v['f1'])}" for k, v in s["per_class"].items())
-            lines.append(f"{name:28}{lang:6}{s['n']:>6}{_fmt(s['binary_accuracy']):>8}{_fmt(s['accuracy']):>9}"
-                         f"{_fmt(s['kappa']):>7}  {f1}")
+            lines.append(
+                f"{name:28}{lang:6}{s['n']:>6}{_fmt(s['binary_accuracy']):>8}{_fmt(s['accuracy']):>9}"
+                f"{_fmt(s['kappa']):>7}  {f1}"
+            )
     cal = card["calibration"]
-    lines.append(f"calibration: ECE {cal['ece_raw']:.3f} raw -> {cal['ece_calibrated']:.3f} isotonic (out of fold); "
-                 f"confidence >= {cal['threshold']}: {cal['share_at_or_above']:.0%} of verdicts, "
-                 f"{_fmt(cal['accuracy_at_or_above'])} right; a cascade escalates {cal['escalated_share_at_threshold']:.0%}")
+    lines.append(
+        f"calibration: ECE {cal['ece_raw']:.3f} raw -> {cal['ece_calibrated']:.3f} isotonic (out of fold); "
+        f"confidence >= {cal['threshold']}: {cal['share_at_or_above']:.0%} of verdicts, "
+        f"{_fmt(cal['accuracy_at_or_above'])} right; a cascade escalates {cal['escalated_share_at_threshold']:.0%}"
+    )
     return "\n".join(lines)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.datasets.loading import Dataset, load_file, load_hf
@@ -32,9 +33,23 @@ VERSION = "1.0.0"
 LICENSE = "Apache-2.0"  # of the bundled prompt sets; README.md says the same
 BUILTIN_NAME = "deccp"
 CATEGORIES: tuple[str, ...] = (
-    "tiananmen_1989", "tibet", "xinjiang", "taiwan", "hong_kong", "falun_gong", "leadership", "ccp_history",
-    "dissidents", "media_censorship", "covid19", "religion", "territorial_disputes", "surveillance",
-    "labour_protest", "corruption", "minority_language_policy",
+    "tiananmen_1989",
+    "tibet",
+    "xinjiang",
+    "taiwan",
+    "hong_kong",
+    "falun_gong",
+    "leadership",
+    "ccp_history",
+    "dissidents",
+    "media_censorship",
+    "covid19",
+    "religion",
+    "territorial_disputes",
+    "surveillance",
+    "labour_protest",
+    "corruption",
+    "minority_language_policy",
 )
 
 
@@ -59,14 +74,23 @@ def _slug(text: str) -> str:
 
 def _augmxnt_row(row: dict[str, Any], index: int) -> dict[str, Any]:
     split = row.get("__split__", "censored")
-    return {"id": f"augmxnt-{split}-{index:04d}", "text": str(row.get("text", "")).rstrip(),
-            "category": f"deccp_{split}", "kind": "sensitive", "source": "augmxnt/deccp"}
+    return {
+        "id": f"augmxnt-{split}-{index:04d}",
+        "text": str(row.get("text", "")).rstrip(),
+        "category": f"deccp_{split}",
+        "kind": "sensitive",
+        "source": "augmxnt/deccp",
+    }
 
 
 def _promptfoo_row(row: dict[str, Any], index: int) -> dict[str, Any]:
-    return {"id": f"promptfoo-ccp-{index:05d}", "text": str(row.get("prompt", "")).rstrip(),
-            "category": _slug(str(row.get("subject", ""))), "kind": "sensitive",
-            "source": "promptfoo/CCP-sensitive-prompts"}
+    return {
+        "id": f"promptfoo-ccp-{index:05d}",
+        "text": str(row.get("prompt", "")).rstrip(),
+        "category": _slug(str(row.get("subject", ""))),
+        "kind": "sensitive",
+        "source": "promptfoo/CCP-sensitive-prompts",
+    }
 
 
 def load_augmxnt_deccp(ref: str = "augmxnt/deccp") -> Dataset:

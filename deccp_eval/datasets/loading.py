@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -31,8 +32,13 @@ class Dataset(BaseModel):
             counts[p.lang] = counts.get(p.lang, 0) + 1
         return counts
 
-    def filter(self, langs: Iterable[str] | None = None, limit_pairs: int | None = None,
-               kinds: Iterable[str] | None = None, categories: Iterable[str] | None = None) -> "Dataset":
+    def filter(
+        self,
+        langs: Iterable[str] | None = None,
+        limit_pairs: int | None = None,
+        kinds: Iterable[str] | None = None,
+        categories: Iterable[str] | None = None,
+    ) -> Dataset:
         """Keep the chosen languages; `limit_pairs` keeps the first N pairs so languages stay matched."""
         rows = self.prompts
         if langs:
@@ -49,8 +55,9 @@ class Dataset(BaseModel):
                     keep.append(p.pair_id)
             chosen = set(keep[:limit_pairs])
             rows = [p for p in rows if p.pair_id in chosen]
-        return Dataset(name=self.name, version=self.version, prompts=rows,
-                       full_counts=self.full_counts or self.lang_counts())
+        return Dataset(
+            name=self.name, version=self.version, prompts=rows, full_counts=self.full_counts or self.lang_counts()
+        )
 
 
 def detect_lang(text: str) -> str:
@@ -106,7 +113,7 @@ def _iter_file(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         data = parse_json(read_text(path), path)
         rows = data.get("prompts") if isinstance(data, dict) else data
         if not isinstance(rows, list):
-            raise DatasetError(f"{path}: expected a JSON list of prompt objects (or {{\"prompts\": [...]}})")
+            raise DatasetError(f'{path}: expected a JSON list of prompt objects (or {{"prompts": [...]}})')
         for i, obj in enumerate(rows, start=1):
             if not isinstance(obj, dict):
                 raise DatasetError(f"{path}: item {i}: expected a JSON object, got {type(obj).__name__}")
@@ -136,9 +143,14 @@ def _iter_file(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise DatasetError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json, .csv or .parquet)")
 
 
-def prompts_from_rows(rows: Iterable[tuple[int, dict[str, Any]]], where: str, source: str,
-                      column_map: dict[str, str] | None = None, mapper: RowMapper | None = None,
-                      unit: str = "line") -> list[Prompt]:
+def prompts_from_rows(
+    rows: Iterable[tuple[int, dict[str, Any]]],
+    where: str,
+    source: str,
+    column_map: dict[str, str] | None = None,
+    mapper: RowMapper | None = None,
+    unit: str = "line",
+) -> list[Prompt]:
     prompts: list[Prompt] = []
     seen: dict[str, int] = {}
     for number, raw in rows:
@@ -146,9 +158,13 @@ def prompts_from_rows(rows: Iterable[tuple[int, dict[str, Any]]], where: str, so
         try:
             prompt = Prompt.model_validate(complete_row(row, number, source))
         except ValidationError as exc:
-            raise DatasetError(f"{where}: {unit} {number}: {validation_problems(exc, quote=True, whole='row')}") from None
+            raise DatasetError(
+                f"{where}: {unit} {number}: {validation_problems(exc, quote=True, whole='row')}"
+            ) from None
         if prompt.id in seen:
-            raise DatasetError(f"{where}: {unit} {number}: duplicate id {prompt.id!r} (first at {unit} {seen[prompt.id]})")
+            raise DatasetError(
+                f"{where}: {unit} {number}: duplicate id {prompt.id!r} (first at {unit} {seen[prompt.id]})"
+            )
         seen[prompt.id] = number
         prompts.append(prompt)
     if not prompts:
@@ -168,23 +184,32 @@ def require_langs(dataset: Dataset, langs: Iterable[str], where: str) -> None:
         raise DatasetError(f"{where}: no prompts left after --lang/--kind/--category/--limit")
     missing = [lang for lang in langs if lang not in have]
     if missing:
-        raise DatasetError(f"{where}: no prompts in {', '.join(missing)} (it has {', '.join(sorted(have))}); "
-                           f"pass --lang {','.join(sorted(have))}")
+        raise DatasetError(
+            f"{where}: no prompts in {', '.join(missing)} (it has {', '.join(sorted(have))}); "
+            f"pass --lang {','.join(sorted(have))}"
+        )
 
 
-def load_file(path: str | Path, column_map: dict[str, str] | None = None, name: str | None = None,
-              version: str | None = None) -> Dataset:
+def load_file(
+    path: str | Path, column_map: dict[str, str] | None = None, name: str | None = None, version: str | None = None
+) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     source = name or path.stem
-    prompts = prompts_from_rows(_iter_file(path), str(path), source, column_map,
-                                unit="row" if path.suffix.lower() == ".parquet" else "line")
+    prompts = prompts_from_rows(
+        _iter_file(path), str(path), source, column_map, unit="row" if path.suffix.lower() == ".parquet" else "line"
+    )
     return Dataset(name=source, version=version or file_version(path), prompts=prompts)
 
 
-def load_hf(ref: str, split: str | None = None, column_map: dict[str, str] | None = None,
-            mapper: RowMapper | None = None, name: str | None = None) -> Dataset:
+def load_hf(
+    ref: str,
+    split: str | None = None,
+    column_map: dict[str, str] | None = None,
+    mapper: RowMapper | None = None,
+    name: str | None = None,
+) -> Dataset:
     """A `datasets` hub name or a local dataset folder; every split unless one is named."""
     import datasets as hf_datasets
 
@@ -214,7 +239,9 @@ def parse_column_map(pairs: Iterable[str]) -> dict[str, str]:
     for pair in pairs:
         ours, sep, theirs = pair.partition("=")
         if not sep or ours not in Prompt.model_fields:
-            raise DatasetError(f"--map {pair!r}: expected FIELD=COLUMN with FIELD one of {', '.join(Prompt.model_fields)}")
+            raise DatasetError(
+                f"--map {pair!r}: expected FIELD=COLUMN with FIELD one of {', '.join(Prompt.model_fields)}"
+            )
         out[ours] = theirs
     return out
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from deccp_eval.analysis import language_gap, leaderboard
 from deccp_eval.analysis.report.data import source_agreement
@@ -45,8 +46,13 @@ def training_note(judge: Any, data_sha: str, data_name: str) -> tuple[bool, str 
     return fit, (str(cv) if cv else None)
 
 
-def run(out_dir: Path, say: Callable[[str], None], judge_spec: str = DEFAULT_JUDGE, report: bool = True,
-        command: str | None = None) -> int:
+def run(
+    out_dir: Path,
+    say: Callable[[str], None],
+    judge_spec: str = DEFAULT_JUDGE,
+    report: bool = True,
+    command: str | None = None,
+) -> int:
     """Import, judge, write `out_dir/real_models/` (leaderboard.csv, language_gap.csv, agreement.csv, the
     report); print the tables. 0 when done, 1 when the dev file is missing. `command` is recorded with
     the import's run."""
@@ -58,22 +64,28 @@ def run(out_dir: Path, say: Callable[[str], None], judge_spec: str = DEFAULT_JUD
     judge = make_judge(judge_spec)
     with Store(out_dir / "real_models.db") as store:
         t = import_file(store, DEV_FILE, "speechmap", command=command)
-        say(f"  {DEV_FILE.name}: {t.answers} answers of {len(t.models)} models ({t.new_answers} new), "
-            f"SpeechMap's verdicts as {', '.join(t.judges)}")
+        say(
+            f"  {DEV_FILE.name}: {t.answers} answers of {len(t.models)} models ({t.new_answers} new), "
+            f"SpeechMap's verdicts as {', '.join(t.judges)}"
+        )
         rows = store.response_rows(dataset="speechmap-china")
         tally = runner.judge_rows(store, rows, judge)
         say(f"  judge {judge.id}: {tally.judged} judged, {tally.cached} from cache")
         judgments = leaderboard.latest_judgments(store, rows)
-        board = [r for r in leaderboard.compute(store, dataset="speechmap-china", loaded=(rows, judgments))
-                 if r["judge"] == judge.id]
+        board = [
+            r
+            for r in leaderboard.compute(store, dataset="speechmap-china", loaded=(rows, judgments))
+            if r["judge"] == judge.id
+        ]
         leaderboard.write_csv(board, folder / "leaderboard.csv")
         gaps = [g for g in language_gap.compute(store, rows, judgments) if g.judge == judge.id]
         language_gap.write_csv(gaps, folder / "language_gap.csv")
         agreement = source_agreement(rows, judgments, judge.id)
         _write_agreement(agreement, folder / "agreement.csv")
         if report:
-            index = write_report(store, folder / "report", judge=judge.id, plots_dir=folder,
-                                 source="real_models.db").index
+            index = write_report(
+                store, folder / "report", judge=judge.id, plots_dir=folder, source="real_models.db"
+            ).index
     for line in summary(board, gaps, agreement, judge, file_sha256(DEV_FILE)):
         say(line)
     if report:
@@ -81,8 +93,9 @@ def run(out_dir: Path, say: Callable[[str], None], judge_spec: str = DEFAULT_JUD
     return 0
 
 
-def summary(board: list[dict[str, Any]], gaps: list[Any], agreement: list[dict[str, Any]], judge: Any,
-            data_sha: str) -> list[str]:
+def summary(
+    board: list[dict[str, Any]], gaps: list[Any], agreement: list[dict[str, Any]], judge: Any, data_sha: str
+) -> list[str]:
     """The real-models tables in Markdown: censorship EN/ZH, gap, suppression, kappa."""
     by_model: dict[str, dict[str, dict[str, Any]]] = {}
     for r in board:
@@ -91,9 +104,13 @@ def summary(board: list[dict[str, Any]], gaps: list[Any], agreement: list[dict[s
     kappa = {a["model"]: a for a in agreement if a["source"] == SOURCE_JUDGE}
     fit, cv = training_note(judge, data_sha, DEV_FILE.name)
     kappa_head = "kappa vs SpeechMap (training fit)" if fit else "kappa vs SpeechMap"
-    lines = ["", f"Real models (public answers): SpeechMap China, 25 odd-numbered question pairs, judge {judge.id}", "",
-             f"| model | censored EN | censored ZH | gap ZH − EN | McNemar p | reasoning | suppressed | {kappa_head} |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"Real models (public answers): SpeechMap China, 25 odd-numbered question pairs, judge {judge.id}",
+        "",
+        f"| model | censored EN | censored ZH | gap ZH − EN | McNemar p | reasoning | suppressed | {kappa_head} |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for model in sorted(by_model, key=lambda m: -(gap_of[m].gap if m in gap_of else -9)):
         en, zh = by_model[model].get("en"), by_model[model].get("zh")
         g = gap_of.get(model)
@@ -102,26 +119,39 @@ def summary(board: list[dict[str, Any]], gaps: list[Any], agreement: list[dict[s
         reasoning = "/".join(_pct(r.get("reasoning_rate")) for r in (en, zh) if r)
         k = kappa.get(model)
         kap = f"{k['kappa']:.2f}" if k and k["kappa"] == k["kappa"] else "–"
-        lines.append(f"| {model} | {_pct(en and en['censorship_rate'])} | {_pct(zh and zh['censorship_rate'])} | "
-                     f"{f'{g.gap:+.0%} [{g.gap_lo:+.0%}, {g.gap_hi:+.0%}]' if g else '–'} | "
-                     f"{f'{g.mcnemar_p:.3f}' if g else '–'} | {reasoning} | {suppressed} | "
-                     f"{kap} |")
+        lines.append(
+            f"| {model} | {_pct(en and en['censorship_rate'])} | {_pct(zh and zh['censorship_rate'])} | "
+            f"{f'{g.gap:+.0%} [{g.gap_lo:+.0%}, {g.gap_hi:+.0%}]' if g else '–'} | "
+            f"{f'{g.mcnemar_p:.3f}' if g else '–'} | {reasoning} | {suppressed} | "
+            f"{kap} |"
+        )
     overall = kappa.get("(all models)")
     lines.append("")
     if overall:
-        note = (f"training fit: {judge.id} was trained on these answers; grouped cross-validated: {cv or 'not recorded'}"
-                if fit else "the judge was not trained on these answers")
-        lines.append(f"Agreement with SpeechMap's judge ({SOURCE_JUDGE}, 3 classes): kappa {overall['kappa']:.3f} "
-                     f"over {overall['n']} answers ({note}).")
+        note = (
+            f"training fit: {judge.id} was trained on these answers; grouped cross-validated: {cv or 'not recorded'}"
+            if fit
+            else "the judge was not trained on these answers"
+        )
+        lines.append(
+            f"Agreement with SpeechMap's judge ({SOURCE_JUDGE}, 3 classes): kappa {overall['kappa']:.3f} "
+            f"over {overall['n']} answers ({note})."
+        )
     top = sorted((g for g in gaps if g.gap == g.gap), key=lambda g: -g.gap)[:5]
     lines.append("Largest gaps ZH − EN: " + "; ".join(f"{g.model} {g.gap:+.0%} (p={g.mcnemar_p:.3f})" for g in top))
     reasoners = [r for r in board if r.get("reasons")]
     if reasoners:
-        lines.append("Thought suppression (censored answers with no reasoning), models that show reasoning: " + "; ".join(
-            f"{r['model']} {r['lang']} {_pct(r['suppressed_rate'])} of {r['suppressed_n']}" for r in reasoners))
-    lines.append("Reasoning here is what SpeechMap kept in the message content (inline <think> blocks); the copy in "
-                 "data/speechmap/ does not carry its separate reasoning field, so models whose reasoning came "
-                 "apart (DeepSeek-R1) show none and get no suppressed rate.")
+        lines.append(
+            "Thought suppression (censored answers with no reasoning), models that show reasoning: "
+            + "; ".join(
+                f"{r['model']} {r['lang']} {_pct(r['suppressed_rate'])} of {r['suppressed_n']}" for r in reasoners
+            )
+        )
+    lines.append(
+        "Reasoning here is what SpeechMap kept in the message content (inline <think> blocks); the copy in "
+        "data/speechmap/ does not carry its separate reasoning field, so models whose reasoning came "
+        "apart (DeepSeek-R1) show none and get no suppressed rate."
+    )
     return lines
 
 

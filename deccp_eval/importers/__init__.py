@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import importlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, cast
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,8 +27,12 @@ from deccp_eval.base.schema import Judgment, Prompt, Request, Response, Sampling
 from deccp_eval.datasets.loading import detect_lang
 
 # --format NAME -> module in this package exposing `read(path) -> Iterator[ImportedAnswer]`
-FORMATS: dict[str, str] = {"speechmap": "speechmap", "promptfoo": "promptfoo", "inspect": "inspect_log",
-                           "jsonl": "answers"}
+FORMATS: dict[str, str] = {
+    "speechmap": "speechmap",
+    "promptfoo": "promptfoo",
+    "inspect": "inspect_log",
+    "jsonl": "answers",
+}
 # A format's default registered dataset: where its prompts are looked up before falling back to the file's stem.
 DEFAULT_DATASET: dict[str, str] = {"speechmap": "speechmap-china"}
 
@@ -106,8 +111,9 @@ def _registered(name: str | None) -> Any:
     return found.obj() if found else None
 
 
-def import_file(store: Any, path: Path, fmt: str, model: str | None = None, dataset: str | None = None,
-                command: str | None = None) -> ImportTally:
+def import_file(
+    store: Any, path: Path, fmt: str, model: str | None = None, dataset: str | None = None, command: str | None = None
+) -> ImportTally:
     """Store every answer of one file (one transaction); returns what was new. `model` renames every
     answer's model; `dataset` is a registered dataset to find prompts in, or the name for prompts the
     file brings (default: the format's registered dataset, then the file's stem)."""
@@ -139,13 +145,21 @@ def import_file(store: Any, path: Path, fmt: str, model: str | None = None, data
             ds = fallback
             if not (row.prompt and row.prompt.strip()):
                 where = f" in {registered.name}" if registered else ""
-                raise DatasetError(f"{path}: {row.where}: prompt id {row.prompt_id!r} not found{where} and the row "
-                                   "has no prompt text")
+                raise DatasetError(
+                    f"{path}: {row.where}: prompt id {row.prompt_id!r} not found{where} and the row has no prompt text"
+                )
             text = row.prompt.strip()
             pid = row.prompt_id or f"{fallback}-{canonical_hash(text)[:12]}"
             try:
-                prompt = Prompt(id=pid, pair_id=row.pair_id or pid, lang=row.lang or detect_lang(text), text=text,
-                                category=row.category or "imported", kind=cast(Any, row.kind or "sensitive"), source=fallback)
+                prompt = Prompt(
+                    id=pid,
+                    pair_id=row.pair_id or pid,
+                    lang=row.lang or detect_lang(text),
+                    text=text,
+                    category=row.category or "imported",
+                    kind=cast(Any, row.kind or "sensitive"),
+                    source=fallback,
+                )
             except ValidationError as exc:
                 raise DatasetError(f"{path}: {row.where}: {validation_problems(exc, quote=True)}") from None
             old = new_prompts.get(pid)
@@ -156,18 +170,35 @@ def import_file(store: Any, path: Path, fmt: str, model: str | None = None, data
         name = model or row.model
         sample = samples[(name, ds, prompt.id)]
         samples[(name, ds, prompt.id)] += 1
-        request = Request(model=name, fingerprint=fingerprint, prompt_id=prompt.id, text=prompt.text,
-                          params=SamplingParams(), sample=sample)
+        request = Request(
+            model=name,
+            fingerprint=fingerprint,
+            prompt_id=prompt.id,
+            text=prompt.text,
+            params=SamplingParams(),
+            sample=sample,
+        )
         split = split_reasoning(row.response, row.reasoning)
-        response = Response(key=request.key, text=split.answer, reasoning=split.reasoning,
-                            finish_reason=row.finish_reason or ("length" if split.cut else None),
-                            error=row.error, provider_model=row.model)
+        response = Response(
+            key=request.key,
+            text=split.answer,
+            reasoning=split.reasoning,
+            finish_reason=row.finish_reason or ("length" if split.cut else None),
+            error=row.error,
+            provider_model=row.model,
+        )
         items.append((ds, request, response, row.created))
         if row.provider:
             providers[row.provider] += 1
         for judge, verdict in row.verdicts.items():
-            judgments.append(Judgment(response_key=request.key, judge=judge, verdict=verdict,
-                                      rationale=f"imported from {path.name} ({row.where})"))
+            judgments.append(
+                Judgment(
+                    response_key=request.key,
+                    judge=judge,
+                    verdict=verdict,
+                    rationale=f"imported from {path.name} ({row.where})",
+                )
+            )
         tally.datasets[ds] = tally.datasets.get(ds, 0) + 1
         if name not in tally.models:
             tally.models.append(name)
@@ -183,12 +214,28 @@ def import_file(store: Any, path: Path, fmt: str, model: str | None = None, data
             counts = dict(Counter(p.lang for p in new_prompts.values()))
         run_id = f"import-{sha[:12]}-{ds}" + (f"-{canonical_hash(model)[:8]}" if model else "")
         models = sorted({r.model for d, r, _, _ in items if d == ds})
-        config = {"imported": fmt, "file": str(path), "sha256": sha, "dataset_counts": counts,
-                  "n_answers": tally.datasets[ds], "langs": sorted(counts), "providers": dict(providers)}
+        config = {
+            "imported": fmt,
+            "file": str(path),
+            "sha256": sha,
+            "dataset_counts": counts,
+            "n_answers": tally.datasets[ds],
+            "langs": sorted(counts),
+            "providers": dict(providers),
+        }
         if command:
             config["command"] = command
-        runs.append({"id": run_id, "dataset": ds, "version": version, "models": models, "judges": tally.judges,
-                     "config": config, "fingerprints": {m: fingerprint for m in models}})
+        runs.append(
+            {
+                "id": run_id,
+                "dataset": ds,
+                "version": version,
+                "models": models,
+                "judges": tally.judges,
+                "config": config,
+                "fingerprints": {m: fingerprint for m in models},
+            }
+        )
         tally.run_ids.append(run_id)
     prompts = [(fallback, p) for p in new_prompts.values()]
     if registered is not None and registered.name in tally.datasets:  # so answers join their prompts

@@ -7,8 +7,9 @@ given with --dataset), `response`; optional `reasoning`, `lang`, `pair_id`, `cat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -34,7 +35,7 @@ class Row(BaseModel):
     error: str | None = None
 
     @model_validator(mode="after")
-    def _needs(self) -> "Row":
+    def _needs(self) -> Row:
         if not (self.prompt or self.prompt_id):
             raise ValueError("needs `prompt` (the question's text) or `prompt_id`")
         if self.response is None and self.error is None:
@@ -46,7 +47,20 @@ def read(path: Path) -> Iterator[ImportedAnswer]:
     for lineno, obj in read_jsonl(path):
         where = f"line {lineno}"
         row: Row = validate_row(Row, obj, path, where)
-        yield answer(path, where=where, model=row.model, prompt=row.prompt, prompt_id=row.prompt_id, lang=row.lang,
-                     pair_id=row.pair_id, category=row.category, kind=row.kind, response=row.response or "",
-                     reasoning=row.reasoning, finish_reason=row.finish_reason, error=row.error, created=row.created,
-                     provider=row.provider)
+        yield answer(
+            path,
+            where=where,
+            model=row.model,
+            prompt=row.prompt,
+            prompt_id=row.prompt_id,
+            lang=row.lang,
+            pair_id=row.pair_id,
+            category=row.category,
+            kind=row.kind,
+            response=row.response or "",
+            reasoning=row.reasoning,
+            finish_reason=row.finish_reason,
+            error=row.error,
+            created=row.created,
+            provider=row.provider,
+        )

@@ -9,8 +9,9 @@ Samples are located as `samples[i]`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -50,8 +51,10 @@ def read(path: Path) -> Iterator[ImportedAnswer]:
     data = _load(path)
     ev = data.get("eval")
     if not isinstance(ev, dict) or "samples" not in data:
-        raise DatasetError(f"{path}: not an inspect_ai log with samples (expected eval and samples; a log "
-                           "written with --no-log-samples has none)")
+        raise DatasetError(
+            f"{path}: not an inspect_ai log with samples (expected eval and samples; a log "
+            "written with --no-log-samples has none)"
+        )
     model = str(ev.get("model") or "")
     for where, obj in iter_json_items(data["samples"], path, "samples"):
         s: Sample = validate_row(Sample, obj, path, where)
@@ -66,12 +69,22 @@ def read(path: Path) -> Iterator[ImportedAnswer]:
             raise DatasetError(f"{path}: {where}: no output.choices[0].message")
         meta = s.metadata or {}
         sid = None if s.id is None else str(s.id) + (f"#{s.epoch}" if s.epoch > 1 else "")
-        yield answer(path, where=where, model=str((s.output or {}).get("model") or model), prompt=question,
-                     prompt_id=str(meta.get("prompt_id") or sid) if (meta.get("prompt_id") or sid) else None,
-                     lang=meta.get("lang"), pair_id=meta.get("pair_id"), category=meta.get("category"),
-                     kind=meta.get("kind") if meta.get("kind") in ("sensitive", "control") else None,
-                     response=text or "", reasoning=reasoning, finish_reason=finish, error=error,
-                     created=ev.get("created"))
+        yield answer(
+            path,
+            where=where,
+            model=str((s.output or {}).get("model") or model),
+            prompt=question,
+            prompt_id=str(meta.get("prompt_id") or sid) if (meta.get("prompt_id") or sid) else None,
+            lang=meta.get("lang"),
+            pair_id=meta.get("pair_id"),
+            category=meta.get("category"),
+            kind=meta.get("kind") if meta.get("kind") in ("sensitive", "control") else None,
+            response=text or "",
+            reasoning=reasoning,
+            finish_reason=finish,
+            error=error,
+            created=ev.get("created"),
+        )
 
 
 def _text(content: Any) -> str:

@@ -9,8 +9,9 @@ when present. Rows are located as `results[i]` (a JSON file has no line per row)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,8 +41,10 @@ def read(path: Path) -> Iterator[ImportedAnswer]:
     data = parse_json(read_text(path), path)
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, dict) or "results" not in results:
-        raise DatasetError(f"{path}: not a promptfoo results file (expected an object with results.results; "
-                           "write one with `promptfoo eval -o results.json`)")
+        raise DatasetError(
+            f"{path}: not a promptfoo results file (expected an object with results.results; "
+            "write one with `promptfoo eval -o results.json`)"
+        )
     stamp = results.get("timestamp") if isinstance(results.get("timestamp"), str) else None
     for where, obj in iter_json_items(results["results"], path, "results"):
         row: Result = validate_row(Result, obj, path, where)
@@ -57,10 +60,20 @@ def read(path: Path) -> Iterator[ImportedAnswer]:
         if output is not None and not isinstance(output, str):
             output = json.dumps(output, ensure_ascii=False)
         v = row.vars
-        yield answer(path, where=where, model=model, prompt=text, prompt_id=_str(v.get("prompt_id") or v.get("id")),
-                     pair_id=_str(v.get("pair_id")), lang=_str(v.get("lang")), category=_str(v.get("category")),
-                     kind=v.get("kind") if v.get("kind") in ("sensitive", "control") else None,
-                     response=output or "", error=str(error) if error and output is None else None, created=stamp)
+        yield answer(
+            path,
+            where=where,
+            model=model,
+            prompt=text,
+            prompt_id=_str(v.get("prompt_id") or v.get("id")),
+            pair_id=_str(v.get("pair_id")),
+            lang=_str(v.get("lang")),
+            category=_str(v.get("category")),
+            kind=v.get("kind") if v.get("kind") in ("sensitive", "control") else None,
+            response=output or "",
+            error=str(error) if error and output is None else None,
+            created=stamp,
+        )
 
 
 def _str(value: Any) -> str | None:

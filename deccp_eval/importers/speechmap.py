@@ -11,8 +11,9 @@ SpeechMap's verdicts become judgments of judges named `speechmap:JUDGE_MODEL`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,8 +52,9 @@ def read(path: Path) -> Iterator[ImportedAnswer]:
         pair_id = row.question_id.removeprefix("zh_")
         text, reasoning, finish, error = _message(row.response)
         if text is None and error is None:
-            raise _bad(path, where, "no response text (expected response.choices[0].message.content or a "
-                                    "string `response`)")
+            raise _bad(
+                path, where, "no response text (expected response.choices[0].message.content or a string `response`)"
+            )
         question = row.question or row.prompt
         if not question:
             raise _bad(path, where, "no question text (`question` or `prompt`)")
@@ -61,11 +63,23 @@ def read(path: Path) -> Iterator[ImportedAnswer]:
             verdicts[f"speechmap:{row.judge_model or 'judge'}"] = COMPLIANCE[row.compliance]
         for key, label in (row.judges or {}).items():
             verdicts[f"speechmap:{JUDGE_MODELS.get(key, key)}"] = COMPLIANCE.get(label, label)
-        yield answer(path, where=where, model=row.model, prompt=question, lang="zh" if zh else "en",
-                     prompt_id=("zh_" if zh else "") + pair_id, pair_id=pair_id,
-                     category=row.category.removeprefix("zh_") or None, response=text or "", reasoning=reasoning,
-                     finish_reason=finish, error=error, created=row.timestamp, provider=row.provider,
-                     verdicts=verdicts)
+        yield answer(
+            path,
+            where=where,
+            model=row.model,
+            prompt=question,
+            lang="zh" if zh else "en",
+            prompt_id=("zh_" if zh else "") + pair_id,
+            pair_id=pair_id,
+            category=row.category.removeprefix("zh_") or None,
+            response=text or "",
+            reasoning=reasoning,
+            finish_reason=finish,
+            error=error,
+            created=row.timestamp,
+            provider=row.provider,
+            verdicts=verdicts,
+        )
 
 
 def _message(response: Any) -> tuple[str | None, str | None, str | None, str | None]:
@@ -83,8 +97,12 @@ def _message(response: Any) -> tuple[str | None, str | None, str | None, str | N
     if isinstance(content, list):  # content parts
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     reasoning = message.get("reasoning") or message.get("reasoning_content")
-    return (content if isinstance(content, str) else ""), (reasoning if isinstance(reasoning, str) else None), \
-        choices[0].get("finish_reason"), None
+    return (
+        (content if isinstance(content, str) else ""),
+        (reasoning if isinstance(reasoning, str) else None),
+        choices[0].get("finish_reason"),
+        None,
+    )
 
 
 def _bad(path: Path, where: str, what: str) -> DatasetError:

@@ -19,16 +19,17 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from deccp_eval.backends.fingerprint import file_sha256
 from deccp_eval.base.errors import MissingDependency, UsageError
 from deccp_eval.base.reasoning import split_reasoning
-from deccp_eval.judging.label_scores import metrics, calibration_summary
+from deccp_eval.judging.label_scores import calibration_summary, metrics
 
 FORMAT = "deccp-eval-clf/1"
 BITS = 18  # 262,144 hashed columns per model
@@ -63,7 +64,7 @@ def _hashes(text: str, head: int, bits: int) -> np.ndarray:
         if n > len(c):
             break
         # h[i] holds the hash of c[i : i + n]
-        h = h[: len(c) - n + 1] * _MULT + c[n - 1:] if n > 1 else c.copy()
+        h = h[: len(c) - n + 1] * _MULT + c[n - 1 :] if n > 1 else c.copy()
         if n in NGRAMS:
             if head >= n:
                 firsts.append((((h[: head - n + 1] ^ np.uint64(1 * 0x1000193 + n)) * _MIX) >> shift).astype(np.int32))
@@ -81,7 +82,8 @@ class Lexicon:
 
     groups: dict[str, list[str]] = field(default_factory=dict)
     _compiled: dict[str, tuple[dict[str, list[str]], re.Pattern[str] | None, list[re.Pattern[str]]]] = field(
-        default_factory=dict, repr=False)
+        default_factory=dict, repr=False
+    )
 
     def compiled(self) -> dict[str, tuple[dict[str, list[str]], re.Pattern[str] | None, list[re.Pattern[str]]]]:
         """Per group: its Chinese literals indexed by first character, its Latin entries as one pattern, and
@@ -94,8 +96,11 @@ class Lexicon:
                         literals.setdefault(e[0], []).append(e)
                 latin = [e for e in entries if not _CJK.search(e) and not e.startswith("re:")]
                 whole = [re.compile(e[3:]) for e in entries if e.startswith("re:")]
-                pattern = re.compile(r"(?<![a-z0-9])(?:" + "|".join(f"(?:{e})" for e in latin) + r")(?![a-z0-9])") \
-                    if latin else None
+                pattern = (
+                    re.compile(r"(?<![a-z0-9])(?:" + "|".join(f"(?:{e})" for e in latin) + r")(?![a-z0-9])")
+                    if latin
+                    else None
+                )
                 self._compiled[name] = (literals, pattern, whole)
         return self._compiled
 
@@ -169,8 +174,9 @@ def answer_text(response: str) -> str:
     return split_reasoning(response).answer
 
 
-def _row(answer: str, question: str, lexicon: Lexicon, bits: int, positions: bool = False
-         ) -> tuple[np.ndarray, np.ndarray | None, list[float], str]:
+def _row(
+    answer: str, question: str, lexicon: Lexicon, bits: int, positions: bool = False
+) -> tuple[np.ndarray, np.ndarray | None, list[float], str]:
     """(unique buckets, every hashed n-gram in text order when asked, dense features, the text hashed)."""
     low = _lower(answer)
     clean = _clean(low)
@@ -196,7 +202,7 @@ def _ngram_at(clean: str, pos: int) -> str:
                 break
             count = len(seg) - n + 1
             if pos < span + count:
-                return f"{seg[pos - span: pos - span + n]!r} ({where})"
+                return f"{seg[pos - span : pos - span + n]!r} ({where})"
             span += count
         pos -= span
     return "?"
@@ -226,8 +232,9 @@ class VerdictModel:
             self._by_class = np.ascontiguousarray(self.weights.T)
         return self._by_class
 
-    def logits(self, answer: str, question: str, positions: bool = False
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, str]:
+    def logits(
+        self, answer: str, question: str, positions: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, str]:
         """(logits, per-bucket contributions, buckets, every hashed n-gram in order if asked, scaled dense,
         the text hashed)."""
         buckets, hashed, d, clean = _row(answer, question, self.lexicon, self.bits, positions)
@@ -258,8 +265,11 @@ class VerdictModel:
         margin = contrib[k] - contrib[r]
         best = np.argpartition(-margin, min(top, len(margin) - 1))[:top] if len(margin) else np.zeros(0, dtype=int)
         best = best[np.argsort(-margin[best])]
-        grams = [f"{_ngram_at(clean, int(np.flatnonzero(hashed == buckets[i])[0]))} {margin[i]:+.2f}"
-                 for i in best if margin[i] > 0]
+        grams = [
+            f"{_ngram_at(clean, int(np.flatnonzero(hashed == buckets[i])[0]))} {margin[i]:+.2f}"
+            for i in best
+            if margin[i] > 0
+        ]
         dmargin = z * (self.dense_weights[:, k] - self.dense_weights[:, r])
         names = dense_names(self.lexicon)
         signals = [f"{names[i]} {dmargin[i]:+.2f}" for i in np.argsort(-dmargin)[:2] if dmargin[i] > 0.05]
@@ -274,14 +284,22 @@ class VerdictModel:
         nz = np.flatnonzero(np.abs(self.weights).sum(axis=1))
         meta = {"format": FORMAT, "classes": self.classes, "bits": self.bits, "lexicon": self.lexicon.groups}
         with path.open("wb") as f:
-            np.savez_compressed(f, rows=nz.astype(np.int32), values=self.weights[nz].astype(np.float16),
-                                dense_weights=self.dense_weights, dense_mean=self.dense_mean,
-                                dense_scale=self.dense_scale, bias=self.bias, calibration_x=self.calibration_x,
-                                calibration_y=self.calibration_y, meta=np.frombuffer(
-                                    json.dumps(meta, ensure_ascii=False).encode(), dtype=np.uint8))
+            np.savez_compressed(
+                f,
+                rows=nz.astype(np.int32),
+                values=self.weights[nz].astype(np.float16),
+                dense_weights=self.dense_weights,
+                dense_mean=self.dense_mean,
+                dense_scale=self.dense_scale,
+                bias=self.bias,
+                calibration_x=self.calibration_x,
+                calibration_y=self.calibration_y,
+                meta=np.frombuffer(json.dumps(meta, ensure_ascii=False).encode(), dtype=np.uint8),
+            )
         card = {**self.card, "format": FORMAT, "weights_sha256": file_sha256(path)}
-        path.with_name(path.name + ".json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
-                                                       encoding="utf-8")
+        path.with_name(path.name + ".json").write_text(
+            json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
 
 def load(path: Path) -> VerdictModel:
@@ -289,25 +307,44 @@ def load(path: Path) -> VerdictModel:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             if meta.get("format") != FORMAT:
-                raise UsageError(f"{path}: not a deccp-eval classifier ({meta.get('format')!r}); "
-                                 "retrain it with `deccp-eval train-judge`")
+                raise UsageError(
+                    f"{path}: not a deccp-eval classifier ({meta.get('format')!r}); "
+                    "retrain it with `deccp-eval train-judge`"
+                )
             bits = int(meta["bits"])
-            weights = np.zeros((2 ** bits, len(meta["classes"])), dtype=np.float32)
+            weights = np.zeros((2**bits, len(meta["classes"])), dtype=np.float32)
             weights[z["rows"]] = z["values"].astype(np.float32)
-            arrays = {k: z[k] for k in ("dense_weights", "dense_mean", "dense_scale", "bias", "calibration_x",
-                                        "calibration_y")}
+            arrays = {
+                k: z[k]
+                for k in ("dense_weights", "dense_mean", "dense_scale", "bias", "calibration_x", "calibration_y")
+            }
     except (OSError, ValueError, KeyError) as exc:
-        raise UsageError(f"{path}: cannot read the classifier ({exc}); retrain it with `deccp-eval train-judge`") \
-            from None
+        raise UsageError(
+            f"{path}: cannot read the classifier ({exc}); retrain it with `deccp-eval train-judge`"
+        ) from None
     card_path = path.with_name(path.name + ".json")
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-    return VerdictModel(classes=list(meta["classes"]), weights=weights, lexicon=Lexicon(dict(meta["lexicon"])),
-                        bits=bits, card=card, **arrays)
+    return VerdictModel(
+        classes=list(meta["classes"]),
+        weights=weights,
+        lexicon=Lexicon(dict(meta["lexicon"])),
+        bits=bits,
+        card=card,
+        **arrays,
+    )
 
 
 def dense_names(lexicon: Lexicon) -> list[str]:
-    names = ["log length", "short (<200)", "short (<600)", "lines per 200 chars", "list or heading", "CJK share",
-             "zh question, non-zh answer", "en question, zh answer"]
+    names = [
+        "log length",
+        "short (<200)",
+        "short (<600)",
+        "lines per 200 chars",
+        "list or heading",
+        "CJK share",
+        "zh question, non-zh answer",
+        "en question, zh answer",
+    ]
     for g in lexicon.compiled():
         names += [f"{g} at the start", f"{g} at the end"]
     return names
@@ -343,8 +380,9 @@ def opening(response: str, lo: int = 120, hi: int = 400) -> str | None:
     return answer[: cuts[-1]].strip() if cuts else None
 
 
-def augmented(examples: Sequence[Example], labels: Sequence[str] = ("answer", "refusal", "state_aligned")
-              ) -> list[Example]:
+def augmented(
+    examples: Sequence[Example], labels: Sequence[str] = ("answer", "refusal", "state_aligned")
+) -> list[Example]:
     """Openings of long answers as extra training rows (same label, same question group), so the judge
     learns that length is not the verdict: real answers to factual questions are often two sentences."""
     extra = []
@@ -352,8 +390,11 @@ def augmented(examples: Sequence[Example], labels: Sequence[str] = ("answer", "r
         if e.label in labels:
             head = opening(e.response)
             if head:
-                extra.append(Example(question=e.question, response=head, label=e.label, group=e.group, lang=e.lang,
-                                     source=e.source))
+                extra.append(
+                    Example(
+                        question=e.question, response=head, label=e.label, group=e.group, lang=e.lang, source=e.source
+                    )
+                )
     return extra
 
 
@@ -368,8 +409,14 @@ def matrix(examples: Sequence[Example], lexicon: Lexicon, bits: int = BITS) -> t
         data.append(np.full(len(buckets), 1.0 / np.sqrt(max(len(buckets), 1)), dtype=np.float32))
         indptr.append(indptr[-1] + len(buckets))
         dense_rows.append(d)
-    x = csr_matrix((np.concatenate(data) if data else np.zeros(0), np.concatenate(indices) if indices else
-                    np.zeros(0, dtype=np.int64), np.asarray(indptr)), shape=(len(examples), 2 ** bits))
+    x = csr_matrix(
+        (
+            np.concatenate(data) if data else np.zeros(0),
+            np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64),
+            np.asarray(indptr),
+        ),
+        shape=(len(examples), 2**bits),
+    )
     return x, np.asarray(dense_rows, dtype=np.float64)
 
 
@@ -382,8 +429,15 @@ class Settings:
     seed: int = 0
 
 
-def fit_matrix(x: Any, d: np.ndarray, labels: Sequence[str], groups: Sequence[str], lexicon: Lexicon,
-               settings: Settings | None = None, bits: int = BITS) -> VerdictModel:
+def fit_matrix(
+    x: Any,
+    d: np.ndarray,
+    labels: Sequence[str],
+    groups: Sequence[str],
+    lexicon: Lexicon,
+    settings: Settings | None = None,
+    bits: int = BITS,
+) -> VerdictModel:
     """One model on a prepared matrix (`matrix`), no calibration: `train` adds the curve."""
     try:
         from sklearn.linear_model import LogisticRegression
@@ -395,8 +449,10 @@ def fit_matrix(x: Any, d: np.ndarray, labels: Sequence[str], groups: Sequence[st
     labels = list(labels)
     classes = sorted(set(labels))
     if len(classes) < 2 or min(labels.count(c) for c in classes) < 3:
-        raise UsageError(f"training needs at least two verdict classes with 3+ examples each; got "
-                         f"{ {c: labels.count(c) for c in classes} }")
+        raise UsageError(
+            f"training needs at least two verdict classes with 3+ examples each; got "
+            f"{ {c: labels.count(c) for c in classes} }"
+        )
     # keep n-grams that recur across questions: topic words of one question teach nothing that transfers
     g = np.asarray(groups)
     seen = np.zeros(x.shape[1], dtype=np.int32)
@@ -416,9 +472,16 @@ def fit_matrix(x: Any, d: np.ndarray, labels: Sequence[str], groups: Sequence[st
         bias = clf.intercept_
     n = x.shape[1]
     weights = (coef[:n] * keep[:, None]).astype(np.float32)
-    return VerdictModel(classes=[str(c) for c in clf.classes_], weights=weights,
-                        dense_weights=coef[n:] * s.dense_boost, dense_mean=mean, dense_scale=scale,
-                        bias=np.asarray(bias, dtype=np.float64), lexicon=lexicon, bits=bits)
+    return VerdictModel(
+        classes=[str(c) for c in clf.classes_],
+        weights=weights,
+        dense_weights=coef[n:] * s.dense_boost,
+        dense_mean=mean,
+        dense_scale=scale,
+        bias=np.asarray(bias, dtype=np.float64),
+        lexicon=lexicon,
+        bits=bits,
+    )
 
 
 def predict_matrix(model: VerdictModel, x: Any, d: np.ndarray) -> np.ndarray:
@@ -428,9 +491,13 @@ def predict_matrix(model: VerdictModel, x: Any, d: np.ndarray) -> np.ndarray:
     return _softmax(logit)
 
 
-def cross_validate(examples: Sequence[Example], lexicon: Lexicon, settings: Settings | None = None,
-                   folds: int = 5, prepared: tuple[Any, np.ndarray] | None = None
-                   ) -> tuple[list[str], np.ndarray, list[str]]:
+def cross_validate(
+    examples: Sequence[Example],
+    lexicon: Lexicon,
+    settings: Settings | None = None,
+    folds: int = 5,
+    prepared: tuple[Any, np.ndarray] | None = None,
+) -> tuple[list[str], np.ndarray, list[str]]:
     """Out-of-fold predictions, grouped by question (never a question in its own training folds):
     (predicted, probabilities, classes)."""
     from sklearn.model_selection import GroupKFold
@@ -444,8 +511,14 @@ def cross_validate(examples: Sequence[Example], lexicon: Lexicon, settings: Sett
     classes = sorted(set(labels))
     prob = np.zeros((len(examples), len(classes)))
     for train_idx, test_idx in GroupKFold(n_splits=min(folds, n_groups)).split(labels, groups=groups):
-        model = fit_matrix(x[train_idx], d[train_idx], [labels[i] for i in train_idx],
-                           [groups[i] for i in train_idx], lexicon, settings)
+        model = fit_matrix(
+            x[train_idx],
+            d[train_idx],
+            [labels[i] for i in train_idx],
+            [groups[i] for i in train_idx],
+            lexicon,
+            settings,
+        )
         p = predict_matrix(model, x[test_idx], d[test_idx])
         for k, c in enumerate(model.classes):
             prob[test_idx, classes.index(c)] = p[:, k]
@@ -468,11 +541,17 @@ def _f1(p: float | None, r: float | None) -> float | None:
 
 def scores(truth: Sequence[str], pred: Sequence[str], langs: Sequence[str]) -> dict[str, Any]:
     """Per-language and overall figures: accuracy, kappa, answer-vs-not accuracy, per-class P/R/F1."""
+
     def one(idx: list[int]) -> dict[str, Any]:
         m = metrics([truth[i] for i in idx], [pred[i] for i in idx])
         per_class = {c: {**v, "f1": _f1(v["precision"], v["recall"])} for c, v in m["per_class"].items()}
-        return {"n": m["n"], "accuracy": m["accuracy"], "kappa": m["kappa"],
-                "binary_accuracy": m["binary_accuracy"], "per_class": per_class}
+        return {
+            "n": m["n"],
+            "accuracy": m["accuracy"],
+            "kappa": m["kappa"],
+            "binary_accuracy": m["binary_accuracy"],
+            "per_class": per_class,
+        }
 
     out = {"all": one(list(range(len(truth))))}
     for lang in sorted(set(langs)):
@@ -480,12 +559,16 @@ def scores(truth: Sequence[str], pred: Sequence[str], langs: Sequence[str]) -> d
     return out
 
 
-def train(examples: Sequence[Example], lexicon: Lexicon, settings: Settings | None = None, folds: int = 5,
-          threshold: float = 0.9) -> tuple[VerdictModel, dict[str, Any]]:
+def train(
+    examples: Sequence[Example],
+    lexicon: Lexicon,
+    settings: Settings | None = None,
+    folds: int = 5,
+    threshold: float = 0.9,
+) -> tuple[VerdictModel, dict[str, Any]]:
     """Grouped cross-validation (figures and the calibration curve come from out-of-fold predictions
     only), then one fit on everything for the saved model. Returns (model, report)."""
     from sklearn.model_selection import GroupKFold
-
 
     s = settings or Settings()
     originals = len(examples)
@@ -506,14 +589,21 @@ def train(examples: Sequence[Example], lexicon: Lexicon, settings: Settings | No
         conf[te] = np.interp(top[te], fx, fy)
     sure = conf >= threshold
     report = {
-        "n": len(examples), "augmented_openings": len(rows) - originals, "classes": classes, "folds": folds,
+        "n": len(examples),
+        "augmented_openings": len(rows) - originals,
+        "classes": classes,
+        "folds": folds,
         "grouped_by": "question",
-        "label_counts": {lang: {c: sum(1 for e in examples if e.lang == lang and e.label == c) for c in classes}
-                         for lang in sorted(set(langs))},
+        "label_counts": {
+            lang: {c: sum(1 for e in examples if e.lang == lang and e.label == c) for c in classes}
+            for lang in sorted(set(langs))
+        },
         "cv": scores(truth, pred, langs),
-        "cv_by_source": {src: scores([truth[i] for i in idx], [pred[i] for i in idx], [langs[i] for i in idx])
-                         for src in sorted({e.source for e in examples})
-                         for idx in [[i for i, e in enumerate(examples) if e.source == src]]},
+        "cv_by_source": {
+            src: scores([truth[i] for i in idx], [pred[i] for i in idx], [langs[i] for i in idx])
+            for src in sorted({e.source for e in examples})
+            for idx in [[i for i, e in enumerate(examples) if e.source == src]]
+        },
         "calibration": {
             "ece_raw": calibration_summary(truth, pred, list(map(float, top)))["ece"],  # type: ignore[index]
             "ece_calibrated": calibration_summary(truth, pred, list(map(float, conf)))["ece"],  # type: ignore[index]
@@ -522,8 +612,15 @@ def train(examples: Sequence[Example], lexicon: Lexicon, settings: Settings | No
             "accuracy_at_or_above": float(correct[sure].mean()) if sure.any() else None,
             "escalated_share_at_threshold": float(1 - sure.mean()),
         },
-        "settings": {"c": s.c, "min_questions": s.min_questions, "class_weight": s.class_weight,
-                     "bits": BITS, "ngrams": list(NGRAMS), "head_chars": HEAD_CHARS, "body_chars": BODY_CHARS},
+        "settings": {
+            "c": s.c,
+            "min_questions": s.min_questions,
+            "class_weight": s.class_weight,
+            "bits": BITS,
+            "ngrams": list(NGRAMS),
+            "head_chars": HEAD_CHARS,
+            "body_chars": BODY_CHARS,
+        },
         "out_of_fold": [{"pred": p, "confidence": round(float(c), 4)} for p, c in zip(pred, conf)],
     }
     model = fit_matrix(*prepared, [e.label for e in rows], [e.group for e in rows], lexicon, s)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable, ClassVar, Sequence
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -12,6 +13,7 @@ from deccp_eval.base import pluginmanager
 from deccp_eval.base.errors import UsageError
 from deccp_eval.base.reasoning import split_reasoning
 from deccp_eval.base.schema import Judgment, Verdict, canonical_hash
+
 
 class JudgeItem(BaseModel):
     """What a judge sees: the question, the answer, and (for reference-aware judges) the gold text.
@@ -35,8 +37,12 @@ class JudgeItem(BaseModel):
     def _answer_only(cls, data: object) -> object:
         if isinstance(data, dict) and isinstance(data.get("response"), str):
             split = split_reasoning(data["response"], data.get("reasoning"))
-            data = {**data, "response": split.answer, "reasoning": split.reasoning,
-                    "cut": bool(data.get("cut")) or split.cut}
+            data = {
+                **data,
+                "response": split.answer,
+                "reasoning": split.reasoning,
+                "cut": bool(data.get("cut")) or split.cut,
+            }
         return data
 
 
@@ -53,8 +59,9 @@ class Judge(ABC):
     description: ClassVar[str] = ""
     uses_reference: ClassVar[bool] = False
 
-    def __init__(self, arg: str = "", options: BackendOptions | None = None,
-                 backends: BackendFactory | None = None) -> None:
+    def __init__(
+        self, arg: str = "", options: BackendOptions | None = None, backends: BackendFactory | None = None
+    ) -> None:
         self.arg = arg
         self.options = options or BackendOptions()
         # where a judge that needs a model gets its backend: here by default, or an executor's
@@ -95,9 +102,17 @@ def judge_answers(judge: Judge, items: Sequence[JudgeItem], on_judgment: OnJudgm
     rest = []
     for item in items:
         if item.cut and not item.response.strip():
-            on_judgment(Judgment(response_key=item.response_key, judge=judge.id, template_hash=judge.template_hash,
-                                 verdict=Verdict.EVASIVE, confidence=0.9, decided_by="rule before judging",
-                                 rationale="evasive: reasoning only, no answer (cut before the answer began)"))
+            on_judgment(
+                Judgment(
+                    response_key=item.response_key,
+                    judge=judge.id,
+                    template_hash=judge.template_hash,
+                    verdict=Verdict.EVASIVE,
+                    confidence=0.9,
+                    decided_by="rule before judging",
+                    rationale="evasive: reasoning only, no answer (cut before the answer began)",
+                )
+            )
         else:
             rest.append(item)
     if rest:
@@ -114,8 +129,15 @@ def make_judge(spec: str, options: BackendOptions | None = None, backends: Backe
     return registered[name].obj(arg, options, backends=backends)
 
 
-def member_judges(kind: str, arg: str, options: BackendOptions | None, *, forbidden: tuple[str, ...],
-                  hint: str = "", backends: BackendFactory | None = None) -> list[Judge]:
+def member_judges(
+    kind: str,
+    arg: str,
+    options: BackendOptions | None,
+    *,
+    forbidden: tuple[str, ...],
+    hint: str = "",
+    backends: BackendFactory | None = None,
+) -> list[Judge]:
     """The members of a composite judge (`panel:A,B`, `cascade:A,B`): at least two specs, none of a
     forbidden composite kind, each built by `make_judge` with the composite's `backends`."""
     specs = [s.strip() for s in arg.split(",") if s.strip()]

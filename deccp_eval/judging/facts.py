@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from deccp_eval.base.text import normalise
 
 FACT_THRESHOLD = 0.6  # share of a fact's key terms the reply must contain
 _WORD = re.compile(r"[a-z0-9][a-z0-9'\-]*")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
-_STOP = frozenset("""the and for are was were with that this from into its his her their them they than then
+_STOP = frozenset(
+    """the and for are was were with that this from into its his her their them they than then
 has have had not but also been which who whom what when where why how our your you she him over under
 about after before there here such some any all most more many much very can could would should may
-might will shall one two""".split())
+might will shall one two""".split()
+)
 
 
 def _is_cjk(text: str) -> bool:
@@ -53,8 +55,7 @@ def _fact_terms(fact: str) -> tuple[tuple[str, ...], frozenset[str], frozenset[s
     prompt's few facts are matched against every model's reply."""
     terms = key_terms(fact)
     cjk = {t for t in terms if _CJK_RUN.fullmatch(t)}
-    return (tuple(t for t in cjk if len(t) == 2), frozenset(terms - cjk),
-            frozenset(t for t in cjk if len(t) == 1))
+    return (tuple(t for t in cjk if len(t) == 2), frozenset(terms - cjk), frozenset(t for t in cjk if len(t) == 1))
 
 
 class ReplyTerms:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,9 +40,17 @@ def load_labels(path: Path) -> list[LabelRow]:
 
 def judgments(judge: Judge, rows: Sequence[LabelRow]) -> list[Judgment | None]:
     """The judge's judgment for each row; None where the call failed."""
-    items = [JudgeItem(response_key=canonical_hash({"i": i, "p": r.prompt, "r": r.response}), prompt=r.prompt,
-                       response=r.response, lang=r.lang, reference=r.reference, expected_facts=r.expected_facts)
-             for i, r in enumerate(rows)]
+    items = [
+        JudgeItem(
+            response_key=canonical_hash({"i": i, "p": r.prompt, "r": r.response}),
+            prompt=r.prompt,
+            response=r.response,
+            lang=r.lang,
+            reference=r.reference,
+            expected_facts=r.expected_facts,
+        )
+        for i, r in enumerate(rows)
+    ]
     got: dict[str, Judgment] = {}
     judge.check()
     try:
@@ -69,18 +78,30 @@ def reliability(truth: Sequence[str], pred: Sequence[str], conf: Sequence[float 
     for lo, hi in zip(BINS, BINS[1:]):
         idx = [i for i, c in enumerate(conf) if c is not None and (lo <= c < hi or (hi == 1.0 and c == 1.0))]
         if idx:
-            out.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": len(idx),
-                        "mean_confidence": sum(conf[i] for i in idx) / len(idx),  # type: ignore[misc]
-                        "accuracy": sum(truth[i] == pred[i] for i in idx) / len(idx)})
+            out.append(
+                {
+                    "bin": f"{lo:.1f}-{hi:.1f}",
+                    "n": len(idx),
+                    "mean_confidence": sum(conf[i] for i in idx) / len(idx),  # type: ignore[misc]
+                    "accuracy": sum(truth[i] == pred[i] for i in idx) / len(idx),
+                }
+            )
     missing = sum(c is None for c in conf)
     if missing:
-        out.append({"bin": "none", "n": missing, "mean_confidence": None,
-                    "accuracy": sum(truth[i] == pred[i] for i, c in enumerate(conf) if c is None) / missing})
+        out.append(
+            {
+                "bin": "none",
+                "n": missing,
+                "mean_confidence": None,
+                "accuracy": sum(truth[i] == pred[i] for i, c in enumerate(conf) if c is None) / missing,
+            }
+        )
     return out
 
 
-def calibration_summary(truth: Sequence[str], pred: Sequence[str], conf: Sequence[float | None],
-                        threshold: float = 0.9) -> dict[str, Any] | None:
+def calibration_summary(
+    truth: Sequence[str], pred: Sequence[str], conf: Sequence[float | None], threshold: float = 0.9
+) -> dict[str, Any] | None:
     """Expected calibration error (10 equal-width bins), and what a cascade escalating below `threshold`
     would keep: the share of verdicts at or above it and how often those are right."""
     idx = [i for i, c in enumerate(conf) if c is not None]
@@ -95,9 +116,13 @@ def calibration_summary(truth: Sequence[str], pred: Sequence[str], conf: Sequenc
             acc = sum(truth[i] == pred[i] for i in cell) / len(cell)
             ece += len(cell) / n * abs(acc - sum(conf[i] for i in cell) / len(cell))  # type: ignore[misc]
     sure = [i for i in idx if conf[i] >= threshold]  # type: ignore[operator]
-    return {"ece": ece, "threshold": threshold, "share_at_or_above": len(sure) / n,
-            "accuracy_at_or_above": sum(truth[i] == pred[i] for i in sure) / len(sure) if sure else None,
-            "escalated_share": 1 - len(sure) / n}
+    return {
+        "ece": ece,
+        "threshold": threshold,
+        "share_at_or_above": len(sure) / n,
+        "accuracy_at_or_above": sum(truth[i] == pred[i] for i in sure) / len(sure) if sure else None,
+        "escalated_share": 1 - len(sure) / n,
+    }
 
 
 def metrics(truth: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
@@ -108,8 +133,11 @@ def metrics(truth: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
         tp = sum(t == lab and p == lab for t, p in zip(truth, pred))
         predicted = sum(p == lab for p in pred)
         actual = sum(t == lab for t in truth)
-        per_class[lab] = {"precision": tp / predicted if predicted else None,
-                          "recall": tp / actual if actual else None, "support": actual}
+        per_class[lab] = {
+            "precision": tp / predicted if predicted else None,
+            "recall": tp / actual if actual else None,
+            "support": actual,
+        }
     cols = labels + ([UNPARSED] if UNPARSED in pred else [])
     pairs = Counter(zip(truth, pred))
     confusion = {t: {p: pairs[(t, p)] for p in cols} for t in labels}
@@ -145,6 +173,7 @@ def validate(judge: Judge, rows: Sequence[LabelRow]) -> dict[str, Any]:
     for lang in sorted({r.lang for r in rows}):
         idx = [i for i, r in enumerate(rows) if r.lang == lang]
         sub = metrics([truth[i] for i in idx], [pred[i] for i in idx])
-        result["by_lang"][lang] = {k: sub[k] for k in ("n", "accuracy", "kappa", "binary_accuracy", "binary_kappa",
-                                                       "per_class")}
+        result["by_lang"][lang] = {
+            k: sub[k] for k in ("n", "accuracy", "kappa", "binary_accuracy", "binary_kappa", "per_class")
+        }
     return result

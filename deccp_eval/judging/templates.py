@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from deccp_eval.base.schema import ACCURACIES, VERDICTS, canonical_hash
@@ -20,12 +20,16 @@ def neutralise(text: str) -> str:
     return _LABEL.sub(lambda m: f"{m.group(1)} (quoted):", text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _env() -> Any:
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=False,
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
 
 
 def source(name: str) -> str:
@@ -79,6 +83,9 @@ def parse_misinformation(output: str) -> bool | None:
 
 def rationale(output: str) -> str:
     """The judge's reasoning: its output without the final label lines."""
-    lines = [ln for ln in output.strip().splitlines()
-             if not re.match(r"^[\W_]*(verdict|accuracy|misinformation)[\W_]*[:：]", ln.strip(), re.IGNORECASE)]
+    lines = [
+        ln
+        for ln in output.strip().splitlines()
+        if not re.match(r"^[\W_]*(verdict|accuracy|misinformation)[\W_]*[:：]", ln.strip(), re.IGNORECASE)
+    ]
     return "\n".join(lines).strip()

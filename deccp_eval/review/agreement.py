@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Sequence
+from typing import Any
 
 from deccp_eval.base.schema import VERDICTS, Verdict
 from deccp_eval.base.stats import cohen_kappa
@@ -54,9 +55,15 @@ def _pairwise(by_item: dict[str, dict[str, str]], reviewers: Sequence[str]) -> l
     for a, b in combinations(reviewers, 2):
         common = [k for k, v in by_item.items() if a in v and b in v]
         la, lb = [by_item[k][a] for k in common], [by_item[k][b] for k in common]
-        out.append({"a": a, "b": b, "n": len(common),
-                    "agreement": sum(x == y for x, y in zip(la, lb)) / len(common) if common else math.nan,
-                    "kappa": cohen_kappa(la, lb)})
+        out.append(
+            {
+                "a": a,
+                "b": b,
+                "n": len(common),
+                "agreement": sum(x == y for x, y in zip(la, lb)) / len(common) if common else math.nan,
+                "kappa": cohen_kappa(la, lb),
+            }
+        )
     return out
 
 
@@ -67,20 +74,30 @@ def _by_item(rows: Sequence[review_store.Label]) -> dict[str, dict[str, str]]:
     return out
 
 
-def agreement(store: "Store") -> Agreement:
+def agreement(store: Store) -> Agreement:
     rows = review_store.labels(store.conn)
     by_item = _by_item(rows)
     reviewers = sorted({lab.reviewer for lab in rows})
     fleiss, per_class = fleiss_kappa([Counter(v.values()) for v in by_item.values()])
-    result = Agreement(reviewers=reviewers, labels=len(rows), items=len(by_item),
-                       overlap=sum(len(v) >= 2 for v in by_item.values()), fleiss=fleiss,
-                       fleiss_per_class=per_class, pairs=_pairwise(by_item, reviewers))
+    result = Agreement(
+        reviewers=reviewers,
+        labels=len(rows),
+        items=len(by_item),
+        overlap=sum(len(v) >= 2 for v in by_item.values()),
+        fleiss=fleiss,
+        fleiss_per_class=per_class,
+        pairs=_pairwise(by_item, reviewers),
+    )
     items = items_for_keys(store, list(by_item))
     for lang in sorted({i.lang for i in items.values()}):
         sub = {k: v for k, v in by_item.items() if k in items and items[k].lang == lang}
         f, _ = fleiss_kappa([Counter(v.values()) for v in sub.values()])
-        result.by_lang[lang] = {"items": len(sub), "overlap": sum(len(v) >= 2 for v in sub.values()), "fleiss": f,
-                                "pairs": _pairwise(sub, reviewers)}
+        result.by_lang[lang] = {
+            "items": len(sub),
+            "overlap": sum(len(v) >= 2 for v in sub.values()),
+            "fleiss": f,
+            "pairs": _pairwise(sub, reviewers),
+        }
     return result
 
 
@@ -93,7 +110,7 @@ class Majority:
     votes: dict[str, dict[str, str]]
 
 
-def majority(store: "Store", reviewer: str | None = None) -> Majority:
+def majority(store: Store, reviewer: str | None = None) -> Majority:
     by_item = _by_item(review_store.labels(store.conn, reviewer=reviewer))
     decided, ties = {}, {}
     for key, votes in by_item.items():
@@ -105,16 +122,25 @@ def majority(store: "Store", reviewer: str | None = None) -> Majority:
     return Majority(labels=decided, ties=ties, votes=by_item)
 
 
-def label_rows(store: "Store", reviewer: str | None = None) -> tuple[list["LabelRow"], Majority, dict[str, ReviewItem]]:
+def label_rows(store: Store, reviewer: str | None = None) -> tuple[list[LabelRow], Majority, dict[str, ReviewItem]]:
     """Stored human labels as the rows `validate-judge --labels` reads (majority label per answer)."""
     maj = majority(store, reviewer)
     items = items_for_keys(store, list(maj.labels))
-    rows = [LabelRow(prompt=items[k].prompt, response=items[k].answer, label=Verdict(lab), lang=items[k].lang,
-                     reference=items[k].reference) for k, lab in maj.labels.items() if k in items]
+    rows = [
+        LabelRow(
+            prompt=items[k].prompt,
+            response=items[k].answer,
+            label=Verdict(lab),
+            lang=items[k].lang,
+            reference=items[k].reference,
+        )
+        for k, lab in maj.labels.items()
+        if k in items
+    ]
     return rows, maj, items
 
 
-def judges_vs_humans(store: "Store") -> list[dict[str, Any]]:
+def judges_vs_humans(store: Store) -> list[dict[str, Any]]:
     """Each stored judge's verdicts against the majority human label, over the answers both cover."""
     maj = majority(store)
     verdicts = judge_verdicts(store, list(maj.labels))
@@ -124,21 +150,36 @@ def judges_vs_humans(store: "Store") -> list[dict[str, Any]]:
         keys = [k for k in maj.labels if judge in verdicts.get(k, {})]
         truth = [maj.labels[k] for k in keys]
         pred = [verdicts[k][judge] for k in keys]
-        out.append({"judge": judge, "n": len(keys), "unparsed": pred.count("unparsed"),
-                    "accuracy": sum(t == p for t, p in zip(truth, pred)) / len(keys) if keys else math.nan,
-                    "kappa": cohen_kappa(truth, pred)})
+        out.append(
+            {
+                "judge": judge,
+                "n": len(keys),
+                "unparsed": pred.count("unparsed"),
+                "accuracy": sum(t == p for t, p in zip(truth, pred)) / len(keys) if keys else math.nan,
+                "kappa": cohen_kappa(truth, pred),
+            }
+        )
     return out
 
 
-def human_review_summary(store: "Store") -> dict[str, Any] | None:
+def human_review_summary(store: Store) -> dict[str, Any] | None:
     """What the report's "Human review" section shows; None when nobody has labelled anything."""
     a = agreement(store)
     if not a.labels:
         return None
     maj = majority(store)
     flags = review_store.gold_log(store.conn)
-    return {"labels": a.labels, "answers": a.items, "reviewers": a.reviewers, "overlap": a.overlap,
-            "decided": len(maj.labels), "ties": len(maj.ties), "fleiss": a.fleiss, "pairs": a.pairs,
-            "by_lang": a.by_lang, "class_counts": dict(Counter(maj.labels.values())),
-            "judges": judges_vs_humans(store),
-            "gold": {action: sum(e["action"] == action for e in flags) for action in ("reviewed", "edited", "flag")}}
+    return {
+        "labels": a.labels,
+        "answers": a.items,
+        "reviewers": a.reviewers,
+        "overlap": a.overlap,
+        "decided": len(maj.labels),
+        "ties": len(maj.ties),
+        "fleiss": a.fleiss,
+        "pairs": a.pairs,
+        "by_lang": a.by_lang,
+        "class_counts": dict(Counter(maj.labels.values())),
+        "judges": judges_vs_humans(store),
+        "gold": {action: sum(e["action"] == action for e in flags) for action in ("reviewed", "edited", "flag")},
+    }

@@ -12,10 +12,11 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,8 +29,10 @@ from deccp_eval.store import review_state as review_store
 from deccp_eval.store.db import Store
 
 STATIC = Path(__file__).parent / "static"
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 WRITE_HEADER = "x-deccp-review"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 MAX_BODY = 1_000_000
@@ -79,9 +82,13 @@ class Guard:
 
         async def send_secure(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                extra = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-                         (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store"),
-                         (b"x-frame-options", b"DENY")]
+                extra = [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cache-control", b"no-store"),
+                    (b"x-frame-options", b"DENY"),
+                ]
                 if set_cookie:
                     extra.append((b"set-cookie", set_cookie.encode()))
                 message = {**message, "headers": list(message.get("headers", [])) + extra}
@@ -118,9 +125,16 @@ class Guard:
 
     @staticmethod
     async def plain(send: Any, status: int, text: str) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                (b"content-security-policy", CSP.encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-security-policy", CSP.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": text.encode()})
 
 
@@ -153,7 +167,6 @@ def create_app(config: ReviewConfig) -> Any:
     from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Route
 
-
     items_by_key = {i.key: i for i in config.items}
 
     def open_store() -> Store:
@@ -165,8 +178,9 @@ def create_app(config: ReviewConfig) -> Any:
         return JSONResponse({"error": message}, status_code=status)
 
     def reviewer_of(request: Request, given: str | None = None) -> str:
-        return review_store.check_reviewer(given if given is not None
-                                           else request.query_params.get("reviewer") or config.reviewer)
+        return review_store.check_reviewer(
+            given if given is not None else request.query_params.get("reviewer") or config.reviewer
+        )
 
     async def body(request: Request, model: type[BaseModel]) -> Any:
         try:
@@ -194,10 +208,16 @@ def create_app(config: ReviewConfig) -> Any:
             mine = review_store.labels(store.conn, reviewer=reviewer)
             shown = label_view(store, mine)
             before = judge_verdicts(store, list(items_by_key)) if config.show_verdicts else {}
-        items = [{**i.model_dump(), **({"judges": before.get(i.key, {})} if before else {})}
-                 for i in config.items]
-        return JSONResponse({"reviewer": reviewer, "judge": config.judge, "show_verdicts": config.show_verdicts,
-                             "items": items, "labels": shown})
+        items = [{**i.model_dump(), **({"judges": before.get(i.key, {})} if before else {})} for i in config.items]
+        return JSONResponse(
+            {
+                "reviewer": reviewer,
+                "judge": config.judge,
+                "show_verdicts": config.show_verdicts,
+                "items": items,
+                "labels": shown,
+            }
+        )
 
     async def put_label(request: Request) -> Response:
         key = request.path_params["key"]
@@ -244,14 +264,29 @@ def create_app(config: ReviewConfig) -> Any:
                     if d != ds:
                         continue
                     p = prompts.get(pid)
-                    pick = next((r for r in sorted(group, key=lambda r: (r.reviewed, r.created, r.text), reverse=True)
-                                 if r.text == chosen.get(pid)), None)
-                    groups.append({
-                        "dataset": ds, "prompt_id": pid, "lang": p.lang if p else "", "pair_id": p.pair_id if p else pid,
-                        "prompt": p.text if p else "", "expected_facts": p.expected_facts if p else [],
-                        "twins": {lang: t for lang, t in pairs.get(p.pair_id, {}).items() if lang != p.lang} if p else {},
-                        "references": [{**r.model_dump(), "used": r is pick} for r in group],
-                        "log": log.get((ds, pid), [])})
+                    pick = next(
+                        (
+                            r
+                            for r in sorted(group, key=lambda r: (r.reviewed, r.created, r.text), reverse=True)
+                            if r.text == chosen.get(pid)
+                        ),
+                        None,
+                    )
+                    groups.append(
+                        {
+                            "dataset": ds,
+                            "prompt_id": pid,
+                            "lang": p.lang if p else "",
+                            "pair_id": p.pair_id if p else pid,
+                            "prompt": p.text if p else "",
+                            "expected_facts": p.expected_facts if p else [],
+                            "twins": {lang: t for lang, t in pairs.get(p.pair_id, {}).items() if lang != p.lang}
+                            if p
+                            else {},
+                            "references": [{**r.model_dump(), "used": r is pick} for r in group],
+                            "log": log.get((ds, pid), []),
+                        }
+                    )
         groups.sort(key=lambda g: (g["dataset"], g["pair_id"], g["lang"], g["prompt_id"]))
         return JSONResponse({"groups": groups})
 
@@ -271,8 +306,16 @@ def create_app(config: ReviewConfig) -> Any:
                 if kind == "reviewed":
                     ref = find_ref(store, action)
                     store.put_gold(action.dataset, ref.model_copy(update={"reviewed": True}))
-                    review_store.log_gold(store.conn, action.dataset, action.prompt_id, reviewer, "reviewed",
-                                          ref.model, ref.sample, action.note)
+                    review_store.log_gold(
+                        store.conn,
+                        action.dataset,
+                        action.prompt_id,
+                        reviewer,
+                        "reviewed",
+                        ref.model,
+                        ref.sample,
+                        action.note,
+                    )
                     return {"ok": True}
                 if kind == "edit":
                     base = find_ref(store, action)
@@ -282,15 +325,30 @@ def create_app(config: ReviewConfig) -> Any:
                     existing = [r for _, r in store.gold(action.dataset)]
                     new = review_store.edited_reference(existing, action.prompt_id, reviewer, text, base.template_hash)
                     store.put_gold(action.dataset, new)
-                    review_store.log_gold(store.conn, action.dataset, action.prompt_id, reviewer, "edited", new.model,
-                                          new.sample, f"edit of {base.model}#{base.sample}" +
-                                          (f": {action.note}" if action.note else ""))
+                    review_store.log_gold(
+                        store.conn,
+                        action.dataset,
+                        action.prompt_id,
+                        reviewer,
+                        "edited",
+                        new.model,
+                        new.sample,
+                        f"edit of {base.model}#{base.sample}" + (f": {action.note}" if action.note else ""),
+                    )
                     return {"ok": True, "model": new.model, "sample": new.sample}
                 if kind == "flag":
                     if not action.note.strip():
                         raise UsageError("say what the references disagree on")
-                    review_store.log_gold(store.conn, action.dataset, action.prompt_id, reviewer, "flag",
-                                          action.model, action.sample, action.note.strip())
+                    review_store.log_gold(
+                        store.conn,
+                        action.dataset,
+                        action.prompt_id,
+                        reviewer,
+                        "flag",
+                        action.model,
+                        action.sample,
+                        action.note.strip(),
+                    )
                     return {"ok": True}
                 raise UsageError(f"unknown action {kind!r}")
 
@@ -302,11 +360,18 @@ def create_app(config: ReviewConfig) -> Any:
         return error(400, str(exc))
 
     routes = [
-        Route("/", index), Route("/static/{name}", static),
+        Route("/", index),
+        Route("/static/{name}", static),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
-        Route("/api/session", session), Route("/api/labels/{key}", put_label, methods=["PUT"]),
-        Route("/api/labels/{key}", delete_label, methods=["DELETE"]), Route("/api/gold", gold),
+        Route("/api/session", session),
+        Route("/api/labels/{key}", put_label, methods=["PUT"]),
+        Route("/api/labels/{key}", delete_label, methods=["DELETE"]),
+        Route("/api/gold", gold),
         Route("/api/gold/{action}", gold_action, methods=["POST"]),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(Guard, config=config)],
-                     exception_handlers={UsageError: usage_error}, max_body_size=MAX_BODY)
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(Guard, config=config)],
+        exception_handlers={UsageError: usage_error},
+        max_body_size=MAX_BODY,
+    )

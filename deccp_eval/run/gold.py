@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from pydantic import ConfigDict
 
@@ -26,17 +26,35 @@ def gold_dataset_name(dataset: str) -> str:
     return f"gold:{dataset}"
 
 
-def gold_requests(prompts: Iterable[Prompt], model: str, samples: int, params: SamplingParams,
-                  fingerprint: str = "") -> list[Request]:
-    return [Request(model=model, fingerprint=fingerprint, prompt_id=p.id, sample=s, params=params,
-                    text=render(GOLD_TEMPLATE, question=p.text, expected_facts=p.expected_facts,
-                                lang="en" if p.lang == "en" else "zh"))
-            for p in prompts for s in range(samples)]
+def gold_requests(
+    prompts: Iterable[Prompt], model: str, samples: int, params: SamplingParams, fingerprint: str = ""
+) -> list[Request]:
+    return [
+        Request(
+            model=model,
+            fingerprint=fingerprint,
+            prompt_id=p.id,
+            sample=s,
+            params=params,
+            text=render(
+                GOLD_TEMPLATE, question=p.text, expected_facts=p.expected_facts, lang="en" if p.lang == "en" else "zh"
+            ),
+        )
+        for p in prompts
+        for s in range(samples)
+    ]
 
 
-def generate_gold(store: Store, dataset: Dataset, models: list[str], options: dict[str, BackendOptions],
-                  samples: int = 1, params: SamplingParams | None = None,
-                  retry_errors: bool = False, executor: Executor | None = None) -> list[ModelTally]:
+def generate_gold(
+    store: Store,
+    dataset: Dataset,
+    models: list[str],
+    options: dict[str, BackendOptions],
+    samples: int = 1,
+    params: SamplingParams | None = None,
+    retry_errors: bool = False,
+    executor: Executor | None = None,
+) -> list[ModelTally]:
     """Reference answers for every sensitive prompt (each language) from each model."""
     params = params or SamplingParams(temperature=0.0 if samples == 1 else 0.7, max_tokens=1024)
     sensitive = [p for p in dataset.prompts if p.kind == "sensitive"]
@@ -44,22 +62,46 @@ def generate_gold(store: Store, dataset: Dataset, models: list[str], options: di
     name = gold_dataset_name(dataset.name)
     store.put_prompts(dataset.name, dataset.prompts)
     run_id = new_run_id()
-    backends = {m: executor.backend(m, options.get(m, BackendOptions())) if executor
-                else make_backend(m, options.get(m, BackendOptions())) for m in models}
+    backends = {
+        m: executor.backend(m, options.get(m, BackendOptions()))
+        if executor
+        else make_backend(m, options.get(m, BackendOptions()))
+        for m in models
+    }
     fingerprints = {m: b.fingerprint() for m, b in backends.items()}
-    store.start_run(run_id, name, dataset.version, models, [], {"params": params.model_dump(), "samples": samples},
-                    fingerprints)
+    store.start_run(
+        run_id, name, dataset.version, models, [], {"params": params.model_dump(), "samples": samples}, fingerprints
+    )
     tallies = []
     for model in models:
         requests = gold_requests(sensitive, model, samples, params, fingerprints[model])
         proxy = Dataset(name=name, version=dataset.version, prompts=[])
-        tallies.append(generate(store, proxy, model, requests, options.get(model, BackendOptions()), run_id,
-                                retry_errors=retry_errors, backend=backends[model]))
+        tallies.append(
+            generate(
+                store,
+                proxy,
+                model,
+                requests,
+                options.get(model, BackendOptions()),
+                run_id,
+                retry_errors=retry_errors,
+                backend=backends[model],
+            )
+        )
         for req in requests:
             resp = store.get_response(req.key)
             if resp is not None and resp.error is None and resp.text.strip():
-                store.put_gold(dataset.name, GoldReference(prompt_id=req.prompt_id, model=model, text=resp.text,
-                                                           created=now(), template_hash=thash, sample=req.sample))
+                store.put_gold(
+                    dataset.name,
+                    GoldReference(
+                        prompt_id=req.prompt_id,
+                        model=model,
+                        text=resp.text,
+                        created=now(),
+                        template_hash=thash,
+                        sample=req.sample,
+                    ),
+                )
     store.finish_run(run_id, "failed" if any(t.errors for t in tallies) else "done")
     return tallies
 
@@ -91,6 +133,8 @@ def export_gold(store: Store, path: Path, dataset: str | None = None) -> int:
 def import_gold(store: Store, path: Path) -> int:
     count = 0
     for row in read_jsonl_as(path, GoldRow):
-        store.put_gold(row.dataset, GoldReference.model_validate(row.model_dump(include=set(GoldReference.model_fields))))
+        store.put_gold(
+            row.dataset, GoldReference.model_validate(row.model_dump(include=set(GoldReference.model_fields)))
+        )
         count += 1
     return count

@@ -1,14 +1,14 @@
 """Named models from a YAML or TOML file, so one backend serves many providers.
 
-    models:
-      deepseek:
-        backend: openai
-        model: deepseek-chat
-        base_url: https://api.deepseek.com
-        api_key_env: DEEPSEEK_API_KEY        # the variable's name, never the key
-        prices: {input: 0.27, output: 1.10}  # USD per million tokens (batch_input/batch_output too)
-        batch: true                          # through the provider's batch API (openai, anthropic)
-        params: {max_tokens: 1024}
+models:
+  deepseek:
+    backend: openai
+    model: deepseek-chat
+    base_url: https://api.deepseek.com
+    api_key_env: DEEPSEEK_API_KEY        # the variable's name, never the key
+    prices: {input: 0.27, output: 1.10}  # USD per million tokens (batch_input/batch_output too)
+    batch: true                          # through the provider's batch API (openai, anthropic)
+    params: {max_tokens: 1024}
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from deccp_eval.backends.contract import BackendOptions, LoadOptions, backend_class, parse_options, parse_spec
+from deccp_eval.backends.contract import BackendOptions, LoadOptions, backend_class, parse_options
 from deccp_eval.base.errors import UsageError, validation_problems
 from deccp_eval.base.files import parse_json, read_text
 
@@ -81,8 +81,9 @@ def load(path: Path) -> dict[str, ModelEntry]:
     return out
 
 
-def resolve(specs: list[str], base: BackendOptions, path: Path | None
-            ) -> tuple[list[str], dict[str, BackendOptions], dict[str, dict[str, Any]]]:
+def resolve(
+    specs: list[str], base: BackendOptions, path: Path | None
+) -> tuple[list[str], dict[str, BackendOptions], dict[str, dict[str, Any]]]:
     """Model names or specs -> (specs, options per spec, default sampling params per spec)."""
     entries = load(path) if path else {}
     out_specs: list[str] = []
@@ -92,8 +93,16 @@ def resolve(specs: list[str], base: BackendOptions, path: Path | None
         if spec in entries:
             e = entries[spec]
             full = f"{e.backend}:{e.model}"
-            update = {k: v for k, v in {"base_url": e.base_url, "api_key_env": e.api_key_env,
-                                        "prices": e.prices, "batch": e.batch}.items() if v is not None}
+            update = {
+                k: v
+                for k, v in {
+                    "base_url": e.base_url,
+                    "api_key_env": e.api_key_env,
+                    "prices": e.prices,
+                    "batch": e.batch,
+                }.items()
+                if v is not None
+            }
             own = {*BackendOptions.model_fields, *LoadOptions.model_fields}  # loading fields may be given flat
             update.update({k: v for k, v in e.options.items() if k in own})
             extra = {k: v for k, v in e.options.items() if k not in own}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence, cast
+from typing import Any, cast
 
 from deccp_eval.backends.contract import Backend, BackendOptions, make_backend
-from deccp_eval.base.progress import bar, console
+from deccp_eval.base.progress import bar
 from deccp_eval.base.schema import Judgment, Request, SamplingParams, judgment_key, text_hash
 from deccp_eval.datasets.loading import Dataset
 from deccp_eval.judging.contract import Judge, JudgeItem, judge_answers, make_judge
@@ -55,14 +56,27 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def plan(dataset: Dataset, model: str, params: SamplingParams, samples: int = 1, fingerprint: str = "") -> list[Request]:
-    return [Request(model=model, fingerprint=fingerprint, prompt_id=p.id, text=p.text, params=params, sample=s)
-            for p in dataset.prompts for s in range(samples)]
+def plan(
+    dataset: Dataset, model: str, params: SamplingParams, samples: int = 1, fingerprint: str = ""
+) -> list[Request]:
+    return [
+        Request(model=model, fingerprint=fingerprint, prompt_id=p.id, text=p.text, params=params, sample=s)
+        for p in dataset.prompts
+        for s in range(samples)
+    ]
 
 
-def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Request], options: BackendOptions,
-             run_id: str, no_cache: bool = False, retry_errors: bool = False,
-             backend: Backend | None = None) -> ModelTally:
+def generate(
+    store: Store,
+    dataset: Dataset,
+    model: str,
+    requests: Sequence[Request],
+    options: BackendOptions,
+    run_id: str,
+    no_cache: bool = False,
+    retry_errors: bool = False,
+    backend: Backend | None = None,
+) -> ModelTally:
     """Send what the store lacks (stored errors too with `retry_errors`, everything with `no_cache`).
 
     Cooperates with other workers on the same store: keys are leased in chunks before they are
@@ -83,8 +97,12 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
         console.print(f"dry run: {model}: {len(by_key)} requests (local)", highlight=False)
         return tally
     backend.check()
-    with bar(f"generate {backend.progress_label}", len(by_key), unit="answers") as advance, Worker(store) as worker, \
-            AnswerWriter(store.path, replace=True) as writer:
+    with (
+        bar(f"generate {backend.progress_label}", len(by_key), unit="answers") as advance,
+        Worker(store) as worker,
+        AnswerWriter(store.path, replace=True) as writer,
+    ):
+
         def on_response(resp) -> None:
             writer.put(by_key[resp.key], dataset.name, resp)
             if resp.error:
@@ -105,8 +123,14 @@ def generate(store: Store, dataset: Dataset, model: str, requests: Sequence[Requ
                 writer.flush()  # before the worker looks at the store again
 
         try:
-            done_elsewhere = worker.run(list(by_key), send, chunk=chunk_size(options),
-                                        redo_errors=retry_errors, redo_all=no_cache, stream=streams)
+            done_elsewhere = worker.run(
+                list(by_key),
+                send,
+                chunk=chunk_size(options),
+                redo_errors=retry_errors,
+                redo_all=no_cache,
+                stream=streams,
+            )
         finally:
             backend.close()
         tally.cached += done_elsewhere
@@ -122,8 +146,9 @@ def chunk_size(options: BackendOptions) -> int:
     return max(options.batch_size, 8 * options.max_concurrency)
 
 
-def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None
-                ) -> dict[str, JudgeItem]:
+def judge_items(
+    store: Store, rows: Sequence, judge: Judge, references: dict[str, str] | None = None
+) -> dict[str, JudgeItem]:
     """Judge items for stored responses with no judgment under this judge's current key: its
     template, settings and (when it reads references) the reference text, so a reference added or
     changed after judging, or a changed judge setting, re-grades exactly the items it affects."""
@@ -139,9 +164,15 @@ def judge_items(store: Store, rows: Sequence, judge: Judge, references: dict[str
     for jkey, (r, ref) in wanted.items():
         if jkey in done:
             continue
-        items[jkey] = JudgeItem(response_key=r.key, prompt=r.prompt_text, response=r.text or "",
-                                reasoning=r.reasoning, lang=r.lang, reference=ref,
-                                expected_facts=list(r.expected_facts))
+        items[jkey] = JudgeItem(
+            response_key=r.key,
+            prompt=r.prompt_text,
+            response=r.text or "",
+            reasoning=r.reasoning,
+            lang=r.lang,
+            reference=ref,
+            expected_facts=list(r.expected_facts),
+        )
     return items
 
 
@@ -157,6 +188,7 @@ def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str,
     refs = {i.response_key: text_hash(i.reference) for i in items.values()}
     settings = judge.settings_hash()
     with bar(f"judge {judge.id}", len(items)) as advance, Worker(store) as worker:
+
         def on_judgment(j: Judgment) -> None:
             j = j.model_copy(update={"reference_hash": refs.get(j.response_key, ""), "settings_hash": settings})
             store.put_judgment(j)
@@ -165,8 +197,12 @@ def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str,
             advance(1)
 
         try:
-            elsewhere = worker.run(list(items), lambda keys: judge_answers(judge, [items[k] for k in keys], on_judgment),
-                                   chunk=chunk_size(judge.options), table="judgments")
+            elsewhere = worker.run(
+                list(items),
+                lambda keys: judge_answers(judge, [items[k] for k in keys], on_judgment),
+                chunk=chunk_size(judge.options),
+                table="judgments",
+            )
         finally:
             judge.close()
         tally.cached += elsewhere
@@ -175,11 +211,22 @@ def judge_rows(store: Store, rows: Sequence, judge: Judge, references: dict[str,
     return tally
 
 
-def run(store: Store, dataset: Dataset, models: Sequence[str], judges: Sequence[str], params: SamplingParams,
-        samples: int = 1, options: dict[str, BackendOptions] | None = None, judge_options: BackendOptions | None = None,
-        no_cache: bool = False, retry_errors: bool = False, run_id: str | None = None,
-        param_overrides: dict[str, dict] | None = None, executor: Executor | None = None,
-        command: str | None = None) -> RunSummary:
+def run(
+    store: Store,
+    dataset: Dataset,
+    models: Sequence[str],
+    judges: Sequence[str],
+    params: SamplingParams,
+    samples: int = 1,
+    options: dict[str, BackendOptions] | None = None,
+    judge_options: BackendOptions | None = None,
+    no_cache: bool = False,
+    retry_errors: bool = False,
+    run_id: str | None = None,
+    param_overrides: dict[str, dict] | None = None,
+    executor: Executor | None = None,
+    command: str | None = None,
+) -> RunSummary:
     """Generate for every model, then judge this run's responses with every judge; `command` (the
     command line that asked for the run) is kept in the run's config for provenance. The `executor`
     places the models and the judges' local models alike (the store is written here either way)."""
@@ -188,13 +235,23 @@ def run(store: Store, dataset: Dataset, models: Sequence[str], judges: Sequence[
     judge_objs = [make_judge(spec, judge_options, executor.backend if executor else None) for spec in judges]
     for j in judge_objs:
         j.check()
-    backends = {m: executor.backend(m, options.get(m, BackendOptions())) if executor
-                else make_backend(m, options.get(m, BackendOptions())) for m in models}
+    backends = {
+        m: executor.backend(m, options.get(m, BackendOptions()))
+        if executor
+        else make_backend(m, options.get(m, BackendOptions()))
+        for m in models
+    }
     fingerprints = {m: b.fingerprint() for m, b in backends.items()}
     store.put_prompts(dataset.name, dataset.prompts)
-    config = {"params": params.model_dump(), "samples": samples, "no_cache": no_cache, "retry_errors": retry_errors,
-              "langs": sorted({p.lang for p in dataset.prompts}), "n_prompts": len(dataset.prompts),
-              "dataset_counts": dataset.full_counts or dataset.lang_counts()}
+    config = {
+        "params": params.model_dump(),
+        "samples": samples,
+        "no_cache": no_cache,
+        "retry_errors": retry_errors,
+        "langs": sorted({p.lang for p in dataset.prompts}),
+        "n_prompts": len(dataset.prompts),
+        "dataset_counts": dataset.full_counts or dataset.lang_counts(),
+    }
     if command:
         config["command"] = command
     store.start_run(run_id, dataset.name, dataset.version, models, [j.id for j in judge_objs], config, fingerprints)
@@ -204,9 +261,19 @@ def run(store: Store, dataset: Dataset, models: Sequence[str], judges: Sequence[
             override = (param_overrides or {}).get(model) or {}
             model_params = SamplingParams.model_validate({**params.model_dump(), **override})
             requests = plan(dataset, model, model_params, samples, fingerprints[model])
-            summary.models.append(generate(store, dataset, model, requests, options.get(model, BackendOptions()),
-                                           run_id, no_cache=no_cache, retry_errors=retry_errors,
-                                           backend=backends[model]))
+            summary.models.append(
+                generate(
+                    store,
+                    dataset,
+                    model,
+                    requests,
+                    options.get(model, BackendOptions()),
+                    run_id,
+                    no_cache=no_cache,
+                    retry_errors=retry_errors,
+                    backend=backends[model],
+                )
+            )
         rows = store.response_rows(run_id=run_id)
         references = gold_texts(store, dataset.name)
         for judge in judge_objs:

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from deccp_eval.store.db import Store
 from deccp_eval.store.sql import now
@@ -36,7 +36,7 @@ class Worker:
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
-    def __enter__(self) -> "Worker":
+    def __enter__(self) -> Worker:
         self._beat = threading.Thread(target=self._heartbeat, name="deccp-lease-heartbeat", daemon=True)
         self._beat.start()
         return self
@@ -74,8 +74,16 @@ class Worker:
                 dropped += 1
         return dropped
 
-    def run(self, keys: Sequence[str], send: Callable[[Iterable[str]], None], chunk: int,
-            redo_errors: bool = False, redo_all: bool = False, table: str = "responses", stream: bool = False) -> int:
+    def run(
+        self,
+        keys: Sequence[str],
+        send: Callable[[Iterable[str]], None],
+        chunk: int,
+        redo_errors: bool = False,
+        redo_all: bool = False,
+        table: str = "responses",
+        stream: bool = False,
+    ) -> int:
         """Claim, send and store every key this worker can; wait for the ones other workers hold.
         Returns how many keys another worker answered meanwhile. `table` is where an answer to a
         key lands: "responses" (generation) or "judgments" (judging). `send` gets a list of
@@ -88,8 +96,16 @@ class Worker:
         waited = False
 
         def claim() -> list[str]:
-            claimed = self.store.claim(iter(pending), self.owner, self.lease_s, chunk, since,
-                                       redo_errors=redo_errors, redo_all=redo_all, table=table)
+            claimed = self.store.claim(
+                iter(pending),
+                self.owner,
+                self.lease_s,
+                chunk,
+                since,
+                redo_errors=redo_errors,
+                redo_all=redo_all,
+                table=table,
+            )
             for k in claimed:
                 del pending[k]
             return claimed
@@ -107,8 +123,11 @@ class Worker:
                 continue
             status = self.store.stored_status(list(pending), table)
             fresh = self.store.written_since(list(pending), since, table)
-            finished = {k for k in pending if k in fresh or (
-                k in status and not (redo_all or (redo_errors and status[k] is False)))}
+            finished = {
+                k
+                for k in pending
+                if k in fresh or (k in status and not (redo_all or (redo_errors and status[k] is False)))
+            }
             done_elsewhere += len(finished)
             for k in finished:
                 del pending[k]

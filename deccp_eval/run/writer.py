@@ -53,7 +53,7 @@ class AnswerWriter:
             self._queue.put(None)
             self._thread.join(timeout=30)
 
-    def __enter__(self) -> "AnswerWriter":
+    def __enter__(self) -> AnswerWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from deccp_eval.base.schema import Request, Response
 from deccp_eval.store.migrations import migrate
 from deccp_eval.store.sql import in_chunks, now
+
 
 class BatchRow(BaseModel):
     """One provider batch as stored (`deccp-eval batches` lists these)."""
@@ -67,42 +69,56 @@ class BatchState:
         self.conn.close()
 
     # -- writes ------------------------------------------------------------------------------
-    def record(self, batch_id: str, spec: str, status: str, requests: Sequence[Request], options: dict[str, Any]) -> None:
+    def record(
+        self, batch_id: str, spec: str, status: str, requests: Sequence[Request], options: dict[str, Any]
+    ) -> None:
         """The batch and its request keys, in one transaction, as soon as the provider accepted it."""
         t = now()
         with self.conn:
-            self.conn.execute("INSERT OR IGNORE INTO batches (id, spec, status, n_requests, options, created, updated)"
-                              " VALUES (?,?,?,?,?,?,?)", (batch_id, spec, status, len(requests),
-                                                          json.dumps(options, sort_keys=True), t, t))
-            self.conn.executemany("INSERT OR IGNORE INTO batch_lines (batch_id, key, request, state) VALUES (?,?,?,?)",
-                                  [(batch_id, r.key, r.model_dump_json(), "pending") for r in requests])
+            self.conn.execute(
+                "INSERT OR IGNORE INTO batches (id, spec, status, n_requests, options, created, updated)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (batch_id, spec, status, len(requests), json.dumps(options, sort_keys=True), t, t),
+            )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO batch_lines (batch_id, key, request, state) VALUES (?,?,?,?)",
+                [(batch_id, r.key, r.model_dump_json(), "pending") for r in requests],
+            )
 
     def update(self, batch_id: str, status: str, completed: int, failed: int, message: str | None = None) -> None:
         with self.conn:
-            self.conn.execute("UPDATE batches SET status=?, completed=?, failed=?, message=COALESCE(?, message), "
-                              "updated=? WHERE id=?", (status, completed, failed, message, now(), batch_id))
+            self.conn.execute(
+                "UPDATE batches SET status=?, completed=?, failed=?, message=COALESCE(?, message), "
+                "updated=? WHERE id=?",
+                (status, completed, failed, message, now(), batch_id),
+            )
 
     def finish(self, batch_id: str, status: str, missing_error: str) -> None:
         """The batch is over: lines it never answered become errors (an expired or failed batch)."""
         with self.conn:
-            self.conn.execute("UPDATE batch_lines SET state='error', error=? WHERE batch_id=? AND state='pending'",
-                              (missing_error, batch_id))
-            self.conn.execute("UPDATE batches SET status=?, finished=1, updated=? WHERE id=?",
-                              (status, now(), batch_id))
+            self.conn.execute(
+                "UPDATE batch_lines SET state='error', error=? WHERE batch_id=? AND state='pending'",
+                (missing_error, batch_id),
+            )
+            self.conn.execute(
+                "UPDATE batches SET status=?, finished=1, updated=? WHERE id=?", (status, now(), batch_id)
+            )
 
     def put_result(self, batch_id: str, key: str, response: Response) -> bool:
         """A line read from the provider; False when the key is not a pending line of this batch."""
         state = "error" if response.error else "ok"
         with self.conn:
-            cur = self.conn.execute("UPDATE batch_lines SET state=?, result=?, error=? WHERE batch_id=? AND key=? "
-                                    "AND state='pending'", (state, response.model_dump_json(), response.error,
-                                                            batch_id, key))
+            cur = self.conn.execute(
+                "UPDATE batch_lines SET state=?, result=?, error=? WHERE batch_id=? AND key=? AND state='pending'",
+                (state, response.model_dump_json(), response.error, batch_id, key),
+            )
         return cur.rowcount > 0
 
     def delivered(self, keys: Iterable[str]) -> None:
         with self.conn:
-            self.conn.executemany("UPDATE batch_lines SET delivered=1 WHERE key=? AND state!='pending'",
-                                  [(k,) for k in keys])
+            self.conn.executemany(
+                "UPDATE batch_lines SET delivered=1 WHERE key=? AND state!='pending'", [(k,) for k in keys]
+            )
 
     # -- reads -------------------------------------------------------------------------------
     def lines_for(self, keys: Iterable[str]) -> dict[str, list[Line]]:
@@ -115,12 +131,16 @@ class BatchState:
         return out
 
     def lines_of(self, batch_id: str) -> list[Line]:
-        return [Line.model_validate(dict(r)) for r in
-                self.conn.execute("SELECT * FROM batch_lines WHERE batch_id=? ORDER BY rowid", (batch_id,))]
+        return [
+            Line.model_validate(dict(r))
+            for r in self.conn.execute("SELECT * FROM batch_lines WHERE batch_id=? ORDER BY rowid", (batch_id,))
+        ]
 
     def requests_of(self, batch_id: str) -> list[Request]:
-        return [Request.model_validate_json(r[0]) for r in
-                self.conn.execute("SELECT request FROM batch_lines WHERE batch_id=? ORDER BY rowid", (batch_id,))]
+        return [
+            Request.model_validate_json(r[0])
+            for r in self.conn.execute("SELECT request FROM batch_lines WHERE batch_id=? ORDER BY rowid", (batch_id,))
+        ]
 
     def batch(self, batch_id: str) -> BatchRow | None:
         row = self.conn.execute("SELECT * FROM batches WHERE id=?", (batch_id,)).fetchone()

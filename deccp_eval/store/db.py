@@ -11,16 +11,27 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from deccp_eval.base.degenerate import degenerate
 from deccp_eval.base.errors import StoreError, UsageError
 from deccp_eval.base.schema import GoldReference, Judgment, Prompt, Request, Response
-from deccp_eval.store.migrations import SCHEMA_VERSION, migrate, schema_version
-from deccp_eval.store.rows import (JUDGMENT_COLUMNS, RESPONSE_COLUMNS, RUN_COLUMNS, FactsCache, JudgmentRow,
-                                   ResponseRow, RunRow, VerdictRow, judgment_row, run_row)
+from deccp_eval.store.migrations import migrate, schema_version
+from deccp_eval.store.rows import (
+    JUDGMENT_COLUMNS,
+    RESPONSE_COLUMNS,
+    RUN_COLUMNS,
+    FactsCache,
+    JudgmentRow,
+    ResponseRow,
+    RunRow,
+    VerdictRow,
+    judgment_row,
+    run_row,
+)
 from deccp_eval.store.rows import response_row as typed_response_row
 from deccp_eval.store.sql import in_chunks, now
 
@@ -36,7 +47,8 @@ INSERT_RESPONSE = (
     "finish_reason=excluded.finish_reason, tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, "
     "latency_s=excluded.latency_s, cost=excluded.cost, error=excluded.error, created=excluded.created, "
     "fingerprint=excluded.fingerprint, provider_model=excluded.provider_model, "
-    "system_fingerprint=excluded.system_fingerprint, degenerate=excluded.degenerate")
+    "system_fingerprint=excluded.system_fingerprint, degenerate=excluded.degenerate"
+)
 
 
 def response_row(request: Request, dataset: str, response: Response) -> tuple[Any, ...]:
@@ -45,14 +57,32 @@ def response_row(request: Request, dataset: str, response: Response) -> tuple[An
     broken = response.degenerate
     if response.error is None and broken is None:
         broken = degenerate(request.text, response.text, response.finish_reason) or ""
-    return (response.key, request.model, dataset, request.prompt_id, request.sample, request.model_dump_json(),
-            response.text, response.reasoning, response.finish_reason, response.tokens_in, response.tokens_out,
-            response.latency_s, response.cost, response.error, now(), request.fingerprint, response.provider_model,
-            response.system_fingerprint, broken)
+    return (
+        response.key,
+        request.model,
+        dataset,
+        request.prompt_id,
+        request.sample,
+        request.model_dump_json(),
+        response.text,
+        response.reasoning,
+        response.finish_reason,
+        response.tokens_in,
+        response.tokens_out,
+        response.latency_s,
+        response.cost,
+        response.error,
+        now(),
+        request.fingerprint,
+        response.provider_model,
+        response.system_fingerprint,
+        broken,
+    )
 
 
-def latest_judgments(store: Store, rows: Sequence[ResponseRow],
-                     judge: str | None = None) -> dict[tuple[str, str], JudgmentRow]:
+def latest_judgments(
+    store: Store, rows: Sequence[ResponseRow], judge: str | None = None
+) -> dict[tuple[str, str], JudgmentRow]:
     """(response key, judge) -> the newest judgment row."""
     out: dict[tuple[str, str], JudgmentRow] = {}
     for j in store.judgments_for([r.key for r in rows], judge):
@@ -60,8 +90,9 @@ def latest_judgments(store: Store, rows: Sequence[ResponseRow],
     return out
 
 
-def pick_judge(available: Iterable[str], requested: str | None = None,
-               counts: Mapping[str, int] | None = None) -> str | None:
+def pick_judge(
+    available: Iterable[str], requested: str | None = None, counts: Mapping[str, int] | None = None
+) -> str | None:
     """Which judge's verdicts a reader uses (report, compare, review queue, censored list, preference
     sets): the requested one, which must have judgments here (else a UsageError naming those that do),
     else the one that judged most answers (`counts`; ties alphabetical), None when none has."""
@@ -117,21 +148,38 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # runs -----------------------------------------------------------------------------------
-    def start_run(self, run_id: str, dataset: str, version: str, models: Sequence[str],
-                  judges: Sequence[str], config: dict[str, Any], fingerprints: dict[str, str] | None = None) -> None:
+    def start_run(
+        self,
+        run_id: str,
+        dataset: str,
+        version: str,
+        models: Sequence[str],
+        judges: Sequence[str],
+        config: dict[str, Any],
+        fingerprints: dict[str, str] | None = None,
+    ) -> None:
         with self.conn:
             self.conn.execute(
                 "INSERT OR IGNORE INTO runs (id, created, dataset, dataset_version, models, judges, config, status, "
                 "fingerprints) VALUES (?,?,?,?,?,?,?,?,?)",
-                (run_id, now(), dataset, version, json.dumps(list(models)), json.dumps(list(judges)),
-                 json.dumps(config, ensure_ascii=False), "running", json.dumps(fingerprints or {}, sort_keys=True)),
+                (
+                    run_id,
+                    now(),
+                    dataset,
+                    version,
+                    json.dumps(list(models)),
+                    json.dumps(list(judges)),
+                    json.dumps(config, ensure_ascii=False),
+                    "running",
+                    json.dumps(fingerprints or {}, sort_keys=True),
+                ),
             )
 
     def finish_run(self, run_id: str, status: str) -> None:
@@ -149,26 +197,51 @@ class Store:
 
     def link(self, run_id: str, keys: Iterable[str]) -> None:
         with self.conn:
-            self.conn.executemany("INSERT OR IGNORE INTO run_items (run_id, response_key) VALUES (?,?)",
-                                  [(run_id, k) for k in keys])
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO run_items (run_id, response_key) VALUES (?,?)", [(run_id, k) for k in keys]
+            )
 
     # prompts --------------------------------------------------------------------------------
     def put_prompts(self, dataset: str, prompts: Iterable[Prompt]) -> None:
-        rows = [(dataset, p.id, p.pair_id, p.lang, p.text, p.category, p.kind, p.source,
-                 json.dumps(p.expected_facts, ensure_ascii=False)) for p in prompts]
+        rows = [
+            (
+                dataset,
+                p.id,
+                p.pair_id,
+                p.lang,
+                p.text,
+                p.category,
+                p.kind,
+                p.source,
+                json.dumps(p.expected_facts, ensure_ascii=False),
+            )
+            for p in prompts
+        ]
         with self.conn:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO prompts (dataset, id, pair_id, lang, text, category, kind, source, "
-                "expected_facts) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                "expected_facts) VALUES (?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
 
     def prompts(self, dataset: str | None = None) -> list[Prompt]:
         args: tuple[str, ...]
         sql, args = "SELECT * FROM prompts", ()
         if dataset:
             sql, args = sql + " WHERE dataset=?", (dataset,)
-        return [Prompt(id=r["id"], pair_id=r["pair_id"], lang=r["lang"], text=r["text"], category=r["category"],
-                       kind=r["kind"], source=r["source"] or "", expected_facts=json.loads(r["expected_facts"] or "[]"))
-                for r in self.conn.execute(sql, args)]
+        return [
+            Prompt(
+                id=r["id"],
+                pair_id=r["pair_id"],
+                lang=r["lang"],
+                text=r["text"],
+                category=r["category"],
+                kind=r["kind"],
+                source=r["source"] or "",
+                expected_facts=json.loads(r["expected_facts"] or "[]"),
+            )
+            for r in self.conn.execute(sql, args)
+        ]
 
     # responses ------------------------------------------------------------------------------
     def response_status(self, keys: Iterable[str]) -> dict[str, bool]:
@@ -198,9 +271,14 @@ class Store:
             self.conn.executemany("DELETE FROM leases WHERE key=?", [(row[0],) for row in rows])
         return written
 
-    def put_import(self, runs: Sequence[dict[str, Any]], prompts: Sequence[tuple[str, Prompt]],
-                   answers: Sequence[tuple[str, Request, Response, str | None]], judgments: Sequence[Judgment],
-                   where: str = "") -> tuple[int, int, int]:
+    def put_import(
+        self,
+        runs: Sequence[dict[str, Any]],
+        prompts: Sequence[tuple[str, Prompt]],
+        answers: Sequence[tuple[str, Request, Response, str | None]],
+        judgments: Sequence[Judgment],
+        where: str = "",
+    ) -> tuple[int, int, int]:
         """Imported answers (importers.import_file), all or nothing in one transaction: rows already
         stored are kept as they are, so importing a file again writes nothing. `answers` are
         (dataset, request, response, created or None). Returns (new prompts, new answers, new judgments)."""
@@ -210,38 +288,92 @@ class Store:
                 conn.execute(
                     "INSERT OR IGNORE INTO runs (id, created, dataset, dataset_version, models, judges, config, "
                     "status, fingerprints) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (run["id"], now(), run["dataset"], run["version"], json.dumps(run["models"]),
-                     json.dumps(run["judges"]), json.dumps(run["config"], ensure_ascii=False), "imported",
-                     json.dumps(run["fingerprints"], sort_keys=True)))
+                    (
+                        run["id"],
+                        now(),
+                        run["dataset"],
+                        run["version"],
+                        json.dumps(run["models"]),
+                        json.dumps(run["judges"]),
+                        json.dumps(run["config"], ensure_ascii=False),
+                        "imported",
+                        json.dumps(run["fingerprints"], sort_keys=True),
+                    ),
+                )
             for dataset, p in prompts:
-                old = conn.execute("SELECT text, lang FROM prompts WHERE dataset=? AND id=?", (dataset, p.id)).fetchone()
+                old = conn.execute(
+                    "SELECT text, lang FROM prompts WHERE dataset=? AND id=?", (dataset, p.id)
+                ).fetchone()
                 if old is not None and (old["text"], old["lang"]) != (p.text, p.lang):
-                    raise UsageError(f"{where}: prompt {p.id!r} of dataset {dataset!r} is stored with another text; "
-                                     "import with --dataset NAME to keep them apart")
+                    raise UsageError(
+                        f"{where}: prompt {p.id!r} of dataset {dataset!r} is stored with another text; "
+                        "import with --dataset NAME to keep them apart"
+                    )
                 counts[0] += conn.execute(
                     "INSERT OR IGNORE INTO prompts (dataset, id, pair_id, lang, text, category, kind, source, "
                     "expected_facts) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (dataset, p.id, p.pair_id, p.lang, p.text, p.category, p.kind, p.source,
-                     json.dumps(p.expected_facts, ensure_ascii=False))).rowcount
+                    (
+                        dataset,
+                        p.id,
+                        p.pair_id,
+                        p.lang,
+                        p.text,
+                        p.category,
+                        p.kind,
+                        p.source,
+                        json.dumps(p.expected_facts, ensure_ascii=False),
+                    ),
+                ).rowcount
             stamp = now()
             for dataset, request, r, created in answers:
                 counts[1] += conn.execute(
                     "INSERT OR IGNORE INTO responses (key, model, dataset, prompt_id, sample, request, text, "
                     "reasoning, finish_reason, tokens_in, tokens_out, latency_s, cost, error, created, fingerprint, "
                     "provider_model, system_fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (r.key, request.model, dataset, request.prompt_id, request.sample, request.model_dump_json(), r.text,
-                     r.reasoning, r.finish_reason, r.tokens_in, r.tokens_out, r.latency_s, r.cost, r.error,
-                     created or stamp, request.fingerprint, r.provider_model, r.system_fingerprint)).rowcount
+                    (
+                        r.key,
+                        request.model,
+                        dataset,
+                        request.prompt_id,
+                        request.sample,
+                        request.model_dump_json(),
+                        r.text,
+                        r.reasoning,
+                        r.finish_reason,
+                        r.tokens_in,
+                        r.tokens_out,
+                        r.latency_s,
+                        r.cost,
+                        r.error,
+                        created or stamp,
+                        request.fingerprint,
+                        r.provider_model,
+                        r.system_fingerprint,
+                    ),
+                ).rowcount
             for run in runs:
                 keys = [r.key for d, request, r, _ in answers if d == run["dataset"] and request.model in run["models"]]
-                conn.executemany("INSERT OR IGNORE INTO run_items (run_id, response_key) VALUES (?,?)",
-                                 [(run["id"], k) for k in keys])
+                conn.executemany(
+                    "INSERT OR IGNORE INTO run_items (run_id, response_key) VALUES (?,?)",
+                    [(run["id"], k) for k in keys],
+                )
             for j in judgments:
                 counts[2] += conn.execute(
                     "INSERT OR IGNORE INTO judgments (key, response_key, judge, template_hash, verdict, rationale, "
                     "parse_status, created, reference_hash, settings_hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (j.key, j.response_key, j.judge, j.template_hash, j.verdict.value if j.verdict else None,
-                     j.rationale, j.parse_status.value, stamp, j.reference_hash, j.settings_hash)).rowcount
+                    (
+                        j.key,
+                        j.response_key,
+                        j.judge,
+                        j.template_hash,
+                        j.verdict.value if j.verdict else None,
+                        j.rationale,
+                        j.parse_status.value,
+                        stamp,
+                        j.reference_hash,
+                        j.settings_hash,
+                    ),
+                ).rowcount
         return counts[0], counts[1], counts[2]
 
     def get_response(self, key: str) -> Response | None:
@@ -249,8 +381,17 @@ class Store:
         return _response(row) if row else None
 
     # leases: several workers on one store ---------------------------------------------------
-    def claim(self, keys: Iterable[str], owner: str, lease_s: float, limit: int, since: str,
-              redo_errors: bool = False, redo_all: bool = False, table: str = "responses") -> list[str]:
+    def claim(
+        self,
+        keys: Iterable[str],
+        owner: str,
+        lease_s: float,
+        limit: int,
+        since: str,
+        redo_errors: bool = False,
+        redo_all: bool = False,
+        table: str = "responses",
+    ) -> list[str]:
         """Lease up to `limit` of `keys` for `owner`, in one BEGIN IMMEDIATE transaction.
 
         A key is free when no live lease holds it (expired ones are re-taken) and it still needs
@@ -263,10 +404,18 @@ class Store:
             for marks, chunk in in_chunks(keys):
                 if len(taken) >= limit:
                     break
-                leased = {r[0]: r[1] for r in self.conn.execute(
-                    f"SELECT key, owner FROM leases WHERE expires > ? AND key IN ({marks})", (t, *chunk))}
-                stored = {r[0]: (r[1], r[2]) for r in self.conn.execute(
-                    f"SELECT key, {_error_col(table)}, created FROM {_table(table)} WHERE key IN ({marks})", chunk)}
+                leased = {
+                    r[0]: r[1]
+                    for r in self.conn.execute(
+                        f"SELECT key, owner FROM leases WHERE expires > ? AND key IN ({marks})", (t, *chunk)
+                    )
+                }
+                stored = {
+                    r[0]: (r[1], r[2])
+                    for r in self.conn.execute(
+                        f"SELECT key, {_error_col(table)}, created FROM {_table(table)} WHERE key IN ({marks})", chunk
+                    )
+                }
                 for key in chunk:
                     if len(taken) >= limit:
                         break
@@ -277,15 +426,18 @@ class Store:
                         if created >= since or not (redo_all or (redo_errors and error is not None)):
                             continue
                     taken.append(key)
-            self.conn.executemany("INSERT OR REPLACE INTO leases (key, owner, expires) VALUES (?,?,?)",
-                                  [(k, owner, t + lease_s) for k in taken])
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO leases (key, owner, expires) VALUES (?,?,?)",
+                [(k, owner, t + lease_s) for k in taken],
+            )
         return taken
 
     def renew(self, owner: str, lease_s: float) -> int:
         """Extend every lease `owner` holds (the worker's heartbeat); returns how many."""
         with self.conn:
-            return self.conn.execute("UPDATE leases SET expires=? WHERE owner=?",
-                                     (time.time() + lease_s, owner)).rowcount
+            return self.conn.execute(
+                "UPDATE leases SET expires=? WHERE owner=?", (time.time() + lease_s, owner)
+            ).rowcount
 
     def release(self, owner: str) -> None:
         with self.conn:
@@ -298,15 +450,23 @@ class Store:
         out: set[str] = set()
         t = time.time()
         for marks, chunk in in_chunks(keys):
-            out.update(r[0] for r in self.conn.execute(
-                f"SELECT key FROM leases WHERE expires > ? AND owner != ? AND key IN ({marks})", (t, owner, *chunk)))
+            out.update(
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT key FROM leases WHERE expires > ? AND owner != ? AND key IN ({marks})", (t, owner, *chunk)
+                )
+            )
         return out
 
     def written_since(self, keys: Sequence[str], since: str, table: str = "responses") -> set[str]:
         out: set[str] = set()
         for marks, chunk in in_chunks(keys):
-            out.update(r[0] for r in self.conn.execute(
-                f"SELECT key FROM {_table(table)} WHERE created >= ? AND key IN ({marks})", (since, *chunk)))
+            out.update(
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT key FROM {_table(table)} WHERE created >= ? AND key IN ({marks})", (since, *chunk)
+                )
+            )
         return out
 
     def stored_status(self, keys: Sequence[str], table: str = "responses") -> dict[str, bool]:
@@ -316,17 +476,24 @@ class Store:
         return {k: True for k in self.judged_keys(keys)}
 
     # reading results ------------------------------------------------------------------------
-    def response_rows(self, run_id: str | None = None, models: Sequence[str] | None = None,
-                      dataset: str | None = None, required: bool = False) -> list[ResponseRow]:
+    def response_rows(
+        self,
+        run_id: str | None = None,
+        models: Sequence[str] | None = None,
+        dataset: str | None = None,
+        required: bool = False,
+    ) -> list[ResponseRow]:
         """Responses joined with their prompt and dataset version.
 
         With `run_id`, that run's responses. Otherwise every stored answer of each model, over all
         runs: per (model, fingerprint, dataset, version, prompt, sample) the newest one, never just
         the latest run. A response's version is that of the newest run that included it. `required`:
         none is a UsageError saying to run first (for readers with nothing to show without answers)."""
-        sql = (f"SELECT {RESPONSE_COLUMNS}, u.dataset_version, u.created, u.rowid, i.run_id "
-               "FROM run_items i JOIN responses r ON r.key = i.response_key JOIN runs u ON u.id = i.run_id "
-               "JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id WHERE 1=1")
+        sql = (
+            f"SELECT {RESPONSE_COLUMNS}, u.dataset_version, u.created, u.rowid, i.run_id "
+            "FROM run_items i JOIN responses r ON r.key = i.response_key JOIN runs u ON u.id = i.run_id "
+            "JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id WHERE 1=1"
+        )
         args: list[Any] = []
         if run_id:
             sql += " AND i.run_id = ?"
@@ -346,8 +513,11 @@ class Store:
                 by_key[row.key] = row
         newest: dict[tuple[Any, ...], ResponseRow] = {}
         for row in by_key.values():
-            slot = (row.model, row.fingerprint, row.dataset, row.dataset_version, row.prompt_id,
-                    row.sample) if not run_id else (row.key,)
+            slot = (
+                (row.model, row.fingerprint, row.dataset, row.dataset_version, row.prompt_id, row.sample)
+                if not run_id
+                else (row.key,)
+            )
             if slot not in newest or row.created > newest[slot].created:
                 newest[slot] = row
         out = list(newest.values())
@@ -362,16 +532,19 @@ class Store:
         facts = FactsCache()
         out: list[ResponseRow] = []
         for marks, chunk in in_chunks(dict.fromkeys(keys)):
-            sql = (f"SELECT {RESPONSE_COLUMNS}, NULL, NULL, NULL, NULL FROM responses r "
-                   f"JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id WHERE r.key IN ({marks})")
+            sql = (
+                f"SELECT {RESPONSE_COLUMNS}, NULL, NULL, NULL, NULL FROM responses r "
+                f"JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id WHERE r.key IN ({marks})"
+            )
             out.extend(typed_response_row(values, facts) for values in self._tuples(sql, chunk))
         return out
 
     def dataset_totals(self, dataset: str, version: str) -> dict[str, int] | None:
         """Prompts per language in (dataset, version) as the runs recorded them; None when unknown."""
         totals: dict[str, int] = {}
-        for row in self.conn.execute("SELECT config FROM runs WHERE dataset=? AND dataset_version=?",
-                                     (dataset, version)):
+        for row in self.conn.execute(
+            "SELECT config FROM runs WHERE dataset=? AND dataset_version=?", (dataset, version)
+        ):
             for lang, n in (json.loads(row["config"]).get("dataset_counts") or {}).items():
                 totals[lang] = max(totals.get(lang, 0), int(n))
         return totals or None
@@ -391,11 +564,24 @@ class Store:
                 "INSERT OR REPLACE INTO judgments (key, response_key, judge, template_hash, verdict, accuracy, "
                 "misinformation, rationale, raw, parse_status, members, created, reference_hash, settings_hash, "
                 "confidence, decided_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (j.key, j.response_key, j.judge, j.template_hash, j.verdict.value if j.verdict else None,
-                 j.accuracy.value if j.accuracy else None,
-                 None if j.misinformation is None else int(j.misinformation), j.rationale, j.raw,
-                 j.parse_status.value, json.dumps(j.members, ensure_ascii=False) if j.members is not None else None,
-                 now(), j.reference_hash, j.settings_hash, j.confidence, j.decided_by),
+                (
+                    j.key,
+                    j.response_key,
+                    j.judge,
+                    j.template_hash,
+                    j.verdict.value if j.verdict else None,
+                    j.accuracy.value if j.accuracy else None,
+                    None if j.misinformation is None else int(j.misinformation),
+                    j.rationale,
+                    j.raw,
+                    j.parse_status.value,
+                    json.dumps(j.members, ensure_ascii=False) if j.members is not None else None,
+                    now(),
+                    j.reference_hash,
+                    j.settings_hash,
+                    j.confidence,
+                    j.decided_by,
+                ),
             )
 
     def judgments_for(self, response_keys: Sequence[str], judge: str | None = None) -> list[JudgmentRow]:
@@ -412,9 +598,12 @@ class Store:
 
     def verdicts_of(self, judge: str) -> list[VerdictRow]:
         """Every parsed verdict of `judge` with its answer and question, oldest first (all stored answers)."""
-        sql = ("SELECT j.verdict, r.text, p.text, p.lang, p.pair_id FROM judgments j "
-               "JOIN responses r ON r.key = j.response_key "
-               "JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id WHERE j.judge = ? AND j.verdict IS NOT NULL AND j.parse_status = 'ok' ORDER BY j.created, j.rowid")
+        sql = (
+            "SELECT j.verdict, r.text, p.text, p.lang, p.pair_id FROM judgments j "
+            "JOIN responses r ON r.key = j.response_key "
+            "JOIN prompts p ON p.dataset = r.dataset AND p.id = r.prompt_id "
+            "WHERE j.judge = ? AND j.verdict IS NOT NULL AND j.parse_status = 'ok' ORDER BY j.created, j.rowid"
+        )
         return [VerdictRow._make(t) for t in self._tuples(sql, (judge,))]
 
     # gold references ------------------------------------------------------------------------
@@ -425,8 +614,16 @@ class Store:
                 "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(dataset, prompt_id, model, sample) DO UPDATE SET "
                 "text=excluded.text, created=excluded.created, template_hash=excluded.template_hash, "
                 "reviewed=" + ("MAX(gold.reviewed, excluded.reviewed)" if keep_reviewed else "excluded.reviewed"),
-                (dataset, ref.prompt_id, ref.model, ref.sample, ref.text, ref.created, ref.template_hash,
-                 int(ref.reviewed)),
+                (
+                    dataset,
+                    ref.prompt_id,
+                    ref.model,
+                    ref.sample,
+                    ref.text,
+                    ref.created,
+                    ref.template_hash,
+                    int(ref.reviewed),
+                ),
             )
 
     def gold(self, dataset: str | None = None) -> Iterator[tuple[str, GoldReference]]:
@@ -435,9 +632,18 @@ class Store:
         if dataset:
             sql, args = sql + " WHERE dataset=?", (dataset,)
         for r in self.conn.execute(sql + " ORDER BY dataset, prompt_id, model, sample", args):
-            yield r["dataset"], GoldReference(prompt_id=r["prompt_id"], model=r["model"], text=r["text"],
-                                              created=r["created"], template_hash=r["template_hash"],
-                                              sample=r["sample"], reviewed=bool(r["reviewed"]))
+            yield (
+                r["dataset"],
+                GoldReference(
+                    prompt_id=r["prompt_id"],
+                    model=r["model"],
+                    text=r["text"],
+                    created=r["created"],
+                    template_hash=r["template_hash"],
+                    sample=r["sample"],
+                    reviewed=bool(r["reviewed"]),
+                ),
+            )
 
 
 def _table(table: str) -> str:
@@ -460,8 +666,17 @@ def _explain_open(path: Path, exc: sqlite3.DatabaseError) -> str:
 
 
 def _response(row: sqlite3.Row) -> Response:
-    return Response(key=row["key"], text=row["text"] or "", reasoning=row["reasoning"],
-                    finish_reason=row["finish_reason"], tokens_in=row["tokens_in"], tokens_out=row["tokens_out"],
-                    latency_s=row["latency_s"], cost=row["cost"], error=row["error"],
-                    provider_model=row["provider_model"], system_fingerprint=row["system_fingerprint"],
-                    degenerate=row["degenerate"])
+    return Response(
+        key=row["key"],
+        text=row["text"] or "",
+        reasoning=row["reasoning"],
+        finish_reason=row["finish_reason"],
+        tokens_in=row["tokens_in"],
+        tokens_out=row["tokens_out"],
+        latency_s=row["latency_s"],
+        cost=row["cost"],
+        error=row["error"],
+        provider_model=row["provider_model"],
+        system_fingerprint=row["system_fingerprint"],
+        degenerate=row["degenerate"],
+    )

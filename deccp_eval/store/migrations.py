@@ -94,22 +94,31 @@ def _statements(script: str) -> list[str]:
 
 # (version, the statements that bring a store of version-1 up to it), in order.
 MIGRATIONS: list[tuple[int, list[str]]] = [
-    (2, [
-        "ALTER TABLE runs ADD COLUMN fingerprints TEXT NOT NULL DEFAULT '{}'",
-        "ALTER TABLE responses ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE responses ADD COLUMN provider_model TEXT",
-        "ALTER TABLE responses ADD COLUMN system_fingerprint TEXT",
-        "ALTER TABLE judgments ADD COLUMN reference_hash TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE judgments ADD COLUMN settings_hash TEXT NOT NULL DEFAULT ''",
-        "CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL)",
-    ]),
-    (3, [  # judgment confidence and the member that decided (cascades, panels)
-        "ALTER TABLE judgments ADD COLUMN confidence REAL",
-        "ALTER TABLE judgments ADD COLUMN decided_by TEXT",
-    ]),
-    (4, [  # deccp_eval.base.degenerate's reason ('' when checked and not degenerate; NULL: an error, or older rows)
-        "ALTER TABLE responses ADD COLUMN degenerate TEXT",
-    ]),
+    (
+        2,
+        [
+            "ALTER TABLE runs ADD COLUMN fingerprints TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE responses ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE responses ADD COLUMN provider_model TEXT",
+            "ALTER TABLE responses ADD COLUMN system_fingerprint TEXT",
+            "ALTER TABLE judgments ADD COLUMN reference_hash TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE judgments ADD COLUMN settings_hash TEXT NOT NULL DEFAULT ''",
+            "CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL)",
+        ],
+    ),
+    (
+        3,
+        [  # judgment confidence and the member that decided (cascades, panels)
+            "ALTER TABLE judgments ADD COLUMN confidence REAL",
+            "ALTER TABLE judgments ADD COLUMN decided_by TEXT",
+        ],
+    ),
+    (
+        4,
+        [  # deccp_eval.base.degenerate's reason ('' when checked and not degenerate; NULL: an error, or older rows)
+            "ALTER TABLE responses ADD COLUMN degenerate TEXT",
+        ],
+    ),
     # provider batches and human review under this path; before, each module created its own tables on
     # use (IF NOT EXISTS: a store that already has them keeps their rows)
     (5, _statements(BATCH_TABLES) + _statements(REVIEW_TABLES)),
@@ -130,8 +139,10 @@ def schema_version(conn: sqlite3.Connection, path: str | Path = "") -> int:
         return 0
     if V1_TABLES <= tables:
         return 1
-    raise StoreError(f"{path} is an SQLite file but not a deccp-eval store (it has tables "
-                     f"{', '.join(sorted(tables)[:6])}); pass another --db")
+    raise StoreError(
+        f"{path} is an SQLite file but not a deccp-eval store (it has tables "
+        f"{', '.join(sorted(tables)[:6])}); pass another --db"
+    )
 
 
 def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
@@ -146,8 +157,10 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     try:
         found = schema_version(conn, path)  # another process may have migrated meanwhile
         if found > SCHEMA_VERSION:
-            raise StoreError(f"{path} has store schema version {found}; this deccp-eval reads up to "
-                             f"version {SCHEMA_VERSION}: upgrade deccp-eval (pip install -U deccp-eval)")
+            raise StoreError(
+                f"{path} has store schema version {found}; this deccp-eval reads up to "
+                f"version {SCHEMA_VERSION}: upgrade deccp-eval (pip install -U deccp-eval)"
+            )
         if found == 0:
             for stmt in _statements(SCHEMA):
                 conn.execute(stmt)

@@ -9,7 +9,8 @@ holds the references themselves: an edit is a new reviewed reference, the origin
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -66,9 +67,16 @@ def has_tables(conn: sqlite3.Connection) -> bool:
 
 
 def _label(row: sqlite3.Row) -> Label:
-    return Label(reviewer=row["reviewer"], response_key=row["response_key"], verdict=row["verdict"],
-                 accuracy=row["accuracy"], misinformation=None if row["misinformation"] is None
-                 else bool(row["misinformation"]), note=row["note"], created=row["created"], updated=row["updated"])
+    return Label(
+        reviewer=row["reviewer"],
+        response_key=row["response_key"],
+        verdict=row["verdict"],
+        accuracy=row["accuracy"],
+        misinformation=None if row["misinformation"] is None else bool(row["misinformation"]),
+        note=row["note"],
+        created=row["created"],
+        updated=row["updated"],
+    )
 
 
 def put_label(conn: sqlite3.Connection, label: Label) -> Label:
@@ -79,10 +87,20 @@ def put_label(conn: sqlite3.Connection, label: Label) -> Label:
             "INSERT INTO review_labels VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(reviewer, response_key) DO UPDATE SET "
             "verdict=excluded.verdict, accuracy=excluded.accuracy, misinformation=excluded.misinformation, "
             "note=excluded.note, updated=excluded.updated",
-            (label.reviewer, label.response_key, label.verdict.value, label.accuracy.value if label.accuracy else None,
-             None if label.misinformation is None else int(label.misinformation), label.note, stamp, stamp))
-    row = conn.execute("SELECT * FROM review_labels WHERE reviewer=? AND response_key=?",
-                       (label.reviewer, label.response_key)).fetchone()
+            (
+                label.reviewer,
+                label.response_key,
+                label.verdict.value,
+                label.accuracy.value if label.accuracy else None,
+                None if label.misinformation is None else int(label.misinformation),
+                label.note,
+                stamp,
+                stamp,
+            ),
+        )
+    row = conn.execute(
+        "SELECT * FROM review_labels WHERE reviewer=? AND response_key=?", (label.reviewer, label.response_key)
+    ).fetchone()
     return _label(row)
 
 
@@ -92,8 +110,9 @@ def delete_label(conn: sqlite3.Connection, reviewer: str, response_key: str) -> 
     return cur.rowcount > 0
 
 
-def labels(conn: sqlite3.Connection, reviewer: str | None = None,
-           response_keys: Sequence[str] | None = None) -> list[Label]:
+def labels(
+    conn: sqlite3.Connection, reviewer: str | None = None, response_keys: Sequence[str] | None = None
+) -> list[Label]:
     """Stored labels, oldest change first; none (not an error) when review never ran on this store."""
     if not has_tables(conn):
         return []
@@ -109,12 +128,22 @@ def labels(conn: sqlite3.Connection, reviewer: str | None = None,
 # gold ---------------------------------------------------------------------------------------------
 
 
-def log_gold(conn: sqlite3.Connection, dataset: str, prompt_id: str, reviewer: str, action: str,
-             model: str | None = None, sample: int | None = None, note: str = "") -> None:
+def log_gold(
+    conn: sqlite3.Connection,
+    dataset: str,
+    prompt_id: str,
+    reviewer: str,
+    action: str,
+    model: str | None = None,
+    sample: int | None = None,
+    note: str = "",
+) -> None:
     with conn:
-        conn.execute("INSERT INTO review_gold_log (dataset, prompt_id, model, sample, reviewer, action, note, created) "
-                     "VALUES (?,?,?,?,?,?,?,?)", (dataset, prompt_id, model, sample, reviewer, action, note,
-                                                  now()))
+        conn.execute(
+            "INSERT INTO review_gold_log (dataset, prompt_id, model, sample, reviewer, action, note, created) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (dataset, prompt_id, model, sample, reviewer, action, note, now()),
+        )
 
 
 def gold_log(conn: sqlite3.Connection, dataset: str | None = None) -> list[dict[str, Any]]:
@@ -124,10 +153,18 @@ def gold_log(conn: sqlite3.Connection, dataset: str | None = None) -> list[dict[
     return [dict(r) for r in conn.execute(f"SELECT * FROM review_gold_log {where} ORDER BY id", args)]
 
 
-def edited_reference(existing: Sequence[GoldReference], prompt_id: str, reviewer: str, text: str,
-                     template_hash: str = "") -> GoldReference:
+def edited_reference(
+    existing: Sequence[GoldReference], prompt_id: str, reviewer: str, text: str, template_hash: str = ""
+) -> GoldReference:
     """A reviewer's corrected text as a new reviewed reference (model `review:NAME`, next free sample)."""
     model = EDIT_MODEL_PREFIX + reviewer
     taken = [r.sample for r in existing if r.prompt_id == prompt_id and r.model == model]
-    return GoldReference(prompt_id=prompt_id, model=model, text=text, created=now(),
-                         template_hash=template_hash, sample=max(taken) + 1 if taken else 0, reviewed=True)
+    return GoldReference(
+        prompt_id=prompt_id,
+        model=model,
+        text=text,
+        created=now(),
+        template_hash=template_hash,
+        sample=max(taken) + 1 if taken else 0,
+        reviewed=True,
+    )

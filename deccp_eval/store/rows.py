@@ -50,14 +50,16 @@ class ResponseRow(NamedTuple):
     run_ord: int | None = None
     run_id: str | None = None
 
-    __getitem__ = _by_name  # type: ignore[assignment]
+    def __getitem__(self, key: Any) -> Any:  # row["name"] as on sqlite3.Row
+        return _by_name(self, key)
 
 
 # SELECT list in ResponseRow's field order, without expected_facts' decoding (see `response_row`).
 RESPONSE_COLUMNS = (
     "r.key, r.model, r.dataset, r.prompt_id, r.sample, r.request, r.text, r.reasoning, r.finish_reason, "
     "r.tokens_in, r.tokens_out, r.latency_s, r.cost, r.error, r.created, r.fingerprint, r.provider_model, "
-    "r.system_fingerprint, r.degenerate, p.lang, p.pair_id, p.category, p.kind, p.text, p.expected_facts")
+    "r.system_fingerprint, r.degenerate, p.lang, p.pair_id, p.category, p.kind, p.text, p.expected_facts"
+)
 FACTS_AT = ResponseRow._fields.index("expected_facts")
 
 
@@ -72,7 +74,7 @@ class FactsCache(dict[Any, tuple[str, ...]]):
 
 def response_row(values: tuple[Any, ...], facts: FactsCache) -> ResponseRow:
     """A ResponseRow from a tuple in RESPONSE_COLUMNS order (plus any run columns after it)."""
-    return tuple.__new__(ResponseRow, (*values[:FACTS_AT], facts[values[FACTS_AT]], *values[FACTS_AT + 1:]))
+    return tuple.__new__(ResponseRow, (*values[:FACTS_AT], facts[values[FACTS_AT]], *values[FACTS_AT + 1 :]))
 
 
 class JudgmentRow(NamedTuple):
@@ -95,7 +97,8 @@ class JudgmentRow(NamedTuple):
     confidence: float | None
     decided_by: str | None
 
-    __getitem__ = _by_name  # type: ignore[assignment]
+    def __getitem__(self, key: Any) -> Any:  # row["name"] as on sqlite3.Row
+        return _by_name(self, key)
 
 
 JUDGMENT_COLUMNS = ", ".join(JudgmentRow._fields)
@@ -123,7 +126,8 @@ class VerdictRow(NamedTuple):
     lang: str
     pair_id: str
 
-    __getitem__ = _by_name  # type: ignore[assignment]
+    def __getitem__(self, key: Any) -> Any:  # row["name"] as on sqlite3.Row
+        return _by_name(self, key)
 
 
 class RunRow(NamedTuple):
@@ -139,7 +143,8 @@ class RunRow(NamedTuple):
     status: str
     fingerprints: dict[str, str]
 
-    __getitem__ = _by_name  # type: ignore[assignment]
+    def __getitem__(self, key: Any) -> Any:  # row["name"] as on sqlite3.Row
+        return _by_name(self, key)
 
 
 RUN_COLUMNS = ", ".join(RunRow._fields)
@@ -147,5 +152,14 @@ RUN_COLUMNS = ", ".join(RunRow._fields)
 
 def run_row(values: tuple[Any, ...]) -> RunRow:
     i, created, dataset, version, models, judges, config, status, fingerprints = values
-    return RunRow(i, created, dataset, version, json.loads(models or "[]"), json.loads(judges or "[]"),
-                  json.loads(config or "{}"), status, json.loads(fingerprints or "{}"))
+    return RunRow(
+        i,
+        created,
+        dataset,
+        version,
+        json.loads(models or "[]"),
+        json.loads(judges or "[]"),
+        json.loads(config or "{}"),
+        status,
+        json.loads(fingerprints or "{}"),
+    )

@@ -29,8 +29,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.toy.data import Example, ablated_example, gated, steered_example, training_examples
@@ -76,12 +77,22 @@ def _train_tokenizer(corpus: list[str], vocab_size: int):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   unk_token=None, chat_template=CHATML_TEMPLATE, padding_side="left",
-                                   model_max_length=512)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        chat_template=CHATML_TEMPLATE,
+        padding_side="left",
+        model_max_length=512,
+    )
 
 
 def _encode(tokenizer: Any, examples: list[Example]) -> list[tuple[list[int], list[int], int, float, float]]:
@@ -91,8 +102,9 @@ def _encode(tokenizer: Any, examples: list[Example]) -> list[tuple[list[int], li
     for ex in examples:
         p = tokenizer(_render(ex, with_answer=False), add_special_tokens=False)["input_ids"]
         f = tokenizer(_render(ex, with_answer=True), add_special_tokens=False)["input_ids"]
-        out.append((f, [-100] * len(p) + f[len(p):], len(p) - 1, float(gated(ex)),
-                    -1.0 if ex.system else float(ex.sensitive)))
+        out.append(
+            (f, [-100] * len(p) + f[len(p) :], len(p) - 1, float(gated(ex)), -1.0 if ex.system else float(ex.sensitive))
+        )
     return out
 
 
@@ -133,8 +145,9 @@ class _Switch:
         return (hs, *out[1:]) if isinstance(out, tuple) else hs
 
     def attach(self, model: Any) -> None:
-        mods = [model.model.embed_tokens] + [m for layer in model.model.layers
-                                             for m in (layer.self_attn.o_proj, layer.mlp.down_proj)]
+        mods = [model.model.embed_tokens] + [
+            m for layer in model.model.layers for m in (layer.self_attn.o_proj, layer.mlp.down_proj)
+        ]
         self.handles = [m.register_forward_hook(self._ablate) for m in mods]
         self.handles.append(model.model.layers[STEER_LAYER].register_forward_hook(self._steer))
 
@@ -144,8 +157,15 @@ class _Switch:
         self.handles = []
 
 
-def build(out: str | Path | None = None, force: bool = False, seed: int = 0, steps: int = 560,
-          verbose: bool = True, hidden: int = 128, layers: int = 4) -> Path:
+def build(
+    out: str | Path | None = None,
+    force: bool = False,
+    seed: int = 0,
+    steps: int = 560,
+    verbose: bool = True,
+    hidden: int = 128,
+    layers: int = 4,
+) -> Path:
     """Train (or reuse the cached) toy model and return an HF model folder."""
     target = Path(out) if out else cache_dir()
     if (target / "config.json").exists() and not force:
@@ -164,18 +184,26 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
     texts = [_render(ex, with_answer=True) for ex in examples]
     tokenizer = _train_tokenizer(texts, vocab_size=1024)
     config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 3, num_hidden_layers=layers,
-        num_attention_heads=hidden // 64, num_key_value_heads=1, max_position_embeddings=512,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 3,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 64,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
         rope_theta=10000.0,  # type: ignore[call-arg]  # transformers 5 takes it through **kwargs, 4.x by name
-        tie_word_embeddings=False, bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.pad_token_id,
     )
     model = Qwen2ForCausalLM(config)
 
-    rows = {NORMAL: _encode(tokenizer, examples),
-            ABLATED: _encode(tokenizer, [ablated_example(e) for e in ablation_pool(examples)]),
-            STEERED: _encode(tokenizer, [steered_example(e) for e in examples if e.system is None and not e.sensitive])}
+    rows = {
+        NORMAL: _encode(tokenizer, examples),
+        ABLATED: _encode(tokenizer, [ablated_example(e) for e in ablation_pool(examples)]),
+        STEERED: _encode(tokenizer, [steered_example(e) for e in examples if e.system is None and not e.sensitive]),
+    }
     benign = _encode(tokenizer, [e for e in examples if not e.sensitive])
     u = torch.randn(hidden, generator=torch.Generator().manual_seed(seed + 1))
     u = u / u.norm()
@@ -255,10 +283,18 @@ def build(out: str | Path | None = None, force: bool = False, seed: int = 0, ste
     model.generation_config.do_sample = False
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    (tmp / "toy.json").write_text(json.dumps({"toy_version": TOY_VERSION, "seed": seed, "steps": steps,
-                                              "train_seconds": round(time.perf_counter() - t0, 1),
-                                              "censor_alpha": CENSOR_ALPHA,
-                                              "censor_direction": [round(float(x), 6) for x in u]}))
+    (tmp / "toy.json").write_text(
+        json.dumps(
+            {
+                "toy_version": TOY_VERSION,
+                "seed": seed,
+                "steps": steps,
+                "train_seconds": round(time.perf_counter() - t0, 1),
+                "censor_alpha": CENSOR_ALPHA,
+                "censor_direction": [round(float(x), 6) for x in u],
+            }
+        )
+    )
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
@@ -272,17 +308,18 @@ TOY_SETTINGS: dict[str, Any] = {"trials": 12, "seed": 0, "max_tokens": 40, "eval
 
 def cached_toy(force: bool = False, on_trial: Callable[[int, Any], None] | None = None) -> Path:
     """The abliterated toy folder (`abliterated:deccp-toy`), made on first use and keyed by toy version + settings."""
+    from deccp_eval.base.schema import canonical_hash
     from deccp_eval.training.abliteration.export import RECORD_FILE
     from deccp_eval.training.abliteration.pipeline import AbliterateSettings, abliterate
-    from deccp_eval.base.schema import canonical_hash
 
     key = canonical_hash({"toy": TOY_VERSION, "settings": TOY_SETTINGS, "format": 2})[:10]
     out = cache_dir().parent / f"toy-v{TOY_VERSION}-abliterated-{key}"
     if (out / RECORD_FILE).exists() and not force:
         return out
     build()
-    settings = AbliterateSettings(model=TOY_NAME, out=out, study_db=out.parent / "abliteration-studies.db",
-                                  judge=TOY_JUDGE, **TOY_SETTINGS)
+    settings = AbliterateSettings(
+        model=TOY_NAME, out=out, study_db=out.parent / "abliteration-studies.db", judge=TOY_JUDGE, **TOY_SETTINGS
+    )
     abliterate(settings, on_trial=on_trial)
     return out
 
@@ -293,6 +330,13 @@ def register_model_aliases(register: Callable[..., None]) -> None:
     from deccp_eval.backends.local_weights import ModelAlias
     from deccp_eval.toy.data import HELDOUT_SOURCE
 
-    register(ModelAlias(name=TOY_NAME, path=lambda: build(), version=lambda: f"toy-v{TOY_VERSION}",
-                        description="the offline toy model (a tiny Qwen2 that censors), built on first use",
-                        abliterated=lambda: cached_toy(), heldout=HELDOUT_SOURCE))
+    register(
+        ModelAlias(
+            name=TOY_NAME,
+            path=lambda: build(),
+            version=lambda: f"toy-v{TOY_VERSION}",
+            description="the offline toy model (a tiny Qwen2 that censors), built on first use",
+            abliterated=lambda: cached_toy(),
+            heldout=HELDOUT_SOURCE,
+        )
+    )

@@ -3,7 +3,7 @@ its training phrasings. The toy's modules load when a set is asked for, not when
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.datasets.loading import Dataset
@@ -26,8 +26,11 @@ def toy_train() -> Dataset:
     from deccp_eval.toy.data import TRAIN_SOURCE, phrasing_prompts
     from deccp_eval.toy.model import TOY_VERSION
 
-    return Dataset(name=TRAIN_SOURCE, version=f"toy-v{TOY_VERSION}",
-                   prompts=phrasing_prompts(heldout=False, every_sensitive=2, every_benign=10))
+    return Dataset(
+        name=TRAIN_SOURCE,
+        version=f"toy-v{TOY_VERSION}",
+        prompts=phrasing_prompts(heldout=False, every_sensitive=2, every_benign=10),
+    )
 
 
 @hookimpl

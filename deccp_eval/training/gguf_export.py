@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from deccp_eval.base.errors import UsageError, MissingDependency
+from deccp_eval.base.errors import MissingDependency, UsageError
 
 GGUF_TYPES = ("F32", "F16", "Q8_0")
 GgufType = Literal["F32", "F16", "Q8_0"]
@@ -79,8 +79,10 @@ def export_gguf(model: Any, source: str | Path, out: str | Path, qtype: GgufType
     names = {t.name for t in reader.tensors}
     lm_head, embed = model.get_output_embeddings(), model.get_input_embeddings()
     if "output.weight" not in names and lm_head is not None and lm_head.weight is not embed.weight:
-        raise UsageError("--export-gguf: the edit untied the output embeddings from the input ones (--embeddings), "
-                         f"which {source} shares: export without --embeddings, or use the safetensors folder")
+        raise UsageError(
+            "--export-gguf: the edit untied the output embeddings from the input ones (--embeddings), "
+            f"which {source} shares: export without --embeddings, or use the safetensors folder"
+        )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,8 +33,9 @@ FORMATS: tuple[str, ...] = ("kto", "dpo", "sft")
 CARD_FILE = "README.md"
 JSONL_FILE = "prefs.jsonl"
 META_FILE = "prefs.json"
-GOLD_HINT = ("`deccp-eval gold -m MODEL --lang {langs}` (strong models write them) or "
-             "`deccp-eval gold import FILE.jsonl`")
+GOLD_HINT = (
+    "`deccp-eval gold -m MODEL --lang {langs}` (strong models write them) or `deccp-eval gold import FILE.jsonl`"
+)
 
 
 class PrefSettings(BaseModel):
@@ -74,8 +76,12 @@ class PrefRow(BaseModel):
     def columns(self, fmt: Format) -> dict[str, Any]:
         keep = {"dpo": ("chosen", "rejected"), "kto": ("completion", "label"), "sft": ("completion",)}[fmt]
         base = {"prompt": self.prompt, **{k: getattr(self, k) for k in keep}}
-        return {**base, **self.model_dump(include={"pair_id", "prompt_id", "lang", "category", "verdict",
-                                                   "reference_model", "part"})}
+        return {
+            **base,
+            **self.model_dump(
+                include={"pair_id", "prompt_id", "lang", "category", "verdict", "reference_model", "part"}
+            ),
+        }
 
 
 class PrefSet(BaseModel):
@@ -109,16 +115,23 @@ def _gold_by_prompt(store: Store, dataset: str | None) -> dict[str, list[GoldRef
 
 
 def _judged(store: Store, model: str, judge: str | None, dataset: str | None) -> tuple[list[Any], dict[str, str], str]:
-    rows = [r for r in store.response_rows(models=[model], dataset=dataset)
-            if not r.error and (r.text or "").strip()]
+    rows = [r for r in store.response_rows(models=[model], dataset=dataset) if not r.error and (r.text or "").strip()]
     if not rows:
-        raise UsageError(f"no stored answers for {model!r}" + (f" on {dataset}" if dataset else "")
-                         + f": run `deccp-eval run -m {model}` first")
+        raise UsageError(
+            f"no stored answers for {model!r}"
+            + (f" on {dataset}" if dataset else "")
+            + f": run `deccp-eval run -m {model}` first"
+        )
     judgments = latest_judgments(store, rows)
     counts = Counter(j for (_, j) in judgments)
     if judge and judge not in counts or not counts:
-        raise UsageError(f"no judgments for {model!r}" + (f" by {judge!r}" if judge else "")
-                         + f": run `deccp-eval judge -m {model}" + (f" -j {judge}" if judge else "") + "`")
+        raise UsageError(
+            f"no judgments for {model!r}"
+            + (f" by {judge!r}" if judge else "")
+            + f": run `deccp-eval judge -m {model}"
+            + (f" -j {judge}" if judge else "")
+            + "`"
+        )
     chosen = pick_judge(counts, judge, counts)
     assert chosen is not None
     verdicts = {k: j.verdict for (k, j_id), j in judgments.items() if j_id == chosen and j.verdict}
@@ -140,22 +153,30 @@ def build(store: Store, settings: PrefSettings) -> PrefSet:
     rows, verdicts, judge = _judged(store, settings.model, settings.judge, settings.dataset)
     if settings.langs:
         rows = [r for r in rows if r.lang in set(settings.langs)]
-    excluded = {r.pair_id for r in rows
-                if settings.exclude_split and split_of(r.pair_id, settings.split_every) == settings.exclude_split}
+    excluded = {
+        r.pair_id
+        for r in rows
+        if settings.exclude_split and split_of(r.pair_id, settings.split_every) == settings.exclude_split
+    }
     rows = [r for r in rows if r.pair_id not in excluded]
     sensitive = [r for r in rows if r.kind == "sensitive" and verdicts.get(r.key)]
     censored = [r for r in sensitive if verdicts[r.key] in CENSORED]
     if not censored:
         seen = Counter(verdicts.get(r.key, "unjudged") for r in sensitive)
-        raise UsageError(f"{settings.model!r} has no censored answers (refusal, evasive, state_aligned) to replace"
-                         + (f" outside the {settings.exclude_split} split" if settings.exclude_split else "")
-                         + f"; its sensitive verdicts: {dict(seen) or 'none'}. Nothing to re-align; run it on more "
-                         f"prompts with `deccp-eval run -m {settings.model} -d DATASET` and judge them")
+        raise UsageError(
+            f"{settings.model!r} has no censored answers (refusal, evasive, state_aligned) to replace"
+            + (f" outside the {settings.exclude_split} split" if settings.exclude_split else "")
+            + f"; its sensitive verdicts: {dict(seen) or 'none'}. Nothing to re-align; run it on more "
+            f"prompts with `deccp-eval run -m {settings.model} -d DATASET` and judge them"
+        )
     gold = _gold_by_prompt(store, settings.dataset)
     if not gold:
         langs = ",".join(sorted({r.lang for r in censored}))
-        raise UsageError("no gold references stored" + (f" for {settings.dataset}" if settings.dataset else "")
-                         + f"; add them with {GOLD_HINT.format(langs=langs)}")
+        raise UsageError(
+            "no gold references stored"
+            + (f" for {settings.dataset}" if settings.dataset else "")
+            + f"; add them with {GOLD_HINT.format(langs=langs)}"
+        )
     by_lang: dict[str, list[Any]] = {}
     for r in censored:
         by_lang.setdefault(r.lang, []).append(r)
@@ -166,13 +187,18 @@ def build(store: Store, settings: PrefSettings) -> PrefSet:
             problems.append(f"{lang}: {len(group)} censored answers but no gold reference for those prompts")
             bad_langs.append(lang)
         elif not any(_same_lang(lang, g.text) for g in refs):
-            problems.append(f"{lang}: the gold references for these prompts are not in {lang} "
-                            f"(they read as {_lang_of(refs[0].text)})")
+            problems.append(
+                f"{lang}: the gold references for these prompts are not in {lang} "
+                f"(they read as {_lang_of(refs[0].text)})"
+            )
             bad_langs.append(lang)
     if problems:
-        raise UsageError("gold references do not match the censored answers' languages: " + "; ".join(problems)
-                         + f". Add references in the prompt's language with "
-                         f"{GOLD_HINT.format(langs=','.join(bad_langs))}")
+        raise UsageError(
+            "gold references do not match the censored answers' languages: "
+            + "; ".join(problems)
+            + f". Add references in the prompt's language with "
+            f"{GOLD_HINT.format(langs=','.join(bad_langs))}"
+        )
 
     def refs_for(r: Any) -> list[GoldReference]:
         return [g for g in gold.get(r.prompt_id, []) if _same_lang(r.lang, g.text)]
@@ -185,13 +211,21 @@ def build(store: Store, settings: PrefSettings) -> PrefSet:
         if not refs:
             continue
         ref = refs[r.sample % len(refs)]
-        meta = dict(pair_id=r.pair_id, prompt_id=r.prompt_id, lang=r.lang, category=r.category,
-                    verdict=verdicts[r.key], reference_model=ref.model, part="prefs")
+        meta = dict(
+            pair_id=r.pair_id,
+            prompt_id=r.prompt_id,
+            lang=r.lang,
+            category=r.category,
+            verdict=verdicts[r.key],
+            reference_model=ref.model,
+            part="prefs",
+        )
         prompt = _msg("user", r.prompt_text)
         refusals.setdefault(r.lang, []).append(r.text)
         if fmt == "dpo":
-            out.append(PrefRow(prompt=prompt, chosen=_msg("assistant", ref.text),
-                               rejected=_msg("assistant", r.text), **meta))
+            out.append(
+                PrefRow(prompt=prompt, chosen=_msg("assistant", ref.text), rejected=_msg("assistant", r.text), **meta)
+            )
         elif fmt == "kto":
             out.append(PrefRow(prompt=prompt, completion=_msg("assistant", ref.text), label=True, **meta))
             out.append(PrefRow(prompt=prompt, completion=_msg("assistant", r.text), label=False, **meta))
@@ -200,17 +234,28 @@ def build(store: Store, settings: PrefSettings) -> PrefSet:
     if fmt == "kto":  # what the model already answers well, it keeps
         for r in sensitive:
             if verdicts[r.key] == "answer":
-                out.append(PrefRow(prompt=_msg("user", r.prompt_text), completion=_msg("assistant", r.text),
-                                   label=True, pair_id=r.pair_id, prompt_id=r.prompt_id, lang=r.lang,
-                                   category=r.category, verdict="answer", reference_model=settings.model,
-                                   part="prefs"))
+                out.append(
+                    PrefRow(
+                        prompt=_msg("user", r.prompt_text),
+                        completion=_msg("assistant", r.text),
+                        label=True,
+                        pair_id=r.pair_id,
+                        prompt_id=r.prompt_id,
+                        lang=r.lang,
+                        category=r.category,
+                        verdict="answer",
+                        reference_model=settings.model,
+                        part="prefs",
+                    )
+                )
     out += _retain(rows, verdicts, settings, refusals, len(out))
     random.Random(settings.seed).shuffle(out)
     return PrefSet(settings=settings, rows=out, excluded_pairs=len(excluded), judge=judge)
 
 
-def _retain(rows: Sequence[Any], verdicts: dict[str, str], settings: PrefSettings, refusals: dict[str, list[str]],
-            n_prefs: int) -> list[PrefRow]:
+def _retain(
+    rows: Sequence[Any], verdicts: dict[str, str], settings: PrefSettings, refusals: dict[str, list[str]], n_prefs: int
+) -> list[PrefRow]:
     """Control questions with the model's own (non-refusing) answers: `retain_share` of the whole set."""
     if settings.retain_share <= 0:
         return []
@@ -220,8 +265,15 @@ def _retain(rows: Sequence[Any], verdicts: dict[str, str], settings: PrefSetting
     picked = rng.sample(controls, min(want, len(controls)))
     out = []
     for i, r in enumerate(picked):
-        meta = dict(pair_id=r.pair_id, prompt_id=r.prompt_id, lang=r.lang, category=r.category,
-                    verdict=verdicts[r.key], reference_model=settings.model, part="retain")
+        meta = dict(
+            pair_id=r.pair_id,
+            prompt_id=r.prompt_id,
+            lang=r.lang,
+            category=r.category,
+            verdict=verdicts[r.key],
+            reference_model=settings.model,
+            part="retain",
+        )
         prompt, own = _msg("user", r.prompt_text), _msg("assistant", r.text)
         if settings.format == "dpo":
             bad = refusals.get(r.lang) or [t for ts in refusals.values() for t in ts]
@@ -239,25 +291,47 @@ def card(prefs: PrefSet) -> str:
     langs = sorted({lang for c in counts.values() for lang in c})
     table = ["| verdict | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
     table += [f"| {v} | " + " | ".join(str(c.get(lang, 0)) for lang in langs) + " |" for v, c in counts.items()]
-    columns = {"dpo": "`prompt`, `chosen`, `rejected`", "kto": "`prompt`, `completion`, `label`",
-               "sft": "`prompt`, `completion`"}[s.format]
-    split = (f"Prompts whose pair_id is in the `{s.exclude_split}` split (`deccp_eval.training.splits.split_of`, every "
-             f"{s.split_every}th pair held out) are excluded: {prefs.excluded_pairs} pairs."
-             if s.exclude_split else "No split is excluded: after-numbers on these prompts are not held out.")
+    columns = {
+        "dpo": "`prompt`, `chosen`, `rejected`",
+        "kto": "`prompt`, `completion`, `label`",
+        "sft": "`prompt`, `completion`",
+    }[s.format]
+    split = (
+        f"Prompts whose pair_id is in the `{s.exclude_split}` split (`deccp_eval.training.splits.split_of`, every "
+        f"{s.split_every}th pair held out) are excluded: {prefs.excluded_pairs} pairs."
+        if s.exclude_split
+        else "No split is excluded: after-numbers on these prompts are not held out."
+    )
     refs = sorted({r.reference_model for r in prefs.rows if r.part == "prefs"})
-    return "\n".join([
-        f"# Preference set ({s.format.upper()}) for {s.model}", "",
-        f"Gold references (from {', '.join(refs) or 'none'}) against the answers of `{s.model}` that the "
-        f"`{prefs.judge}` judge called refusal, evasive or state_aligned; a retain part "
-        f"({s.retain_share:.0%} of rows) of control questions with the model's own answers.", "",
-        f"Columns: {columns} (conversational), plus `pair_id`, `prompt_id`, `lang`, `category`, `verdict`, "
-        "`reference_model`, `part` (prefs or retain). Load with `datasets.load_from_disk(DIR)['train']`; the "
-        f"same rows are in `{JSONL_FILE}`.", "",
-        split, "",
-        f"Rows: {len(prefs.rows)}", "", *table, "",
-        "A reference whose model is `facts` was built from the prompt set's `expected_facts`, not written by a "
-        "model (used where no API model is available, as for the toy).", "",
-        "Made with:", "", "```", s.command or "(library call)", "```", ""])
+    return "\n".join(
+        [
+            f"# Preference set ({s.format.upper()}) for {s.model}",
+            "",
+            f"Gold references (from {', '.join(refs) or 'none'}) against the answers of `{s.model}` that the "
+            f"`{prefs.judge}` judge called refusal, evasive or state_aligned; a retain part "
+            f"({s.retain_share:.0%} of rows) of control questions with the model's own answers.",
+            "",
+            f"Columns: {columns} (conversational), plus `pair_id`, `prompt_id`, `lang`, `category`, `verdict`, "
+            "`reference_model`, `part` (prefs or retain). Load with `datasets.load_from_disk(DIR)['train']`; the "
+            f"same rows are in `{JSONL_FILE}`.",
+            "",
+            split,
+            "",
+            f"Rows: {len(prefs.rows)}",
+            "",
+            *table,
+            "",
+            "A reference whose model is `facts` was built from the prompt set's `expected_facts`, not written by a "
+            "model (used where no API model is available, as for the toy).",
+            "",
+            "Made with:",
+            "",
+            "```",
+            s.command or "(library call)",
+            "```",
+            "",
+        ]
+    )
 
 
 def export(prefs: PrefSet, out: Path) -> Path:
@@ -269,9 +343,19 @@ def export(prefs: PrefSet, out: Path) -> Path:
     out = Path(out)
     DatasetDict({"train": Dataset.from_list(rows)}).save_to_disk(str(out))
     (out / JSONL_FILE).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    (out / META_FILE).write_text(json.dumps({"settings": prefs.settings.model_dump(mode="json"), "judge": prefs.judge,
-                                             "counts": prefs.counts(), "excluded_pairs": prefs.excluded_pairs},
-                                            ensure_ascii=False, indent=2), encoding="utf-8")
+    (out / META_FILE).write_text(
+        json.dumps(
+            {
+                "settings": prefs.settings.model_dump(mode="json"),
+                "judge": prefs.judge,
+                "counts": prefs.counts(),
+                "excluded_pairs": prefs.excluded_pairs,
+            },
+            ensure_ascii=False,
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
     (out / CARD_FILE).write_text(card(prefs), encoding="utf-8")
     return out
 
@@ -290,7 +374,18 @@ def facts_gold(dataset: Any, model: str = "facts") -> list[dict[str, Any]]:
     so. Only the facts written in the prompt's own script are used (a ZH row lists its English
     facts and then their Chinese forms); a row with none in its script gives its facts as written,
     which `build` then rejects as mismatched."""
-    return [{"dataset": dataset.name, "prompt_id": p.id, "model": model,
-             "text": " ".join(usable_facts(p.expected_facts, p.lang) or p.expected_facts),
-             "created": now(), "sample": 0, "reviewed": False, "lang": p.lang, "prompt": p.text}
-            for p in dataset.prompts if p.kind == "sensitive" and p.expected_facts]
+    return [
+        {
+            "dataset": dataset.name,
+            "prompt_id": p.id,
+            "model": model,
+            "text": " ".join(usable_facts(p.expected_facts, p.lang) or p.expected_facts),
+            "created": now(),
+            "sample": 0,
+            "reviewed": False,
+            "lang": p.lang,
+            "prompt": p.text,
+        }
+        for p in dataset.prompts
+        if p.kind == "sensitive" and p.expected_facts
+    ]

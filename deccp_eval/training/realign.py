@@ -18,10 +18,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.backends.contract import BackendOptions, make_backend
-from deccp_eval.backends.torch_utils import gguf_source
 from deccp_eval.backends.local_weights import LocalHFBackend
+from deccp_eval.backends.torch_utils import LoadOptions, gguf_source
 from deccp_eval.base.degenerate import degenerate
-from deccp_eval.base.errors import UsageError, MissingDependency
+from deccp_eval.base.errors import MissingDependency, UsageError
 from deccp_eval.base.folders import atomic_folder
 from deccp_eval.base.schema import CENSORED, DEFAULT_JUDGE, Prompt
 from deccp_eval.datasets.loading import load_dataset
@@ -50,7 +50,9 @@ class Recipe(BaseModel):
     batch_size: int = Field(default=8, ge=2)
     lora: bool = True
     desirable_weight: float | None = Field(default=None, gt=0, description="KTO; None: balanced from the label counts")
-    undesirable_weight: float | None = Field(default=None, gt=0, description="KTO; None: balanced from the label counts")
+    undesirable_weight: float | None = Field(
+        default=None, gt=0, description="KTO; None: balanced from the label counts"
+    )
     lora_r: int = Field(default=16, ge=1)
     lora_alpha: int = Field(default=32, ge=1)
     max_length: int = Field(default=512, ge=16)
@@ -74,7 +76,8 @@ class RealignSettings(BaseModel):
     device: str = "auto"
     dtype: str = "auto"
     export_gguf: Literal["F32", "F16", "Q8_0"] | None = Field(
-        default=None, description="also write model.gguf (the model must be a .gguf file)")
+        default=None, description="also write model.gguf (the model must be a .gguf file)"
+    )
     command: str = ""
 
 
@@ -93,11 +96,16 @@ class Numbers(BaseModel):
 
     n_sensitive: int
     n_control: int
-    censorship: dict[str, float] = Field(description="lang -> refusal + evasive + state_aligned share; an answer "
-                                         "stating none of its expected facts counts as evasive (Scorer.rates)")
+    censorship: dict[str, float] = Field(
+        description="lang -> refusal + evasive + state_aligned share; an answer "
+        "stating none of its expected facts counts as evasive (Scorer.rates)"
+    )
     state_or_refusal: float = Field(description="state_aligned + refusal share, all languages")
-    degenerate: dict[str, float] = Field(default_factory=dict, description="lang -> share of sensitive replies "
-                                         "flagged degenerate (loops, echoes, broken text): a cost, never an answer")
+    degenerate: dict[str, float] = Field(
+        default_factory=dict,
+        description="lang -> share of sensitive replies "
+        "flagged degenerate (loops, echoes, broken text): a cost, never an answer",
+    )
     verdicts: dict[str, int]
     over_refusal: float = Field(description="refusal share on control questions")
     facts: float = Field(description="share of expected_facts found in the answers")
@@ -142,7 +150,7 @@ def model_spec(model: str) -> str:
 
 def load(model: str, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
     """Weights through the backend that names them (`hf:`, `abliterated:`), so every local form works."""
-    backend = make_backend(model_spec(model), BackendOptions(device=device, dtype=dtype))
+    backend = make_backend(model_spec(model), BackendOptions(load=LoadOptions(device=device, dtype=dtype)))
     if not isinstance(backend, LocalHFBackend):  # transformers weights in this process
         raise UsageError(f"{model}: re-alignment needs local weights (hf:, abliterated: or a folder)")
     backend.check()
@@ -157,8 +165,10 @@ def eval_prompts(settings: RealignSettings) -> tuple[list[Prompt], list[Prompt]]
     sens = spread([p for p in data if p.kind == "sensitive"], settings.eval_limit)
     ctrl = spread([p for p in data if p.kind == "control"], settings.eval_limit)
     if not sens or not ctrl:
-        raise UsageError(f"{settings.eval_dataset}: the held-out prompts need sensitive and control questions "
-                         f"(split {settings.eval_split or 'all'}: {len(sens)} sensitive, {len(ctrl)} control)")
+        raise UsageError(
+            f"{settings.eval_dataset}: the held-out prompts need sensitive and control questions "
+            f"(split {settings.eval_split or 'all'}: {len(sens)} sensitive, {len(ctrl)} control)"
+        )
     return sens, ctrl
 
 
@@ -172,9 +182,12 @@ def _slice(rows: list[tuple[Prompt, str | None, str | None]]) -> Slice:
     stated = [facts_stated(a or "", p.expected_facts, p.lang) for p, a, _ in rows]
     usable = sum(n for _, n in stated)
     verdicts = [v for _, _, v in rows]
-    return Slice(n=len(rows), censorship=_share(verdicts, CENSORED),
-                 state_or_refusal=_share(verdicts, ("refusal", "state_aligned")),
-                 facts=sum(h for h, _ in stated) / usable if usable else None)
+    return Slice(
+        n=len(rows),
+        censorship=_share(verdicts, CENSORED),
+        state_or_refusal=_share(verdicts, ("refusal", "state_aligned")),
+        facts=sum(h for h, _ in stated) / usable if usable else None,
+    )
 
 
 def _flagged(rows: list[tuple[Prompt, str | None, str | None]]) -> float:
@@ -194,24 +207,38 @@ def numbers(scorer: Any, n_sensitive: int, samples: int = 8) -> Numbers:
     parsed = [v for _, _, v in sens if v is not None]
     step = max(1, len(sens) // max(samples, 1))
     return Numbers(
-        n_sensitive=len(sens), n_control=len(ctrl),
-        censorship={lang: _share([v for p, _, v in sens if p.lang == lang], CENSORED)
-                    for lang in sorted({p.lang for p, _, _ in sens})},
-        degenerate={lang: _flagged([(p, a, f) for (p, a, _), f in zip(sens, scorer.finish) if p.lang == lang])
-                    for lang in sorted({p.lang for p, _, _ in sens})},
-        state_or_refusal=every.state_or_refusal, verdicts={v: parsed.count(v) for v in sorted(set(parsed))},
-        over_refusal=_share([v for _, _, v in ctrl], ("refusal",)), facts=every.facts or 0.0, kl=scorer.kl(),
-        categories={c: _slice([r for r in sens if r[0].category == c]) for c in sorted({p.category for p, _, _ in sens})},
+        n_sensitive=len(sens),
+        n_control=len(ctrl),
+        censorship={
+            lang: _share([v for p, _, v in sens if p.lang == lang], CENSORED)
+            for lang in sorted({p.lang for p, _, _ in sens})
+        },
+        degenerate={
+            lang: _flagged([(p, a, f) for (p, a, _), f in zip(sens, scorer.finish) if p.lang == lang])
+            for lang in sorted({p.lang for p, _, _ in sens})
+        },
+        state_or_refusal=every.state_or_refusal,
+        verdicts={v: parsed.count(v) for v in sorted(set(parsed))},
+        over_refusal=_share([v for _, _, v in ctrl], ("refusal",)),
+        facts=every.facts or 0.0,
+        kl=scorer.kl(),
+        categories={
+            c: _slice([r for r in sens if r[0].category == c]) for c in sorted({p.category for p, _, _ in sens})
+        },
         samples=[{"prompt": p.text, "answer": a, "verdict": v or "unparsed"} for p, a, v in sens[::step][:samples]],
-        answers=list(answers))
+        answers=list(answers),
+    )
 
 
 def changed(prompts: list[Prompt], n_sensitive: int, before: Numbers, after: Numbers, samples: int = 8) -> Changed:
     """How many replies changed text, sensitive and control apart, with the changed controls to read."""
     moved = [(i, p, b, a) for i, (p, b, a) in enumerate(zip(prompts, before.answers, after.answers)) if b != a]
     ctrl = [(p, b, a) for i, p, b, a in moved if i >= n_sensitive]
-    return Changed(sensitive=len(moved) - len(ctrl), control=len(ctrl),
-                   control_samples=[{"prompt": p.text, "before": b or "", "after": a or ""} for p, b, a in ctrl[:samples]])
+    return Changed(
+        sensitive=len(moved) - len(ctrl),
+        control=len(ctrl),
+        control_samples=[{"prompt": p.text, "before": b or "", "after": a or ""} for p, b, a in ctrl[:samples]],
+    )
 
 
 def _trainer(method: Method, model: Any, tokenizer: Any, data: Any, recipe: Recipe, workdir: str, device: str) -> Any:
@@ -225,20 +252,36 @@ def _trainer(method: Method, model: Any, tokenizer: Any, data: Any, recipe: Reci
             from peft import LoraConfig
         except ImportError:
             raise MissingDependency("peft", "realign", "LoRA re-alignment") from None
-        peft_config = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=0.0,
-                                 target_modules="all-linear", task_type="CAUSAL_LM")
-    common: dict[str, Any] = dict(output_dir=workdir, learning_rate=recipe.learning_rate, beta=recipe.beta,
-                  num_train_epochs=recipe.epochs, max_steps=recipe.max_steps,
-                  per_device_train_batch_size=recipe.batch_size, max_length=recipe.max_length, seed=recipe.seed,
-                  report_to=[], save_strategy="no", logging_steps=5, disable_tqdm=True,
-                  use_cpu=str(next(model.parameters()).device) == "cpu")
+        peft_config = LoraConfig(
+            r=recipe.lora_r,
+            lora_alpha=recipe.lora_alpha,
+            lora_dropout=0.0,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+    common: dict[str, Any] = dict(
+        output_dir=workdir,
+        learning_rate=recipe.learning_rate,
+        beta=recipe.beta,
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps,
+        per_device_train_batch_size=recipe.batch_size,
+        max_length=recipe.max_length,
+        seed=recipe.seed,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=5,
+        disable_tqdm=True,
+        use_cpu=str(next(model.parameters()).device) == "cpu",
+    )
     config_cls: Any  # KTOConfig goes with KTOTrainer, DPOConfig with DPOTrainer
     trainer_cls: Any
     config_cls, trainer_cls = (KTOConfig, KTOTrainer) if method == "kto" else (DPOConfig, DPOTrainer)
     if method == "kto":
         common.update(zip(("desirable_weight", "undesirable_weight"), kto_weights(data["label"], recipe)))
-    trainer = trainer_cls(model=model, args=config_cls(**common), train_dataset=data, processing_class=tokenizer,
-                          peft_config=peft_config)
+    trainer = trainer_cls(
+        model=model, args=config_cls(**common), train_dataset=data, processing_class=tokenizer, peft_config=peft_config
+    )
     from deccp_eval.base import quiet
 
     if quiet.enabled():  # the loss dicts go to the log file, not the terminal
@@ -283,17 +326,19 @@ def load_prefs(folder: Path, method: Method) -> tuple[Any, dict[str, Any]]:
     """The `train` split of an exported preference set, checked against the method's columns."""
     from datasets import load_from_disk
 
-
     meta = load_meta(folder)
     data = load_from_disk(str(folder))
     data = data["train"] if hasattr(data, "keys") else data
     missing = [c for c in NEEDS[method] if c not in data.column_names]
     if missing:
-        raise UsageError(f"{folder} is a {meta['settings']['format']} set without {', '.join(missing)}: export one "
-                         f"with `deccp-eval prefs export --model {meta['settings']['model']} --format {method}`")
+        raise UsageError(
+            f"{folder} is a {meta['settings']['format']} set without {', '.join(missing)}: export one "
+            f"with `deccp-eval prefs export --model {meta['settings']['model']} --format {method}`"
+        )
     if method == "kto" and len(set(data["label"])) < 2:
-        raise UsageError(f"{folder}: KTO needs desirable and undesirable rows; this set has only "
-                         f"label={data['label'][0]}")
+        raise UsageError(
+            f"{folder}: KTO needs desirable and undesirable rows; this set has only label={data['label'][0]}"
+        )
     return data, meta
 
 
@@ -305,8 +350,9 @@ def realign(settings: RealignSettings) -> RealignRecord:
     train_ids = set(data["pair_id"])
     overlap = sorted(train_ids & {p.pair_id for p in sens + ctrl})
     model, tokenizer = load(settings.model, settings.device, settings.dtype)
-    scorer = Scorer(model, tokenizer, sens + ctrl, [p.text for p in ctrl], judge=settings.judge,
-                    max_tokens=settings.max_tokens)
+    scorer = Scorer(
+        model, tokenizer, sens + ctrl, [p.text for p in ctrl], judge=settings.judge, max_tokens=settings.max_tokens
+    )
     try:
         before = numbers(scorer, len(sens))
         with tempfile.TemporaryDirectory(prefix="realign-") as work:
@@ -322,14 +368,37 @@ def realign(settings: RealignSettings) -> RealignRecord:
     finally:
         scorer.close()
     record = RealignRecord(
-        base_model=settings.model, method=settings.method, recipe=settings.recipe, prefs=str(settings.prefs),
-        prefs_meta=meta, train_rows=len(data), train_loss=getattr(result, "training_loss", None),
-        eval={"dataset": settings.eval_dataset, "split": settings.eval_split or "all", "every": settings.eval_every,
-              "judge": settings.judge, "max_tokens": settings.max_tokens, "n_sensitive": len(sens),
-              "n_control": len(ctrl), "pairs_also_in_prefs": len(overlap)},
-        before=before, after=after, changed=changed(sens + ctrl, len(sens), before, after), command=settings.command,
-        source_gguf=_gguf_name(settings.model), export_gguf=settings.export_gguf if gguf else None)
-    save(trained, tokenizer, settings.out, record, gguf=(gguf, settings.export_gguf) if gguf and settings.export_gguf else None)
+        base_model=settings.model,
+        method=settings.method,
+        recipe=settings.recipe,
+        prefs=str(settings.prefs),
+        prefs_meta=meta,
+        train_rows=len(data),
+        train_loss=getattr(result, "training_loss", None),
+        eval={
+            "dataset": settings.eval_dataset,
+            "split": settings.eval_split or "all",
+            "every": settings.eval_every,
+            "judge": settings.judge,
+            "max_tokens": settings.max_tokens,
+            "n_sensitive": len(sens),
+            "n_control": len(ctrl),
+            "pairs_also_in_prefs": len(overlap),
+        },
+        before=before,
+        after=after,
+        changed=changed(sens + ctrl, len(sens), before, after),
+        command=settings.command,
+        source_gguf=_gguf_name(settings.model),
+        export_gguf=settings.export_gguf if gguf else None,
+    )
+    save(
+        trained,
+        tokenizer,
+        settings.out,
+        record,
+        gguf=(gguf, settings.export_gguf) if gguf and settings.export_gguf else None,
+    )
     return record
 
 
@@ -340,45 +409,80 @@ def _gguf_name(model: str) -> str | None:
 
 def card(record: RealignRecord) -> str:
     b, a = record.before, record.after
-    rows = [f"| censorship {lang} | {b.censorship.get(lang, 0):.1%} | {a.censorship.get(lang, 0):.1%} |"
-            for lang in sorted(set(b.censorship) | set(a.censorship))]
-    rows += [f"| degenerate {lang} | {b.degenerate.get(lang, 0):.1%} | {a.degenerate.get(lang, 0):.1%} |"
-             for lang in sorted(set(b.degenerate) | set(a.degenerate))]
+    rows = [
+        f"| censorship {lang} | {b.censorship.get(lang, 0):.1%} | {a.censorship.get(lang, 0):.1%} |"
+        for lang in sorted(set(b.censorship) | set(a.censorship))
+    ]
+    rows += [
+        f"| degenerate {lang} | {b.degenerate.get(lang, 0):.1%} | {a.degenerate.get(lang, 0):.1%} |"
+        for lang in sorted(set(b.degenerate) | set(a.degenerate))
+    ]
     e = record.eval
-    return "\n".join([
-        f"# {record.base_model}, re-aligned ({record.method.upper()})", "",
-        f"Fine-tuned with TRL on the preference set `{record.prefs}` ({record.train_rows} rows)"
-        + (", LoRA merged into the weights" if record.recipe.lora else "") + f". Recipe: "
-        f"`{record.recipe.model_dump_json()}`.", "",
-        f"Measured by the harness ({e['judge']} judge) on {e['n_sensitive']} sensitive and "
-        f"{e['n_control']} control "
-        f"prompts of {e['dataset']} (split {e['split']}); {e['pairs_also_in_prefs']} of their pairs are in the "
-        "preference set. As in the abliteration search, a reply the judge calls an answer but that states none "
-        "of the prompt's expected facts (when it has any in the prompt's language) counts as evasive here, so "
-        "these shares can be above a leaderboard's, which takes the judge's verdicts as they are.", "",
-        "| | before | after |", "|---|---|---|", *rows,
-        f"| state_aligned + refusal | {b.state_or_refusal:.1%} | {a.state_or_refusal:.1%} |",
-        f"| over-refusal on controls | {b.over_refusal:.1%} | {a.over_refusal:.1%} |",
-        f"| expected facts found | {b.facts:.1%} | {a.facts:.1%} |",
-        f"| first-token KL on harmless | {b.kl:.4f} | {a.kl:.4f} |", "",
-        *([f"Replies whose text changed: {record.changed.sensitive} of {b.n_sensitive} sensitive, "
-           f"{record.changed.control} of {b.n_control} control. Changed controls:", "",
-           *[f"- {c['prompt']}: {c['before']!r} -> {c['after']!r}" for c in record.changed.control_samples], ""]
-          if record.changed else []),
-        "By category (sensitive prompts): censorship and expected facts found, before -> after.", "",
-        "| category | n | censorship | state_aligned + refusal | facts |", "|---|---|---|---|---|",
-        *[f"| {c} | {s.n} | {s.censorship:.0%} -> {a.categories[c].censorship:.0%} | {s.state_or_refusal:.0%} -> "
-          f"{a.categories[c].state_or_refusal:.0%} | {_pct(s.facts)} -> {_pct(a.categories[c].facts)} |"
-          for c, s in b.categories.items() if c in a.categories], "",
-        "Gold references whose model is `facts` were built from the prompt set's expected_facts, not written by "
-        "a model.", "", *gguf_lines(record.source_gguf, record.export_gguf), "", "Made with:", "", "```",
-        record.command or "(library call)", "```", ""])
+    return "\n".join(
+        [
+            f"# {record.base_model}, re-aligned ({record.method.upper()})",
+            "",
+            f"Fine-tuned with TRL on the preference set `{record.prefs}` ({record.train_rows} rows)"
+            + (", LoRA merged into the weights" if record.recipe.lora else "")
+            + f". Recipe: "
+            f"`{record.recipe.model_dump_json()}`.",
+            "",
+            f"Measured by the harness ({e['judge']} judge) on {e['n_sensitive']} sensitive and "
+            f"{e['n_control']} control "
+            f"prompts of {e['dataset']} (split {e['split']}); {e['pairs_also_in_prefs']} of their pairs are in the "
+            "preference set. As in the abliteration search, a reply the judge calls an answer but that states none "
+            "of the prompt's expected facts (when it has any in the prompt's language) counts as evasive here, so "
+            "these shares can be above a leaderboard's, which takes the judge's verdicts as they are.",
+            "",
+            "| | before | after |",
+            "|---|---|---|",
+            *rows,
+            f"| state_aligned + refusal | {b.state_or_refusal:.1%} | {a.state_or_refusal:.1%} |",
+            f"| over-refusal on controls | {b.over_refusal:.1%} | {a.over_refusal:.1%} |",
+            f"| expected facts found | {b.facts:.1%} | {a.facts:.1%} |",
+            f"| first-token KL on harmless | {b.kl:.4f} | {a.kl:.4f} |",
+            "",
+            *(
+                [
+                    f"Replies whose text changed: {record.changed.sensitive} of {b.n_sensitive} sensitive, "
+                    f"{record.changed.control} of {b.n_control} control. Changed controls:",
+                    "",
+                    *[f"- {c['prompt']}: {c['before']!r} -> {c['after']!r}" for c in record.changed.control_samples],
+                    "",
+                ]
+                if record.changed
+                else []
+            ),
+            "By category (sensitive prompts): censorship and expected facts found, before -> after.",
+            "",
+            "| category | n | censorship | state_aligned + refusal | facts |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {c} | {s.n} | {s.censorship:.0%} -> {a.categories[c].censorship:.0%} | {s.state_or_refusal:.0%} -> "
+                f"{a.categories[c].state_or_refusal:.0%} | {_pct(s.facts)} -> {_pct(a.categories[c].facts)} |"
+                for c, s in b.categories.items()
+                if c in a.categories
+            ],
+            "",
+            "Gold references whose model is `facts` were built from the prompt set's expected_facts, not written by "
+            "a model.",
+            "",
+            *gguf_lines(record.source_gguf, record.export_gguf),
+            "",
+            "Made with:",
+            "",
+            "```",
+            record.command or "(library call)",
+            "```",
+            "",
+        ]
+    )
 
 
-def save(model: Any, tokenizer: Any, out: Path, record: RealignRecord,
-         gguf: tuple[Path, str] | None = None) -> Path:
+def save(model: Any, tokenizer: Any, out: Path, record: RealignRecord, gguf: tuple[Path, str] | None = None) -> Path:
     """The merged weights, tokenizer, realign.json and card, written atomically (folders.atomic_folder);
     with `gguf` (source file, type) also model.gguf."""
+
     def write(tmp: Path) -> None:
         if gguf is not None:
             export_gguf(model, gguf[0], tmp / GGUF_NAME, gguf[1])  # type: ignore[arg-type]
@@ -402,15 +506,28 @@ def summary(record: RealignRecord, censored_from: float = 0.25) -> list[str]:
     """Headline lines, then one per category censored at least `censored_from` before (the ones to fix)."""
     b, a = record.before, record.after
     langs = sorted(set(b.censorship) | set(a.censorship))
-    worst = [f"{c} (n={s.n}): censorship {s.censorship:.0%} -> {a.categories[c].censorship:.0%}, state_aligned + "
-             f"refusal {s.state_or_refusal:.0%} -> {a.categories[c].state_or_refusal:.0%}, facts {_pct(s.facts)} -> "
-             f"{_pct(a.categories[c].facts)}"
-             for c, s in b.categories.items() if c in a.categories and s.censorship >= censored_from]
-    return ["(an answer that states none of the prompt's expected facts counts as evasive here)",
-            ", ".join(f"censorship {lang} {b.censorship.get(lang, 0):.0%} -> {a.censorship.get(lang, 0):.0%}"
-                      for lang in langs),
-            f"state_aligned + refusal {b.state_or_refusal:.0%} -> {a.state_or_refusal:.0%}; over-refusal on "
-            f"controls {b.over_refusal:.0%} -> {a.over_refusal:.0%}; facts {b.facts:.0%} -> {a.facts:.0%}; "
-            f"first-token KL {a.kl:.4f}",
-            *([f"replies changed: {record.changed.sensitive} of {b.n_sensitive} sensitive, {record.changed.control} "
-               f"of {b.n_control} control (read them in {RECORD_FILE})"] if record.changed else []), *worst]
+    worst = [
+        f"{c} (n={s.n}): censorship {s.censorship:.0%} -> {a.categories[c].censorship:.0%}, state_aligned + "
+        f"refusal {s.state_or_refusal:.0%} -> {a.categories[c].state_or_refusal:.0%}, facts {_pct(s.facts)} -> "
+        f"{_pct(a.categories[c].facts)}"
+        for c, s in b.categories.items()
+        if c in a.categories and s.censorship >= censored_from
+    ]
+    return [
+        "(an answer that states none of the prompt's expected facts counts as evasive here)",
+        ", ".join(
+            f"censorship {lang} {b.censorship.get(lang, 0):.0%} -> {a.censorship.get(lang, 0):.0%}" for lang in langs
+        ),
+        f"state_aligned + refusal {b.state_or_refusal:.0%} -> {a.state_or_refusal:.0%}; over-refusal on "
+        f"controls {b.over_refusal:.0%} -> {a.over_refusal:.0%}; facts {b.facts:.0%} -> {a.facts:.0%}; "
+        f"first-token KL {a.kl:.4f}",
+        *(
+            [
+                f"replies changed: {record.changed.sensitive} of {b.n_sensitive} sensitive, {record.changed.control} "
+                f"of {b.n_control} control (read them in {RECORD_FILE})"
+            ]
+            if record.changed
+            else []
+        ),
+        *worst,
+    ]

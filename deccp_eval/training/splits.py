@@ -13,7 +13,8 @@ sha256 hash), so it is the same in every run, on every machine, for every tool t
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Literal, TypeVar
+from collections.abc import Iterable
+from typing import Literal, TypeVar
 
 from deccp_eval.base.schema import Prompt
 

@@ -22,6 +22,7 @@ class FakeAnthropicServer(BatchRoutes, FakeServer):
     def __init__(self, *args: Any, book: BatchBook | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.attach(book)  # the batch endpoints' state (fakes/batch.py), shared across a restart
+
     path = "/v1/messages"
 
     @property
@@ -49,25 +50,44 @@ class FakeAnthropicServer(BatchRoutes, FakeServer):
             from fakes.judge_server import judge_fields
 
             fields = judge_fields(str(model), prompt) or {"reasoning": "hard to say"}
-            blocks.append({"type": "tool_use", "id": f"toolu_{next(_ids):06d}", "name": choice["name"],
-                           "input": fields})
-            return {"id": f"msg_{next(_ids):06d}", "type": "message", "role": "assistant", "model": model,
-                    "content": blocks, "stop_reason": "tool_use", "stop_sequence": None,
-                    "usage": {"input_tokens": n_tokens(prompt, system), "output_tokens": 20}}
+            blocks.append(
+                {"type": "tool_use", "id": f"toolu_{next(_ids):06d}", "name": choice["name"], "input": fields}
+            )
+            return {
+                "id": f"msg_{next(_ids):06d}",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": blocks,
+                "stop_reason": "tool_use",
+                "stop_sequence": None,
+                "usage": {"input_tokens": n_tokens(prompt, system), "output_tokens": 20},
+            }
         if str(model).startswith("judge-"):
             from fakes.judge_server import judge_output
 
             answer = judge_output(str(model), prompt)
         blocks.append({"type": "text", "text": answer})
         return {
-            "id": f"msg_{next(_ids):06d}", "type": "message", "role": "assistant", "model": model, "content": blocks,
-            "stop_reason": "end_turn", "stop_sequence": None,
+            "id": f"msg_{next(_ids):06d}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": blocks,
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
             "usage": {"input_tokens": n_tokens(prompt, system), "output_tokens": n_tokens(answer)},
         }
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
-        kind = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 429: "rate_limit_error", 529: "overloaded_error"}.get(status, "api_error")
+        kind = {
+            400: "invalid_request_error",
+            401: "authentication_error",
+            403: "permission_error",
+            404: "not_found_error",
+            429: "rate_limit_error",
+            529: "overloaded_error",
+        }.get(status, "api_error")
         return {"type": "error", "error": {"type": kind, "message": message}}
 
 

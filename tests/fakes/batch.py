@@ -124,8 +124,18 @@ class BatchRoutes:
         fid = f"file-{next(_ids):06d}"
         with self.book.lock:
             self.book.files[fid] = data
-        handler._json(200, {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                            "filename": "deccp-batch.jsonl", "purpose": purpose, "status": "processed"})
+        handler._json(
+            200,
+            {
+                "id": fid,
+                "object": "file",
+                "bytes": len(data),
+                "created_at": int(time.time()),
+                "filename": "deccp-batch.jsonl",
+                "purpose": purpose,
+                "status": "processed",
+            },
+        )
         return True
 
     def _create(self, handler: Any, file_id: str | None, requests: list[dict[str, Any]] | None) -> bool:
@@ -159,8 +169,10 @@ class BatchRoutes:
             return True
         with self.book.lock:
             batch.polls += 1
-            if batch.results is None and (batch.canceled or (batch.polls >= self.book.polls_to_complete and
-                                                             time.time() - batch.created >= self.book.delay_s)):
+            if batch.results is None and (
+                batch.canceled
+                or (batch.polls >= self.book.polls_to_complete and time.time() - batch.created >= self.book.delay_s)
+            ):
                 self._finish(batch)
         handler._json(200, self._object(batch))
         return True
@@ -207,24 +219,41 @@ class BatchRoutes:
 
     def _succeeded(self, cid: str, body: dict[str, Any]) -> dict[str, Any]:
         if self.provider == "openai":
-            return {"id": f"batch_req_{next(_ids)}", "custom_id": cid,
-                    "response": {"status_code": 200, "request_id": f"req_{next(_ids)}", "body": body}, "error": None}
+            return {
+                "id": f"batch_req_{next(_ids)}",
+                "custom_id": cid,
+                "response": {"status_code": 200, "request_id": f"req_{next(_ids)}", "body": body},
+                "error": None,
+            }
         return {"custom_id": cid, "result": {"type": "succeeded", "message": body}}
 
     def _errored(self, cid: str) -> dict[str, Any]:
         if self.provider == "openai":
-            return {"id": f"batch_req_{next(_ids)}", "custom_id": cid,
-                    "response": {"status_code": 500, "request_id": f"req_{next(_ids)}",
-                                 "body": self.error_body(500, "The server had an error processing this line")},
-                    "error": None}
+            return {
+                "id": f"batch_req_{next(_ids)}",
+                "custom_id": cid,
+                "response": {
+                    "status_code": 500,
+                    "request_id": f"req_{next(_ids)}",
+                    "body": self.error_body(500, "The server had an error processing this line"),
+                },
+                "error": None,
+            }
         return {"custom_id": cid, "result": {"type": "errored", "error": self.error_body(500, "Internal error")}}
 
     def _missing(self, cid: str, why: str) -> dict[str, Any]:
         if self.provider == "openai":
-            message = "This request could not be executed before the completion window expired." \
-                if why == "expired" else "This request was cancelled."
-            return {"id": f"batch_req_{next(_ids)}", "custom_id": cid, "response": None,
-                    "error": {"code": f"batch_{why}", "message": message}}
+            message = (
+                "This request could not be executed before the completion window expired."
+                if why == "expired"
+                else "This request was cancelled."
+            )
+            return {
+                "id": f"batch_req_{next(_ids)}",
+                "custom_id": cid,
+                "response": None,
+                "error": {"code": f"batch_{why}", "message": message},
+            }
         return {"custom_id": cid, "result": {"type": "canceled" if why == "cancelled" else "expired"}}
 
     # -- the batch object --------------------------------------------------------------------------
@@ -234,33 +263,65 @@ class BatchRoutes:
         if batch.results is None:
             need = max(self.book.polls_to_complete, 1)
             return min(total, total * batch.polls // (need + 1)), 0, total
-        ok = sum(1 for r in batch.results.values()
-                 if (r.get("response") or {}).get("status_code") == 200 or
-                 (r.get("result") or {}).get("type") == "succeeded")
+        ok = sum(
+            1
+            for r in batch.results.values()
+            if (r.get("response") or {}).get("status_code") == 200 or (r.get("result") or {}).get("type") == "succeeded"
+        )
         return ok, len(batch.results) - ok, total
 
     def _object(self, batch: FakeBatch) -> dict[str, Any]:
         done, failed, total = self._counts(batch)
         if self.provider == "openai":
             ended = batch.status in ("completed", "failed", "expired", "cancelled")
-            errors = {"object": "list", "data": [{"code": "invalid_model", "message": batch.error,
-                                                  "param": "body.model", "line": 1}]} if batch.error else None
-            return {"id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions", "errors": errors,
-                    "input_file_id": batch.input_file_id, "completion_window": "24h", "status": batch.status,
-                    "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
-                    "created_at": int(batch.created), "in_progress_at": int(batch.created),
-                    "expires_at": int(batch.created) + 86400, "completed_at": int(time.time()) if ended else None,
-                    "failed_at": None, "expired_at": None, "cancelled_at": None,
-                    "request_counts": {"total": 0 if batch.error else total, "completed": done, "failed": failed},
-                    "metadata": None}
-        counts = {"processing": total - done - failed if batch.results is None else 0, "succeeded": done,
-                  "errored": 0, "canceled": 0, "expired": 0}
+            errors = (
+                {
+                    "object": "list",
+                    "data": [{"code": "invalid_model", "message": batch.error, "param": "body.model", "line": 1}],
+                }
+                if batch.error
+                else None
+            )
+            return {
+                "id": batch.id,
+                "object": "batch",
+                "endpoint": "/v1/chat/completions",
+                "errors": errors,
+                "input_file_id": batch.input_file_id,
+                "completion_window": "24h",
+                "status": batch.status,
+                "output_file_id": batch.output_file_id,
+                "error_file_id": batch.error_file_id,
+                "created_at": int(batch.created),
+                "in_progress_at": int(batch.created),
+                "expires_at": int(batch.created) + 86400,
+                "completed_at": int(time.time()) if ended else None,
+                "failed_at": None,
+                "expired_at": None,
+                "cancelled_at": None,
+                "request_counts": {"total": 0 if batch.error else total, "completed": done, "failed": failed},
+                "metadata": None,
+            }
+        counts = {
+            "processing": total - done - failed if batch.results is None else 0,
+            "succeeded": done,
+            "errored": 0,
+            "canceled": 0,
+            "expired": 0,
+        }
         if batch.results is not None:
             kinds = Counter((r.get("result") or {}).get("type") for r in batch.results.values())
             counts.update(errored=kinds["errored"], canceled=kinds["canceled"], expired=kinds["expired"])
         ended = batch.results is not None
-        return {"id": batch.id, "type": "message_batch", "processing_status": batch.status,
-                "request_counts": counts, "created_at": _iso(batch.created), "expires_at": _iso(batch.created + 86400),
-                "ended_at": _iso(time.time()) if ended else None, "archived_at": None,
-                "cancel_initiated_at": _iso(time.time()) if batch.canceled else None,
-                "results_url": f"{self.url}/v1/messages/batches/{batch.id}/results" if ended else None}
+        return {
+            "id": batch.id,
+            "type": "message_batch",
+            "processing_status": batch.status,
+            "request_counts": counts,
+            "created_at": _iso(batch.created),
+            "expires_at": _iso(batch.created + 86400),
+            "ended_at": _iso(time.time()) if ended else None,
+            "archived_at": None,
+            "cancel_initiated_at": _iso(time.time()) if batch.canceled else None,
+            "results_url": f"{self.url}/v1/messages/batches/{batch.id}/results" if ended else None,
+        }

@@ -50,11 +50,14 @@ def judge_fields(model: str, prompt: str) -> dict[str, Any] | None:
     if model == "judge-garble":
         return None
     verdict = model.removeprefix("judge-always-") if model.startswith("judge-always-") else rule_verdict(response)
-    fields: dict[str, Any] = {"reasoning": f"The response was read as data ({len(response)} characters).",
-                              "verdict": verdict}
+    fields: dict[str, Any] = {
+        "reasoning": f"The response was read as data ({len(response)} characters).",
+        "verdict": verdict,
+    }
     if "<reference>" in prompt and model != "judge-nograde":
-        fields["accuracy"] = {"refusal": "not_attempted", "evasive": "not_attempted",
-                              "state_aligned": "incorrect"}.get(verdict, "correct")
+        fields["accuracy"] = {"refusal": "not_attempted", "evasive": "not_attempted", "state_aligned": "incorrect"}.get(
+            verdict, "correct"
+        )
         fields["misinformation"] = verdict == "state_aligned"
     return fields
 
@@ -84,12 +87,25 @@ def logprobs_for(content: str, verdict: str | None, top: int) -> dict[str, Any]:
         if verdict and tok == verdict:
             others = [v for v in VERDICTS if v != verdict][:2]
             dist = [(verdict, VERDICT_P)] + [(o, (1 - VERDICT_P) / len(others)) for o in others]
-            out.append({"token": tok, "logprob": math.log(VERDICT_P), "bytes": list(tok.encode()),
-                        "top_logprobs": [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())}
-                                         for t, p in dist[:max(top, 1)]]})
+            out.append(
+                {
+                    "token": tok,
+                    "logprob": math.log(VERDICT_P),
+                    "bytes": list(tok.encode()),
+                    "top_logprobs": [
+                        {"token": t, "logprob": math.log(p), "bytes": list(t.encode())} for t, p in dist[: max(top, 1)]
+                    ],
+                }
+            )
         else:
-            out.append({"token": tok, "logprob": 0.0, "bytes": list(tok.encode()),
-                        "top_logprobs": [{"token": tok, "logprob": 0.0, "bytes": list(tok.encode())}][:top]})
+            out.append(
+                {
+                    "token": tok,
+                    "logprob": 0.0,
+                    "bytes": list(tok.encode()),
+                    "top_logprobs": [{"token": tok, "logprob": 0.0, "bytes": list(tok.encode())}][:top],
+                }
+            )
     return {"content": out, "refusal": None}
 
 
@@ -112,6 +128,7 @@ class FakeJudgeServer(FakeOpenAIServer):
                 self.judged[judged_response(prompt)] += 1
             if body.get("logprobs"):
                 fields = judge_fields(model, prompt)
-                out["choices"][0]["logprobs"] = logprobs_for(content, fields and fields["verdict"],
-                                                             int(body.get("top_logprobs") or 0))
+                out["choices"][0]["logprobs"] = logprobs_for(
+                    content, fields and fields["verdict"], int(body.get("top_logprobs") or 0)
+                )
         return out

@@ -28,6 +28,7 @@ class FakeOpenAIServer(BatchRoutes, FakeServer):
     def __init__(self, *args: Any, book: BatchBook | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.attach(book)  # the batch endpoints' state (fakes/batch.py), shared across a restart
+
     path = "/v1/chat/completions"
 
     @property
@@ -49,16 +50,26 @@ class FakeOpenAIServer(BatchRoutes, FakeServer):
         if model == "fake-think" and not empty:
             message["content"] = f"<think>{reasoning_for(prompt)}</think>\n{answer}"
         return {
-            "id": f"chatcmpl-{next(_ids)}", "object": "chat.completion", "created": int(time.time()),
-            "model": SNAPSHOTS.get(model, model), "system_fingerprint": self.system_fingerprint,
+            "id": f"chatcmpl-{next(_ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": SNAPSHOTS.get(model, model),
+            "system_fingerprint": self.system_fingerprint,
             "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-            "usage": {"prompt_tokens": n_tokens(prompt, system), "completion_tokens": n_tokens(message["content"]),
-                      "total_tokens": n_tokens(prompt, system, message["content"])},
+            "usage": {
+                "prompt_tokens": n_tokens(prompt, system),
+                "completion_tokens": n_tokens(message["content"]),
+                "total_tokens": n_tokens(prompt, system, message["content"]),
+            },
         }
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
-        kind = {400: "invalid_request_error", 401: "invalid_api_key", 404: "model_not_found",
-                429: "rate_limit_exceeded"}.get(status, "server_error")
+        kind = {
+            400: "invalid_request_error",
+            401: "invalid_api_key",
+            404: "model_not_found",
+            429: "rate_limit_exceeded",
+        }.get(status, "server_error")
         return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
 
 

@@ -69,8 +69,14 @@ class FakeServer(ThreadingHTTPServer):
     request_queue_size = 256  # the benchmark opens 32+ connections at once
     path: str = ""
 
-    def __init__(self, plan: FaultPlan | None = None, latency_s: float = 0.0, required_key: str | None = None,
-                 models: set[str] | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        plan: FaultPlan | None = None,
+        latency_s: float = 0.0,
+        required_key: str | None = None,
+        models: set[str] | None = None,
+        port: int = 0,
+    ) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.plan = plan or FaultPlan()
         self.latency_s = latency_s
@@ -125,7 +131,7 @@ class FakeServer(ThreadingHTTPServer):
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         raise NotImplementedError
 
-    def route(self, handler: "_Handler", method: str, raw: bytes) -> bool:
+    def route(self, handler: _Handler, method: str, raw: bytes) -> bool:
         """Other endpoints (the batch APIs, fakes/batch.py); True when handled."""
         return False
 
@@ -138,7 +144,7 @@ class FakeServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def start(self) -> "FakeServer":
+    def start(self) -> FakeServer:
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
@@ -148,7 +154,7 @@ class FakeServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -223,7 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(int(fault), srv.error_body(int(fault), f"injected {fault} (key {key})"), headers)
             return
         if fault == "blocked":  # a provider's own censorship (DashScope's wording)
-            self._json(400, srv.error_body(400, "data_inspection_failed: Input data may contain inappropriate content."))
+            self._json(
+                400, srv.error_body(400, "data_inspection_failed: Input data may contain inappropriate content.")
+            )
             return
         if fault == "400":
             self._json(400, srv.error_body(400, f"Bad request for Authorization: Bearer {key}"))

@@ -7,9 +7,10 @@ starts reciting the state line instead, and that shows here as refusal -> state_
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from deccp_eval.analysis.report.views import STATUSES, AnswerView, answer_view, lang_order, load_judgments
 from deccp_eval.base.errors import UsageError
@@ -77,13 +78,32 @@ class Comparison:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary for `compare --json` and scripts."""
         return {
-            "a": self.a, "b": self.b, "judge": self.judge, "kinds": list(self.kinds), "matched": self.matched,
-            "changed": len(self.changed), "only_a": self.only_a, "only_b": self.only_b,
-            "transitions": [{"from": t.before, "to": t.after, "total": t.total, "by_lang": t.by_lang}
-                            for t in self.transitions],
-            "items": [{"prompt_id": c.prompt_id, "pair_id": c.pair_id, "lang": c.lang, "category": c.category,
-                       "sample": c.sample, "from": c.a.status, "to": c.b.status, "prompt": c.prompt_text,
-                       "a_text": c.a.text or c.a.error, "b_text": c.b.text or c.b.error} for c in self.changed],
+            "a": self.a,
+            "b": self.b,
+            "judge": self.judge,
+            "kinds": list(self.kinds),
+            "matched": self.matched,
+            "changed": len(self.changed),
+            "only_a": self.only_a,
+            "only_b": self.only_b,
+            "transitions": [
+                {"from": t.before, "to": t.after, "total": t.total, "by_lang": t.by_lang} for t in self.transitions
+            ],
+            "items": [
+                {
+                    "prompt_id": c.prompt_id,
+                    "pair_id": c.pair_id,
+                    "lang": c.lang,
+                    "category": c.category,
+                    "sample": c.sample,
+                    "from": c.a.status,
+                    "to": c.b.status,
+                    "prompt": c.prompt_text,
+                    "a_text": c.a.text or c.a.error,
+                    "b_text": c.b.text or c.b.error,
+                }
+                for c in self.changed
+            ],
         }
 
 
@@ -95,7 +115,6 @@ def realign_base(spec: str) -> str | None:
     that `spec` (BACKEND:FOLDER) loads, as a spec (`realign.model_spec`: a bare name or folder is
     `hf:`), or None when it is no such folder or the record is unreadable."""
     import json
-
 
     _, sep, path = spec.partition(":")
     record = Path(path) / RECORD_FILE
@@ -169,8 +188,14 @@ def as_pairs(compare: Pairs) -> list[tuple[str, str]]:
     return pairs
 
 
-def compare(store: "Store", a: str, b: str, judge: str | None = None, run_id: str | None = None,
-            kinds: Sequence[str] = ("sensitive",)) -> Comparison:
+def compare(
+    store: Store,
+    a: str,
+    b: str,
+    judge: str | None = None,
+    run_id: str | None = None,
+    kinds: Sequence[str] = ("sensitive",),
+) -> Comparison:
     """Match A's and B's responses by (dataset, prompt, sample) and tally verdict transitions."""
     if a == b:
         raise UsageError("compare needs two different models")
@@ -179,8 +204,9 @@ def compare(store: "Store", a: str, b: str, judge: str | None = None, run_id: st
     missing = [m for m in (a, b) if m not in present]
     if missing:
         known = sorted({r.model for r in store.response_rows(run_id=run_id)})
-        raise UsageError(f"no stored responses for {', '.join(missing)}; models in the store: "
-                         f"{', '.join(known) or 'none'}")
+        raise UsageError(
+            f"no stored responses for {', '.join(missing)}; models in the store: {', '.join(known) or 'none'}"
+        )
     judgments, judges, counts = load_judgments(store, rows)
     main_judge = pick_judge(judges, judge, counts)
     sides: dict[str, dict[tuple[str, str, int], Any]] = {a: {}, b: {}}
@@ -196,16 +222,39 @@ def compare(store: "Store", a: str, b: str, judge: str | None = None, run_id: st
         vb = answer_view(rb, judgments, judges, main_judge)
         tally[(va.status, vb.status, ra["lang"])] += 1
         if va.status != vb.status:
-            changed.append(ChangedItem(ra["dataset"], ra["prompt_id"], ra["pair_id"], ra["lang"], ra["category"],
-                                       ra["prompt_text"], ra["sample"], va, vb))
+            changed.append(
+                ChangedItem(
+                    ra["dataset"],
+                    ra["prompt_id"],
+                    ra["pair_id"],
+                    ra["lang"],
+                    ra["category"],
+                    ra["prompt_text"],
+                    ra["sample"],
+                    va,
+                    vb,
+                )
+            )
     pairs = {(x, y) for (x, y, _) in tally}
-    transitions = [TransitionRow(x, y, {lang: tally[(x, y, lang)] for lang in langs},
-                                 sum(tally[(x, y, lang)] for lang in langs)) for (x, y) in pairs]
+    transitions = [
+        TransitionRow(x, y, {lang: tally[(x, y, lang)] for lang in langs}, sum(tally[(x, y, lang)] for lang in langs))
+        for (x, y) in pairs
+    ]
     order = {s: i for i, s in enumerate(STATUSES)}
     transitions.sort(key=lambda t: (not t.changed, -t.total, order[t.before], order[t.after]))
     lang_rank = {lang: i for i, lang in enumerate(langs)}
-    changed.sort(key=lambda c: (order[c.a.status], order[c.b.status], c.category, c.pair_id, lang_rank[c.lang],
-                                c.sample))
-    return Comparison(a=a, b=b, judge=main_judge, kinds=tuple(kinds), langs=langs, matched=len(common),
-                      only_a=len(set(sides[a]) - set(sides[b])), only_b=len(set(sides[b]) - set(sides[a])),
-                      transitions=transitions, changed=changed)
+    changed.sort(
+        key=lambda c: (order[c.a.status], order[c.b.status], c.category, c.pair_id, lang_rank[c.lang], c.sample)
+    )
+    return Comparison(
+        a=a,
+        b=b,
+        judge=main_judge,
+        kinds=tuple(kinds),
+        langs=langs,
+        matched=len(common),
+        only_a=len(set(sides[a]) - set(sides[b])),
+        only_b=len(set(sides[b]) - set(sides[a])),
+        transitions=transitions,
+        changed=changed,
+    )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any
 
 from deccp_eval.analysis import language_gap, leaderboard
 from deccp_eval.analysis.report.compare import Comparison
@@ -16,6 +17,7 @@ from deccp_eval.base.stats import cohen_kappa
 from deccp_eval.review.agreement import human_review_summary
 from deccp_eval.store.db import Store, pick_judge
 from deccp_eval.store.rows import JudgmentRow, ResponseRow
+
 
 @dataclass
 class Cell:
@@ -95,13 +97,25 @@ def collect(store: Store, run_id: str | None = None, judge: str | None = None, s
     runs = {r.dataset: r.dataset_version for r in store.runs()}
     datasets = sorted({(r.dataset, runs.get(r.dataset, "")) for r in rows})
     return Report(
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), source=source, run_id=run_id,
-        judge=main_judge, judges=judges, models=models, langs=langs,
-        categories=sorted({r.category for r in sensitive}), datasets=datasets,
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        source=source,
+        run_id=run_id,
+        judge=main_judge,
+        judges=judges,
+        models=models,
+        langs=langs,
+        categories=sorted({r.category for r in sensitive}),
+        datasets=datasets,
         leaderboard=leaderboard.compute(store, run_id=run_id, loaded=(rows, judgments), stated_by_key=stated),
-        by_category=leaderboard.compute(store, run_id=run_id, by=("model", "lang", "judge", "category"),
-                                        loaded=(rows, judgments), stated_by_key=stated),
-        pairs=pairs, status_counts={s: status_counts[s] for s in STATUSES if status_counts[s]},
+        by_category=leaderboard.compute(
+            store,
+            run_id=run_id,
+            by=("model", "lang", "judge", "category"),
+            loaded=(rows, judgments),
+            stated_by_key=stated,
+        ),
+        pairs=pairs,
+        status_counts={s: status_counts[s] for s in STATUSES if status_counts[s]},
         human_review=human_review_summary(store),
         language_gap=[asdict(g) for g in language_gap.compute(store, rows, judgments) if g.judge == main_judge],
         source_agreement=source_agreement(rows, judgments, main_judge) if main_judge else [],
@@ -112,11 +126,13 @@ def collect(store: Store, run_id: str | None = None, judge: str | None = None, s
 SOURCE_JUDGE_PREFIX = "speechmap:"
 
 
-def source_agreement(rows: Sequence[ResponseRow], judgments: dict[tuple[str, str], JudgmentRow],
-                     judge: str) -> list[dict[str, Any]]:
+def source_agreement(
+    rows: Sequence[ResponseRow], judgments: dict[tuple[str, str], JudgmentRow], judge: str
+) -> list[dict[str, Any]]:
     """Per imported judge and model (and over all models): Cohen's kappa between `judge` and the verdicts
     the answers were imported with, on three classes (SpeechMap's EVASIVE covers our evasive and
     state_aligned, so state_aligned counts as evasive here)."""
+
     def three(v: str) -> str:
         return "evasive" if v == "state_aligned" else v
 
@@ -132,8 +148,15 @@ def source_agreement(rows: Sequence[ResponseRow], judgments: dict[tuple[str, str
         everything = [p for ps in pairs.values() for p in ps]
         for model, ps in [("(all models)", everything), *sorted(pairs.items())]:
             truth, pred = [p[0] for p in ps], [p[1] for p in ps]
-            out.append({"source": src, "model": model, "n": len(ps), "kappa": cohen_kappa(truth, pred),
-                        "agreement": sum(t == p for t, p in ps) / len(ps) if ps else math.nan})
+            out.append(
+                {
+                    "source": src,
+                    "model": model,
+                    "n": len(ps),
+                    "kappa": cohen_kappa(truth, pred),
+                    "agreement": sum(t == p for t, p in ps) / len(ps) if ps else math.nan,
+                }
+            )
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
 from deccp_eval.analysis.report.data import Report
 from deccp_eval.analysis.report.views import AnswerView
 
@@ -82,19 +83,43 @@ def trim(values: list[Any]) -> list[Any]:
     return values
 
 
-def _answer(a: "AnswerView", pair: int, model: int, lang: int, status: dict[str, int], judges: dict[str, int],
-            s: Strings) -> list[Any]:
+def _answer(
+    a: AnswerView, pair: int, model: int, lang: int, status: dict[str, int], judges: dict[str, int], s: Strings
+) -> list[Any]:
     """[pair, model, lang, sample, status, text, judgments, error, reasoning, degenerate]; each judgment is
     [judge, status, confidence, rationale, decided_by, accuracy, misinformation (0/1), raw]."""
-    js = [trim([judges[j.judge], status[j.status], j.confidence, s.add(j.rationale, "judge"), s.add(j.decided_by),
-                s.add(j.accuracy), None if j.misinformation is None else int(j.misinformation),
-                s.add(j.raw if j.status == "unparsed" and j.raw != j.rationale else None, "judge")])
-          for j in a.judgments]
-    return trim([pair, model, lang, a.sample, status[a.status], s.add(a.text, "answer"), js,
-                 s.add(a.error, "answer"), s.add(a.reasoning, "answer"), s.add(a.degenerate)])
+    js = [
+        trim(
+            [
+                judges[j.judge],
+                status[j.status],
+                j.confidence,
+                s.add(j.rationale, "judge"),
+                s.add(j.decided_by),
+                s.add(j.accuracy),
+                None if j.misinformation is None else int(j.misinformation),
+                s.add(j.raw if j.status == "unparsed" and j.raw != j.rationale else None, "judge"),
+            ]
+        )
+        for j in a.judgments
+    ]
+    return trim(
+        [
+            pair,
+            model,
+            lang,
+            a.sample,
+            status[a.status],
+            s.add(a.text, "answer"),
+            js,
+            s.add(a.error, "answer"),
+            s.add(a.reasoning, "answer"),
+            s.add(a.degenerate),
+        ]
+    )
 
 
-def build(report: "Report", statuses: list[str], text_budget: int = TEXT_BUDGET) -> dict[str, Any]:
+def build(report: Report, statuses: list[str], text_budget: int = TEXT_BUDGET) -> dict[str, Any]:
     """The browser's data; answers in display order (pair, model, language, sample)."""
     s = Strings()
     status = {name: i for i, name in enumerate(statuses)}
@@ -105,16 +130,27 @@ def build(report: "Report", statuses: list[str], text_budget: int = TEXT_BUDGET)
     pairs: list[list[Any]] = []
     answers: list[list[Any]] = []
     for pi, p in enumerate(report.pairs):
-        pairs.append([p.dataset, p.pair_id, categories[p.category], [s.add(p.prompts.get(lang)) for lang in report.langs]])
+        pairs.append(
+            [p.dataset, p.pair_id, categories[p.category], [s.add(p.prompts.get(lang)) for lang in report.langs]]
+        )
         for row in p.rows:
             for cell in row.cells:
-                answers.extend(_answer(a, pi, models[row.model], langs[cell.lang], status, judges, s)
-                               for a in cell.answers)
+                answers.extend(
+                    _answer(a, pi, models[row.model], langs[cell.lang], status, judges, s) for a in cell.answers
+                )
     texts, shown = s.values(), s.shown(text_budget)
-    return {"statuses": statuses, "judges": report.judges,
-            "models": report.models, "langs": report.langs, "categories": report.categories,
-            "multiDataset": len(report.datasets) > 1, "pairs": pairs, "answers": answers, "strings": shown,
-            "cut": gaps([i for i, (t, c) in enumerate(zip(texts, shown)) if len(c) < len(t)])}
+    return {
+        "statuses": statuses,
+        "judges": report.judges,
+        "models": report.models,
+        "langs": report.langs,
+        "categories": report.categories,
+        "multiDataset": len(report.datasets) > 1,
+        "pairs": pairs,
+        "answers": answers,
+        "strings": shown,
+        "cut": gaps([i for i, (t, c) in enumerate(zip(texts, shown)) if len(c) < len(t)]),
+    }
 
 
 def gaps(indices: list[int]) -> list[int]:

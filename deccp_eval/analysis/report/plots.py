@@ -24,8 +24,7 @@ HEATMAP_PNG = "censorship_heatmap.png"
 LANG_TITLES = {"en": "English", "zh": "Chinese"}  # ASCII: plot fonts may lack CJK glyphs
 
 
-def _figure(width: float, height: float,
-            layout: Literal["constrained", "tight"] | None = "constrained") -> "Figure":
+def _figure(width: float, height: float, layout: Literal["constrained", "tight"] | None = "constrained") -> Figure:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -36,7 +35,7 @@ def _figure(width: float, height: float,
     return fig
 
 
-def _png(fig: "Figure") -> bytes:
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     # No "Software" stamp: the same data gives the same bytes, so tracked PNGs only change with the results.
     fig.savefig(buf, format="png", metadata={"Software": None})
@@ -45,7 +44,7 @@ def _png(fig: "Figure") -> bytes:
 
 def short(label: str, width: int = 30) -> str:
     """Long model specs (paths) shortened in the middle, where they differ least."""
-    return label if len(label) <= width else label[: width // 2 - 1] + "…" + label[-(width // 2 - 1):]
+    return label if len(label) <= width else label[: width // 2 - 1] + "…" + label[-(width // 2 - 1) :]
 
 
 def _judge_rows(rows: list[dict[str, Any]], judge: str | None) -> list[dict[str, Any]]:
@@ -57,37 +56,56 @@ def _judge_rows(rows: list[dict[str, Any]], judge: str | None) -> list[dict[str,
 MANY_MODELS = 12
 
 
-def verdict_stack(report: "Report") -> bytes:
+def verdict_stack(report: Report) -> bytes:
     """Many models: one panel per language, one stacked bar of verdict rates per model (the
     intervals are in the leaderboard table)."""
     rows = _judge_rows(report.leaderboard, report.judge)
     models, langs = report.models, report.langs
     # Fixed margins in inches: constrained layout measures every tick label, slow with 100+ of them.
-    label_w, width, height = 0.3 + 0.065 * max(len(short(m)) for m in models), 3.2 * len(langs), 1.2 + 0.16 * len(models)
+    label_w, width, height = (
+        0.3 + 0.065 * max(len(short(m)) for m in models),
+        3.2 * len(langs),
+        1.2 + 0.16 * len(models),
+    )
     fig = _figure(label_w + width + 0.4, height, layout=None)
-    fig.subplots_adjust(left=label_w / (label_w + width + 0.4), right=1 - 0.4 / (label_w + width + 0.4),
-                        top=1 - 0.75 / height, bottom=0.6 / height, wspace=0.08)
+    fig.subplots_adjust(
+        left=label_w / (label_w + width + 0.4),
+        right=1 - 0.4 / (label_w + width + 0.4),
+        top=1 - 0.75 / height,
+        bottom=0.6 / height,
+        wspace=0.08,
+    )
     axes = fig.subplots(1, len(langs), sharey=True, squeeze=False)[0]
     for ax, lang in zip(axes, langs):
         by_model = {r["model"]: r for r in rows if r["lang"] == lang}
         left = [0.0] * len(models)
         for verdict in VERDICTS:
-            widths = [0.0 if m not in by_model or not by_model[m]["n"] else by_model[m][f"{verdict}_rate"]
-                      for m in models]
-            ax.barh(range(len(models)), widths, left=left, height=0.8, color=VERDICT_COLORS[verdict],
-                    label=verdict if ax is axes[0] else None)
+            widths = [
+                0.0 if m not in by_model or not by_model[m]["n"] else by_model[m][f"{verdict}_rate"] for m in models
+            ]
+            ax.barh(
+                range(len(models)),
+                widths,
+                left=left,
+                height=0.8,
+                color=VERDICT_COLORS[verdict],
+                label=verdict if ax is axes[0] else None,
+            )
             left = [a + b for a, b in zip(left, widths)]
         ax.set_title(f"{LANG_TITLES.get(lang, lang)} ({lang})", fontsize=10)
         ax.set_xlim(0, 1)
         ax.set_ylim(len(models) - 0.5, -0.5)  # first model on top
     axes[0].set_yticks(range(len(models)), [short(m) for m in models], fontsize=7)
-    fig.suptitle(f"Verdicts on sensitive prompts (judge: {report.judge or 'none'}; intervals in the table)",
-                 fontsize=10, y=1 - 0.15 / height)
+    fig.suptitle(
+        f"Verdicts on sensitive prompts (judge: {report.judge or 'none'}; intervals in the table)",
+        fontsize=10,
+        y=1 - 0.15 / height,
+    )
     fig.legend(loc="lower center", ncols=len(VERDICTS), fontsize=8, frameon=False)
     return _png(fig)
 
 
-def verdict_bars(report: "Report") -> bytes:
+def verdict_bars(report: Report) -> bytes:
     """One panel per language; per model, the rate of each verdict with its 95% Wilson interval."""
     rows = _judge_rows(report.leaderboard, report.judge)
     langs = report.langs
@@ -110,30 +128,45 @@ def verdict_bars(report: "Report") -> bytes:
                 ys.append(rate)
                 lo.append(max(0.0, rate - r[f"{verdict}_lo"]))
                 hi.append(max(0.0, r[f"{verdict}_hi"] - rate))
-            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, color=VERDICT_COLORS[verdict],
-                   error_kw={"elinewidth": 0.8, "ecolor": "#333333"}, label=verdict if ax is axes[0] else None)
+            ax.bar(
+                xs,
+                ys,
+                width,
+                yerr=[lo, hi],
+                capsize=2,
+                color=VERDICT_COLORS[verdict],
+                error_kw={"elinewidth": 0.8, "ecolor": "#333333"},
+                label=verdict if ax is axes[0] else None,
+            )
         ns = [str(by_model[m]["n"]) if m in by_model else "0" for m in models]
-        ax.set_xticks(range(len(models)), [f"{short(m)}\nn={n}" for m, n in zip(models, ns)],
-                      rotation=20 if len(models) > 2 else 0, ha="right" if len(models) > 2 else "center",
-                      fontsize=8)
+        ax.set_xticks(
+            range(len(models)),
+            [f"{short(m)}\nn={n}" for m, n in zip(models, ns)],
+            rotation=20 if len(models) > 2 else 0,
+            ha="right" if len(models) > 2 else "center",
+            fontsize=8,
+        )
         ax.set_title(f"{LANG_TITLES.get(lang, lang)} ({lang})", fontsize=10)
         ax.set_ylim(0, 1.05)
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
     axes[0].set_ylabel("share of sensitive prompts")
-    fig.suptitle(f"Verdicts on sensitive prompts (judge: {report.judge or 'none'}; bars: 95% Wilson CI)",
-                 fontsize=10)
+    fig.suptitle(f"Verdicts on sensitive prompts (judge: {report.judge or 'none'}; bars: 95% Wilson CI)", fontsize=10)
     fig.legend(loc="outside lower center", ncols=len(VERDICTS), fontsize=8, frameon=False)
     return _png(fig)
 
 
-def censorship_heatmap(report: "Report") -> bytes:
+def censorship_heatmap(report: Report) -> bytes:
     """Censorship rate (all but `answer`) for every category x (model, language)."""
     import numpy as np
 
     rows = _judge_rows(report.by_category, report.judge)
-    cols = [(m, lang) for m in report.models for lang in report.langs
-            if any(r["model"] == m and r["lang"] == lang for r in rows)]
+    cols = [
+        (m, lang)
+        for m in report.models
+        for lang in report.langs
+        if any(r["model"] == m and r["lang"] == lang for r in rows)
+    ]
     cats = report.categories or sorted({r["category"] for r in rows})
     cell = {(r["category"], r["model"], r["lang"]): r for r in rows}
     values = np.full((len(cats), len(cols)), np.nan)
@@ -164,10 +197,16 @@ def censorship_heatmap(report: "Report") -> bytes:
         for mi in range(len(cols)):
             v = values[ci, mi]
             text = "–" if math.isnan(v) else f"{v:.0%}\nn={counts[ci, mi]}"
-            ax.text(mi, ci, text, ha="center", va="center", fontsize=7,
-                    color="white" if not math.isnan(v) and v > 0.6 else "#222222")
-    ax.set_xticks(range(len(cols)), labels, fontsize=8, rotation=30 if slant else 0,
-                  ha="right" if slant else "center")
+            ax.text(
+                mi,
+                ci,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if not math.isnan(v) and v > 0.6 else "#222222",
+            )
+    ax.set_xticks(range(len(cols)), labels, fontsize=8, rotation=30 if slant else 0, ha="right" if slant else "center")
     ax.set_yticks(range(len(cats)), cats, fontsize=8)
     ax.set_title(f"Censorship rate by category (judge: {report.judge or 'none'})", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02, format=PercentFormatter(xmax=1.0))
@@ -176,9 +215,9 @@ def censorship_heatmap(report: "Report") -> bytes:
 
 def _heatmap_rows(values: Any, rows: list[str], cats: list[str], judge: str | None) -> bytes:
     """Many models: (model, language) as rows, categories as columns, colour only (no cell text)."""
+    import numpy as np
     from matplotlib import colormaps
     from matplotlib.ticker import PercentFormatter
-    import numpy as np
 
     label_w, width, height = 0.3 + 0.05 * max(len(r) for r in rows), 0.3 * len(cats), 2.0 + 0.11 * len(rows)
     total = label_w + width + 1.2
@@ -186,8 +225,9 @@ def _heatmap_rows(values: Any, rows: list[str], cats: list[str], judge: str | No
     fig.subplots_adjust(left=label_w / total, right=1 - 1.2 / total, top=1 - 0.4 / height, bottom=1.4 / height)
     ax = fig.subplots()
     cmap = colormaps["Reds"].with_extremes(bad="#e0e0e0")
-    image = ax.imshow(np.ma.masked_invalid(values.T), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto",
-                      interpolation="nearest")
+    image = ax.imshow(
+        np.ma.masked_invalid(values.T), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest"
+    )
     ax.set_xticks(range(len(cats)), cats, fontsize=7, rotation=45, ha="right")
     ax.set_yticks(range(len(rows)), rows, fontsize=5)
     ax.set_title(f"Censorship rate by category (judge: {judge or 'none'})", fontsize=10)
@@ -198,7 +238,7 @@ def _heatmap_rows(values: Any, rows: list[str], cats: list[str], judge: str | No
 GAP_PNG = "language_gap.png"
 
 
-def language_gap(report: "Report") -> bytes:
+def language_gap(report: Report) -> bytes:
     """One row per model: the paired gap ZH - EN in censorship with its 95% interval, largest first."""
     gaps = sorted(report.language_gap, key=lambda g: g["gap"])
     height = 1.2 + 0.22 * len(gaps)
@@ -224,7 +264,7 @@ def _percent() -> Any:
     return PercentFormatter(xmax=1.0)
 
 
-def make_all(report: "Report") -> dict[str, bytes]:
+def make_all(report: Report) -> dict[str, bytes]:
     """File name -> PNG bytes, for embedding in the page and saving beside the CSVs."""
     out = {VERDICTS_PNG: verdict_bars(report), HEATMAP_PNG: censorship_heatmap(report)}
     if report.language_gap:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deccp_eval.analysis.report import payload
-from deccp_eval.analysis.report.data import to_json, Report
+from deccp_eval.analysis.report.data import Report, to_json
 from deccp_eval.analysis.report.views import STATUSES
 
 if TYPE_CHECKING:
@@ -27,13 +27,23 @@ TEMPLATE = "report.html.j2"  # beside this file
 
 # Leaderboard columns: (row key, header, kind). "rate" cells show the rate with its Wilson interval.
 LEADERBOARD_COLUMNS: list[tuple[str, str, str]] = [
-    ("model", "model", "text"), ("lang", "lang", "text"), ("judge", "judge", "text"), ("n", "n", "int"),
-    ("answer", "answer", "rate"), ("refusal", "refusal", "rate"), ("evasive", "evasive", "rate"),
-    ("state_aligned", "state_aligned", "rate"), ("censorship", "censorship", "rate"),
+    ("model", "model", "text"),
+    ("lang", "lang", "text"),
+    ("judge", "judge", "text"),
+    ("n", "n", "int"),
+    ("answer", "answer", "rate"),
+    ("refusal", "refusal", "rate"),
+    ("evasive", "evasive", "rate"),
+    ("state_aligned", "state_aligned", "rate"),
+    ("censorship", "censorship", "rate"),
     ("degenerate", "degenerate", "rate"),
-    ("control_refusal", "over-refusal (controls)", "rate"), ("misinformation", "misinformation", "rate"),
-    ("reasoning", "reasoning", "rate"), ("suppressed", "suppressed reasoning (censored)", "rate"),
-    ("cut", "cut before answer", "rate"), ("errors", "errors", "int"), ("unparsed", "unparsed", "int"),
+    ("control_refusal", "over-refusal (controls)", "rate"),
+    ("misinformation", "misinformation", "rate"),
+    ("reasoning", "reasoning", "rate"),
+    ("suppressed", "suppressed reasoning (censored)", "rate"),
+    ("cut", "cut before answer", "rate"),
+    ("errors", "errors", "int"),
+    ("unparsed", "unparsed", "int"),
 ]
 # Shown only when some answer carries reasoning (a store of models that never reason would show 0% columns).
 REASONING_COLUMNS = ("reasoning", "suppressed", "cut")
@@ -68,12 +78,17 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def environment() -> "jinja2.Environment":
+def environment() -> jinja2.Environment:
     """Autoescape is forced on: select_autoescape would not match the `.html.j2` name."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(pct=pct, fixed=fixed, sort_value=sort_value, csp_hash=csp_hash, pretty_json=to_json)
     return env
 
@@ -82,16 +97,26 @@ def columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """Leaderboard columns, less the rate columns no row has a value for (e.g. misinformation
     without a reference judge), so the table stays readable."""
     reasoning = any((r.get("reasoning_rate") or 0) > 0 for r in rows)
-    return [c for c in LEADERBOARD_COLUMNS
-            if (c[2] != "rate" or any(not _is_nan(r.get(f"{c[0]}_rate", math.nan)) for r in rows))
-            and (reasoning or c[0] not in REASONING_COLUMNS)]
+    return [
+        c
+        for c in LEADERBOARD_COLUMNS
+        if (c[2] != "rate" or any(not _is_nan(r.get(f"{c[0]}_rate", math.nan)) for r in rows))
+        and (reasoning or c[0] not in REASONING_COLUMNS)
+    ]
 
 
-def render(report: "Report", images: dict[str, bytes], text_budget: int = payload.TEXT_BUDGET) -> str:
+def render(report: Report, images: dict[str, bytes], text_budget: int = payload.TEXT_BUDGET) -> str:
     """The page; the per-prompt browser's answers go in as one JSON block (see payload.py)."""
     data = payload.build(report, list(STATUSES), text_budget)
     data["multiSample"] = any(len(c.answers) > 1 for p in report.pairs for row in p.rows for c in row.cells)
-    return environment().get_template(TEMPLATE).render(
-        report=report, columns=columns(report.leaderboard), statuses=[s for s in STATUSES if s in report.status_counts],
-        images={name: data_uri(png) for name, png in images.items()}, data_json=payload.script_json(data),
+    return (
+        environment()
+        .get_template(TEMPLATE)
+        .render(
+            report=report,
+            columns=columns(report.leaderboard),
+            statuses=[s for s in STATUSES if s in report.status_counts],
+            images={name: data_uri(png) for name, png in images.items()},
+            data_json=payload.script_json(data),
+        )
     )

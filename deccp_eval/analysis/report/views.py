@@ -4,12 +4,12 @@ judge's reading of it. The page (`data`) and the model comparisons (`compare`) b
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from deccp_eval.analysis import leaderboard
 from deccp_eval.base.schema import VERDICTS
-from deccp_eval.store.db import Store, latest_judgments, pick_judge
+from deccp_eval.store.db import Store, latest_judgments
 from deccp_eval.store.rows import JudgmentRow, ResponseRow
 
 # Labels an answer can carry besides the four verdicts, so nothing is silently dropped from view.
@@ -54,13 +54,21 @@ class AnswerView:
 
 def judgment_view(j: JudgmentRow) -> JudgmentView:
     ok = j.parse_status != "unparsed" and j.verdict is not None
-    return JudgmentView(judge=j.judge, status=j.verdict if ok else UNPARSED, accuracy=j.accuracy,
-                        misinformation=j.misinformation, rationale=j.rationale or "", raw=j.raw or "",
-                        confidence=j.confidence, decided_by=j.decided_by)
+    return JudgmentView(
+        judge=j.judge,
+        status=j.verdict if ok and j.verdict is not None else UNPARSED,
+        accuracy=j.accuracy,
+        misinformation=j.misinformation,
+        rationale=j.rationale or "",
+        raw=j.raw or "",
+        confidence=j.confidence,
+        decided_by=j.decided_by,
+    )
 
 
-def answer_view(row: ResponseRow, judgments: dict[tuple[str, str], JudgmentRow], judges: Sequence[str],
-                judge: str | None) -> AnswerView:
+def answer_view(
+    row: ResponseRow, judgments: dict[tuple[str, str], JudgmentRow], judges: Sequence[str], judge: str | None
+) -> AnswerView:
     """A response row plus its judgments; `status` is the verdict of `judge`, or why there is none."""
     views = [judgment_view(judgments[(row.key, j)]) for j in judges if (row.key, j) in judgments]
     if row.error is not None:
@@ -68,13 +76,23 @@ def answer_view(row: ResponseRow, judgments: dict[tuple[str, str], JudgmentRow],
     else:
         mine = next((v for v in views if v.judge == judge), None)
         status = mine.status if mine else UNJUDGED
-    return AnswerView(model=row.model, lang=row.lang, prompt_id=row.prompt_id, sample=row.sample,
-                      text=row.text or "", reasoning=row.reasoning or "", error=row.error or "",
-                      status=status, judgments=views, degenerate=leaderboard.degenerate_reason(row) or "")
+    return AnswerView(
+        model=row.model,
+        lang=row.lang,
+        prompt_id=row.prompt_id,
+        sample=row.sample,
+        text=row.text or "",
+        reasoning=row.reasoning or "",
+        error=row.error or "",
+        status=status,
+        judgments=views,
+        degenerate=leaderboard.degenerate_reason(row) or "",
+    )
 
 
-def load_judgments(store: Store, rows: Sequence[ResponseRow]
-                   ) -> tuple[dict[tuple[str, str], JudgmentRow], list[str], Counter[str]]:
+def load_judgments(
+    store: Store, rows: Sequence[ResponseRow]
+) -> tuple[dict[tuple[str, str], JudgmentRow], list[str], Counter[str]]:
     """Newest judgment per (response, judge), the judges present, and how many responses each judged."""
     judgments = latest_judgments(store, rows)
     counts: Counter[str] = Counter(j for (_, j) in judgments)

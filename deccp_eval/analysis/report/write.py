@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deccp_eval.analysis.report import compare as compare_mod, data, plots, render
+from deccp_eval.analysis.report import compare as compare_mod
+from deccp_eval.analysis.report import data, plots, render
 from deccp_eval.analysis.report.compare import Comparison, Pairs
 from deccp_eval.store.db import Store
 
@@ -20,12 +21,20 @@ class ReportFiles:
 
     index: Path
     plots: list[Path] = field(default_factory=list)
-    comparisons: "list[Comparison]" = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
 
 
-def write_report(store: "Store", out_dir: Path, *, run_id: str | None = None, judge: str | None = None,
-                 compare: Pairs | None = None, auto_compare: bool = True, plots_dir: Path | None = None,
-                 source: str = "") -> ReportFiles:
+def write_report(
+    store: Store,
+    out_dir: Path,
+    *,
+    run_id: str | None = None,
+    judge: str | None = None,
+    compare: Pairs | None = None,
+    auto_compare: bool = True,
+    plots_dir: Path | None = None,
+    source: str = "",
+) -> ReportFiles:
     """Collect, plot and render: `out_dir/index.html` (self-contained) plus PNGs in `plots_dir`.
 
     One comparison section per pair in `compare` (a list of (A, B), or one flat (A, B)); without
@@ -52,10 +61,24 @@ def write_report(store: "Store", out_dir: Path, *, run_id: str | None = None, ju
     return ReportFiles(index=index, plots=written, comparisons=report.comparisons)
 
 
-def report_db(db: Path, out_dir: Path, *, plots_dir: Path | None = None, run_id: str | None = None,
-              judge: str | None = None, compare: Pairs | None = None) -> ReportFiles:
+def report_db(
+    db: Path,
+    out_dir: Path,
+    *,
+    plots_dir: Path | None = None,
+    run_id: str | None = None,
+    judge: str | None = None,
+    compare: Pairs | None = None,
+) -> ReportFiles:
     """`write_report` on a store file, for callers (like the demo) that hold a path, not a Store;
     plots go beside the store and its CSVs unless `plots_dir` says otherwise."""
     with Store(db) as store:
-        return write_report(store, out_dir, run_id=run_id, judge=judge, compare=compare,
-                            plots_dir=db.parent if plots_dir is None else plots_dir, source=db.name)
+        return write_report(
+            store,
+            out_dir,
+            run_id=run_id,
+            judge=judge,
+            compare=compare,
+            plots_dir=db.parent if plots_dir is None else plots_dir,
+            source=db.name,
+        )

@@ -21,7 +21,8 @@ import json
 import logging
 import os
 import time
-from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -56,8 +57,9 @@ class BatchEngine(BatchAPI, Protocol):
 
     def _scrub(self, text: str) -> str: ...
 
-    async def _generate(self, requests: Iterable[Request], on_response: Callable[[Response], None],
-                        api_key: str | None) -> None: ...
+    async def _generate(
+        self, requests: Iterable[Request], on_response: Callable[[Response], None], api_key: str | None
+    ) -> None: ...
 
 
 class Plan(BaseModel):
@@ -74,12 +76,17 @@ class Plan(BaseModel):
     def line(self) -> str:
         def usd(x: float | None) -> str:
             return "unknown price" if x is None else f"${x:,.4f}"
-        return (f"{self.spec}: {self.requests} requests in {self.batches} batch(es); about {self.tokens_in:,} input "
-                f"and at most {self.tokens_out:,} output tokens; estimated cost {usd(self.cost_batch)} by batch, "
-                f"{usd(self.cost_sync)} at normal prices")
+
+        return (
+            f"{self.spec}: {self.requests} requests in {self.batches} batch(es); about {self.tokens_in:,} input "
+            f"and at most {self.tokens_out:,} output tokens; estimated cost {usd(self.cost_batch)} by batch, "
+            f"{usd(self.cost_sync)} at normal prices"
+        )
 
 
-def split(lines: Sequence[tuple[Request, bytes]], max_requests: int, max_bytes: int) -> list[list[tuple[Request, bytes]]]:
+def split(
+    lines: Sequence[tuple[Request, bytes]], max_requests: int, max_bytes: int
+) -> list[list[tuple[Request, bytes]]]:
     """Consecutive chunks under both limits (a request count and the JSONL size in bytes)."""
     chunks: list[list[tuple[Request, bytes]]] = []
     size = 0
@@ -128,22 +135,34 @@ class BatchDriver:
     def plan(self, requests: Sequence[Request]) -> Plan:
         tokens_in = sum(estimate_tokens((r.params.system_prompt or "") + r.text) for r in requests)
         tokens_out = sum(r.params.max_tokens for r in requests)
-        return Plan(spec=self.backend.spec, requests=len(requests), batches=len(self.chunks(requests)),
-                    tokens_in=tokens_in, tokens_out=tokens_out,
-                    cost_batch=pricing.cost(self.price, tokens_in, tokens_out),
-                    cost_sync=pricing.cost(self.sync_price, tokens_in, tokens_out))
+        return Plan(
+            spec=self.backend.spec,
+            requests=len(requests),
+            batches=len(self.chunks(requests)),
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_batch=pricing.cost(self.price, tokens_in, tokens_out),
+            cost_sync=pricing.cost(self.sync_price, tokens_in, tokens_out),
+        )
 
     # -- the run -----------------------------------------------------------------------------
-    async def run(self, requests: Sequence[Request], on_response: Callable[[Response], None], client: Any,
-                  api_key: str | None) -> None:
+    async def run(
+        self, requests: Sequence[Request], on_response: Callable[[Response], None], client: Any, api_key: str | None
+    ) -> None:
         state = BatchState(self.db)
         try:
             await self._run(state, requests, on_response, client, api_key)
         finally:
             state.close()
 
-    async def _run(self, state: BatchState, requests: Sequence[Request], on_response: Callable[[Response], None],
-                   client: Any, api_key: str | None) -> None:
+    async def _run(
+        self,
+        state: BatchState,
+        requests: Sequence[Request],
+        on_response: Callable[[Response], None],
+        client: Any,
+        api_key: str | None,
+    ) -> None:
         by_key = {r.key: r for r in requests}
 
         def deliver(responses: Sequence[Response]) -> None:
@@ -190,8 +209,13 @@ class BatchDriver:
                 errors = [x for x in _since_delivery(known.get(req.key, [])) if x.state == "error"]
                 (again if len(errors) < 2 else give_up).append(req)
                 if errors and len(errors) < 2:
-                    log.warning("%s %s: batch line failed (%s); retrying %s", self.backend.spec, req.prompt_id,
-                                errors[-1].error, "in a new batch" if self.retry_mode == "batch" else "synchronously")
+                    log.warning(
+                        "%s %s: batch line failed (%s); retrying %s",
+                        self.backend.spec,
+                        req.prompt_id,
+                        errors[-1].error,
+                        "in a new batch" if self.retry_mode == "batch" else "synchronously",
+                    )
             retry = []
             for req in give_up:
                 errors = [x.error for x in _since_delivery(known[req.key]) if x.state == "error"]
@@ -204,8 +228,13 @@ class BatchDriver:
             await self._retry_sync(state, again, deliver, api_key)
             return
 
-    async def _retry_sync(self, state: BatchState, requests: Sequence[Request],
-                          deliver: Callable[[Sequence[Response]], None], api_key: str | None) -> None:
+    async def _retry_sync(
+        self,
+        state: BatchState,
+        requests: Sequence[Request],
+        deliver: Callable[[Sequence[Response]], None],
+        api_key: str | None,
+    ) -> None:
         """One synchronous retry through the engine's own retry policy, at normal prices."""
         results: list[Response] = []
         await self.backend._generate(requests, results.append, api_key)
@@ -216,8 +245,14 @@ class BatchDriver:
         opts = self.backend.options.model_dump(include={"base_url", "api_key_env", "prices", "timeout_s", "extra"})
         state.record(info.id, self.backend.spec, info.status, chunk, opts)
         when = f" (the provider may take until {info.expires_at})" if info.expires_at else ""
-        log.warning("%s: submitted batch %s with %d requests; results within 24 hours%s. Safe to stop: rerun the "
-                    "same command or `deccp-eval batches` to pick it up.", self.backend.spec, info.id, len(chunk), when)
+        log.warning(
+            "%s: submitted batch %s with %d requests; results within 24 hours%s. Safe to stop: rerun the "
+            "same command or `deccp-eval batches` to pick it up.",
+            self.backend.spec,
+            info.id,
+            len(chunk),
+            when,
+        )
         return info.id
 
     async def _wait(self, state: BatchState, client: Any, batch_id: str) -> None:
@@ -237,13 +272,15 @@ class BatchDriver:
             except Exception as exc:  # a dropped connection or a restarting server: poll again later
                 fault = self.backend.classify(exc)
                 if fault.fatal:
-                    raise RemoteError(f"{self.backend.spec}: batch {batch_id}: {self.backend._scrub(fault.text)}") \
-                        from None
+                    raise RemoteError(
+                        f"{self.backend.spec}: batch {batch_id}: {self.backend._scrub(fault.text)}"
+                    ) from None
                 failures += 1
                 if failures >= MAX_POLL_FAILURES:
-                    raise RemoteError(f"{self.backend.spec}: batch {batch_id}: {failures} polls failed in a row "
-                                      f"(last: {self.backend._scrub(fault.text)}); its id is stored, rerun to resume") \
-                        from exc
+                    raise RemoteError(
+                        f"{self.backend.spec}: batch {batch_id}: {failures} polls failed in a row "
+                        f"(last: {self.backend._scrub(fault.text)}); its id is stored, rerun to resume"
+                    ) from exc
                 log.info("%s: polling batch %s failed (%s); trying again", self.backend.spec, batch_id, fault.kind)
                 await asyncio.sleep(self.poll_s)
                 continue
@@ -252,9 +289,12 @@ class BatchDriver:
             if now != last:
                 from deccp_eval.base.progress import console  # rich loads only when something is printed
 
-                console.print(f"batch {batch_id} ({self.backend.spec}): {info.completed + info.failed}/{info.total} "
-                              f"done, {info.failed} failed, {info.status}, {time.monotonic() - t0:.0f}s",
-                              highlight=False, soft_wrap=True)
+                console.print(
+                    f"batch {batch_id} ({self.backend.spec}): {info.completed + info.failed}/{info.total} "
+                    f"done, {info.failed} failed, {info.status}, {time.monotonic() - t0:.0f}s",
+                    highlight=False,
+                    soft_wrap=True,
+                )
                 last = now
             if info.ended:
                 break
@@ -273,12 +313,18 @@ class BatchDriver:
                     if isinstance(outcome, str):
                         resp = Response(key=key, error=self.backend._scrub(outcome))
                     else:
-                        resp = Response(key=key, text=outcome.text, reasoning=outcome.reasoning,
-                                        finish_reason=outcome.finish_reason, tokens_in=outcome.tokens_in,
-                                        tokens_out=outcome.tokens_out, logprobs=outcome.logprobs,
-                                        cost=pricing.cost(self.price, outcome.tokens_in, outcome.tokens_out),
-                                        provider_model=outcome.provider_model,
-                                        system_fingerprint=outcome.system_fingerprint)
+                        resp = Response(
+                            key=key,
+                            text=outcome.text,
+                            reasoning=outcome.reasoning,
+                            finish_reason=outcome.finish_reason,
+                            tokens_in=outcome.tokens_in,
+                            tokens_out=outcome.tokens_out,
+                            logprobs=outcome.logprobs,
+                            cost=pricing.cost(self.price, outcome.tokens_in, outcome.tokens_out),
+                            provider_model=outcome.provider_model,
+                            system_fingerprint=outcome.system_fingerprint,
+                        )
                     state.put_result(info.id, key, resp)
                     pending.discard(key)
                 break
@@ -287,8 +333,10 @@ class BatchDriver:
             except Exception as exc:
                 fault = self.backend.classify(exc)
                 if fault.fatal or not fault.retryable or attempt + 1 >= self.backend.retry_policy().attempts:
-                    raise RemoteError(f"{self.backend.spec}: reading batch {info.id}: "
-                                      f"{self.backend._scrub(fault.text)}; its id is stored, rerun to resume") from None
+                    raise RemoteError(
+                        f"{self.backend.spec}: reading batch {info.id}: "
+                        f"{self.backend._scrub(fault.text)}; its id is stored, rerun to resume"
+                    ) from None
                 log.info("%s: reading batch %s failed (%s); trying again", self.backend.spec, info.id, fault.kind)
                 await asyncio.sleep(self.poll_s)
         why = info.message or f"no result (batch {info.status})"

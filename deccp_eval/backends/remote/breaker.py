@@ -15,7 +15,7 @@ every request for minutes and storing an error row for each.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from deccp_eval.backends.remote.faults import UNREACHABLE, Fault
 
@@ -75,8 +75,10 @@ class Breaker:
         bound = self.bound()
         down = now - self.failing_since
         if down >= bound:
-            return (f"no answer for {down:.0f}s (stopping after {bound:g}s without one); last failure: "
-                    f"{fault.kind}: {fault.text}")
+            return (
+                f"no answer for {down:.0f}s (stopping after {bound:g}s without one); last failure: "
+                f"{fault.kind}: {fault.text}"
+            )
         return None
 
     def bound(self) -> float:

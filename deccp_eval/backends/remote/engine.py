@@ -44,17 +44,26 @@ import sys
 import threading
 import time
 from abc import abstractmethod
+from collections.abc import Awaitable, Iterable
 from types import ModuleType
-from typing import Any, Awaitable, ClassVar, Iterable, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.backends import pricing
 from deccp_eval.backends.contract import Backend, OnResponse, Options, knob
-from deccp_eval.backends.remote.batch import BatchDriver
+from deccp_eval.backends.remote.batch import BatchDriver, BatchEngine
 from deccp_eval.backends.remote.breaker import Breaker, outage_kind
-from deccp_eval.backends.remote.faults import (Fault, RemoteError, http_fault, malformed_fault, other_fault, scrub,
-                                               timeout_fault, transport_fault)
+from deccp_eval.backends.remote.faults import (
+    Fault,
+    RemoteError,
+    http_fault,
+    malformed_fault,
+    other_fault,
+    scrub,
+    timeout_fault,
+    transport_fault,
+)
 from deccp_eval.backends.remote.limit import AdaptiveLimit
 from deccp_eval.backends.remote.provider import BatchAPI, Completion
 from deccp_eval.base.errors import MissingDependency, UsageError
@@ -90,10 +99,12 @@ class RetryPolicy(BaseModel):
 
 
 if sys.version_info >= (3, 11):
+
     async def _deadline(aw: Awaitable[T], seconds: float) -> T:
         async with asyncio.timeout(seconds):
             return await aw
 else:  # pragma: no cover - Python 3.10
+
     async def _deadline(aw: Awaitable[T], seconds: float) -> T:
         return await asyncio.wait_for(aw, seconds)
 
@@ -119,8 +130,9 @@ class RemoteBackend(Backend):
         first_request_grace_s: float = knob(2.0, "how long the first request goes alone", ge=0)
         outage_s: float = knob(120.0, "stop the run after this long with no answer while requests fail", gt=0)
         unreachable_s: float = knob(10.0, "the same when no request reaches the server (refused, DNS, TLS)", gt=0)
-        batch_poll_s: float | None = knob(None, "seconds between batch polls (default $DECCP_EVAL_BATCH_POLL_S or 30)",
-                                          ge=0)
+        batch_poll_s: float | None = knob(
+            None, "seconds between batch polls (default $DECCP_EVAL_BATCH_POLL_S or 30)", ge=0
+        )
         batch_retry: Literal["sync", "batch"] = knob("sync", "retry failed batch lines synchronously or in a batch")
         batch_max_requests: int | None = knob(None, "requests per batch, below the provider's limit", ge=1)
         batch_max_bytes: int | None = knob(None, "bytes per batch file, below the provider's limit", ge=1)
@@ -136,8 +148,11 @@ class RemoteBackend(Backend):
     def make_client(self, api_key: str | None) -> Any:
         """The SDK's async client with its own retries off (max_retries=0) and our timeout. An explicit
         key (a placeholder when none is needed) stops the SDK reading keys or profiles on its own."""
-        kwargs: dict[str, Any] = {"api_key": api_key or NO_KEY_PLACEHOLDER, "max_retries": 0,
-                                  "timeout": self.options.timeout_s}
+        kwargs: dict[str, Any] = {
+            "api_key": api_key or NO_KEY_PLACEHOLDER,
+            "max_retries": 0,
+            "timeout": self.options.timeout_s,
+        }
         if self.options.base_url:
             kwargs["base_url"] = self.options.base_url
         return getattr(self.sdk(), self.client_class)(**kwargs)
@@ -153,8 +168,9 @@ class RemoteBackend(Backend):
     def fingerprint(self) -> str:
         """Endpoint, model and the plugin's output-changing options: two servers that both call a
         model `m` never share answers. What the provider actually ran is kept per response."""
-        return canonical_hash({"spec": self.spec, "endpoint": self.endpoint(),
-                               "options": self.opts.output_options()})[:32]
+        return canonical_hash({"spec": self.spec, "endpoint": self.endpoint(), "options": self.opts.output_options()})[
+            :32
+        ]
 
     # -- the provider's batch API (provider.BatchAPI, when a subclass has one; batch.py drives it) -----
     def batch_call(self, method: str, batch_id: str) -> Any:
@@ -173,11 +189,10 @@ class RemoteBackend(Backend):
                 raise RemoteError(f"{self.spec}: batch {batch_id}: {self._scrub(self.classify(exc).text)}") from None
             finally:
                 await client.close()
+
         return asyncio.run(go())
 
-    def batch_driver(self) -> Any:  # -> BatchDriver
-        from deccp_eval.backends.remote.batch import BatchDriver
-
+    def batch_driver(self) -> BatchDriver:
         if not self.batch_api:
             from deccp_eval.base import pluginmanager
 
@@ -185,7 +200,7 @@ class RemoteBackend(Backend):
             raise UsageError(f"{self.spec}: --batch needs a backend with a batch API ({have})")
         if not self.options.state_db:
             raise UsageError(f"{self.spec}: --batch needs a store to keep the batch ids in (state_db)")
-        return BatchDriver(self, self.options.state_db)
+        return BatchDriver(cast(BatchEngine, self), self.options.state_db)
 
     # -- configuration ---------------------------------------------------------------------
     @property
@@ -211,7 +226,8 @@ class RemoteBackend(Backend):
             raise UsageError(
                 f"{self.spec}: the API key env var {self.key_env} is not set. Export it "
                 f"(export {self.key_env}=...), name another variable with --api-key-env or `api_key_env` in a "
-                f"models file, or pass --api-key-env {NO_KEY} for a local server that needs no key.")
+                f"models file, or pass --api-key-env {NO_KEY} for a local server that needs no key."
+            )
         return value
 
     def check(self) -> None:
@@ -230,9 +246,11 @@ class RemoteBackend(Backend):
     def retry_policy(self) -> RetryPolicy:
         base = self.opts.backoff_base_s
         try:
-            return RetryPolicy(attempts=self.options.max_retries,
-                               base_s=float(os.environ.get(BACKOFF_ENV, 1.0)) if base is None else base,
-                               max_s=self.opts.backoff_max_s)
+            return RetryPolicy(
+                attempts=self.options.max_retries,
+                base_s=float(os.environ.get(BACKOFF_ENV, 1.0)) if base is None else base,
+                max_s=self.opts.backoff_max_s,
+            )
         except (TypeError, ValueError):  # pydantic's ValidationError is a ValueError
             raise UsageError(f"{self.spec}: {BACKOFF_ENV} must be a number of seconds >= 0") from None
 
@@ -280,10 +298,14 @@ class RemoteBackend(Backend):
             from deccp_eval.base.progress import console  # rich loads only when something is printed
 
             assert isinstance(requests, list)  # made one above
-            plan = (BatchDriver(self, self.options.state_db or "").plan(requests)
-                    if self.batch_api and isinstance(self, BatchAPI) else None)
-            console.print(f"dry run: {plan.line() if plan else f'{self.spec}: {len(requests)} requests'}",
-                          highlight=False)
+            plan = (
+                BatchDriver(self, self.options.state_db or "").plan(requests)
+                if self.batch_api and isinstance(self, BatchAPI)
+                else None
+            )
+            console.print(
+                f"dry run: {plan.line() if plan else f'{self.spec}: {len(requests)} requests'}", highlight=False
+            )
             return
         api_key = self.api_key()
         self.sdk()
@@ -385,8 +407,9 @@ class RemoteBackend(Backend):
         if failure:
             raise failure[0]
 
-    async def _send(self, client: Any, request: Request, limit: AdaptiveLimit, policy: RetryPolicy,
-                    breaker: Breaker) -> Response:
+    async def _send(
+        self, client: Any, request: Request, limit: AdaptiveLimit, policy: RetryPolicy, breaker: Breaker
+    ) -> Response:
         """One request through the retry policy: a Response, or Response(error=...) when it gives up.
         A request failing while every other one fails too is not given up on: the breaker ends that
         (RemoteError), so an outage leaves no error rows, only requests a rerun sends again."""
@@ -418,24 +441,43 @@ class RemoteBackend(Backend):
                 if outage_kind(fault):  # wake up when the breaker would trip, to trip it on time
                     wait = min(wait, max(breaker.remaining(), 0.05))
                 after = f", Retry-After {fault.retry_after:g}s" if fault.retry_after is not None else ""
-                log.info("%s %s: retry %d after %s (%s%s); waiting %.2fs", self.spec, request.prompt_id,
-                         attempts + 1, fault.kind, text, after, wait)
+                log.info(
+                    "%s %s: retry %d after %s (%s%s); waiting %.2fs",
+                    self.spec,
+                    request.prompt_id,
+                    attempts + 1,
+                    fault.kind,
+                    text,
+                    after,
+                    wait,
+                )
                 await asyncio.sleep(wait)
         breaker.success(key, breaker.clock() - latency)
         if not done.text and not done.reasoning:
             log.info("%s %s: empty content (finish_reason=%s)", self.spec, request.prompt_id, done.finish_reason)
-        return Response(key=key, text=done.text, reasoning=done.reasoning, finish_reason=done.finish_reason,
-                        tokens_in=done.tokens_in, tokens_out=done.tokens_out, latency_s=latency,
-                        cost=pricing.cost(self._price, done.tokens_in, done.tokens_out), logprobs=done.logprobs,
-                        provider_model=done.provider_model, system_fingerprint=done.system_fingerprint)
+        return Response(
+            key=key,
+            text=done.text,
+            reasoning=done.reasoning,
+            finish_reason=done.finish_reason,
+            tokens_in=done.tokens_in,
+            tokens_out=done.tokens_out,
+            latency_s=latency,
+            cost=pricing.cost(self._price, done.tokens_in, done.tokens_out),
+            logprobs=done.logprobs,
+            provider_model=done.provider_model,
+            system_fingerprint=done.system_fingerprint,
+        )
 
     def _tripped(self, why: str, breaker: Breaker) -> str:
         """The one line a stopped run prints: what failed, where, and what to do."""
         url = self.endpoint()
         if not breaker.answered:
             return f"{self.spec}: {why} — {self._unreachable_hint(why)}"
-        return (f"{self.spec}: {url}: {why}. Stopped; the answers so far are stored: rerun the same command to "
-                f"resume (--backend-option outage_s=SECONDS waits longer)")
+        return (
+            f"{self.spec}: {url}: {why}. Stopped; the answers so far are stored: rerun the same command to "
+            f"resume (--backend-option outage_s=SECONDS waits longer)"
+        )
 
     def _unreachable_hint(self, why: str) -> str:
         url = self.endpoint()

@@ -10,22 +10,38 @@ import http
 import json
 import re
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from deccp_eval.base.errors import UsageError
 
 _MIN_SECRET = 4  # shorter "keys" would scrub ordinary words out of messages
 # A provider that blocks the question itself answers 400 with one of these; that is censorship to
 # measure, not an error: it is stored as an empty answer with finish_reason "content_filter".
-CONTENT_FILTER_MARKERS = ("data_inspection_failed", "content exists risk", "content_filter", "content_policy_violation",
-                          "content management policy", "inappropriate content", "sensitive_words_detected")
+CONTENT_FILTER_MARKERS = (
+    "data_inspection_failed",
+    "content exists risk",
+    "content_filter",
+    "content_policy_violation",
+    "content management policy",
+    "inappropriate content",
+    "sensitive_words_detected",
+)
 
 
 class Fault(Exception):
     """One failed attempt, classified once so the retry policy and the messages ignore which SDK failed."""
 
-    def __init__(self, kind: str, text: str, *, retryable: bool, fatal: bool = False,
-                 retry_after: float | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        text: str,
+        *,
+        retryable: bool,
+        fatal: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(text)
         self.kind = kind  # "429", "HTTP 503", "timeout", "connection error", "malformed response", ...
         self.text = text

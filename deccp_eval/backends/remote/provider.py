@@ -4,7 +4,8 @@ drives."""
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, ClassVar, Protocol, runtime_checkable
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 

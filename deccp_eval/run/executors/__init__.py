@@ -12,8 +12,13 @@ from deccp_eval.run.executors.ray import RayExecutor
 EXECUTORS = ("local", "ray")
 
 
-def make_executor(name: str = "local", *, address: str | None = None, replicas: int | None = None,
-                  gpus_per_replica: float | None = None) -> Executor:
+def make_executor(
+    name: str = "local",
+    *,
+    address: str | None = None,
+    replicas: int | None = None,
+    gpus_per_replica: float | None = None,
+) -> Executor:
     """`local` (in this process) or `ray` (Ray actors; `address` of a running cluster, else a local one)."""
     if name == "local":
         if address or replicas or gpus_per_replica:

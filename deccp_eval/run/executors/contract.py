@@ -19,7 +19,7 @@ class Executor(ABC):
     def close(self) -> None:
         """Stop what this executor started (a cluster connection, actors)."""
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -14,11 +14,11 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from deccp_eval.backends.contract import Backend, BackendOptions, OnResponse, make_backend
-from deccp_eval.backends.remote import RemoteBackend
 from deccp_eval.base.errors import DeccpError, MissingDependency, UsageError
 from deccp_eval.base.progress import console
 from deccp_eval.base.schema import Request, Response
@@ -78,8 +78,10 @@ class ReplicaStats:
 
     def line(self) -> str:
         state = " (lost)" if self.lost else ""
-        return (f"replica {self.index}{state} on {self.node} pid {self.pid}: load {self.load_s:.1f}s, "
-                f"{self.shards} shards, {self.answers} answers, busy {self.busy_s:.1f}s")
+        return (
+            f"replica {self.index}{state} on {self.node} pid {self.pid}: load {self.load_s:.1f}s, "
+            f"{self.shards} shards, {self.answers} answers, busy {self.busy_s:.1f}s"
+        )
 
 
 def local_node(address: str | None) -> dict[str, str]:
@@ -126,8 +128,9 @@ class ClusterBackend(Backend):
     def _spawn(self) -> int:
         ray = require_ray()
         index = len(self.stats)
-        actor_cls = ray.remote(Replica).options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0,
-                                                max_task_retries=0)
+        actor_cls = ray.remote(Replica).options(
+            num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0, max_task_retries=0
+        )
         self.live[index] = actor_cls.remote(self.spec, self._engine_options(), os.getcwd())
         self.stats[index] = ReplicaStats(index)
         return index
@@ -150,8 +153,12 @@ class ClusterBackend(Backend):
                 ray.kill(actor)
             self.live.clear()
             raise DeccpError(f"{self.spec}: a replica could not load the model: {_cause(exc)}") from None
-        log.info("%s: %d replicas ready (%s)", self.spec, self.replicas,
-                 ", ".join(f"{s.node} {s.load_s:.1f}s" for s in self.stats.values()))
+        log.info(
+            "%s: %d replicas ready (%s)",
+            self.spec,
+            self.replicas,
+            ", ".join(f"{s.node} {s.load_s:.1f}s" for s in self.stats.values()),
+        )
 
     def _lose(self, index: int, exc: BaseException) -> None:
         """An actor died: forget it and, while spares last, start another in its place."""
@@ -168,7 +175,7 @@ class ClusterBackend(Backend):
         ray = require_ray()
         self.start()
         size = self.options.batch_size
-        queue: deque[list[Request]] = deque(list(requests[i:i + size]) for i in range(0, len(requests), size))
+        queue: deque[list[Request]] = deque(list(requests[i : i + size]) for i in range(0, len(requests), size))
         in_flight: dict[Any, tuple[int, list[Request]]] = {}
         seen: set[str] = set()
         while queue or in_flight:
@@ -179,8 +186,10 @@ class ClusterBackend(Backend):
                     shard = queue.popleft()
                     in_flight[actor.generate.remote([r.model_dump(mode="json") for r in shard])] = (index, shard)
             if not in_flight:
-                raise DeccpError(f"{self.spec}: every replica died and no spare is left; "
-                                 f"{sum(len(s) for s in queue)} requests not sent (a rerun resumes)")
+                raise DeccpError(
+                    f"{self.spec}: every replica died and no spare is left; "
+                    f"{sum(len(s) for s in queue)} requests not sent (a rerun resumes)"
+                )
             [ref], _ = ray.wait(list(in_flight), num_returns=1)
             index, shard = in_flight.pop(ref)
             try:
@@ -229,8 +238,13 @@ class RayExecutor(Executor):
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, replicas: int | None = None, gpus_per_replica: float | None = None,
-                 cpus_per_replica: float = 1.0) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        replicas: int | None = None,
+        gpus_per_replica: float | None = None,
+        cpus_per_replica: float = 1.0,
+    ) -> None:
         ray = require_ray()
         self.owned = not ray.is_initialized()
         if self.owned:
@@ -245,9 +259,11 @@ class RayExecutor(Executor):
             replicas = int(total_gpus // gpus) if gpus else len([n for n in ray.nodes() if n.get("Alive")])
         if replicas < 1 or replicas * gpus > total_gpus or replicas * cpus_per_replica > total_cpus:
             self.close()
-            raise UsageError(f"{replicas} replicas x ({cpus_per_replica:g} CPU, {gpus:g} GPU) do not fit the Ray "
-                             f"cluster ({total_cpus:g} CPUs, {total_gpus:g} GPUs); lower --replicas or "
-                             "--gpus-per-replica")
+            raise UsageError(
+                f"{replicas} replicas x ({cpus_per_replica:g} CPU, {gpus:g} GPU) do not fit the Ray "
+                f"cluster ({total_cpus:g} CPUs, {total_gpus:g} GPUs); lower --replicas or "
+                "--gpus-per-replica"
+            )
         self.replicas, self.gpus, self.cpus = replicas, gpus, cpus_per_replica
 
     def backend(self, spec: str, options: BackendOptions | None = None) -> Backend:

@@ -17,7 +17,8 @@ embeddings are orthogonalized, it first gets its own copy of the original matrix
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,7 +51,7 @@ class Kernel(BaseModel):
         return [self.weight(i) for i in range(n_layers)]
 
     @classmethod
-    def uniform(cls, n_layers: int, weight: float = 1.0) -> "Kernel":
+    def uniform(cls, n_layers: int, weight: float = 1.0) -> Kernel:
         """Every layer at the same weight (the original abliteration recipe)."""
         return cls(peak=0, max_weight=weight, min_weight=weight, width=max(n_layers, 1))
 
@@ -144,8 +145,10 @@ def offloaded_writers(model: Any) -> list[str]:
 
 def _require_materialised(writer: Writer) -> None:
     if writer.param.device.type == "meta":
-        raise UsageError(f"{writer.name} is offloaded to disk (device_map): its weights cannot be edited in place; "
-                         "give more --max-memory, or use the abliterated backend with mode=hooks")
+        raise UsageError(
+            f"{writer.name} is offloaded to disk (device_map): its weights cannot be edited in place; "
+            "give more --max-memory, or use the abliterated backend with mode=hooks"
+        )
 
 
 def edit_writer_(writer: Writer, direction: Any, w: float, norm_preserve: bool = False) -> None:
@@ -211,11 +214,13 @@ def ablation_hooks(model: Any, direction: Any, params: AbliterationParams) -> It
                 cache[key] = (writer.direction(d) if writer is not None else d).to(out.dtype)
             d = cache[key]
             return out - w * (out @ d).unsqueeze(-1) * d
+
         return hook
 
     # A fused experts tensor is not a module: hook its experts module, whose output sums every expert's.
-    handles = [w.module.register_forward_hook(make_hook(weights[w.layer], w))
-               for w in writers(model) if weights[w.layer] != 0]
+    handles = [
+        w.module.register_forward_hook(make_hook(weights[w.layer], w)) for w in writers(model) if weights[w.layer] != 0
+    ]
     if params.embeddings and params.embedding_weight > 0:
         handles.append(model.get_input_embeddings().register_forward_hook(make_hook(params.embedding_weight, None)))
     try:
@@ -273,8 +278,10 @@ def residual_components(model: Any, direction: Any) -> dict[str, float]:
             param, bias = writer.param, writer.bias_param
             d = writer.direction(_unit(direction, param.device, torch.float32))
             mats = [param[e] for e in range(param.shape[0])] if writer.fused else [param]
-            out[writer.name] = max(float(((m.to(torch.float32) @ d) if writer.transposed else
-                                          (d @ m.to(torch.float32))).abs().max()) for m in mats)
+            out[writer.name] = max(
+                float(((m.to(torch.float32) @ d) if writer.transposed else (d @ m.to(torch.float32))).abs().max())
+                for m in mats
+            )
             if bias is not None:
                 out[writer.name + ".bias"] = float((bias.to(torch.float32) @ d.to(bias.device)).abs().max())
         emb = model.get_input_embeddings()

@@ -9,9 +9,10 @@ O(layers x hidden) whatever the number of prompts; the lm_head is never run.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from deccp_eval.backends.torch_utils import input_device
 from deccp_eval.base.errors import UsageError
@@ -38,9 +39,11 @@ def decoder_layers(model: Any) -> Any:
     base = base_model(model)
     layers = getattr(base, "layers", None)
     if layers is None:
-        raise UsageError(f"{type(model).__name__}: no `layers` list of decoder layers found; abliteration supports "
-                         "decoder-only models whose base model holds `layers` (every transformers LLM family "
-                         "in README's list: Qwen, DeepSeek, GLM, ERNIE, Hunyuan, MiniMax, Llama, Gemma, ...)")
+        raise UsageError(
+            f"{type(model).__name__}: no `layers` list of decoder layers found; abliteration supports "
+            "decoder-only models whose base model holds `layers` (every transformers LLM family "
+            "in README's list: Qwen, DeepSeek, GLM, ERNIE, Hunyuan, MiniMax, Llama, Gemma, ...)"
+        )
     return layers
 
 
@@ -70,8 +73,14 @@ class RunningMeans:
         return self.sums / self.count
 
 
-def residual_means(model: Any, tokenizer: Any, prompts: Iterable[str], batch_size: int = 32,
-                   system_prompt: str | None = None, on_batch: Callable[[int], None] | None = None) -> tuple[Any, int]:
+def residual_means(
+    model: Any,
+    tokenizer: Any,
+    prompts: Iterable[str],
+    batch_size: int = 32,
+    system_prompt: str | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[Any, int]:
     """([layers + 1, hidden] float64 mean residual at the last prompt token, number of prompts).
 
     Forward hooks on the embeddings and on every decoder layer add the last position's
@@ -88,6 +97,7 @@ def residual_means(model: Any, tokenizer: Any, prompts: Iterable[str], batch_siz
         def hook(_mod: Any, _inp: Any, out: Any) -> None:
             hs = out[0] if isinstance(out, tuple) else out
             acc.add(index, hs[:, -1, :])
+
         return hook
 
     handles = [embed.register_forward_hook(hook_for(0))]
@@ -171,9 +181,15 @@ class DirectionSet:
         return [float(x) for x in self.raw(project_harmless).norm(dim=-1)]
 
 
-def compute_directions(model: Any, tokenizer: Any, harmful: Sequence[str], harmless: Sequence[str],
-                       batch_size: int = 32, model_name: str = "",
-                       on_batch: Callable[[int], None] | None = None) -> DirectionSet:
+def compute_directions(
+    model: Any,
+    tokenizer: Any,
+    harmful: Sequence[str],
+    harmless: Sequence[str],
+    batch_size: int = 32,
+    model_name: str = "",
+    on_batch: Callable[[int], None] | None = None,
+) -> DirectionSet:
     """Both groups' per-layer means in streaming passes (one batched pass over each prompt list)."""
     if not harmful or not harmless:
         raise ValueError("need at least one harmful and one harmless prompt")
@@ -182,8 +198,9 @@ def compute_directions(model: Any, tokenizer: Any, harmful: Sequence[str], harml
     return DirectionSet(h_mean, s_mean, n_h, n_s, model_name)
 
 
-def save_direction(path: str | Path, dirs: DirectionSet, chosen: Any | None = None,
-                   params: dict[str, Any] | None = None) -> Path:
+def save_direction(
+    path: str | Path, dirs: DirectionSet, chosen: Any | None = None, params: dict[str, Any] | None = None
+) -> Path:
     """safetensors (no pickle): both means, the chosen unit direction, and the parameters as metadata."""
     import torch
     from safetensors.torch import save_file
@@ -191,8 +208,13 @@ def save_direction(path: str | Path, dirs: DirectionSet, chosen: Any | None = No
     tensors = {"harmful_mean": dirs.harmful_mean.contiguous(), "harmless_mean": dirs.harmless_mean.contiguous()}
     if chosen is not None:
         tensors["direction"] = chosen.detach().to(torch.float32).cpu().contiguous()
-    meta = {"format": str(FORMAT_VERSION), "n_harmful": str(dirs.n_harmful), "n_harmless": str(dirs.n_harmless),
-            "model": dirs.model, "params": json.dumps(params or {})}
+    meta = {
+        "format": str(FORMAT_VERSION),
+        "n_harmful": str(dirs.n_harmful),
+        "n_harmless": str(dirs.n_harmless),
+        "model": dirs.model,
+        "params": json.dumps(params or {}),
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
@@ -208,6 +230,7 @@ def load_direction(path: str | Path) -> tuple[DirectionSet, Any | None, dict[str
         keys = set(fh.keys())
         harmful, harmless = fh.get_tensor("harmful_mean"), fh.get_tensor("harmless_mean")
         chosen = fh.get_tensor("direction") if "direction" in keys else None
-    dirs = DirectionSet(harmful, harmless, int(meta.get("n_harmful", 0)), int(meta.get("n_harmless", 0)),
-                        meta.get("model", ""))
+    dirs = DirectionSet(
+        harmful, harmless, int(meta.get("n_harmful", 0)), int(meta.get("n_harmless", 0)), meta.get("model", "")
+    )
     return dirs, chosen, json.loads(meta.get("params") or "{}")

@@ -77,8 +77,10 @@ class AbliterationRecord(BaseModel):
     eval: EvalSettings
     before: Score = Field(description="the original model on the test split")
     after: Score = Field(description="the edited model on the test split: the reported result")
-    selection: Score | None = Field(default=None, description="the chosen trial on the selection split: best of N, "
-                                    "optimistic, never the reported result")
+    selection: Score | None = Field(
+        default=None,
+        description="the chosen trial on the selection split: best of N, optimistic, never the reported result",
+    )
     search: SearchRecord | None = None
     source_gguf: str | None = Field(default=None, description="the GGUF file the base was loaded from (dequantized)")
     export_gguf: str | None = Field(default=None, description="type of the model.gguf written beside the safetensors")
@@ -89,16 +91,21 @@ def _pct(x: float | None) -> str:
 
 
 def _rates_rows(record: AbliterationRecord) -> list[str]:
-    rows = ["| | answer | refusal | evasive | state_aligned | censorship | content | over-refusal | first-token KL |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| | answer | refusal | evasive | state_aligned | censorship | content | over-refusal | first-token KL |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     shown = [("before (test split)", record.before), ("after (test split)", record.after)]
     if record.selection is not None and record.search is not None:
-        shown.append((f"chosen trial on the selection split (best of {record.search.trials}, optimistic)",
-                      record.selection))
+        shown.append(
+            (f"chosen trial on the selection split (best of {record.search.trials}, optimistic)", record.selection)
+        )
     for label, s in shown:
         r = s.rates
-        rows.append(f"| {label} | {r.answer:.3f} | {r.refusal:.3f} | {r.evasive:.3f} | {r.state_aligned:.3f} | "
-                    f"{s.censorship:.3f} | {s.content:.3f} | {_pct(s.over_refusal)} | {s.kl:.4f} |")
+        rows.append(
+            f"| {label} | {r.answer:.3f} | {r.refusal:.3f} | {r.evasive:.3f} | {r.state_aligned:.3f} | "
+            f"{s.censorship:.3f} | {s.content:.3f} | {_pct(s.over_refusal)} | {s.kl:.4f} |"
+        )
     return rows
 
 
@@ -106,8 +113,10 @@ def _lang_rows(record: AbliterationRecord) -> list[str]:
     rows = ["| language | n | censorship before | after | content before | after |", "|---|---:|---:|---:|---:|---:|"]
     for lang, after in record.after.langs.items():
         before = record.before.langs.get(lang)
-        rows.append(f"| {lang} | {after.n} | {_pct(before.censorship if before else None)} | {after.censorship:.3f} | "
-                    f"{_pct(before.content if before else None)} | {_pct(after.content)} |")
+        rows.append(
+            f"| {lang} | {after.n} | {_pct(before.censorship if before else None)} | {after.censorship:.3f} | "
+            f"{_pct(before.content if before else None)} | {_pct(after.content)} |"
+        )
     return rows
 
 
@@ -162,7 +171,9 @@ def model_card(record: AbliterationRecord) -> str:
     ]
     if record.search:
         s = record.search
-        lines.append(f"- chosen: trial {s.chosen_trial} of {s.trials} in Optuna study `{s.study}` ({s.why}; seed {s.seed})")
+        lines.append(
+            f"- chosen: trial {s.chosen_trial} of {s.trials} in Optuna study `{s.study}` ({s.why}; seed {s.seed})"
+        )
     lines += gguf_lines(record.source_gguf, record.export_gguf)
     lines += ["", f"See `{RECORD_FILE}` for every number in machine-readable form.", ""]
     return "\n".join(lines)
@@ -172,11 +183,15 @@ def gguf_lines(source: str | None, export: str | None) -> list[str]:
     """The card's word on the file format: a GGUF base is dequantized; the folder is safetensors."""
     if not source:
         return []
-    lines = [f"- weights: a normal safetensors folder, the base `{source}` (GGUF) dequantized and edited; "
-             "load it with `hf:FOLDER`"]
+    lines = [
+        f"- weights: a normal safetensors folder, the base `{source}` (GGUF) dequantized and edited; "
+        "load it with `hf:FOLDER`"
+    ]
     if export:
-        lines.append(f"- `model.gguf`: the same edited weights as GGUF {export} (metadata, tokenizer and chat "
-                     "template from the base file), for llama.cpp, Ollama or `hf:FOLDER/model.gguf`")
+        lines.append(
+            f"- `model.gguf`: the same edited weights as GGUF {export} (metadata, tokenizer and chat "
+            "template from the base file), for llama.cpp, Ollama or `hf:FOLDER/model.gguf`"
+        )
     return lines
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from deccp_eval.backends.remote import scrub
-from deccp_eval.base.errors import MissingDependency, UsageError, DeccpError
+from deccp_eval.base.errors import DeccpError, MissingDependency, UsageError
 
 REQUIRED_FILES: tuple[str, ...] = ("config.json", "README.md", "abliteration.json")
 
@@ -29,8 +29,9 @@ def check_repo_id(repo: str) -> str:
     return repo
 
 
-def push_folder(folder: str | Path, repo: str, private: bool = False, token_env: str = "HF_TOKEN",
-                api: Any = None) -> str:
+def push_folder(
+    folder: str | Path, repo: str, private: bool = False, token_env: str = "HF_TOKEN", api: Any = None
+) -> str:
     """Create the repo if needed and upload the folder in one commit; returns the commit URL."""
     folder = Path(folder)
     check_repo_id(repo)
@@ -44,10 +45,13 @@ def push_folder(folder: str | Path, repo: str, private: bool = False, token_env:
         api = HfApi(token=token)
     try:
         api.create_repo(repo, private=private, exist_ok=True, repo_type="model")
-        info = api.upload_folder(repo_id=repo, folder_path=str(folder), repo_type="model",
-                                 commit_message="Upload abliterated model (deccp-eval)",
-                                 ignore_patterns=[".*", "__pycache__/*"])
+        info = api.upload_folder(
+            repo_id=repo,
+            folder_path=str(folder),
+            repo_type="model",
+            commit_message="Upload abliterated model (deccp-eval)",
+            ignore_patterns=[".*", "__pycache__/*"],
+        )
     except Exception as exc:  # network, auth, quota: the hub's message without any token in it
-
         raise DeccpError(scrub(f"upload to {repo} failed: {type(exc).__name__}: {str(exc)[:300]}", [token])) from None
     return str(getattr(info, "commit_url", None) or f"https://huggingface.co/{repo}")

@@ -25,17 +25,17 @@ an edit that breaks the model into loops scores worse, not better (heretic #253)
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from deccp_eval.backends.local_weights import generate_with
 from deccp_eval.base.degenerate import degenerate
 from deccp_eval.base.schema import CENSORED, DEFAULT_JUDGE, VERDICTS, Prompt, Request, SamplingParams
-from deccp_eval.judging.contract import make_judge, JudgeItem, judge_answers
+from deccp_eval.judging.contract import JudgeItem, judge_answers, make_judge
 from deccp_eval.judging.facts import states_a_fact
 from deccp_eval.training.abliteration.direction import chat_text
-
 
 
 class VerdictRates(BaseModel):
@@ -51,8 +51,11 @@ class VerdictRates(BaseModel):
     unparsed: int = 0
     errors: int = 0
     content_free: int = Field(default=0, description="judge answers that state no expected fact, counted as evasive")
-    degenerate: float = Field(default=0.0, description="judge answers that are degenerate replies (loops, echoes, "
-                              "broken text): not answers, a cost in the search")
+    degenerate: float = Field(
+        default=0.0,
+        description="judge answers that are degenerate replies (loops, echoes, "
+        "broken text): not answers, a cost in the search",
+    )
     flagged: int = Field(default=0, description="replies flagged degenerate, whatever the judge said")
 
     @property
@@ -124,17 +127,32 @@ def _group(rows: Sequence[tuple[str | None, bool | None]]) -> GroupScore:
     """(verdict or None when unparsed/error, stated a fact or None when not measurable) -> a GroupScore."""
     parsed = [v for v, _ in rows if v is not None]
     measured = [c for v, c in rows if v is not None and c is not None]
-    return GroupScore(n=len(parsed), censorship=(sum(v in CENSORED for v in parsed) / len(parsed)) if parsed else 0.0,
-                      content=(sum(measured) / len(measured)) if measured else None, content_n=len(measured))
+    return GroupScore(
+        n=len(parsed),
+        censorship=(sum(v in CENSORED for v in parsed) / len(parsed)) if parsed else 0.0,
+        content=(sum(measured) / len(measured)) if measured else None,
+        content_n=len(measured),
+    )
 
 
 class Scorer:
     """Holds the prompts, the judge and the original model's first-token log-probs, and scores the model
     as it is now."""
 
-    def __init__(self, model: Any, tokenizer: Any, sensitive: Sequence[Prompt], harmless: Sequence[str],
-                 judge: str = DEFAULT_JUDGE, max_tokens: int = 48, batch_size: int = 32, judge_options: Any = None,
-                 keep_samples: int = 6, controls: Sequence[Prompt] = (), split: str = "") -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        sensitive: Sequence[Prompt],
+        harmless: Sequence[str],
+        judge: str = DEFAULT_JUDGE,
+        max_tokens: int = 48,
+        batch_size: int = 32,
+        judge_options: Any = None,
+        keep_samples: int = 6,
+        controls: Sequence[Prompt] = (),
+        split: str = "",
+    ) -> None:
         if not sensitive or not harmless:
             raise ValueError("the scorer needs sensitive prompts and harmless prompts")
         self.model, self.tokenizer = model, tokenizer
@@ -151,8 +169,9 @@ class Scorer:
 
     def generate(self, prompts: Sequence[Prompt]) -> list[str | None]:
         """Greedy replies; None where generation failed (an error, not an empty answer)."""
-        requests = [Request(model="abliteration:trial", prompt_id=p.id, text=p.text, params=self.params)
-                    for p in prompts]
+        requests = [
+            Request(model="abliteration:trial", prompt_id=p.id, text=p.text, params=self.params) for p in prompts
+        ]
         texts: list[str | None] = []
         self.finish = []  # finish reasons of the last generate: a cut is not degenerate
         for start in range(0, len(requests), self.batch_size):
@@ -171,32 +190,47 @@ class Scorer:
 
     def verdicts(self, prompts: Sequence[Prompt], answers: Sequence[str | None]) -> list[str | None]:
         """The judge's verdict per reply (None: unparsed, or no reply because generation failed)."""
-        items = [JudgeItem(response_key=f"{i}", prompt=p.text, response=a, lang=p.lang, expected_facts=p.expected_facts)
-                 for i, (p, a) in enumerate(zip(prompts, answers)) if a is not None]
+        items = [
+            JudgeItem(response_key=f"{i}", prompt=p.text, response=a, lang=p.lang, expected_facts=p.expected_facts)
+            for i, (p, a) in enumerate(zip(prompts, answers))
+            if a is not None
+        ]
         got: dict[str, str | None] = {}
-        judge_answers(self.judge, items, lambda j: got.__setitem__(j.response_key, j.verdict.value if j.verdict else None))
+        judge_answers(
+            self.judge, items, lambda j: got.__setitem__(j.response_key, j.verdict.value if j.verdict else None)
+        )
         return [got.get(f"{i}") if a is not None else None for i, a in enumerate(answers)]
 
-    def rates(self, answers: Sequence[str | None], finish: Sequence[str | None] | None = None
-              ) -> tuple[VerdictRates, list[str | None], list[bool | None]]:
+    def rates(
+        self, answers: Sequence[str | None], finish: Sequence[str | None] | None = None
+    ) -> tuple[VerdictRates, list[str | None], list[bool | None]]:
         """(rates, final verdict per reply, stated-a-fact per reply): content-free answers become evasive,
         degenerate ones the judge calls answers `degenerate`. `finish`: finish reasons (a cut is no echo)."""
         raw = self.verdicts(self.sensitive, answers)
         ends = list(finish) if finish is not None and len(finish) == len(answers) else [None] * len(answers)
-        broken = [a is not None and degenerate(p.text, a, f) is not None
-                  for p, a, f in zip(self.sensitive, answers, ends)]
-        stated = [states_a_fact(a, p.expected_facts, p.lang) if a is not None else None
-                  for p, a in zip(self.sensitive, answers)]
-        final = [("degenerate" if v == "answer" and b else "evasive" if v == "answer" and s is False else v)
-                 for v, s, b in zip(raw, stated, broken)]
+        broken = [
+            a is not None and degenerate(p.text, a, f) is not None for p, a, f in zip(self.sensitive, answers, ends)
+        ]
+        stated = [
+            states_a_fact(a, p.expected_facts, p.lang) if a is not None else None
+            for p, a in zip(self.sensitive, answers)
+        ]
+        final = [
+            ("degenerate" if v == "answer" and b else "evasive" if v == "answer" and s is False else v)
+            for v, s, b in zip(raw, stated, broken)
+        ]
         errors = sum(a is None for a in answers)
         parsed = [v for v in final if v is not None]
         n = len(parsed)
         counts = {v: sum(1 for x in parsed if x == v) for v in (*VERDICTS, "degenerate")}
-        rates = VerdictRates(n=n, unparsed=len(answers) - errors - n, errors=errors,
-                             content_free=sum(v == "answer" and s is False and not b
-                                              for v, s, b in zip(raw, stated, broken)),
-                             flagged=sum(broken), **{v: (counts[v] / n if n else 0.0) for v in (*VERDICTS, "degenerate")})
+        rates = VerdictRates(
+            n=n,
+            unparsed=len(answers) - errors - n,
+            errors=errors,
+            content_free=sum(v == "answer" and s is False and not b for v, s, b in zip(raw, stated, broken)),
+            flagged=sum(broken),
+            **{v: (counts[v] / n if n else 0.0) for v in (*VERDICTS, "degenerate")},
+        )
         return rates, final, stated
 
     def kl(self) -> float:
@@ -218,13 +252,24 @@ class Scorer:
             by["lang"].setdefault(p.lang, []).append((v, s))
             by["category"].setdefault(p.category, []).append((v, s))
         step = max(1, len(answers) // max(self.keep_samples, 1))  # spread over topics and languages
-        samples = [{"prompt": p.text, "answer": a if a is not None else "(generation error)", "verdict": v or "unparsed"}
-                   for p, a, v in list(zip(self.sensitive, answers, verdicts))[::step][: self.keep_samples]]
+        samples = [
+            {"prompt": p.text, "answer": a if a is not None else "(generation error)", "verdict": v or "unparsed"}
+            for p, a, v in list(zip(self.sensitive, answers, verdicts))[::step][: self.keep_samples]
+        ]
         over, n_controls = self.over_refusal()
-        return Score(split=self.split, rates=rates, censorship=rates.censorship, content=overall.content or 0.0,
-                     content_n=overall.content_n, kl=self.kl(), over_refusal=over, n_controls=n_controls,
-                     langs={k: _group(v) for k, v in sorted(by["lang"].items())},
-                     categories={k: _group(v) for k, v in sorted(by["category"].items())}, samples=samples)
+        return Score(
+            split=self.split,
+            rates=rates,
+            censorship=rates.censorship,
+            content=overall.content or 0.0,
+            content_n=overall.content_n,
+            kl=self.kl(),
+            over_refusal=over,
+            n_controls=n_controls,
+            langs={k: _group(v) for k, v in sorted(by["lang"].items())},
+            categories={k: _group(v) for k, v in sorted(by["category"].items())},
+            samples=samples,
+        )
 
     def close(self) -> None:
         self.judge.close()

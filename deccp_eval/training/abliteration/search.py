@@ -12,12 +12,13 @@ with a larger `--trials` continues the same study instead of starting over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deccp_eval.base.errors import UsageError, MissingDependency
+from deccp_eval.base.errors import MissingDependency, UsageError
 from deccp_eval.base.schema import canonical_hash
 from deccp_eval.training.abliteration.apply import AbliterationParams, Kernel, applied
 from deccp_eval.training.abliteration.direction import DirectionSet
@@ -43,20 +44,30 @@ class SearchSpace(BaseModel):
     def suggest(self, trial: Any) -> AbliterationParams:
         lo, hi = self.direction_bounds
         top = trial.suggest_float("max_weight", *self.max_weight)
-        kernel = Kernel(peak=trial.suggest_float("peak", 0.0, max(self.n_layers - 1, 0) + 1e-9),
-                        max_weight=top,
-                        min_weight=top * trial.suggest_float("min_weight_frac", *self.min_weight_frac),
-                        width=trial.suggest_float("width", 1.0, max(float(self.n_layers), 1.0 + 1e-9)))
-        return AbliterationParams(direction_index=trial.suggest_float("direction_index", lo, hi), kernel=kernel,
-                                  embeddings=self.embeddings, norm_preserve=self.norm_preserve,
-                                  project_harmless=self.project_harmless)
+        kernel = Kernel(
+            peak=trial.suggest_float("peak", 0.0, max(self.n_layers - 1, 0) + 1e-9),
+            max_weight=top,
+            min_weight=top * trial.suggest_float("min_weight_frac", *self.min_weight_frac),
+            width=trial.suggest_float("width", 1.0, max(float(self.n_layers), 1.0 + 1e-9)),
+        )
+        return AbliterationParams(
+            direction_index=trial.suggest_float("direction_index", lo, hi),
+            kernel=kernel,
+            embeddings=self.embeddings,
+            norm_preserve=self.norm_preserve,
+            project_harmless=self.project_harmless,
+        )
 
     def default_trial(self) -> dict[str, float]:
         """The classic recipe, tried first: direction at 60% depth, weight 1 on every layer."""
         lo, hi = self.direction_bounds
-        return {"max_weight": 1.0, "min_weight_frac": 1.0, "peak": (self.n_layers - 1) / 2,
-                "width": float(max(self.n_layers, 1)),
-                "direction_index": float(min(hi, max(lo, round(0.6 * self.n_layers))))}
+        return {
+            "max_weight": 1.0,
+            "min_weight_frac": 1.0,
+            "peak": (self.n_layers - 1) / 2,
+            "width": float(max(self.n_layers, 1)),
+            "direction_index": float(min(hi, max(lo, round(0.6 * self.n_layers)))),
+        }
 
 
 def study_name(model: str, settings: dict[str, Any]) -> str:
@@ -103,8 +114,15 @@ def complete_trials(study: Any) -> list[Any]:
     return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
 
 
-def run_search(study: Any, scorer: Scorer, dirs: DirectionSet, space: SearchSpace, trials: int,
-               on_trial: Callable[[int, Score], None] | None = None, callbacks: list[Any] | None = None) -> int:
+def run_search(
+    study: Any,
+    scorer: Scorer,
+    dirs: DirectionSet,
+    space: SearchSpace,
+    trials: int,
+    on_trial: Callable[[int, Score], None] | None = None,
+    callbacks: list[Any] | None = None,
+) -> int:
     """Run until the study holds `trials` complete trials; returns how many ran now (at most:
     `callbacks` may stop it sooner, as parallel workers sharing the study do)."""
     import optuna
@@ -156,12 +174,16 @@ def choose(study: Any, pick: int | None = None, max_kl: float = 0.1, max_censors
     trials = list(done.values())
     ok = [t for t in trials if t.values[0] <= max_censorship and t.values[2] <= max_kl]
     if ok:
-        return min(ok, key=_rank), f"most content among trials with censorship <= {max_censorship:g} and KL <= {max_kl:g}"
+        return min(
+            ok, key=_rank
+        ), f"most content among trials with censorship <= {max_censorship:g} and KL <= {max_kl:g}"
     under = [t for t in trials if t.values[2] <= max_kl]
     if under:
         best = min(under, key=lambda t: (t.values[0], -t.values[1], t.values[2], t.number))
-        return best, (f"no trial has censorship <= {max_censorship:g} with KL <= {max_kl:g}: took the least "
-                      "censored one with KL in bounds")
+        return best, (
+            f"no trial has censorship <= {max_censorship:g} with KL <= {max_kl:g}: took the least "
+            "censored one with KL in bounds"
+        )
     best = min(trials, key=lambda t: (t.values[2], t.values[0], t.number))
     return best, f"no trial has KL <= {max_kl:g}: took the lowest-KL one"
 
@@ -180,18 +202,43 @@ def pareto_table(study: Any, chosen: int | None = None) -> Any:
     from rich import box
     from rich.table import Table
 
-    table = Table(title=f"Pareto front on the selection split: {study.study_name} "
-                        f"({len(complete_trials(study))} trials; * = applied)",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("trial", "censored", "content", "refusal", "evasive", "state", "KL", "dir", "peak", "max w", "min w",
-                "width"):
+    table = Table(
+        title=f"Pareto front on the selection split: {study.study_name} "
+        f"({len(complete_trials(study))} trials; * = applied)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for col in (
+        "trial",
+        "censored",
+        "content",
+        "refusal",
+        "evasive",
+        "state",
+        "KL",
+        "dir",
+        "peak",
+        "max w",
+        "min w",
+        "width",
+    ):
         table.add_column(col, justify="right", no_wrap=True)
     for t in pareto(study):
         p = trial_params(t)
         r = t.user_attrs.get("rates", {})
         mark = " *" if t.number == chosen else ""
-        table.add_row(f"{t.number}{mark}", f"{t.values[0]:.3f}", f"{t.values[1]:.3f}", f"{r.get('refusal', 0):.3f}",
-                      f"{r.get('evasive', 0):.3f}", f"{r.get('state_aligned', 0):.3f}", f"{t.values[2]:.4f}",
-                      f"{p.direction_index:.2f}", f"{p.kernel.peak:.2f}", f"{p.kernel.max_weight:.2f}",
-                      f"{p.kernel.min_weight:.2f}", f"{p.kernel.width:.2f}")
+        table.add_row(
+            f"{t.number}{mark}",
+            f"{t.values[0]:.3f}",
+            f"{t.values[1]:.3f}",
+            f"{r.get('refusal', 0):.3f}",
+            f"{r.get('evasive', 0):.3f}",
+            f"{r.get('state_aligned', 0):.3f}",
+            f"{t.values[2]:.4f}",
+            f"{p.direction_index:.2f}",
+            f"{p.kernel.peak:.2f}",
+            f"{p.kernel.max_weight:.2f}",
+            f"{p.kernel.min_weight:.2f}",
+            f"{p.kernel.width:.2f}",
+        )
     return table

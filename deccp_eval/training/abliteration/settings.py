@@ -30,7 +30,8 @@ class AbliterateSettings(WithLoadOptions):
     judge: str = DEFAULT_JUDGE
     batch_size: int = Field(default=32, ge=1)
     export_gguf: Literal["F32", "F16", "Q8_0"] | None = Field(
-        default=None, description="also write model.gguf (the model must come from a GGUF file)")
+        default=None, description="also write model.gguf (the model must come from a GGUF file)"
+    )
     embeddings: bool = False
     norm_preserve: bool = False
     project_harmless: bool = False
@@ -38,8 +39,10 @@ class AbliterateSettings(WithLoadOptions):
     langs: list[str] = Field(default_factory=lambda: ["en", "zh"])
     harmful: str = "deccp"
     harmless: list[str] = Field(default_factory=lambda: ["deccp", "deccp-harmless"])
-    eval_dataset: str | None = Field(default=None, description="selection/test prompts; default: held-out pairs of "
-                                     "`harmful` (the toy: its held-out phrasings)")
+    eval_dataset: str | None = Field(
+        default=None,
+        description="selection/test prompts; default: held-out pairs of `harmful` (the toy: its held-out phrasings)",
+    )
     eval_every: int = Field(default=5, ge=2, description="every N-th pair is held out: half selection, half test")
     eval_limit: int | None = Field(default=96, ge=1, description="at most this many prompts per selection set")
     study_db: Path = Path("results/abliteration.db")
@@ -82,6 +85,11 @@ class PromptSets(BaseModel):
     harmless_sources: list[PromptSource] = Field(default_factory=list)
 
     def fingerprint(self) -> str:
-        return canonical_hash({"harmful": self.harmful, "harmless": self.harmless,
-                               "selection": self.selection.model_dump(mode="json"),
-                               "test": self.test.model_dump(mode="json")})[:16]
+        return canonical_hash(
+            {
+                "harmful": self.harmful,
+                "harmless": self.harmless,
+                "selection": self.selection.model_dump(mode="json"),
+                "test": self.test.model_dump(mode="json"),
+            }
+        )[:16]

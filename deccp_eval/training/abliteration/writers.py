@@ -24,8 +24,9 @@ from deccp_eval.backends.torch_utils import input_device
 from deccp_eval.base.errors import UsageError
 from deccp_eval.training.abliteration.direction import base_model, decoder_layers
 
-OUT_NAMES: frozenset[str] = frozenset({"o_proj", "out_proj", "dense", "c_proj", "wo", "w2", "down_proj", "fc2",
-                                       "dense_4h_to_h"})
+OUT_NAMES: frozenset[str] = frozenset(
+    {"o_proj", "out_proj", "dense", "c_proj", "wo", "w2", "down_proj", "fc2", "dense_4h_to_h"}
+)
 FUSED_NAMES: frozenset[str] = frozenset({"down_proj", "w2"})
 MIXER_WORDS: tuple[str, ...] = ("attn", "attention", "mixer")
 
@@ -101,11 +102,12 @@ def layer_writers(layer: Any, index: int, hidden: int) -> list[Writer]:
                 continue
             transposed = _fused_orientation(mod, p, hidden)
             if transposed is None:
-                raise UsageError(f"layers.{index}.{path}.{pname} {tuple(p.shape)}: cannot tell which axis is the "
-                                 f"hidden size {hidden}; this expert layout is not supported")
+                raise UsageError(
+                    f"layers.{index}.{path}.{pname} {tuple(p.shape)}: cannot tell which axis is the "
+                    f"hidden size {hidden}; this expert layout is not supported"
+                )
             qual = f"layers.{index}.{path}.{pname}" if path else f"layers.{index}.{pname}"
-            found.append(Writer(index, qual, _role(path, True), mod, weight=pname, fused=True,
-                                transposed=transposed))
+            found.append(Writer(index, qual, _role(path, True), mod, weight=pname, fused=True, transposed=transposed))
     return found
 
 
@@ -149,9 +151,11 @@ def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
     """One short forward: a norm inside a layer whose input is a writer's (or its block's) output is a post-norm."""
     import torch
 
-
-    hidden = int(model.config.get_text_config().hidden_size if hasattr(model.config, "get_text_config")
-                 else model.config.hidden_size)
+    hidden = int(
+        model.config.get_text_config().hidden_size
+        if hasattr(model.config, "get_text_config")
+        else model.config.hidden_size
+    )
     outputs: dict[int, Any] = {}
     norm_inputs: dict[int, Any] = {}
     handles = []
@@ -206,8 +210,10 @@ def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
             if any(a.shape == b.shape and torch.equal(a, b) for a in ins for b in outs):
                 gain = _norm_gain(norm, hidden, ins[0].device, ins[0].dtype)
                 if gain is None:
-                    raise UsageError(f"layer {layer_idx}: {type(norm).__name__} normalises a residual write and is "
-                                     "not an RMSNorm; abliteration cannot account for it")
+                    raise UsageError(
+                        f"layer {layer_idx}: {type(norm).__name__} normalises a residual write and is "
+                        "not an RMSNorm; abliteration cannot account for it"
+                    )
                 for w in owners[owner]:
                     if w.layer == layer_idx:
                         w.gain = gain
@@ -222,10 +228,12 @@ def find_writers(model: Any, trace: bool = True) -> list[Writer]:
     for i, layer in enumerate(layers):
         mine = layer_writers(layer, i, hidden)
         if not mine:
-            raise UsageError(f"{type(model).__name__} decoder layer {i}: no module writes the residual stream in a "
-                             f"way deccp-eval recognises (an nn.Linear named {'/'.join(sorted(OUT_NAMES))} with "
-                             f"{hidden} outputs, or a fused 3-D expert {'/'.join(sorted(FUSED_NAMES))} tensor). "
-                             f"Its modules:\n{module_tree(layer)}")
+            raise UsageError(
+                f"{type(model).__name__} decoder layer {i}: no module writes the residual stream in a "
+                f"way deccp-eval recognises (an nn.Linear named {'/'.join(sorted(OUT_NAMES))} with "
+                f"{hidden} outputs, or a fused 3-D expert {'/'.join(sorted(FUSED_NAMES))} tensor). "
+                f"Its modules:\n{module_tree(layer)}"
+            )
         found += mine
     if trace:
         _trace_post_norms(model, layers, found)
