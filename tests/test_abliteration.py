@@ -442,7 +442,7 @@ def test_parallel_trials_load_the_model_with_every_loading_flag(tmp_path, monkey
     search does, every loading field included (the workers once got device and dtype only)."""
     from click.testing import CliRunner
 
-    from deccp_eval import torch_utils
+    from deccp_eval.backends import torch_utils
     from deccp_eval.backends.torch_utils import LoadOptions
     from deccp_eval.cli import main
     from deccp_eval.run.executors import ray as ray_executor
