@@ -445,7 +445,6 @@ def test_parallel_trials_load_the_model_with_every_loading_flag(tmp_path, monkey
     from deccp_eval.backends import torch_utils
     from deccp_eval.backends.torch_utils import LoadOptions
     from deccp_eval.cli import main
-    from deccp_eval.run.executors import ray as ray_executor
     from deccp_eval.training.abliteration import parallel, pipeline, search
 
     seen: list = []
@@ -499,11 +498,12 @@ def test_parallel_trials_load_the_model_with_every_loading_flag(tmp_path, monkey
         loads.append((path, options))
         raise _Stop
 
-    monkeypatch.setattr(torch_utils, "load_model", load_model)
+    for module in (torch_utils, pipeline, parallel):  # the two import it by name
+        monkeypatch.setattr(module, "load_model", load_model)
     prompts = pipeline.default_prompts(settings)
     with pytest.raises(_Stop):  # the sequential path (and the driver of a parallel search) loads it so
         real_abliterate(settings, prompts)
-    monkeypatch.setattr(ray_executor, "require_ray", lambda: _InlineRay())
+    monkeypatch.setattr(parallel, "require_ray", lambda: _InlineRay())  # imported by name there
     name = "parallel-load-test"
     study = search.open_study(settings.study_db, name, settings.seed)
     assert parallel.run_parallel_search(settings, prompts, None, search.SearchSpace(n_layers=4), study, name) == 0

@@ -115,7 +115,6 @@ main()
 def test_demo_runs_record_their_command(tmp_path: Path, toy_path: Path) -> None:
     """`publish` names the demo's command and step for each run the demo made (it said `(not recorded)`),
     and the demo's own terminal output, end to end, has no library output in it."""
-    import json
 
     from conftest import cli
 
@@ -140,4 +139,4 @@ def test_demo_runs_record_their_command(tmp_path: Path, toy_path: Path) -> None:
     card = (tmp_path / "bundle" / "README.md").read_text(encoding="utf-8")
     assert f"`{command} # step 2/5: hf:deccp-toy`" in card and "(not recorded)" not in card
     with Store(db.parent / "real_models.db") as store:
-        assert [json.loads(r["config"])["command"] for r in store.runs()] == [f"{command} # step 5/5: real models"]
+        assert [r.config["command"] for r in store.runs()] == [f"{command} # step 5/5: real models"]

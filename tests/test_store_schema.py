@@ -14,7 +14,8 @@ from deccp_eval.base.errors import StoreError
 from deccp_eval.base.schema import Request, Response
 from deccp_eval.store import migrations, review_state
 from deccp_eval.store.batches import BatchState
-from deccp_eval.store.db import LEGACY_FINGERPRINT, SCHEMA_VERSION, Store
+from deccp_eval.store.db import LEGACY_FINGERPRINT, Store
+from deccp_eval.store.migrations import SCHEMA_VERSION
 from deccp_eval.store.rows import JudgmentRow, ResponseRow, RunRow
 
 FIXTURE = DATA / "store-v1.db"  # made by main at b14a913 (before versioning): 1 run of 6 prompts, 4 gold

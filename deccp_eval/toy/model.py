@@ -191,7 +191,7 @@ def build(
         num_attention_heads=hidden // 64,
         num_key_value_heads=1,
         max_position_embeddings=512,
-        rope_theta=10000.0,  # type: ignore[call-arg]  # transformers 5 takes it through **kwargs, 4.x by name
+        rope_theta=10000.0,  # transformers 5 takes it through **kwargs, 4.x by name
         tie_word_embeddings=False,
         bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
