@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import deccp_eval  # noqa: F401  first: it sets OMP_WAIT_POLICY=PASSIVE before any script imports torch
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
