@@ -175,6 +175,17 @@ def _remote_sha(repo_id: str, revision: str | None) -> str | None:
         return None
 
 
+def content_digest(path: Path) -> str:
+    """The sha256 of a file's size and every byte (`file_digest` in full mode), cached like the
+    fingerprints by (path, size, mtime, ctime, inode): a key for what is derived from a file."""
+    with _lock:
+        cache = _load_cache()
+        digest, new = _cached_digest(Path(path), cache, "full")
+        if new:
+            _save_cache(_prune(cache))
+    return digest
+
+
 def model_fingerprint(model: str, revision: str | None = None) -> str:
     """A local folder's content fingerprint, else the hub id's resolved revision."""
     path = Path(model).expanduser()

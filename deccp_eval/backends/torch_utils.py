@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any, Self
 
@@ -188,18 +189,23 @@ def load_model(
     gguf = gguf_source(path, opts.gguf_file)
     if gguf is not None:
         _require_gguf()
-        path = gguf[0]
-        common["gguf_file"] = kwargs["gguf_file"] = gguf[1]
+        plain = plain_gguf_copy(gguf[0], gguf[1], kwargs["dtype"])
+        if plain is not None:
+            path, gguf = str(plain), None
+        else:
+            path = gguf[0]
+            common["gguf_file"] = kwargs["gguf_file"] = gguf[1]
     try:
-        config = AutoConfig.from_pretrained(path, **common)  # first: it names a need for remote code
-        tokenizer = AutoTokenizer.from_pretrained(path, **common)
-        model = dequantized(AutoModelForCausalLM.from_pretrained(path, config=config, **kwargs))
+        with gguf_parsed_once() if gguf is not None else contextlib.nullcontext():
+            config = AutoConfig.from_pretrained(path, **common)  # first: it names a need for remote code
+            tokenizer = AutoTokenizer.from_pretrained(path, **common)
+            model = dequantized(AutoModelForCausalLM.from_pretrained(path, config=config, **kwargs))
+            if gguf is not None and getattr(tokenizer, "chat_template", None) is None:
+                tokenizer.chat_template = gguf_chat_template(f"{path}/{gguf[1]}")
     except ValueError as exc:
         if "trust_remote_code" in str(exc) and not opts.trust_remote_code:
             raise _remote_code_error(path, exc) from None
         raise
-    if gguf is not None and getattr(tokenizer, "chat_template", None) is None:
-        tokenizer.chat_template = gguf_chat_template(f"{path}/{gguf[1]}")
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -207,6 +213,121 @@ def load_model(
         model.to(dev)
     model.eval()
     return model, tokenizer
+
+
+GGUF_CACHE_SOURCE = "gguf-source.json"
+
+
+def gguf_cache_root() -> Any:
+    """Where dequantized copies of GGUF files live: DECCP_EVAL_CACHE (default ~/.cache/deccp-eval)/gguf/."""
+    import os
+    from pathlib import Path
+
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("DECCP_EVAL_CACHE", user_cache_dir("deccp-eval"))) / "gguf"
+
+
+def plain_gguf_copy(folder: str, name: str, dtype: Any) -> Any:
+    """A normal safetensors folder (config, tokenizer with the chat template, weights dequantized to
+    `dtype`) made once from a local GGUF file and reused: reading a GGUF through transformers parses
+    its metadata in pure Python three times and dequantizes every tensor in numpy (about 30 s of CPU
+    for the 135M SmolLM2, minutes for a 7B model), a safetensors folder loads in a second or two.
+    Keyed by the file's full content digest, the dtype and the transformers version (its GGUF mapping
+    makes the copy), so a changed file or a new mapping makes a new copy; the first load and every
+    later one read the same folder, so they answer alike. Costs the dequantized size on disk
+    (4 bytes a parameter in float32); DECCP_EVAL_GGUF_CACHE=0 reads the GGUF every time instead.
+    None (read the GGUF directly) when off, for a GGUF on the hub, or when the cache is not writable."""
+    import json
+    import logging
+    import os
+    import shutil
+    from pathlib import Path
+
+    if os.environ.get("DECCP_EVAL_GGUF_CACHE", "").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    src = Path(folder).expanduser() / name
+    if not src.is_file():
+        return None
+    import transformers
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from deccp_eval.backends.fingerprint import content_digest
+
+    digest = content_digest(src)
+    dtype_name = str(dtype).removeprefix("torch.")
+    key = f"{digest[:32]}-{dtype_name}-transformers{transformers.__version__}"
+    out = gguf_cache_root() / key
+    if (out / GGUF_CACHE_SOURCE).is_file():  # written last, inside the folder renamed into place
+        return out
+    tmp = out.with_name(f".{key}.{os.getpid()}.tmp")
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        logging.getLogger("deccp_eval").info("dequantizing %s to %s once, into %s", src.name, dtype_name, out)
+        with gguf_parsed_once():
+            config = AutoConfig.from_pretrained(str(src.parent), gguf_file=name)
+            tokenizer = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=name)
+            model = dequantized(
+                AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=name, config=config, dtype=dtype)
+            )
+            if getattr(tokenizer, "chat_template", None) is None:
+                tokenizer.chat_template = gguf_chat_template(str(src))
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / GGUF_CACHE_SOURCE).write_text(
+            json.dumps(
+                {"gguf": str(src), "digest": digest, "dtype": dtype_name, "transformers": transformers.__version__},
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
+        del model
+        try:
+            os.rename(tmp, out)
+        except OSError:  # another process put its copy there first: same content
+            if not (out / GGUF_CACHE_SOURCE).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        logging.getLogger("deccp_eval").warning(
+            "could not cache a dequantized copy of %s (%s); reading the GGUF directly", src.name, exc
+        )
+        return None
+    return out
+
+
+def gguf_parsed_once() -> Any:
+    """A scope with one parse of each GGUF file and one tensor-name map per architecture: transformers
+    parses the metadata again for the config, the tokenizer, the weights (and the chat template
+    check), about 6 s of CPU each for a 49k-token vocabulary, and rebuilds gguf's name map for every
+    submodule of the model (about 400 times for SmolLM2, 10-20 s). Both are read-only; the scope
+    swaps `gguf.GGUFReader` and `gguf.get_tensor_name_map`, which transformers imports at each call."""
+    import functools
+
+    import gguf as gguf_module
+
+    gguf: Any = gguf_module  # its names are swapped for the scope
+
+    @contextlib.contextmanager
+    def scope() -> Any:
+        real_reader, real_map = gguf.GGUFReader, gguf.get_tensor_name_map
+        readers: dict[tuple[str, Any], Any] = {}
+
+        def reader(path: Any, mode: Any = "r") -> Any:
+            key = (str(path), mode)
+            if key not in readers:
+                readers[key] = real_reader(path, mode)
+            return readers[key]
+
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.lru_cache(maxsize=None)(real_map)
+        try:
+            yield
+        finally:
+            gguf.GGUFReader, gguf.get_tensor_name_map = real_reader, real_map
+
+    return scope()
 
 
 def _require_gguf() -> None:

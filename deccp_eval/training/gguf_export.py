@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from deccp_eval.backends.torch_utils import gguf_parsed_once
 from deccp_eval.base.errors import MissingDependency, UsageError
 
 GGUF_TYPES = ("F32", "F16", "Q8_0")
@@ -47,7 +48,8 @@ def export_gguf(model: Any, source: str | Path, out: str | Path, qtype: GgufType
     arch = str(reader.fields["general.architecture"].contents())
     cfg = model.config
     processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=cfg.to_dict())
-    to_hf = get_gguf_hf_weights_map(model, processor)
+    with gguf_parsed_once():  # one name map, not one per submodule
+        to_hf = get_gguf_hf_weights_map(model, processor)
     state = model.state_dict()
     target = getattr(gguf.GGMLQuantizationType, qtype)
     out = Path(out)
