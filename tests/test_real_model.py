@@ -66,6 +66,35 @@ def test_gguf_loads_as_a_plain_model_with_its_own_template(loaded) -> None:
     assert text.endswith("<|im_start|>assistant\n")
 
 
+def test_the_dequantized_copy_is_keyed_by_the_file_and_loads_as_the_gguf(smollm2: Path, loaded, monkeypatch) -> None:
+    """`hf:FILE.gguf` reads a safetensors copy made once in the cache, keyed by the file's content
+    digest: the same weights, template, prompt tokens and greedy text as reading the GGUF itself
+    (DECCP_EVAL_GGUF_CACHE=0 still does that)."""
+    import torch
+
+    from deccp_eval.backends.fingerprint import content_digest
+    from deccp_eval.backends.torch_utils import GGUF_CACHE_SOURCE, load_model
+
+    model, tokenizer = loaded
+    copy = Path(model.name_or_path)
+    source = json.loads((copy / GGUF_CACHE_SOURCE).read_text())
+    assert source["digest"] == content_digest(smollm2) and copy.name.startswith(source["digest"][:32])
+    assert source["dtype"] == "float32" and (copy / "model.safetensors").is_file()
+    monkeypatch.setenv("DECCP_EVAL_GGUF_CACHE", "0")
+    direct, direct_tokenizer = load_model(str(smollm2), device="cpu", dtype="float32")
+    assert Path(direct.name_or_path) == smollm2.parent
+    ours, theirs = model.state_dict(), direct.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert direct_tokenizer.chat_template == tokenizer.chat_template
+    for text in PROMPTS:
+        messages = [{"role": "user", "content": text}]
+        assert direct_tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        ) == tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        assert direct_tokenizer(text)["input_ids"] == tokenizer(text)["input_ids"]
+    assert _greedy(direct, direct_tokenizer, PROMPTS, max_tokens=6) == _greedy(model, tokenizer, PROMPTS, max_tokens=6)
+
+
 def test_a_cut_inside_a_chinese_character_is_dropped_not_broken(loaded) -> None:
     """Every max_tokens cut of a real Chinese sentence: no U+FFFD, and a prefix of the whole text."""
     from deccp_eval.backends.local_weights import decode_reply
@@ -104,6 +133,7 @@ def test_run_judge_leaderboard_on_20_pairs(smollm2: Path, tmp_path: Path) -> Non
         str(db),
         check=True,
         timeout=1800,
+        cwd=tmp_path,
     )
     assert "Traceback" not in run.stderr
     con = sqlite3.connect(db)
@@ -122,12 +152,14 @@ def test_run_judge_leaderboard_on_20_pairs(smollm2: Path, tmp_path: Path) -> Non
         assert r["tokens_in"] == len(ids)  # the prompt is exactly the GGUF's own chat template
         if r["finish_reason"] == "length":
             assert not (r["text"] or "").endswith("\ufffd")
-    judged = cli("judge", "-j", "keyword", "--db", str(db), check=True)
+    judged = cli("judge", "-j", "keyword", "--db", str(db), check=True, cwd=tmp_path)
     assert "Traceback" not in judged.stderr
-    board = cli("leaderboard", "--db", str(db), check=True)
-    head = next(line for line in board.stdout.splitlines() if line.startswith("| model"))
+    board = cli("leaderboard", "--db", str(db), check=True, cwd=tmp_path)  # writes results/*.csv there
+    main_table = board.stdout.split("Language gap")[0]
+    head = next(line for line in main_table.splitlines() if line.startswith("| model"))
     assert "| censorship | degenerate |" in head
-    assert len([line for line in board.stdout.splitlines() if line.startswith(f"| hf:{smollm2}")]) == 2
+    rows = [line.split(" | ") for line in main_table.splitlines() if line.startswith(f"| hf:{smollm2} |")]
+    assert sorted(r[1] for r in rows if r[2] == "keyword") == ["en", "zh"]  # `run`'s own judge has rows too
 
 
 def _small_prompts() -> Any:
@@ -158,9 +190,10 @@ def _small_prompts() -> Any:
     )
 
 
-def test_abliterate_gguf_end_to_end_and_export(smollm2: Path, tmp_path: Path) -> None:
+def test_abliterate_gguf_end_to_end_and_export(smollm2: Path, tmp_path: Path, monkeypatch) -> None:
     """Direction, two trials, the edit, the safetensors folder and a GGUF export: both reload through
-    `hf:` and answer exactly as the edited model in memory did."""
+    `hf:` and answer exactly as the edited model in memory did (the GGUF read directly, not through a
+    cached copy: every run's export is a new file)."""
     import torch
 
     from deccp_eval.backends.torch_utils import load_model
@@ -194,6 +227,7 @@ def test_abliterate_gguf_end_to_end_and_export(smollm2: Path, tmp_path: Path) ->
     card = (out / "README.md").read_text()
     assert "safetensors folder" in card and "model.gguf" in card
     assert _via_hf(out, PROMPTS) == edited
+    monkeypatch.setenv("DECCP_EVAL_GGUF_CACHE", "0")
     assert _via_hf(out / "model.gguf", PROMPTS) == edited
     print("SmolLM2 before:", before, "after:", edited)
 
@@ -209,7 +243,7 @@ def test_export_gguf_needs_a_gguf_base(tmp_path: Path) -> None:
     assert export_source(str(tmp_path / "m"), None, None) is None
 
 
-def test_realign_two_steps_on_the_gguf_with_export(smollm2: Path, tmp_path: Path) -> None:
+def test_realign_two_steps_on_the_gguf_with_export(smollm2: Path, tmp_path: Path, monkeypatch) -> None:
     from deccp_eval.store.db import Store
     from deccp_eval.toy import data as td
     from deccp_eval.training.preference_pairs import PrefSettings, build, export
@@ -239,4 +273,5 @@ def test_realign_two_steps_on_the_gguf_with_export(smollm2: Path, tmp_path: Path
     assert set(rec.after.degenerate) == {"en", "zh"}
     assert load_record(out).source_gguf == smollm2.name
     assert (out / "model.gguf").is_file() and "model.gguf" in (out / "README.md").read_text()
+    monkeypatch.setenv("DECCP_EVAL_GGUF_CACHE", "0")  # read the new file directly: no copy of it in the cache
     assert _via_hf(out / "model.gguf", PROMPTS) == _via_hf(out, PROMPTS)
