@@ -57,7 +57,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: install lint browser bench-smoke
+test: install lint browser
 	$(PY) -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The SmolLM2-135M-Instruct tests alone (about 2.5 minutes on two cores with a cold cache, download included).
@@ -84,7 +84,8 @@ bench-inspect: install $(INSPECT_VENV)/.installed
 	$(PY) benchmarks/bench_vs_inspect.py --inspect $(INSPECT_VENV)/bin/inspect
 
 # Every script in benchmarks/ at a tiny size (`--smoke`: the same code paths, numbers meaningless), one after
-# another, stopping at the first that fails; part of `make test`, so a benchmark cannot rot unnoticed.
+# another, stopping at the first that fails. `make test` runs the same scripts as tests (tests/test_bench_smoke.py,
+# shared out over the xdist workers), so a benchmark cannot rot unnoticed.
 # heretic, inspect_ai and the SmolLM2 GGUF are optional: without them a script runs up to calling them
 # and prints `skipped: ...`. About 2.5 minutes on 2 lightly loaded cores, half of it vLLM's and Ray's start-up.
 BENCH_SCRIPTS := $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)))

@@ -2,8 +2,9 @@
 when an optional outside tool is absent.
 
 `--smoke` runs a script at a tiny size through the same code paths and prints the same result lines
-(the numbers mean nothing at that size). `make bench-smoke` runs every script in this folder so, as
-part of `make test`, so a benchmark whose imports or calls have rotted fails the build. A tool that is
+(the numbers mean nothing at that size). `make bench-smoke` runs every script in this folder so, and the
+suite runs each as a test (tests/test_bench_smoke.py), so a benchmark whose imports or calls have rotted
+fails the build. A tool that is
 not a dependency (heretic, inspect_ai, the SmolLM2 GGUF) is checked for only at the point of calling
 it: everything before runs, then `skipped: X not installed` and exit 0. An error in the project's own
 code is never caught here, so it fails the run.

@@ -20,6 +20,7 @@ DATA = Path(__file__).parent / "data"
 # are built once), and the files that start an engine of their own (vLLM, a Ray cluster) share one
 # worker, so two of them never fight over the 2 cores and the memory at once.
 ENGINE_FILES = {"test_vllm_backend.py", "test_ray_executor.py", "test_ray_judge.py"}
+ENGINE_BENCHMARKS = ("[bench_vllm.py]", "[bench_ray.py]")  # tests/test_bench_smoke.py runs these scripts
 # The longest groups start first, one on each worker (xdist orders groups by their number of tests,
 # which put the few but long SmolLM2 tests near the end of a worker's queue); the many short files
 # then fill in around them.
@@ -27,9 +28,9 @@ LONG_GROUPS = ("test_real_model.py", "engines")
 
 
 def xdist_group_of(nodeid: str) -> str:
-    """A test's group: its file's name, or "engines" for the files that start an engine."""
+    """A test's group: its file's name, or "engines" for the tests that start an engine."""
     name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-    return "engines" if name in ENGINE_FILES else name
+    return "engines" if name in ENGINE_FILES or nodeid.endswith(ENGINE_BENCHMARKS) else name
 
 
 @pytest.hookimpl(tryfirst=True)
