@@ -169,3 +169,25 @@ def test_jsonl_answers_pair_by_id_and_reuse_a_registered_dataset(db, tmp_path):
     clash.write_text(json.dumps(rows[2]) + "\n" + json.dumps(rows[2] | {"prompt": "Changed?"}) + "\n", encoding="utf-8")
     with Store(db) as store, pytest.raises(Exception, match="line 2"):
         import_file(store, clash, "jsonl")
+
+
+def test_imported_answers_are_checked_for_degeneration_when_stored(db, tmp_path):
+    """The degenerate check runs at import (as for generated answers), so reading the leaderboard or
+    report never repeats it; answers an older import left unchecked are checked when imported again."""
+    loop = "Tiananmen " + "no, " * 80
+    rows = [
+        {"model": "m", "prompt": "What happened in 1989?", "prompt_id": "q1", "lang": "en", "response": loop},
+        {"model": "m", "prompt": "Who was Tank Man?", "prompt_id": "q2", "lang": "en", "response": "A protester."},
+    ]
+    path = tmp_path / "answers.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    with Store(db) as store:
+        import_file(store, path, "jsonl")
+        stored = dict(store.conn.execute("SELECT prompt_id, degenerate FROM responses").fetchall())
+        assert stored == {"q1": "repetition", "q2": ""}
+        store.conn.execute("UPDATE responses SET degenerate=NULL")  # as an import before the check left them
+        store.conn.commit()
+        again = import_file(store, path, "jsonl")
+        assert again.new_answers == 0
+        stored = dict(store.conn.execute("SELECT prompt_id, degenerate FROM responses").fetchall())
+    assert stored == {"q1": "repetition", "q2": ""}

@@ -37,13 +37,22 @@ REASONS_AT = 0.5
 
 def degenerate_reason(row: ResponseRow) -> str | None:
     """A stored response row's degenerate reason (None: fine, or an error); checked here for rows
-    stored before the check existed."""
+    stored before the check existed, once per process (a report reads the rows several times)."""
     if row.error is not None:
         return None
     stored = row.degenerate
     if stored is None:
-        stored = degenerate(row.prompt_text or "", row.text or "", row.finish_reason) or ""
+        memo = (row.key, row.finish_reason, len(row.text or ""))
+        stored = _CHECKED.get(memo)
+        if stored is None:
+            if len(_CHECKED) >= _CHECKED_MAX:
+                _CHECKED.clear()
+            stored = _CHECKED[memo] = degenerate(row.prompt_text or "", row.text or "", row.finish_reason) or ""
     return stored or None
+
+
+_CHECKED: dict[tuple[str, str | None, int], str] = {}  # unchecked rows' reasons, by response key
+_CHECKED_MAX = 500_000
 
 
 def _fingerprint(row: ResponseRow) -> str:

@@ -107,6 +107,14 @@ def pick_judge(
     return min(available, key=lambda j: (-counts.get(j, 0), j))
 
 
+class _Unchecked(set[str]):
+    """Stored keys without a degenerate check; `.stored`: every stored key looked at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: set[str] = set()
+
+
 class Store:
     def __init__(self, path: str | Path = DEFAULT_DB, timeout_s: float = 30.0) -> None:
         self.path = Path(path)
@@ -325,11 +333,22 @@ class Store:
                     ),
                 ).rowcount
             stamp = now()
+            unchecked = self._unchecked_keys(conn, [r.key for _, _, r, _ in answers])
             for dataset, request, r, created in answers:
+                broken = None
+                if r.error is None and (r.key in unchecked or r.key not in unchecked.stored):
+                    broken = (
+                        r.degenerate
+                        if r.degenerate is not None
+                        else degenerate(request.text, r.text, r.finish_reason) or ""
+                    )
+                if r.key in unchecked:  # stored by an import made before the check: checked now
+                    conn.execute("UPDATE responses SET degenerate=? WHERE key=?", (broken, r.key))
+                    continue
                 counts[1] += conn.execute(
                     "INSERT OR IGNORE INTO responses (key, model, dataset, prompt_id, sample, request, text, "
                     "reasoning, finish_reason, tokens_in, tokens_out, latency_s, cost, error, created, fingerprint, "
-                    "provider_model, system_fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "provider_model, system_fingerprint, degenerate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         r.key,
                         request.model,
@@ -349,6 +368,7 @@ class Store:
                         request.fingerprint,
                         r.provider_model,
                         r.system_fingerprint,
+                        broken,
                     ),
                 ).rowcount
             for run in runs:
@@ -375,6 +395,22 @@ class Store:
                     ),
                 ).rowcount
         return counts[0], counts[1], counts[2]
+
+    @staticmethod
+    def _unchecked_keys(conn: sqlite3.Connection, keys: Sequence[str]) -> _Unchecked:
+        """Which of `keys` are stored (`.stored`), and which of those still lack the degenerate check
+        (the set itself: answers an earlier import stored before it ran at import time)."""
+        out = _Unchecked()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, broken, error in conn.execute(
+                f"SELECT key, degenerate, error FROM responses WHERE key IN ({marks})", chunk
+            ):
+                out.stored.add(key)
+                if broken is None and error is None:
+                    out.add(key)
+        return out
 
     def get_response(self, key: str) -> Response | None:
         row = self.conn.execute("SELECT * FROM responses WHERE key=?", (key,)).fetchone()
