@@ -13,7 +13,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from deccp_eval.base.degenerate import degenerate
 from deccp_eval.base.schema import ACCURACIES, CENSORED, VERDICTS
@@ -76,6 +76,34 @@ def coverage(store: Store, rows: Sequence[ResponseRow]) -> dict[tuple, tuple[int
     return out
 
 
+class Tables(NamedTuple):
+    """The leaderboard overall (by model, language, judge) and by category too."""
+
+    overall: list[dict[str, Any]]
+    by_category: list[dict[str, Any]]
+
+
+BY_CATEGORY = ("model", "lang", "judge", "category")
+
+
+def tables(
+    store: Store,
+    run_id: str | None = None,
+    loaded: tuple[Sequence[ResponseRow], dict[tuple[str, str], JudgmentRow]] | None = None,
+) -> Tables:
+    """Both leaderboards from one read of the store, each answer's facts matched once for both
+    (`leaderboard` and `report` write both; on a 100-model store the second read and match doubled
+    the command's time)."""
+    if loaded is None:
+        rows = store.response_rows(run_id=run_id)
+        loaded = (rows, latest_judgments(store, rows))
+    stated: dict[str, bool | None] = {}
+    return Tables(
+        compute(store, run_id=run_id, loaded=loaded, stated_by_key=stated),
+        compute(store, run_id=run_id, by=BY_CATEGORY, loaded=loaded, stated_by_key=stated),
+    )
+
+
 def compute(
     store: Store,
     run_id: str | None = None,
@@ -116,9 +144,9 @@ def compute(
                 "category": r.category,
             }
             gkey = tuple(fields[b] for b in (*IDENTITY, *extra_by))
-            g = groups.setdefault(
-                gkey,
-                {
+            g = groups.get(gkey)
+            if g is None:  # not setdefault: its default (five Counters) was built for every row
+                g = groups[gkey] = {
                     "fields": {b: fields[b] for b in by},
                     "identity": gkey[:4],
                     "judge": judge,
@@ -139,8 +167,7 @@ def compute(
                     "reasoning": [0, 0],
                     "cut": 0,
                     "suppressed": [0, 0],
-                },
-            )
+                }
             g["langs"].add(r.lang)
             if r.key not in g["responses"]:
                 g["responses"].add(r.key)

@@ -159,12 +159,8 @@ def publish(store: Store, out: Path, run_id: str | None = None, title: str = "de
     result.files.append(path)
     result.rows = len(frame)
     result.answers = len(frame.drop_duplicates(["run_id", "model", "dataset", "prompt_id", "sample"]))
-    boards = {}
-    for name, by in (
-        ("leaderboard", ("model", "lang", "judge")),
-        ("leaderboard_by_category", ("model", "lang", "judge", "category")),
-    ):
-        boards[name] = rows = leaderboard.compute(store, run_id=run_id, by=by)
+    boards = dict(zip(("leaderboard", "leaderboard_by_category"), leaderboard.tables(store, run_id=run_id)))
+    for name, rows in boards.items():
         result.files.append(leaderboard.write_csv(rows, out / f"{name}.csv"))
         pd.DataFrame(rows).to_parquet(out / f"{name}.parquet", index=False)
         result.files.append(out / f"{name}.parquet")

@@ -8,13 +8,16 @@ import unicodedata
 from deccp_eval.base.reasoning import split_reasoning
 
 _MARKDOWN = re.compile(r"[*_`#>~|]+")
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\uff07": "'"})
+_QUOTES = (("\u2018", "'"), ("\u2019", "'"), ("\u201c", '"'), ("\u201d", '"'), ("\uff07", "'"))
 
 
 def normalise(text: str) -> str:
     """Lowercase, NFKC (full-width to half-width), straight quotes, no markdown, reasoning removed."""
     answer = split_reasoning(text).answer
-    answer = unicodedata.normalize("NFKC", answer).translate(_QUOTES).lower()
+    answer = unicodedata.normalize("NFKC", answer)
+    for curly, straight in _QUOTES:  # str.translate with a table: ~50x slower on long CJK text
+        answer = answer.replace(curly, straight)
+    answer = answer.lower()
     answer = _MARKDOWN.sub(" ", answer)
     return re.sub(r"\s+", " ", answer).strip()
 

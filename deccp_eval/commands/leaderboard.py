@@ -27,14 +27,14 @@ def leaderboard_cmd(out: Path, run_id: str | None, as_json: bool, db: Path) -> N
     if not db.exists():
         raise click.UsageError(f"{db} does not exist: run `deccp-eval run` (or `deccp-eval demo`) first")
     with Store(db) as store:
-        rows = leaderboard.compute(store, run_id=run_id)
+        answers = store.response_rows(run_id=run_id)
+        judgments = leaderboard.latest_judgments(store, answers)
+        rows, by_cat = leaderboard.tables(store, run_id=run_id, loaded=(answers, judgments))
         if not rows:
             raise click.UsageError(f"no results in {db}")
         leaderboard.write_csv(rows, out)
-        by_cat = leaderboard.compute(store, run_id=run_id, by=("model", "lang", "judge", "category"))
         leaderboard.write_csv(by_cat, out.with_name(out.stem + "_by_category.csv"))
-        answers = store.response_rows(run_id=run_id)
-        gaps = language_gap.compute(store, answers, leaderboard.latest_judgments(store, answers))
+        gaps = language_gap.compute(store, answers, judgments)
         gap_csv = language_gap.write_csv(gaps, out.with_name("language_gap.csv"))
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, default=str))

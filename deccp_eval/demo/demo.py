@@ -106,12 +106,9 @@ def run_demo(
                     command=step_command(command, f"step 6/{steps}: {realigned}"),
                 )
     with Store(db) as store:
-        rows = leaderboard.compute(store)
+        rows, by_category = leaderboard.tables(store)
         out = leaderboard.write_csv(rows, db.parent / "leaderboard.csv")
-        leaderboard.write_csv(
-            leaderboard.compute(store, by=("model", "lang", "judge", "category")),
-            db.parent / "leaderboard_by_category.csv",
-        )
+        leaderboard.write_csv(by_category, db.parent / "leaderboard_by_category.csv")
         gaps = language_gap.write_csv(language_gap.compute(store), db.parent / "language_gap.csv")
     console.print(f"leaderboard: {out} (paired language gap: {gaps})")
     click.echo(leaderboard.markdown(rows))

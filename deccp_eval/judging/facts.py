@@ -112,5 +112,8 @@ def facts_stated(reply: str, facts: Sequence[str], lang: str) -> tuple[int, int]
 
 def states_a_fact(reply: str, facts: Sequence[str], lang: str) -> bool | None:
     """True/False when the prompt has facts in the reply's language; None when content cannot be measured."""
-    hit, usable = facts_stated(reply, facts, lang)
-    return None if usable == 0 else hit > 0
+    usable = usable_facts(facts, lang)
+    if not usable:
+        return None
+    have = ReplyTerms(reply)
+    return any(fact_stated(have, f) for f in usable)  # the first stated fact decides

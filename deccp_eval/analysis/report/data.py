@@ -84,7 +84,8 @@ def collect(store: Store, run_id: str | None = None, judge: str | None = None, s
     pairs = []
     status_counts: Counter[str] = Counter()
     for (dataset, pair_id), g in sorted(grouped.items(), key=lambda kv: (kv[1]["category"], kv[0])):
-        pair_models = [m for m in models if any(m == k[0] for k in g["answers"])]
+        answered = {m for m, _ in g["answers"]}
+        pair_models = [m for m in models if m in answered]
         model_rows = []
         for m in pair_models:
             cells = [Cell(lang, sorted(g["answers"].get((m, lang), []), key=lambda a: a.sample)) for lang in langs]
@@ -93,7 +94,7 @@ def collect(store: Store, run_id: str | None = None, judge: str | None = None, s
             model_rows.append(ModelRow(m, cells))
         pairs.append(PairView(dataset, pair_id, g["category"], g["prompts"], model_rows))
 
-    stated: dict[str, bool | None] = {}
+    boards = leaderboard.tables(store, run_id=run_id, loaded=(rows, judgments))
     runs = {r.dataset: r.dataset_version for r in store.runs()}
     datasets = sorted({(r.dataset, runs.get(r.dataset, "")) for r in rows})
     return Report(
@@ -106,14 +107,8 @@ def collect(store: Store, run_id: str | None = None, judge: str | None = None, s
         langs=langs,
         categories=sorted({r.category for r in sensitive}),
         datasets=datasets,
-        leaderboard=leaderboard.compute(store, run_id=run_id, loaded=(rows, judgments), stated_by_key=stated),
-        by_category=leaderboard.compute(
-            store,
-            run_id=run_id,
-            by=("model", "lang", "judge", "category"),
-            loaded=(rows, judgments),
-            stated_by_key=stated,
-        ),
+        leaderboard=boards.overall,
+        by_category=boards.by_category,
         pairs=pairs,
         status_counts={s: status_counts[s] for s in STATUSES if status_counts[s]},
         human_review=human_review_summary(store),
