@@ -48,6 +48,7 @@ _ANSWER_START = re.compile(
     re.IGNORECASE,
 )
 _PARAGRAPHS = re.compile(r"\n\s*\n")
+_TAG = re.compile(r"think", re.IGNORECASE)  # in every tag _BLOCK and _ORPHAN_CLOSE look for
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,14 @@ def split_reasoning(text: str | None, reasoning_field: str | None = None) -> Spl
     text = text or ""
     parts: list[str] = [reasoning_field.strip()] if isinstance(reasoning_field, str) and reasoning_field.strip() else []
     cut = False
-    blocks = list(_BLOCK.finditer(text))
+    tagged = _TAG.search(text) is not None  # most replies have no tag: skip the block scans
+    blocks = list(_BLOCK.finditer(text)) if tagged else []
     if blocks:
         parts += [m.group(2).strip() for m in blocks if m.group(2).strip()]
         cut = not blocks[-1].group(3)  # the last block never closed
         answer = _BLOCK.sub("", text).strip()
     else:
-        orphan = _ORPHAN_CLOSE.match(text)
+        orphan = _ORPHAN_CLOSE.match(text) if tagged else None
         if orphan:
             parts.append(orphan.group(1).strip())
             answer = text[orphan.end() :].strip()
@@ -98,10 +100,11 @@ def _leaked(text: str) -> tuple[str, str] | None:
 
     The planning prefix runs while paragraphs keep the planner's voice; the answer starts at the first
     heading-like paragraph after it, or once two paragraphs in a row stop planning."""
-    paras = [p for p in _PARAGRAPHS.split(text) if p.strip()]
-    first = paras[0] if paras else ""
+    gap = _PARAGRAPHS.search(text)  # `text` is stripped: its first paragraph runs to the first gap
+    first = text[: gap.start()] if gap else text
     if not (_LEAK_OPEN_EN.match(first) or _LEAK_OPEN_ZH.match(first)) or not _PLANNING.search(first):
         return None
+    paras = [p for p in _PARAGRAPHS.split(text) if p.strip()]
     heading = next((i for i in range(1, len(paras)) if _ANSWER_START.match(paras[i])), None)
     if heading is not None:
         planning = sum(bool(_PLANNING.search(p) or _MUSING.search(p)) for p in paras[:heading])

@@ -46,7 +46,13 @@ def same_script(fact: str, lang: str) -> bool:
 
 
 def usable_facts(facts: Sequence[str], lang: str) -> list[str]:
-    return [f for f in facts if f.strip() and same_script(f, lang)]
+    return list(_usable(tuple(facts), lang))
+
+
+@functools.lru_cache(maxsize=4096)
+def _usable(facts: tuple[str, ...], lang: str) -> tuple[str, ...]:
+    """A prompt's few facts are checked against every model's reply: the script test once per prompt."""
+    return tuple(f for f in facts if f.strip() and same_script(f, lang))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -112,7 +118,7 @@ def facts_stated(reply: str, facts: Sequence[str], lang: str) -> tuple[int, int]
 
 def states_a_fact(reply: str, facts: Sequence[str], lang: str) -> bool | None:
     """True/False when the prompt has facts in the reply's language; None when content cannot be measured."""
-    usable = usable_facts(facts, lang)
+    usable = _usable(tuple(facts), lang)
     if not usable:
         return None
     have = ReplyTerms(reply)
