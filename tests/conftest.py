@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,49 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
             super()._assign_work_unit(node)
 
     return FileGroups(config, log)
+
+
+class RayCluster:
+    """One private local Ray cluster for the Ray test files, started on first use and stopped as soon
+    as the next test does not ask for it (`pytest_runtest_teardown`): the Ray files run one after the
+    other on one worker and share it (each start costs seconds of the 2 cores), and nothing Ray runs
+    beside the vLLM file or the files that run on that worker afterwards."""
+
+    address: str | None = None
+
+    def start(self) -> str:
+        import ray
+
+        if self.address is None:
+            ray.init(
+                address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1"
+            )
+            # Ray advertises the machine's interface address; a CLI driver joins over loopback instead.
+            self.address = "127.0.0.1:" + ray.get_runtime_context().gcs_address.rsplit(":", 1)[1]
+        return self.address
+
+    def stop(self) -> None:
+        if self.address is not None:
+            import ray
+
+            ray.shutdown()
+            self.address = None
+
+
+RAY_CLUSTER = RayCluster()
+
+
+@pytest.fixture()
+def cluster() -> Iterator[str]:
+    """The shared local Ray cluster (127.0.0.1, 2 CPUs); its address for a CLI driver."""
+    pytest.importorskip("ray")
+    yield RAY_CLUSTER.start()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if nextitem is None or "cluster" not in getattr(nextitem, "fixturenames", ()):
+        RAY_CLUSTER.stop()
 
 
 @pytest.fixture(scope="session")

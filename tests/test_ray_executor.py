@@ -4,9 +4,9 @@ requests never reach the cluster, and the CLI drives it."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +29,32 @@ OPTIONS = {m: BackendOptions(batch_size=4, device="cpu") for m in MODELS}  # 12 
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """A private local Ray cluster on 127.0.0.1 with 2 CPUs; its address for a CLI driver."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    try:
-        # Ray advertises the machine's interface address; the CLI driver joins over loopback instead.
-        yield "127.0.0.1:" + ray.get_runtime_context().gcs_address.rsplit(":", 1)[1]
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def data():
     ds = load_dataset("deccp")
     return ds.model_copy(update={"prompts": ds.prompts[:48]})
 
 
 @pytest.fixture(scope="module")
-def local_answers(toy_path, data, tmp_path_factory) -> dict[str, str]:
-    """The in-process run (greedy): the reference every cluster run must equal."""
+def local_db(toy_path, data, tmp_path_factory) -> Path:
+    """The in-process run (greedy): the reference every cluster run must equal. Read only."""
     db = tmp_path_factory.mktemp("local") / "deccp.db"
     with Store(db) as store:
         summary = runner.run(store, data, MODELS, [], PARAMS, options=OPTIONS, executor=LocalExecutor())
     assert [m.generated for m in summary.models] == [48, 48]
-    return answers(db)
+    return db
 
 
-def answers(db: Path) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def local_answers(local_db) -> dict[str, str]:
+    return answers(local_db)
+
+
+def answers(db: Path, model: str | None = None) -> dict[str, str]:
+    """key -> text of the stored answers (of `model` only, when given); none may be an error."""
     con = sqlite3.connect(db)
     try:
-        rows = con.execute("SELECT key, text, error FROM responses").fetchall()
+        where, args = ("WHERE model = ?", (model,)) if model else ("", ())
+        rows = con.execute(f"SELECT key, text, error FROM responses {where}", args).fetchall()
     finally:
         con.close()
     assert all(err is None for _, _, err in rows)
@@ -121,7 +117,10 @@ def test_two_actors_equal_the_local_run(cluster, data, local_answers, tmp_path):
     assert any("sorry" in t for t in texts) and any("1989" in t for t in texts)  # refusals and answers
 
 
-def test_a_killed_actor_loses_nothing(cluster, data, local_answers, tmp_path):
+def test_a_killed_actor_loses_nothing(cluster, data, local_db, tmp_path):
+    """One model is enough: the actor dies while its shards are in flight, whatever model it serves
+    (a second model would only start two more actors, as test_two_actors_equal_the_local_run does)."""
+    model = MODELS[0]
     db = tmp_path / "ray.db"
     with CountingStore(db) as store, RecordingExecutor(replicas=2) as ex:
         killed: list[int] = []
@@ -134,27 +133,33 @@ def test_a_killed_actor_loses_nothing(cluster, data, local_answers, tmp_path):
                 killed.append(index)
 
         store.on_put = kill_after_eight
-        summary = runner.run(store, data, MODELS, [], PARAMS, options=OPTIONS, executor=ex)
-    assert killed and not summary.failed
+        summary = runner.run(store, data, [model], [], PARAMS, options=OPTIONS, executor=ex)
+    assert killed and not summary.failed and [m.generated for m in summary.models] == [48]
     first = ex.made[0]
     assert first.stats[killed[0]].lost and first.requeued > 0
     assert len(first.stats) == 3  # a spare took the dead actor's place
-    assert max(store.puts.values()) == 1 and len(store.puts) == 96
-    assert answers(db) == local_answers
+    assert max(store.puts.values()) == 1 and len(store.puts) == 48
+    assert answers(db) == answers(local_db, model) and len(answers(local_db, model)) == 48
 
 
-def test_stored_requests_never_reach_the_cluster(cluster, data, local_answers, tmp_path):
+def test_stored_requests_never_reach_the_cluster(cluster, data, local_db, local_answers, tmp_path):
+    """A store that holds all but 10 answers of the first model (the in-process run's, copied): only
+    those 10 are sent, and the fully stored model starts no replica at all. One replica: what is
+    counted is what reaches the cluster, not how it is spread."""
     db = tmp_path / "ray.db"
-    with Store(db) as store:
-        runner.run(store, data, MODELS, [], PARAMS, options=OPTIONS, executor=LocalExecutor())
+    shutil.copy(local_db, db)
     con = sqlite3.connect(db)
-    con.execute("DELETE FROM responses WHERE key IN (SELECT key FROM responses ORDER BY key LIMIT 10)")
+    con.execute(
+        "DELETE FROM responses WHERE key IN (SELECT key FROM responses WHERE model = ? ORDER BY key LIMIT 10)",
+        (MODELS[0],),
+    )
     con.commit()
     con.close()
-    with Store(db) as store, RecordingExecutor(replicas=2) as ex:
+    with Store(db) as store, RecordingExecutor(replicas=1) as ex:
         summary = runner.run(store, data, MODELS, [], PARAMS, options=OPTIONS, executor=ex)
-    assert sum(m.cached for m in summary.models) == 86 and sum(m.generated for m in summary.models) == 10
+    assert [m.cached for m in summary.models] == [38, 48] and [m.generated for m in summary.models] == [10, 0]
     assert sum(s.answers for b in ex.made for s in b.stats.values()) == 10
+    assert [b.spec for b in ex.made] == MODELS and ex.made[1].stats == {}  # nothing sent: no replica started
     assert answers(db) == local_answers
 
 

@@ -1,5 +1,5 @@
 """`judge --executor ray`: an LLM judge on local weights runs in Ray actors on the local 2-CPU cluster
-of test_ray_executor, the driver alone writes the store, and the judgments equal the in-process
+(shared with test_ray_executor), the driver alone writes the store, and the judgments equal the in-process
 ones (greedy), each item sent once; a rerun sends nothing.
 
 Two judging models: the toy (`llm:hf:deccp-toy`, which answers "Sure." to every judge prompt, so all
@@ -19,7 +19,6 @@ from conftest import cli
 
 ray = pytest.importorskip("ray")
 
-import test_ray_executor  # noqa: E402
 import tiny_models  # noqa: E402
 from test_ray_executor import RecordingExecutor  # noqa: E402
 
@@ -31,8 +30,6 @@ from deccp_eval.run import runner  # noqa: E402
 from deccp_eval.run.executors.in_process import LocalExecutor  # noqa: E402
 from deccp_eval.run.executors.ray import ClusterBackend  # noqa: E402
 from deccp_eval.store.db import Store  # noqa: E402
-
-cluster = test_ray_executor.cluster  # the module's cluster fixture, reused
 
 WIDE = {"COLUMNS": "1000"}  # the replica summary on one line each
 JUDGE_FLAGS = ["--backend-option", "judge_max_tokens=16", "--batch-size", "4", "--device", "cpu"]
@@ -132,12 +129,13 @@ def test_cli_judge_on_ray_equals_the_local_judge(cluster, answers_db, tiny_judge
 
 def test_a_panel_member_on_local_weights_runs_on_the_cluster(cluster, answers_db, tiny_judge, tmp_path):
     """A composite judge hands the executor's backends to its members: the LLM member's model runs
-    in Ray actors, the keyword member in the driver; the judgment key is the local one."""
+    in Ray actors, the keyword member in the driver; the judgment key is the local one. One replica:
+    how items spread over replicas is test_cli_judge_on_ray_equals_the_local_judge's."""
     spec = f"panel:keyword,llm:hf:{tiny_judge}"
     options = BackendOptions(batch_size=4, device="cpu", extra={"judge_max_tokens": 8})
     db = tmp_path / "panel.db"
     shutil.copy(answers_db, db)
-    with Store(db) as store, RecordingExecutor(replicas=2) as ex:
+    with Store(db) as store, RecordingExecutor(replicas=1) as ex:
         judge = make_judge(spec, options, ex.backend)
         local_judge = make_judge(spec, options)
         assert judge.settings_hash() == local_judge.settings_hash()  # the executor is not part of the key

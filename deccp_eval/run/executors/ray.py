@@ -75,9 +75,10 @@ class ReplicaStats:
     shards: int = 0
     answers: int = 0
     lost: bool = False
+    loading: bool = False  # a spare that had not loaded the model yet
 
     def line(self) -> str:
-        state = " (lost)" if self.lost else ""
+        state = " (lost)" if self.lost else " (still loading, unused)" if self.loading else ""
         return (
             f"replica {self.index}{state} on {self.node} pid {self.pid}: load {self.load_s:.1f}s, "
             f"{self.shards} shards, {self.answers} answers, busy {self.busy_s:.1f}s"
@@ -103,6 +104,7 @@ class ClusterBackend(Backend):
         self.replicas, self.cpus, self.gpus = replicas, cpus, gpus
         self.spare = replicas  # replacements allowed for actors that die
         self.live: dict[int, Any] = {}
+        self.loading: dict[Any, int] = {}  # a spare's `ready` ref -> its index, until it has loaded
         self.stats: dict[int, ReplicaStats] = {}
         self.requeued = 0
 
@@ -161,7 +163,8 @@ class ClusterBackend(Backend):
         )
 
     def _lose(self, index: int, exc: BaseException) -> None:
-        """An actor died: forget it and, while spares last, start another in its place."""
+        """An actor died: forget it and, while spares last, start another in its place. The spare gets
+        shards once it has loaded the model (`_loaded`); until then the live replicas take them all."""
         if index not in self.live:
             return
         del self.live[index]
@@ -169,7 +172,21 @@ class ClusterBackend(Backend):
         log.warning("%s: replica %d died (%s); its unfinished shards go to another", self.spec, index, _cause(exc))
         if self.spare > 0:
             self.spare -= 1
-            self._spawn()
+            spare = self._spawn()
+            self.loading[self.live[spare].ready.remote()] = spare
+            self.stats[spare].loading = True
+
+    def _loaded(self, ref: Any) -> None:
+        """A spare's `ready` answered: it takes shards from now on, or it died while loading."""
+        ray = require_ray()
+        index = self.loading.pop(ref)
+        try:
+            info = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            self._lose(index, exc)
+            return
+        st = self.stats[index]
+        st.node, st.pid, st.load_s, st.loading = info["node"], info["pid"], info["load_s"], False
 
     def generate(self, requests: Sequence[Request], on_response: OnResponse) -> None:
         ray = require_ray()
@@ -179,18 +196,26 @@ class ClusterBackend(Backend):
         in_flight: dict[Any, tuple[int, list[Request]]] = {}
         seen: set[str] = set()
         while queue or in_flight:
+            loading = set(self.loading.values())
             for _ in range(SHARDS_IN_FLIGHT):  # round by round, so a few shards still spread over every replica
                 for index, actor in list(self.live.items()):
-                    if not queue or sum(1 for i, _ in in_flight.values() if i == index) >= SHARDS_IN_FLIGHT:
+                    if (
+                        not queue
+                        or index in loading
+                        or sum(1 for i, _ in in_flight.values() if i == index) >= SHARDS_IN_FLIGHT
+                    ):
                         continue
                     shard = queue.popleft()
                     in_flight[actor.generate.remote([r.model_dump(mode="json") for r in shard])] = (index, shard)
-            if not in_flight:
+            if not in_flight and not self.loading:
                 raise DeccpError(
                     f"{self.spec}: every replica died and no spare is left; "
                     f"{sum(len(s) for s in queue)} requests not sent (a rerun resumes)"
                 )
-            [ref], _ = ray.wait(list(in_flight), num_returns=1)
+            [ref], _ = ray.wait([*in_flight, *self.loading], num_returns=1)
+            if ref in self.loading:
+                self._loaded(ref)
+                continue
             index, shard = in_flight.pop(ref)
             try:
                 answers, busy_s, info = ray.get(ref)
@@ -226,6 +251,7 @@ class ClusterBackend(Backend):
         for actor in self.live.values():
             ray.kill(actor)
         self.live.clear()
+        self.loading.clear()  # a spare still loading when the work ran out: killed above, never used
 
         console.print(f"[bold]{self.spec}[/bold] on Ray:")
         for line in self.summary():
