@@ -153,6 +153,7 @@ def test_classifier_round_trip_and_calibration(tmp_path):
     """Train on labelled answers (a stand-in for stored LLM verdicts), save, load as clf:PATH, judge;
     the out-of-fold figures and the calibration curve come with the model, confidence is a probability."""
     from conftest import DATA
+    from threadpoolctl import threadpool_limits
 
     from deccp_eval.judging.classifier import Example, Lexicon, train
     from deccp_eval.judging.label_scores import load_labels
@@ -162,7 +163,11 @@ def test_classifier_round_trip_and_calibration(tmp_path):
     examples = [
         Example(question=r.prompt, response=r.response, label=r.label.value, group=r.prompt, lang=r.lang) for r in rows
     ]
-    model, report = train(examples, Lexicon(feature_groups()))
+    # One BLAS thread: L-BFGS over the 2^18 hashed columns spends its time in BLAS level-1 calls, whose
+    # threads spin against the other xdist worker on shared cores (about 3x slower); every figure below
+    # is a threshold, not the shipped model's bytes.
+    with threadpool_limits(limits=1, user_api="blas"):
+        model, report = train(examples, Lexicon(feature_groups()))
     assert report["cv"]["all"]["n"] == len(rows) and report["cv"]["all"]["accuracy"] >= 0.5
     assert report["calibration"]["ece_calibrated"] <= 0.25
     path = tmp_path / "judge.npz"

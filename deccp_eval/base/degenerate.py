@@ -48,6 +48,7 @@ REPEAT_SHARE = 0.9
 LOOP_SHARE = 0.5
 LOOP_MATCH = 0.85
 MAX_PERIOD = 200  # the longest loop unit looked for (units): keeps the check linear in the reply
+_LOOP_BLOCK = 1 << 20  # comparisons `tail_loop` holds at once (periods x units)
 REPEAT_MIN_UNITS = 24  # shorter replies are too short to call a loop ("起来！起来！起来！")
 ECHO_SHARE = 0.6
 ZH_MIN_SHARE = 0.1
@@ -111,15 +112,26 @@ def tail_loop(seq: list[str], min_repeats: int = REPEAT_MIN) -> float:
         return 0.0
     ids: dict[str, int] = {}
     a = np.array([ids.setdefault("0" if u.isdigit() else u, len(ids)) for u in seq])
+    periods = min(n // min_repeats, MAX_PERIOD)
+    # Every period at once, a block of periods at a time (bounded memory): row p - 1, column j says
+    # whether unit n - 1 - j equals unit n - 1 - j - p (read from the end backwards, as a loop is);
+    # the columns past the start (j >= n - p) trail each row's real ones, so they change none of its
+    # running counts, and they never qualify.
+    back = np.concatenate([a[::-1], np.full(periods, -1)])  # -1 equals no unit
+    windows = np.lib.stride_tricks.sliding_window_view(back, n - 1)
+    need = LOOP_MATCH * np.arange(1, n)
+    column = np.arange(n - 1)
     best = 0
-    for p in range(1, min(n // min_repeats, MAX_PERIOD) + 1):
-        same = (a[p:] == a[:-p])[::-1]  # from the end backwards: unit i equals unit i - p
-        length = np.arange(1, len(same) + 1)
-        ok = np.nonzero(np.cumsum(same) >= LOOP_MATCH * length)[0]
-        if ok.size:
-            longest = int(ok[-1]) + 1 + p  # the compared units plus the first period
-            if longest >= p * min_repeats:
-                best = max(best, longest)
+    step = max(1, _LOOP_BLOCK // n)
+    for lo in range(1, periods + 1, step):
+        p = np.arange(lo, min(lo + step, periods + 1))
+        same = windows[p] == back[None, : n - 1]
+        ok = (np.cumsum(same, axis=1, dtype=np.int32) >= need) & (column[None, :] < (n - p)[:, None])
+        last = n - 2 - np.argmax(ok[:, ::-1], axis=1)  # each row's last qualifying column
+        longest = last + 1 + p  # the compared units plus the first period
+        fit = ok[np.arange(len(p)), last] & (longest >= p * min_repeats)
+        if fit.any():
+            best = max(best, int(longest[fit].max()))
     return best / n
 
 
@@ -131,11 +143,19 @@ def echo_share(question: str, reply: str) -> float:
 
 def echo(question: str, reply: str) -> tuple[float, int]:
     """(share of the reply's units that are copies of the question, number of copies)."""
-    q, r = units(question), units(reply)
+    return _echo(units(question), units(reply))
+
+
+def _echo(q: list[str], r: list[str]) -> tuple[float, int]:
+    """`echo` on the units of the question and of the reply."""
     if not q or not r:
         return 0.0, 0
     hits, copies, i, least = 0, 0, 0, min(len(q), 8)
-    while i < len(r):
+    while True:
+        try:  # a copy starts with the question's first unit (least >= 1): skip to the next one
+            i = r.index(q[0], i)
+        except ValueError:
+            break
         k = 0
         while k < len(q) and i + k < len(r) and r[i + k] == q[k]:
             k += 1
@@ -155,10 +175,10 @@ def degenerate(question: str, reply: str, finish_reason: str | None = None) -> R
         return None if finish_reason == "length" else "empty"
     if "\ufffd" in answer:
         return "broken_text"
-    share, copies = echo(question, answer)
+    seq = units(answer)
+    share, copies = _echo(units(question), seq)
     if share >= ECHO_SHARE and (copies >= 2 or finish_reason != "length"):
         return "echo"  # one copy cut by max_tokens may be a restatement the answer was to follow
-    seq = units(answer)
     loop = loop_units(answer)
     if (len(loop) >= REPEAT_MIN_UNITS and tail_loop(loop) >= LOOP_SHARE) or (
         len(seq) >= REPEAT_MIN_UNITS and repeated_share(seq) >= REPEAT_SHARE
