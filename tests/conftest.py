@@ -12,9 +12,6 @@ import pytest
 # Before anything imports torch (as `deccp_eval` does for the CLI): idle OpenMP threads sleep instead
 # of spinning, so two xdist workers, their subprocesses and Ray actors do not starve each other.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# Two xdist workers share 2 cores: numpy's and scipy's BLAS on one thread each (the CLI subprocesses the
-# tests start inherit it), instead of two threads per worker fighting the other worker's.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
