@@ -39,21 +39,39 @@ DEFAULT_DB = Path("results") / "deccp.db"
 LEGACY_FINGERPRINT = "unknown (stored before fingerprints)"
 
 
+RESPONSE_FIELDS = (
+    "key, model, dataset, prompt_id, sample, request, text, reasoning, finish_reason, tokens_in, tokens_out, "
+    "latency_s, cost, error, created, fingerprint, provider_model, system_fingerprint, degenerate"
+)
 INSERT_RESPONSE = (
-    "INSERT INTO responses (key, model, dataset, prompt_id, sample, request, text, reasoning, finish_reason, "
-    "tokens_in, tokens_out, latency_s, cost, error, created, fingerprint, provider_model, system_fingerprint, "
-    "degenerate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO responses ({RESPONSE_FIELDS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT(key) DO UPDATE SET text=excluded.text, reasoning=excluded.reasoning, "
     "finish_reason=excluded.finish_reason, tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, "
     "latency_s=excluded.latency_s, cost=excluded.cost, error=excluded.error, created=excluded.created, "
     "fingerprint=excluded.fingerprint, provider_model=excluded.provider_model, "
     "system_fingerprint=excluded.system_fingerprint, degenerate=excluded.degenerate"
 )
+PROMPT_COLUMNS = "dataset, id, pair_id, lang, text, category, kind, source, expected_facts"
 
 
-def response_row(request: Request, dataset: str, response: Response) -> tuple[Any, ...]:
-    """One `responses` row, in INSERT_RESPONSE's column order. The degenerate check
-    (`deccp_eval.base.degenerate`) runs here, so every stored answer has it before any judge."""
+def prompt_row(dataset: str, p: Prompt) -> tuple[Any, ...]:
+    """One `prompts` row, in PROMPT_COLUMNS' order."""
+    return (
+        dataset,
+        p.id,
+        p.pair_id,
+        p.lang,
+        p.text,
+        p.category,
+        p.kind,
+        p.source,
+        json.dumps(p.expected_facts, ensure_ascii=False),
+    )
+
+
+def response_row(request: Request, dataset: str, response: Response, created: str | None = None) -> tuple[Any, ...]:
+    """One `responses` row, in RESPONSE_FIELDS' order (`created`: now unless given). The degenerate
+    check (`deccp_eval.base.degenerate`) runs here, so every stored answer has it before any judge."""
     broken = response.degenerate
     if response.error is None and broken is None:
         broken = degenerate(request.text, response.text, response.finish_reason) or ""
@@ -72,7 +90,7 @@ def response_row(request: Request, dataset: str, response: Response) -> tuple[An
         response.latency_s,
         response.cost,
         response.error,
-        now(),
+        created or now(),
         request.fingerprint,
         response.provider_model,
         response.system_fingerprint,
@@ -105,14 +123,6 @@ def pick_judge(
         return None
     counts = counts or {}
     return min(available, key=lambda j: (-counts.get(j, 0), j))
-
-
-class _Unchecked(set[str]):
-    """Stored keys without a degenerate check; `.stored`: every stored key looked at."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stored: set[str] = set()
 
 
 class Store:
@@ -211,26 +221,9 @@ class Store:
 
     # prompts --------------------------------------------------------------------------------
     def put_prompts(self, dataset: str, prompts: Iterable[Prompt]) -> None:
-        rows = [
-            (
-                dataset,
-                p.id,
-                p.pair_id,
-                p.lang,
-                p.text,
-                p.category,
-                p.kind,
-                p.source,
-                json.dumps(p.expected_facts, ensure_ascii=False),
-            )
-            for p in prompts
-        ]
+        rows = [prompt_row(dataset, p) for p in prompts]
         with self.conn:
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO prompts (dataset, id, pair_id, lang, text, category, kind, source, "
-                "expected_facts) VALUES (?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
+            self.conn.executemany(f"INSERT OR REPLACE INTO prompts ({PROMPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
 
     def prompts(self, dataset: str | None = None) -> list[Prompt]:
         args: tuple[str, ...]
@@ -318,59 +311,21 @@ class Store:
                         "import with --dataset NAME to keep them apart"
                     )
                 counts[0] += conn.execute(
-                    "INSERT OR IGNORE INTO prompts (dataset, id, pair_id, lang, text, category, kind, source, "
-                    "expected_facts) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        dataset,
-                        p.id,
-                        p.pair_id,
-                        p.lang,
-                        p.text,
-                        p.category,
-                        p.kind,
-                        p.source,
-                        json.dumps(p.expected_facts, ensure_ascii=False),
-                    ),
+                    f"INSERT OR IGNORE INTO prompts ({PROMPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                    prompt_row(dataset, p),
                 ).rowcount
             stamp = now()
-            unchecked = self._unchecked_keys(conn, [r.key for _, _, r, _ in answers])
+            stored, unchecked = self._stored_keys(conn, [r.key for _, _, r, _ in answers])
             for dataset, request, r, created in answers:
-                broken = None
-                if r.error is None and (r.key in unchecked or r.key not in unchecked.stored):
-                    broken = (
-                        r.degenerate
-                        if r.degenerate is not None
-                        else degenerate(request.text, r.text, r.finish_reason) or ""
-                    )
-                if r.key in unchecked:  # stored by an import made before the check: checked now
-                    conn.execute("UPDATE responses SET degenerate=? WHERE key=?", (broken, r.key))
-                    continue
-                counts[1] += conn.execute(
-                    "INSERT OR IGNORE INTO responses (key, model, dataset, prompt_id, sample, request, text, "
-                    "reasoning, finish_reason, tokens_in, tokens_out, latency_s, cost, error, created, fingerprint, "
-                    "provider_model, system_fingerprint, degenerate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        r.key,
-                        request.model,
-                        dataset,
-                        request.prompt_id,
-                        request.sample,
-                        request.model_dump_json(),
-                        r.text,
-                        r.reasoning,
-                        r.finish_reason,
-                        r.tokens_in,
-                        r.tokens_out,
-                        r.latency_s,
-                        r.cost,
-                        r.error,
-                        created or stamp,
-                        request.fingerprint,
-                        r.provider_model,
-                        r.system_fingerprint,
-                        broken,
-                    ),
-                ).rowcount
+                if r.key in stored and r.key not in unchecked:
+                    continue  # importing a file again writes nothing
+                row = response_row(request, dataset, r, created or stamp)
+                if r.key in unchecked:  # stored by an import made before the degenerate check: checked now
+                    conn.execute("UPDATE responses SET degenerate=? WHERE key=?", (row[-1], r.key))
+                else:
+                    counts[1] += conn.execute(
+                        f"INSERT OR IGNORE INTO responses ({RESPONSE_FIELDS}) VALUES ({','.join('?' * len(row))})", row
+                    ).rowcount
             for run in runs:
                 keys = [r.key for d, request, r, _ in answers if d == run["dataset"] and request.model in run["models"]]
                 conn.executemany(
@@ -397,20 +352,20 @@ class Store:
         return counts[0], counts[1], counts[2]
 
     @staticmethod
-    def _unchecked_keys(conn: sqlite3.Connection, keys: Sequence[str]) -> _Unchecked:
-        """Which of `keys` are stored (`.stored`), and which of those still lack the degenerate check
-        (the set itself: answers an earlier import stored before it ran at import time)."""
-        out = _Unchecked()
+    def _stored_keys(conn: sqlite3.Connection, keys: Sequence[str]) -> tuple[set[str], set[str]]:
+        """(which of `keys` are stored, which of those are answers still without the degenerate check)."""
+        stored: set[str] = set()
+        unchecked: set[str] = set()
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
             for key, broken, error in conn.execute(
                 f"SELECT key, degenerate, error FROM responses WHERE key IN ({marks})", chunk
             ):
-                out.stored.add(key)
+                stored.add(key)
                 if broken is None and error is None:
-                    out.add(key)
-        return out
+                    unchecked.add(key)
+        return stored, unchecked
 
     def get_response(self, key: str) -> Response | None:
         row = self.conn.execute("SELECT * FROM responses WHERE key=?", (key,)).fetchone()
