@@ -321,6 +321,22 @@ def test_cancel_from_the_batches_command(tmp_path):
     assert bad.exit_code == 2 and "no batch 'batch_nope'" in bad.output
 
 
+def test_a_late_poll_or_cancel_never_reopens_a_finished_batch(tmp_path):
+    """`batches --cancel` reads "cancelling" from the provider; if the run stores "cancelled" and finishes
+    the batch first, the cancel's late write must not turn the final state back into an open one's."""
+    spec = "openai:gpt-4o-mini"
+    state = BatchState(tmp_path / "r.db")
+    try:
+        state.record("batch_1", spec, "in_progress", requests(2, spec), {})
+        state.update("batch_1", "in_progress", 1, 0)
+        state.finish("batch_1", "cancelled", "cancelled: no result")
+        state.update("batch_1", "cancelling", 0, 0)
+        row = state.batch("batch_1")
+        assert row is not None and (row.status, row.finished, row.completed) == ("cancelled", True, 1)
+    finally:
+        state.close()
+
+
 def test_dry_run_prints_requests_batches_and_both_prices(tmp_path):
     data = tmp_path / "set.jsonl"
     data.write_text(

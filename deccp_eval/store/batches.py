@@ -86,10 +86,12 @@ class BatchState:
             )
 
     def update(self, batch_id: str, status: str, completed: int, failed: int, message: str | None = None) -> None:
+        """A poll's or a cancel's view of an open batch. A finished batch keeps its final state: `batches
+        --cancel` in another process can read "cancelling" just before the run stores "cancelled"."""
         with self.conn:
             self.conn.execute(
                 "UPDATE batches SET status=?, completed=?, failed=?, message=COALESCE(?, message), "
-                "updated=? WHERE id=?",
+                "updated=? WHERE id=? AND finished=0",
                 (status, completed, failed, message, now(), batch_id),
             )
 
