@@ -7,8 +7,10 @@ Last line: `ratio_ray_vs_local=X.XX` (Ray wall time / local wall time; below 1 i
 On 2 shared cores the two replicas share the cores the local run uses, and each loads the model
 (about 20-60 s of imports) where the local run loads it once: this measures overhead and thread
 contention, not a speed-up; with N GPUs the generation part divides by N (see DEVELOPERS.md).
-Run: .venv/bin/python benchmarks/bench_ray.py [--prompts 256 --max-tokens 32 --batch-size 16] [--smoke]
-(`--smoke`: one model, 2 prompts; the same two executors and replicas.)
+Run: .venv/bin/python benchmarks/bench_ray.py [--prompts 256 --max-tokens 32 --batch-size 16]
+[--ray-address HOST:PORT] [--smoke]
+(`--smoke`: one model, 2 prompts; the same two executors and replicas. `--ray-address`: use a running
+cluster, e.g. one with GPUs, instead of starting a local 2-CPU one; the suite passes its shared one.)
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--models", type=lambda v: v.split(","), default=MODELS, help="comma-separated model specs")
+    ap.add_argument("--ray-address", default=None, help="a running cluster to use (default: start a local one)")
     args = parse(ap, prompts=2, max_tokens=4, batch_size=2, models=MODELS[:1])
     import ray
 
@@ -72,10 +75,16 @@ def main() -> None:
         local = timed_run(local_db, "local", *runner_args)
         print(f"local sequential: {local:.1f}s for {len(args.models)} models x {args.prompts} prompts", flush=True)
         t0 = time.perf_counter()
-        ray.init(
-            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1"
+        if args.ray_address:
+            ray.init(address=args.ray_address, log_to_driver=False)
+        else:
+            ray.init(
+                address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1"
+            )
+        print(
+            f"ray cluster {'join' if args.ray_address else 'start'}: {time.perf_counter() - t0:.1f}s (not counted)",
+            flush=True,
         )
-        print(f"ray cluster start: {time.perf_counter() - t0:.1f}s (not counted)", flush=True)
         try:
             on_ray = timed_run(ray_db, "ray", *runner_args, replicas=2, gpus_per_replica=0)
         finally:

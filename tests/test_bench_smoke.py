@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
 REAL_MODEL_SCRIPTS = {"bench_smollm2.py"}  # needs the SmolLM2 GGUF the `smollm2` fixture fetches
+RAY_SCRIPT = "bench_ray.py"  # joins the shared Ray cluster (tests/conftest.py keeps it up around this test)
 
 
 def load_common():
@@ -49,9 +50,11 @@ def test_benchmark_runs_at_smoke_size(script: str, toy_path: Path, request: pyte
     `toy_path` builds the shared toy first, under the lock the scripts take too."""
     if script in REAL_MODEL_SCRIPTS:
         request.getfixturevalue("smollm2")
+    # the Ray benchmark joins the suite's shared cluster: a start of its own costs ~8 s of the engines' worker
+    extra = ["--ray-address", request.getfixturevalue("cluster")] if script == RAY_SCRIPT else []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
-        [sys.executable, str(BENCH / script), "--smoke"],
+        [sys.executable, str(BENCH / script), "--smoke", *extra],
         cwd=ROOT,
         env=env,
         capture_output=True,
