@@ -20,7 +20,8 @@ from deccp_eval.commands.common import command_line, db_option
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JSONL of labelled answers (prompt, response, label, lang; question_id or pair_id groups the "
-    "cross-validation); repeatable.",
+    "cross-validation; where speechmap_label is given with agree=true, the judge's answer-vs-not view learns "
+    "that verdict); repeatable.",
 )
 @click.option(
     "--from",
@@ -136,6 +137,7 @@ def _from_labels(files: tuple[Path, ...]) -> tuple[list[Any], dict[str, Any]]:
                     lang=r.lang,
                     group=r.question_id or r.pair_id or r.prompt,
                     source=path.name,
+                    answer=r.speechmap_label == "answer" if r.agree and r.speechmap_label else None,
                 )
             )
     return examples, {"source": "labels", "files": [{"path": str(p), "sha256": file_sha256(p)} for p in files]}
@@ -187,6 +189,12 @@ def _summary(card: dict[str, Any]) -> str:
                 f"{name:28}{lang:6}{s['n']:>6}{_fmt(s['binary_accuracy']):>8}{_fmt(s['accuracy']):>9}"
                 f"{_fmt(s['kappa']):>7}  {f1}"
             )
+    second = card.get("answer_vs_second_labels") or {}
+    if second:
+        lines.append(
+            "answer vs not, against the second labeller's agreed verdicts: "
+            + ", ".join(f"{lang} {v['accuracy']:.3f} (n={v['n']})" for lang, v in second.items())
+        )
     cal = card["calibration"]
     lines.append(
         f"calibration: ECE {cal['ece_raw']:.3f} raw -> {cal['ece_calibrated']:.3f} isotonic (out of fold); "

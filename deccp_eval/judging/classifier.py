@@ -1,8 +1,8 @@
 """The trained verdict classifier: features, a linear model, calibration, and its file format.
 
 Why this shape: the judge must hold on answers from questions it never saw, in English and Chinese,
-run offline at thousands of long answers a second on one core, and load in a blink. So:
-- features are hashed character n-grams (1-4, no tokenizer, both scripts alike) of the answer's
+run offline at over a thousand long answers a second on one core, and load in a blink. So:
+- features are hashed character n-grams (2-4, no tokenizer, both scripts alike) of the answer's
   opening and of its whole text, plus a few dense signals (lexicon hits for refusals, the official
   line, attribution and deflection; length; script of answer vs question). The question is not a
   feature: a judge that learns which question was asked learns nothing that transfers;
@@ -10,6 +10,12 @@ run offline at thousands of long answers a second on one core, and load in a bli
   model keeps what recurs across topics (how refusals and the state line are phrased), not topics;
 - a multinomial logistic regression (scikit-learn, at training time only) whose weights are saved as
   plain arrays (`.npz`, no pickle: loading runs no code), scored with numpy;
+- beside it, a binary "answer view" for the decision that matters most (answer or not): character
+  1-4-grams of the same text, counted (sublinear tf-idf, L2), trained where there is one on a second
+  labeller's agreed answer-vs-not verdict (SpeechMap's), else on ours. Its P(answer) is blended with
+  the four-class model's; the non-answer classes keep the four-class model's proportions. It reads
+  how much of a reply is made of what (an official-line essay repeats its phrases; a critique that
+  quotes the line once does not), which presence-only n-grams cannot;
 - the confidence is the top probability mapped through an isotonic curve fitted on out-of-fold
   predictions (grouped by question), so 0.9 means "right about 9 times in 10" on unseen questions.
 """
@@ -31,12 +37,13 @@ from deccp_eval.base.errors import MissingDependency, UsageError
 from deccp_eval.base.reasoning import split_reasoning
 from deccp_eval.judging.label_scores import calibration_summary, metrics
 
-FORMAT = "deccp-eval-clf/1"
+FORMAT = "deccp-eval-clf/2"
 BITS = 18  # 262,144 hashed columns per model
 HEAD_CHARS = 400  # refusals and state-line openers live at the start of a reply
 TAIL_CHARS = 300  # ... and sign-offs, offers of other help and slogans at its end
 BODY_CHARS = 3000  # enough to see what a long essay does; bounds the cost per answer
 NGRAMS = (2, 3, 4)
+ANSWER_NGRAMS = (1, 2, 3, 4)  # the answer view's n-grams, of the whole text (they share its buckets)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MULT = np.uint64(1000003)
 _DIGITS = re.compile(r"\d")
@@ -51,26 +58,32 @@ def _clean(low: str) -> str:
     return " ".join(_DIGITS.sub("0", low).split())
 
 
-def _hashes(text: str, head: int, bits: int) -> np.ndarray:
-    """Bucket ids of every character n-gram (n in NGRAMS) of `text[:head]` (salt 1), then of all of `text`
-    (salt 2): the opening's n-grams are the text's first ones, so each rolling hash is computed once."""
+def _hashes(text: str, head: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bucket ids of character n-grams: (every n-gram (n in NGRAMS) of `text[:head]` (salt 1), then of all of
+    `text` (salt 2), for the four-class model; every n-gram (n in ANSWER_NGRAMS) of all of `text` (salt 2),
+    for the answer view). The opening's n-grams are the text's first ones and the views share the whole
+    text's, so each rolling hash is computed once."""
+    empty = np.zeros(0, dtype=np.int32)
     if not text:
-        return np.zeros(0, dtype=np.int32)
+        return empty, empty
     c = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    firsts, wholes = [], []
+    firsts, wholes, answer = [], [], []
     h = np.zeros(len(c), dtype=np.uint64)
     shift = np.uint64(64 - bits)
-    for n in range(1, max(NGRAMS) + 1):
+    for n in range(1, max(NGRAMS + ANSWER_NGRAMS) + 1):
         if n > len(c):
             break
         # h[i] holds the hash of c[i : i + n]
         h = h[: len(c) - n + 1] * _MULT + c[n - 1 :] if n > 1 else c.copy()
+        whole = (((h ^ np.uint64(2 * 0x1000193 + n)) * _MIX) >> shift).astype(np.int32)
         if n in NGRAMS:
             if head >= n:
                 firsts.append((((h[: head - n + 1] ^ np.uint64(1 * 0x1000193 + n)) * _MIX) >> shift).astype(np.int32))
-            wholes.append((((h ^ np.uint64(2 * 0x1000193 + n)) * _MIX) >> shift).astype(np.int32))
+            wholes.append(whole)
+        if n in ANSWER_NGRAMS:
+            answer.append(whole)
     out = firsts + wholes
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
+    return (np.concatenate(out) if out else empty), (np.concatenate(answer) if answer else empty)
 
 
 # -- dense signals -----------------------------------------------------------------------------------
@@ -174,14 +187,31 @@ def answer_text(response: str) -> str:
     return split_reasoning(response).answer
 
 
-def _row(
-    answer: str, question: str, lexicon: Lexicon, bits: int, positions: bool = False
-) -> tuple[np.ndarray, np.ndarray | None, list[float], str]:
-    """(unique buckets, every hashed n-gram in text order when asked, dense features, the text hashed)."""
+@dataclass
+class Row:
+    """One reply as the model reads it."""
+
+    buckets: np.ndarray  # distinct buckets of the four-class model's n-grams
+    hashed: np.ndarray | None  # every one of them in text order, when asked (for rationales)
+    dense: list[float]
+    clean: str  # the text hashed
+    answer_buckets: np.ndarray  # distinct buckets of the answer view's n-grams
+    answer_tf: np.ndarray  # and their sublinear counts, 1 + log(count)
+
+
+def _row(answer: str, question: str, lexicon: Lexicon, bits: int, positions: bool = False) -> Row:
     low = _lower(answer)
     clean = _clean(low)
-    hashed = _hashes(clean, HEAD_CHARS, bits)
-    return _distinct(hashed), (hashed if positions else None), dense(answer, question, lexicon, low), clean
+    hashed, answer_hashed = _hashes(clean, HEAD_CHARS, bits)
+    buckets, counts = _counted(answer_hashed)
+    return Row(
+        buckets=_distinct(hashed),
+        hashed=hashed if positions else None,
+        dense=dense(answer, question, lexicon, low),
+        clean=clean,
+        answer_buckets=buckets,
+        answer_tf=1.0 + np.log(counts),
+    )
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
@@ -190,6 +220,25 @@ def _distinct(values: np.ndarray) -> np.ndarray:
         return values
     s = np.sort(values)
     return s[np.concatenate(([True], s[1:] != s[:-1]))]
+
+
+def _counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and how often each occurs."""
+    if not len(values):
+        return values, np.zeros(0, dtype=np.int64)
+    s = np.sort(values)
+    edges = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1], [True])))
+    return s[edges[:-1]], np.diff(edges)
+
+
+def _blend(p: np.ndarray, p_view: np.ndarray, k: int, share: float) -> np.ndarray:
+    """Four-class probabilities (rows of `p`) with P(class k = answer) replaced by `share` of the answer
+    view's and the rest of the four-class model's; the other classes keep their proportions."""
+    p_answer = share * p_view + (1 - share) * p[..., k]
+    rest = (1 - p_answer) / np.maximum(1 - p[..., k], 1e-12)
+    out = p * rest[..., None]
+    out[..., k] = p_answer
+    return out
 
 
 def _ngram_at(clean: str, pos: int) -> str:
@@ -223,8 +272,15 @@ class VerdictModel:
     bits: int = BITS
     calibration_x: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
     calibration_y: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
+    # the answer view (`_blend`): weights and idf per bucket (idf 0 for buckets it ignores), bias, and the
+    # share of P(answer) it decides; a share of 0 (no view) leaves the four-class model alone
+    answer_weights: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    answer_idf: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    answer_bias: float = 0.0
+    answer_share: float = 0.0
     card: dict[str, Any] = field(default_factory=dict)
     _by_class: np.ndarray | None = field(default=None, repr=False)
+    _answer_table: np.ndarray | None = field(default=None, repr=False)
 
     def by_class(self) -> np.ndarray:
         """The n-gram weights as (classes, buckets): gathering a reply's buckets reads contiguous rows."""
@@ -234,20 +290,44 @@ class VerdictModel:
 
     def logits(
         self, answer: str, question: str, positions: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, str]:
-        """(logits, per-bucket contributions, buckets, every hashed n-gram in order if asked, scaled dense,
-        the text hashed)."""
-        buckets, hashed, d, clean = _row(answer, question, self.lexicon, self.bits, positions)
-        x = 1.0 / np.sqrt(max(len(buckets), 1))
-        contrib = np.take(self.by_class(), buckets, axis=1) * x  # (C, k): each class's row is contiguous
-        z = (np.asarray(d) - self.dense_mean) / self.dense_scale
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Row]:
+        """(the four-class model's logits, its per-bucket contributions, scaled dense features, the row)."""
+        row = _row(answer, question, self.lexicon, self.bits, positions)
+        x = 1.0 / np.sqrt(max(len(row.buckets), 1))
+        contrib = np.take(self.by_class(), row.buckets, axis=1) * x  # (C, k): each class's row is contiguous
+        z = (np.asarray(row.dense) - self.dense_mean) / self.dense_scale
         logit = contrib.sum(axis=1) + z @ self.dense_weights + self.bias
-        return logit, contrib, buckets, hashed, z, clean
+        return logit, contrib, z, row
+
+    def answer_table(self) -> np.ndarray:
+        """The answer view's (idf, idf * weight) per bucket as rows: a reply's buckets are gathered in one
+        pass."""
+        if self._answer_table is None:
+            table = np.stack([self.answer_idf, self.answer_idf * self.answer_weights], axis=1)
+            self._answer_table = table.astype(np.float32)
+        return self._answer_table
+
+    def answer_view(self, row: Row) -> float:
+        """The answer view's P(answer) for a reply: its tf-idf vector, L2-normalised, through the weights."""
+        idf = np.take(self.answer_table(), row.answer_buckets, axis=0)  # np.take: far faster than indexing
+        v = row.answer_tf * idf[:, 0]
+        norm = float(np.sqrt(v @ v))
+        score = float(row.answer_tf @ idf[:, 1]) / norm if norm else 0.0
+        return 1.0 / (1.0 + float(np.exp(-(score + self.answer_bias))))
+
+    def probabilities(self, logit: np.ndarray, row: Row) -> tuple[np.ndarray, float | None]:
+        """(the four-class model's probabilities with the answer view's share of P(answer) blended in,
+        the answer view's P(answer); None without one)."""
+        p = _softmax(logit)
+        if not self.answer_share:
+            return p, None
+        view = self.answer_view(row)
+        return _blend(p, np.asarray(view), self.classes.index("answer"), self.answer_share), view
 
     def predict(self, answer: str, question: str = "") -> tuple[str, np.ndarray, float]:
         """(class, probabilities, calibrated confidence)."""
-        logit = self.logits(answer, question)[0]
-        p = _softmax(logit)
+        logit, _, _, row = self.logits(answer, question)
+        p, _ = self.probabilities(logit, row)
         k = int(np.argmax(p))
         return self.classes[k], p, self.calibrate(float(p[k]))
 
@@ -257,16 +337,17 @@ class VerdictModel:
     def explain(self, answer: str, question: str = "", top: int = 4) -> tuple[str, np.ndarray, float, str]:
         """(class, probabilities, confidence, rationale): the n-grams and signals that pushed the verdict
         hardest against the runner-up class."""
-        logit, contrib, buckets, hashed, z, clean = self.logits(answer, question, positions=True)
-        assert hashed is not None
-        p = _softmax(logit)
+        logit, contrib, z, row = self.logits(answer, question, positions=True)
+        assert row.hashed is not None
+        hashed, buckets = row.hashed, row.buckets
+        p, view = self.probabilities(logit, row)
         order = np.argsort(-p)
         k, r = int(order[0]), int(order[1])
         margin = contrib[k] - contrib[r]
         best = np.argpartition(-margin, min(top, len(margin) - 1))[:top] if len(margin) else np.zeros(0, dtype=int)
         best = best[np.argsort(-margin[best])]
         grams = [
-            f"{_ngram_at(clean, int(np.flatnonzero(hashed == buckets[i])[0]))} {margin[i]:+.2f}"
+            f"{_ngram_at(row.clean, int(np.flatnonzero(hashed == buckets[i])[0]))} {margin[i]:+.2f}"
             for i in best
             if margin[i] > 0
         ]
@@ -274,7 +355,8 @@ class VerdictModel:
         names = dense_names(self.lexicon)
         signals = [f"{names[i]} {dmargin[i]:+.2f}" for i in np.argsort(-dmargin)[:2] if dmargin[i] > 0.05]
         probs = ", ".join(f"{self.classes[i]}={p[i]:.2f}" for i in order)
-        rationale = f"probabilities {probs}; over {self.classes[r]}: " + "; ".join(grams + signals)
+        seen = "" if view is None else f" (answer view {view:.2f})"
+        rationale = f"probabilities {probs}{seen}; over {self.classes[r]}: " + "; ".join(grams + signals)
         return self.classes[k], p, self.calibrate(float(p[k])), rationale
 
     # -- file format ---------------------------------------------------------------------------------
@@ -282,7 +364,15 @@ class VerdictModel:
         """`path` (.npz: arrays only, no pickle) and `path.json` (the card)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         nz = np.flatnonzero(np.abs(self.weights).sum(axis=1))
-        meta = {"format": FORMAT, "classes": self.classes, "bits": self.bits, "lexicon": self.lexicon.groups}
+        meta = {
+            "format": FORMAT,
+            "classes": self.classes,
+            "bits": self.bits,
+            "lexicon": self.lexicon.groups,
+            "answer_bias": self.answer_bias,
+            "answer_share": self.answer_share,
+        }
+        answer_rows = np.flatnonzero(self.answer_idf)
         with path.open("wb") as f:
             np.savez_compressed(
                 f,
@@ -294,6 +384,9 @@ class VerdictModel:
                 bias=self.bias,
                 calibration_x=self.calibration_x,
                 calibration_y=self.calibration_y,
+                answer_rows=answer_rows.astype(np.int32),
+                answer_idf=self.answer_idf[answer_rows].astype(np.float32),
+                answer_values=self.answer_weights[answer_rows].astype(np.float16),
                 meta=np.frombuffer(json.dumps(meta, ensure_ascii=False).encode(), dtype=np.uint8),
             )
         card = {**self.card, "format": FORMAT, "weights_sha256": file_sha256(path)}
@@ -318,6 +411,10 @@ def load(path: Path) -> VerdictModel:
                 k: z[k]
                 for k in ("dense_weights", "dense_mean", "dense_scale", "bias", "calibration_x", "calibration_y")
             }
+            answer_weights = np.zeros(2**bits, dtype=np.float32)
+            answer_idf = np.zeros(2**bits, dtype=np.float32)
+            answer_weights[z["answer_rows"]] = z["answer_values"].astype(np.float32)
+            answer_idf[z["answer_rows"]] = z["answer_idf"]
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(
             f"{path}: cannot read the classifier ({exc}); retrain it with `deccp-eval train-judge`"
@@ -329,6 +426,10 @@ def load(path: Path) -> VerdictModel:
         weights=weights,
         lexicon=Lexicon(dict(meta["lexicon"])),
         bits=bits,
+        answer_weights=answer_weights,
+        answer_idf=answer_idf,
+        answer_bias=float(meta["answer_bias"]),
+        answer_share=float(meta["answer_share"]),
         card=card,
         **arrays,
     )
@@ -364,6 +465,13 @@ class Example:
     group: str  # the question it answers (grouped CV keeps a question out of its own training)
     lang: str = "en"
     source: str = ""  # the file it came from: figures are also reported per source
+    # answer-or-not by a second labeller who agreed with itself (SpeechMap's two judges), where there is one:
+    # the answer view learns it; None: it learns whether `label` is an answer
+    answer: bool | None = None
+
+    def is_answer(self) -> bool:
+        """What the answer view learns for this row."""
+        return self.label == "answer" if self.answer is None else self.answer
 
 
 _BREAK = re.compile(r"\n\s*\n|(?<=[.!?。！？])\s*")
@@ -383,7 +491,7 @@ def opening(response: str, lo: int = 120, hi: int = 400) -> str | None:
 def augmented(
     examples: Sequence[Example], labels: Sequence[str] = ("answer", "refusal", "state_aligned")
 ) -> list[Example]:
-    """Openings of long answers as extra training rows (same label, same question group), so the judge
+    """Openings of long answers as extra training rows (same labels, same question group), so the judge
     learns that length is not the verdict: real answers to factual questions are often two sentences."""
     extra = []
     for e in examples:
@@ -392,32 +500,55 @@ def augmented(
             if head:
                 extra.append(
                     Example(
-                        question=e.question, response=head, label=e.label, group=e.group, lang=e.lang, source=e.source
+                        question=e.question,
+                        response=head,
+                        label=e.label,
+                        group=e.group,
+                        lang=e.lang,
+                        source=e.source,
+                        answer=e.answer,
                     )
                 )
     return extra
 
 
-def matrix(examples: Sequence[Example], lexicon: Lexicon, bits: int = BITS) -> tuple[Any, np.ndarray]:
-    """(sparse n-gram matrix, dense feature matrix) for training."""
+@dataclass
+class Prepared:
+    """The training rows as matrices: the four-class model's n-grams (scaled) and dense features, and the
+    answer view's n-grams (sublinear counts, before idf)."""
+
+    x: Any
+    d: np.ndarray
+    a: Any
+
+    def take(self, idx: Sequence[int] | np.ndarray) -> Prepared:
+        return Prepared(self.x[idx], self.d[idx], self.a[idx])
+
+
+def matrix(examples: Sequence[Example], lexicon: Lexicon, bits: int = BITS) -> Prepared:
+    """The training matrices of `examples`."""
     from scipy.sparse import csr_matrix
 
-    indptr, indices, data, dense_rows = [0], [], [], []
+    def sparse(indices: list[np.ndarray], data: list[np.ndarray]) -> Any:
+        indptr = np.concatenate(([0], np.cumsum([len(i) for i in indices])))
+        return csr_matrix(
+            (
+                np.concatenate(data) if data else np.zeros(0),
+                np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64),
+                indptr,
+            ),
+            shape=(len(examples), 2**bits),
+        )
+
+    xi, xv, ai, av, dense_rows = [], [], [], [], []
     for ex in examples:
-        buckets, _, d, _ = _row(answer_text(ex.response), ex.question, lexicon, bits)
-        indices.append(buckets)
-        data.append(np.full(len(buckets), 1.0 / np.sqrt(max(len(buckets), 1)), dtype=np.float32))
-        indptr.append(indptr[-1] + len(buckets))
-        dense_rows.append(d)
-    x = csr_matrix(
-        (
-            np.concatenate(data) if data else np.zeros(0),
-            np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64),
-            np.asarray(indptr),
-        ),
-        shape=(len(examples), 2**bits),
-    )
-    return x, np.asarray(dense_rows, dtype=np.float64)
+        row = _row(answer_text(ex.response), ex.question, lexicon, bits)
+        xi.append(row.buckets)
+        xv.append(np.full(len(row.buckets), 1.0 / np.sqrt(max(len(row.buckets), 1)), dtype=np.float32))
+        ai.append(row.answer_buckets)
+        av.append(row.answer_tf)
+        dense_rows.append(row.dense)
+    return Prepared(sparse(xi, xv), np.asarray(dense_rows, dtype=np.float64), sparse(ai, av))
 
 
 @dataclass
@@ -427,18 +558,40 @@ class Settings:
     class_weight: str | None = None
     dense_boost: float = 1.0
     seed: int = 0
+    answer_c: float = 256.0  # the answer view's inverse regularisation (its rows are L2-normalised)
+    answer_share: float = 0.7  # its share of P(answer); 0 trains no answer view
+
+
+def _recurring(x: Any, groups: Sequence[str], min_questions: int) -> np.ndarray:
+    """1.0 for the columns seen in answers to at least `min_questions` different questions, else 0.0: topic
+    words of one question teach nothing that transfers."""
+    g = np.asarray(groups)
+    seen = np.zeros(x.shape[1], dtype=np.int32)
+    for one in np.unique(g):
+        seen[np.unique(x[g == one].indices)] += 1
+    return (seen >= min_questions).astype(np.float32)
+
+
+def _tfidf(a: Any, idf: np.ndarray) -> Any:
+    """Answer-view rows weighted by idf and L2-normalised (as `VerdictModel.answer_view` scores them)."""
+    from scipy.sparse import csr_matrix, diags
+
+    w = csr_matrix(a @ diags(idf))
+    norm = np.sqrt(np.asarray(w.multiply(w).sum(axis=1)).ravel())
+    return csr_matrix(diags(1.0 / np.where(norm > 0, norm, 1.0)) @ w)
 
 
 def fit_matrix(
-    x: Any,
-    d: np.ndarray,
+    p: Prepared,
     labels: Sequence[str],
+    answers: Sequence[bool],
     groups: Sequence[str],
     lexicon: Lexicon,
     settings: Settings | None = None,
     bits: int = BITS,
 ) -> VerdictModel:
-    """One model on a prepared matrix (`matrix`), no calibration: `train` adds the curve."""
+    """One model (the four-class model, and the answer view on `answers`) on prepared matrices, no
+    calibration: `train` adds the curve."""
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError:
@@ -453,15 +606,10 @@ def fit_matrix(
             f"training needs at least two verdict classes with 3+ examples each; got "
             f"{ {c: labels.count(c) for c in classes} }"
         )
-    # keep n-grams that recur across questions: topic words of one question teach nothing that transfers
-    g = np.asarray(groups)
-    seen = np.zeros(x.shape[1], dtype=np.int32)
-    for one in np.unique(g):
-        seen[np.unique(x[g == one].indices)] += 1
-    keep = (seen >= s.min_questions).astype(np.float32)
-    x = csr_matrix(x.multiply(keep[None, :]))
-    mean, scale = d.mean(axis=0), d.std(axis=0) + 1e-6
-    z = (d - mean) / scale * s.dense_boost
+    keep = _recurring(p.x, groups, s.min_questions)
+    x = csr_matrix(p.x.multiply(keep[None, :]))
+    mean, scale = p.d.mean(axis=0), p.d.std(axis=0) + 1e-6
+    z = (p.d - mean) / scale * s.dense_boost
     clf = LogisticRegression(C=s.c, max_iter=500, tol=1e-3, class_weight=s.class_weight, random_state=s.seed)
     clf.fit(hstack([x, csr_matrix(z)]).tocsr(), labels)
     coef = clf.coef_.T  # (features, classes), or (features, 1) for two classes
@@ -472,7 +620,7 @@ def fit_matrix(
         bias = clf.intercept_
     n = x.shape[1]
     weights = (coef[:n] * keep[:, None]).astype(np.float32)
-    return VerdictModel(
+    model = VerdictModel(
         classes=[str(c) for c in clf.classes_],
         weights=weights,
         dense_weights=coef[n:] * s.dense_boost,
@@ -482,13 +630,30 @@ def fit_matrix(
         lexicon=lexicon,
         bits=bits,
     )
+    y = np.asarray(answers, dtype=int)
+    if s.answer_share and "answer" in model.classes and min(y.sum(), len(y) - y.sum()) >= 3:
+        # smooth idf over the columns that recur across questions (the others get no weight and no norm)
+        df = np.bincount(p.a.indices, minlength=p.a.shape[1])
+        idf = ((np.log((1 + p.a.shape[0]) / (1 + df)) + 1) * _recurring(p.a, groups, s.min_questions)).astype(
+            np.float32
+        )
+        view = LogisticRegression(C=s.answer_c, max_iter=1000, tol=1e-4, random_state=s.seed)
+        view.fit(_tfidf(p.a, idf), y)
+        model.answer_weights = view.coef_[0].astype(np.float32)
+        model.answer_idf = idf
+        model.answer_bias = float(view.intercept_[0])
+        model.answer_share = s.answer_share
+    return model
 
 
-def predict_matrix(model: VerdictModel, x: Any, d: np.ndarray) -> np.ndarray:
-    """Probabilities for rows of a training matrix (same numbers as scoring each text)."""
-    z = (d - model.dense_mean) / model.dense_scale
-    logit = np.asarray(x @ model.weights) + z @ model.dense_weights + model.bias
-    return _softmax(logit)
+def predict_matrix(model: VerdictModel, p: Prepared) -> np.ndarray:
+    """Probabilities for rows of training matrices (same numbers as scoring each text)."""
+    z = (p.d - model.dense_mean) / model.dense_scale
+    prob = _softmax(np.asarray(p.x @ model.weights) + z @ model.dense_weights + model.bias)
+    if model.answer_share:
+        score = np.asarray(_tfidf(p.a, model.answer_idf) @ model.answer_weights).ravel() + model.answer_bias
+        prob = _blend(prob, 1.0 / (1.0 + np.exp(-score)), model.classes.index("answer"), model.answer_share)
+    return prob
 
 
 def cross_validate(
@@ -496,7 +661,7 @@ def cross_validate(
     lexicon: Lexicon,
     settings: Settings | None = None,
     folds: int = 5,
-    prepared: tuple[Any, np.ndarray] | None = None,
+    prepared: Prepared | None = None,
 ) -> tuple[list[str], np.ndarray, list[str]]:
     """Out-of-fold predictions, grouped by question (never a question in its own training folds):
     (predicted, probabilities, classes)."""
@@ -504,24 +669,25 @@ def cross_validate(
 
     groups = [e.group for e in examples]
     labels = [e.label for e in examples]
+    answers = [e.is_answer() for e in examples]
     n_groups = len(set(groups))
     if n_groups < 2:
         raise UsageError("grouped cross-validation needs answers to at least two different questions")
-    x, d = prepared or matrix(examples, lexicon)
+    p = prepared or matrix(examples, lexicon)
     classes = sorted(set(labels))
     prob = np.zeros((len(examples), len(classes)))
     for train_idx, test_idx in GroupKFold(n_splits=min(folds, n_groups)).split(labels, groups=groups):
         model = fit_matrix(
-            x[train_idx],
-            d[train_idx],
+            p.take(train_idx),
             [labels[i] for i in train_idx],
+            [answers[i] for i in train_idx],
             [groups[i] for i in train_idx],
             lexicon,
             settings,
         )
-        p = predict_matrix(model, x[test_idx], d[test_idx])
+        fold = predict_matrix(model, p.take(test_idx))
         for k, c in enumerate(model.classes):
-            prob[test_idx, classes.index(c)] = p[:, k]
+            prob[test_idx, classes.index(c)] = fold[:, k]
     return [classes[int(i)] for i in prob.argmax(axis=1)], prob, classes
 
 
@@ -599,6 +765,16 @@ def train(
             for lang in sorted(set(langs))
         },
         "cv": scores(truth, pred, langs),
+        # answer-or-not out of fold against the second labeller's agreed verdict, where there is one
+        "answer_vs_second_labels": {
+            lang: {
+                "n": len(idx),
+                "accuracy": float(np.mean([(pred[i] == "answer") == examples[i].answer for i in idx])),
+            }
+            for lang in sorted(set(langs))
+            for idx in [[i for i, e in enumerate(examples) if e.lang == lang and e.answer is not None]]
+            if idx
+        },
         "cv_by_source": {
             src: scores([truth[i] for i in idx], [pred[i] for i in idx], [langs[i] for i in idx])
             for src in sorted({e.source for e in examples})
@@ -620,9 +796,17 @@ def train(
             "ngrams": list(NGRAMS),
             "head_chars": HEAD_CHARS,
             "body_chars": BODY_CHARS,
+            "answer_view": {
+                "ngrams": list(ANSWER_NGRAMS),
+                "c": s.answer_c,
+                "share": s.answer_share,
+                "trained_on_second_labels": sum(e.answer is not None for e in examples),
+            },
         },
         "out_of_fold": [{"pred": p, "confidence": round(float(c), 4)} for p, c in zip(pred, conf)],
     }
-    model = fit_matrix(*prepared, [e.label for e in rows], [e.group for e in rows], lexicon, s)
+    model = fit_matrix(
+        prepared, [e.label for e in rows], [e.is_answer() for e in rows], [e.group for e in rows], lexicon, s
+    )
     model.calibration_x, model.calibration_y = cal_x, cal_y
     return model, report

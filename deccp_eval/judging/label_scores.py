@@ -29,6 +29,10 @@ class LabelRow(BaseModel):
     expected_facts: list[str] = []
     question_id: str | None = None  # groups cross-validation: answers to one question stay together
     pair_id: str | None = None
+    # a second labeller's verdict and whether its own judges agreed on it (SpeechMap's, in the dev file):
+    # where they agreed, training the trained judge's answer view learns answer-or-not from it
+    speechmap_label: str | None = None
+    agree: bool | None = None
 
 
 def load_labels(path: Path) -> list[LabelRow]:
