@@ -100,11 +100,27 @@ class ReplyTerms:
             found += len(singles & self.singles())
         return found, len(bigrams) + len(words) + len(singles)
 
+    def states(self, fact: str, threshold: float = FACT_THRESHOLD) -> bool:
+        """Whether `fact` counts as stated: `count` only once enough of its terms occur in the reply as
+        substrings (every found term does), which rules out most facts without building the word sets
+        and stops at the first misses that decide."""
+        bigrams, words, singles = _fact_terms(fact)
+        wanted = len(bigrams) + len(words) + len(singles)
+        if not wanted:
+            return False
+        possible = wanted
+        for term in (*bigrams, *words, *singles):
+            if term not in self.norm:
+                possible -= 1
+                if possible / wanted < threshold:
+                    return False
+        found, _ = self.count(fact)
+        return found / wanted >= threshold
+
 
 def fact_stated(reply: str | ReplyTerms, fact: str, threshold: float = FACT_THRESHOLD) -> bool:
     """`reply` as text, or as ReplyTerms when several facts are matched against one reply."""
-    found, wanted = (ReplyTerms(reply) if isinstance(reply, str) else reply).count(fact)
-    return wanted > 0 and found / wanted >= threshold
+    return (ReplyTerms(reply) if isinstance(reply, str) else reply).states(fact, threshold)
 
 
 def facts_stated(reply: str, facts: Sequence[str], lang: str) -> tuple[int, int]:
