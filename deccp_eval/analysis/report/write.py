@@ -41,13 +41,17 @@ def write_report(
     it, and with `auto_compare` on, the pairs `compare.auto_pairs` finds (base -> abliterated ->
     re-aligned, or the two models of a two-model store).
     """
-    report = data.collect(store, run_id=run_id, judge=judge, source=source)
+    loaded = data.load(store, run_id)
+    report = data.summarise(store, loaded, judge=judge, source=source)
+    drawing = plots.Drawing(report)  # the plots need only the summary: drawn apart while the rest is built
+    data.add_pairs(report, loaded)
     if compare:
         pairs = compare_mod.as_pairs(compare)
     else:
         pairs = compare_mod.auto_pairs(report.models) if auto_compare else []
     report.comparisons = [compare_mod.compare(store, a, b, judge=report.judge, run_id=run_id) for a, b in pairs]
-    images = plots.make_all(report)
+    data_json = render.browser_json(report)
+    images = drawing.result()
     written: list[Path] = []
     if plots_dir is not None:
         plots_dir.mkdir(parents=True, exist_ok=True)
@@ -57,7 +61,7 @@ def write_report(
             written.append(path)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = out_dir / "index.html"
-    index.write_text(render.render(report, images), encoding="utf-8")
+    index.write_text(render.page(report, images, data_json), encoding="utf-8")
     return ReportFiles(index=index, plots=written, comparisons=report.comparisons)
 
 
