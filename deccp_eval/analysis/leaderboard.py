@@ -91,14 +91,37 @@ GROUP_FIELDS = (*IDENTITY, "lang", "judge", "category")
 Loaded = tuple[Sequence[ResponseRow], dict[tuple[str, str], JudgmentRow]]
 
 
-def tables(store: Store, run_id: str | None = None, loaded: Loaded | None = None) -> Tables:
+def tables(
+    store: Store,
+    run_id: str | None = None,
+    loaded: Loaded | None = None,
+    stated: Sequence[bool | None] | None = None,
+) -> Tables:
     """Both leaderboards from one read of the store and one pass over its answers (`leaderboard` and
-    `report` write both; on a 100-model store a second read, or a second pass, doubled the command's time)."""
+    `report` write both; on a 100-model store a second read, or a second pass, doubled the command's time).
+    `stated`: `facts_matched` of the loaded rows, when the caller matched them already (apart)."""
     if loaded is None:
         rows = store.response_rows(run_id=run_id)
         loaded = (rows, latest_judgments(store, rows))
-    overall, by_category = _compute(store, loaded, (BY_OVERALL, BY_CATEGORY))
+    overall, by_category = _compute(store, loaded, (BY_OVERALL, BY_CATEGORY), stated)
     return Tables(overall, by_category)
+
+
+def facts_matched(rows: Sequence[ResponseRow]) -> list[bool | None]:
+    """Per row, whether the answer states one of its prompt's facts (`states_a_fact`; None: not
+    measurable, or not a sensitive answer): the leaderboards' costliest step, once per distinct reply,
+    and needing only the rows, so a caller can run it apart (`base.forked`) while it reads the judgments."""
+    memo: dict[tuple, bool | None] = {}
+    out: list[bool | None] = []
+    for r in rows:
+        if r.kind != "sensitive" or r.error is not None:
+            out.append(None)
+            continue
+        key = (r.text, tuple(r.expected_facts), r.lang)
+        if key not in memo:
+            memo[key] = states_a_fact(r.text or "", r.expected_facts, r.lang)
+        out.append(memo[key])
+    return out
 
 
 def compute(
@@ -145,16 +168,19 @@ def _new_group(fields: dict[str, Any], identity: tuple, judge: str) -> dict[str,
     }
 
 
-def _compute(store: Store, loaded: Loaded, bys: Sequence[Sequence[str]]) -> list[list[dict[str, Any]]]:
+def _compute(
+    store: Store, loaded: Loaded, bys: Sequence[Sequence[str]], stated: Sequence[bool | None] | None = None
+) -> list[list[dict[str, Any]]]:
     """One leaderboard per grouping in `bys`, from one pass over the answers: each answer's judgment,
-    degenerate check and facts match are looked up once and counted into its group of every grouping."""
+    degenerate check and facts match (`stated`, else `facts_matched`) are counted into its group of
+    every grouping at once."""
     rows, judgments = loaded
+    stated = facts_matched(rows) if stated is None else stated
     all_judges = sorted({j for (_, j) in judgments}) or ["(none)"]
     keys = [[GROUP_FIELDS.index(b) for b in (*IDENTITY, *(b for b in by if b not in IDENTITY))] for by in bys]
     groups: list[dict[tuple, dict[str, Any]]] = [{} for _ in bys]
     reasons: dict[tuple, list[int]] = {}  # (identity, judge) -> uncensored or control answers with reasoning, all
-    stated_memo: dict[tuple, bool | None] = {}  # (reply, facts, lang) -> states a fact: once per distinct reply
-    for r in rows:
+    for r, states in zip(rows, stated):
         identity = (r.model, _fingerprint(r), r.dataset, r.dataset_version)
         sensitive = r.kind == "sensitive"
         failed = r.error is not None
@@ -162,8 +188,6 @@ def _compute(store: Store, loaded: Loaded, bys: Sequence[Sequence[str]]) -> list
             thought = bool((r.reasoning or "").strip())
             cut = thought and not (r.text or "").strip()  # reasoning cut off before any answer
             broken = degenerate_reason(r) is not None
-        stated: bool | None = None
-        matched = False
         for judge in all_judges:
             fields = (*identity, r.lang, judge, r.category)
             gs = []
@@ -220,16 +244,10 @@ def _compute(store: Store, loaded: Loaded, bys: Sequence[Sequence[str]]) -> list
                 shown = reasons.setdefault((identity, judge), [0, 0])
                 shown[0] += thought
                 shown[1] += 1
-            if sensitive:  # apart from the verdict: an `answer` that states nothing shows here
-                if not matched:
-                    memo = (r.text, tuple(r.expected_facts), r.lang)
-                    if memo not in stated_memo:
-                        stated_memo[memo] = states_a_fact(r.text or "", r.expected_facts, r.lang)
-                    stated, matched = stated_memo[memo], True
-                if stated is not None:
-                    for g in gs:
-                        g["facts"][0] += stated
-                        g["facts"][1] += 1
+            if sensitive and states is not None:  # apart from the verdict: an `answer` stating nothing shows here
+                for g in gs:
+                    g["facts"][0] += states
+                    g["facts"][1] += 1
 
     cover = coverage(store, rows)
     out = []

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from deccp_eval.analysis import language_gap, leaderboard
 from deccp_eval.analysis.report.compare import Comparison
 from deccp_eval.analysis.report.views import LANG_NAMES, STATUSES, AnswerView, answer_view, lang_order, load_judgments
+from deccp_eval.base.forked import Forked
 from deccp_eval.base.stats import cohen_kappa
 from deccp_eval.review.agreement import human_review_summary
 from deccp_eval.store.db import Store, pick_judge
@@ -76,12 +77,15 @@ class Loaded(NamedTuple):
     judgments: dict[tuple[str, str], JudgmentRow]
     judges: list[str]
     counts: Counter[str]
+    stated: Forked[list[bool | None]]  # leaderboard.facts_matched of the rows
 
 
 def load(store: Store, run_id: str | None = None) -> Loaded:
-    """One read of the store's answers and judgments, for `summarise` and `add_pairs`."""
+    """One read of the store's answers and judgments, for `summarise` and `add_pairs`; the answers'
+    facts are matched in a forked child meanwhile (the leaderboards' costliest step needs only the rows)."""
     rows = store.response_rows(run_id=run_id, required=True)
-    return Loaded(run_id, rows, *load_judgments(store, rows))
+    stated = Forked(leaderboard.facts_matched, rows)
+    return Loaded(run_id, rows, *load_judgments(store, rows), stated)
 
 
 def summarise(store: Store, loaded: Loaded, judge: str | None = None, source: str = "") -> Report:
@@ -89,8 +93,12 @@ def summarise(store: Store, loaded: Loaded, judge: str | None = None, source: st
     agreements, all the plots need, so they can be drawn while the answers are put in order."""
     rows, judgments = loaded.rows, loaded.judgments
     main_judge = pick_judge(loaded.judges, judge, loaded.counts)
-    boards = leaderboard.tables(store, run_id=loaded.run_id, loaded=(rows, judgments))
     runs = {r.dataset: r.dataset_version for r in store.runs()}
+    gaps = [asdict(g) for g in language_gap.compute(store, rows, judgments) if g.judge == main_judge]
+    agreement = source_agreement(rows, judgments, main_judge) if main_judge else []
+    review = human_review_summary(store)
+    # last: the facts may still be matching apart
+    boards = leaderboard.tables(store, run_id=loaded.run_id, loaded=(rows, judgments), stated=loaded.stated.result())
     return Report(
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         source=source,
@@ -105,9 +113,9 @@ def summarise(store: Store, loaded: Loaded, judge: str | None = None, source: st
         by_category=boards.by_category,
         pairs=[],
         status_counts={},
-        human_review=human_review_summary(store),
-        language_gap=[asdict(g) for g in language_gap.compute(store, rows, judgments) if g.judge == main_judge],
-        source_agreement=source_agreement(rows, judgments, main_judge) if main_judge else [],
+        human_review=review,
+        language_gap=gaps,
+        source_agreement=agreement,
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import math
-import multiprocessing
 from typing import TYPE_CHECKING, Any, Literal
 
 from deccp_eval.analysis.report.data import Report
@@ -16,9 +15,6 @@ from deccp_eval.base.errors import MissingDependency
 from deccp_eval.base.schema import VERDICTS
 
 if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
-    from multiprocessing.process import BaseProcess
-
     from matplotlib.figure import Figure
 
 
@@ -274,51 +270,3 @@ def make_all(report: Report) -> dict[str, bytes]:
     if report.language_gap:
         out[GAP_PNG] = language_gap(report)
     return out
-
-
-class Drawing:
-    """`make_all(report)` in a forked process, started now: on 100 models the plots cost ~3 s of CPU
-    (and matplotlib's import), which the other core spends while this one puts the page together.
-    The report's numbers must be final when it starts (the child sees them as they are then).
-    Without fork, or when the child fails, `result` draws here (so an error is raised as it would be)."""
-
-    def __init__(self, report: Report) -> None:
-        self.report = report
-        self._conn: Connection | None = None
-        self._child: BaseProcess | None = None
-        if "fork" in multiprocessing.get_all_start_methods():
-            ctx = multiprocessing.get_context("fork")
-            self._conn, child_end = ctx.Pipe(duplex=False)
-            self._child = ctx.Process(target=_draw_into, args=(report, child_end), daemon=True)
-            self._child.start()
-            child_end.close()
-
-    def result(self) -> dict[str, bytes]:
-        """The PNGs, as `make_all` returns them (waits for the child)."""
-        images = None
-        if self._conn is not None and self._child is not None:
-            try:
-                images = self._conn.recv()
-            except EOFError:  # the child died before sending
-                pass
-            finally:
-                self._conn.close()
-                self._child.join()
-            self._conn = self._child = None
-        return make_all(self.report) if images is None else images
-
-
-def _draw_into(report: Report, conn: Connection) -> None:
-    """The child: the PNGs down the pipe, or None on any error (the parent then draws them itself)."""
-    import gc
-
-    gc.freeze()  # the parent's objects are never collected here: no copy-on-write of its whole heap
-    try:
-        images: dict[str, bytes] | None = make_all(report)
-    except Exception:
-        images = None
-    try:
-        conn.send(images)
-    except OSError:  # the parent stopped waiting (it failed on its side): nobody to tell
-        pass
-    conn.close()
