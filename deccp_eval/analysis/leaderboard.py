@@ -168,6 +168,17 @@ def _new_group(fields: dict[str, Any], identity: tuple, judge: str) -> dict[str,
     }
 
 
+def _group(grouped: dict[tuple, dict[str, Any]], by: Sequence[str], key: list[int], fields: tuple) -> dict[str, Any]:
+    """The group of `grouped` (grouping `by`, its key at `key` in `fields`) that a row with these
+    GROUP_FIELDS values counts in, created on first use, with the row's language."""
+    gkey = tuple([fields[i] for i in key])
+    g = grouped.get(gkey)
+    if g is None:
+        g = grouped[gkey] = _new_group({b: fields[GROUP_FIELDS.index(b)] for b in by}, fields[:4], fields[5])
+    g["langs"].add(fields[4])
+    return g
+
+
 def _compute(
     store: Store, loaded: Loaded, bys: Sequence[Sequence[str]], stated: Sequence[bool | None] | None = None
 ) -> list[list[dict[str, Any]]]:
@@ -180,6 +191,7 @@ def _compute(
     keys = [[GROUP_FIELDS.index(b) for b in (*IDENTITY, *(b for b in by if b not in IDENTITY))] for by in bys]
     groups: list[dict[tuple, dict[str, Any]]] = [{} for _ in bys]
     reasons: dict[tuple, list[int]] = {}  # (identity, judge) -> uncensored or control answers with reasoning, all
+    slots: dict[tuple, list[dict[str, Any]]] = {}  # GROUP_FIELDS values -> the group of each grouping
     for r, states in zip(rows, stated):
         identity = (r.model, _fingerprint(r), r.dataset, r.dataset_version)
         sensitive = r.kind == "sensitive"
@@ -190,14 +202,10 @@ def _compute(
             broken = degenerate_reason(r) is not None
         for judge in all_judges:
             fields = (*identity, r.lang, judge, r.category)
-            gs = []
-            for by, key, grouped in zip(bys, keys, groups):
-                gkey = tuple([fields[i] for i in key])
-                g = grouped.get(gkey)
-                if g is None:
-                    g = grouped[gkey] = _new_group({b: fields[GROUP_FIELDS.index(b)] for b in by}, identity, judge)
-                gs.append(g)
-                g["langs"].add(r.lang)
+            gs = slots.get(fields)
+            if gs is None:
+                gs = slots[fields] = [_group(grouped, by, key, fields) for by, key, grouped in zip(bys, keys, groups)]
+            for g in gs:
                 if r.key not in g["responses"]:
                     g["responses"].add(r.key)
                     g["tokens_in"] += r.tokens_in or 0

@@ -64,6 +64,18 @@ def _fact_terms(fact: str) -> tuple[tuple[str, ...], frozenset[str], frozenset[s
     return (tuple(t for t in cjk if len(t) == 2), frozenset(terms - cjk), frozenset(t for t in cjk if len(t) == 1))
 
 
+@functools.lru_cache(maxsize=4096)
+def _screen(fact: str, threshold: float) -> tuple[tuple[str, ...], int]:
+    """A fact's key terms and how many of them a reply may lack and still state it (-1: it never can)."""
+    bigrams, words, singles = _fact_terms(fact)
+    terms = (*bigrams, *words, *singles)
+    wanted = len(terms)
+    tolerated = -1
+    while wanted and tolerated < wanted and (wanted - tolerated - 1) / wanted >= threshold:
+        tolerated += 1
+    return terms, tolerated
+
+
 class ReplyTerms:
     """Membership in a reply's `key_terms` without building them all: a CJK bigram is in the set
     exactly when it is a substring of the normalised reply (both characters lie in one CJK run), a
@@ -104,17 +116,16 @@ class ReplyTerms:
         """Whether `fact` counts as stated: `count` only once enough of its terms occur in the reply as
         substrings (every found term does), which rules out most facts without building the word sets
         and stops at the first misses that decide."""
-        bigrams, words, singles = _fact_terms(fact)
-        wanted = len(bigrams) + len(words) + len(singles)
-        if not wanted:
+        terms, tolerated = _screen(fact, threshold)
+        if tolerated < 0:
             return False
-        possible = wanted
-        for term in (*bigrams, *words, *singles):
+        misses = 0
+        for term in terms:
             if term not in self.norm:
-                possible -= 1
-                if possible / wanted < threshold:
+                misses += 1
+                if misses > tolerated:
                     return False
-        found, _ = self.count(fact)
+        found, wanted = self.count(fact)
         return found / wanted >= threshold
 
 

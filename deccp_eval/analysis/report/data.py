@@ -135,14 +135,17 @@ def add_pairs(report: Report, loaded: Loaded) -> None:
         answered = {m for m, _ in g["answers"]}
         model_rows = []
         for m in (m for m in report.models if m in answered):
-            cells = [
-                Cell(lang, sorted(g["answers"].get((m, lang), []), key=lambda a: a.sample)) for lang in report.langs
-            ]
+            cells = [Cell(lang, _by_sample(g["answers"].get((m, lang), []))) for lang in report.langs]
             for c in cells:
                 status_counts.update(a.status for a in c.answers)
             model_rows.append(ModelRow(m, cells))
         report.pairs.append(PairView(dataset, pair_id, g["category"], g["prompts"], model_rows))
     report.status_counts = {s: status_counts[s] for s in STATUSES if status_counts[s]}
+
+
+def _by_sample(answers: list[AnswerView]) -> list[AnswerView]:
+    """A cell's answers in sample order (most cells hold one: no sort)."""
+    return sorted(answers, key=lambda a: a.sample) if len(answers) > 1 else answers
 
 
 # Judges whose verdicts came with imported answers (importers: SpeechMap's own LLM judges).

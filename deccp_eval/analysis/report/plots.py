@@ -161,12 +161,8 @@ def censorship_heatmap(report: Report) -> bytes:
     import numpy as np
 
     rows = _judge_rows(report.by_category, report.judge)
-    cols = [
-        (m, lang)
-        for m in report.models
-        for lang in report.langs
-        if any(r["model"] == m and r["lang"] == lang for r in rows)
-    ]
+    present = {(r["model"], r["lang"]) for r in rows}
+    cols = [(m, lang) for m in report.models for lang in report.langs if (m, lang) in present]
     cats = report.categories or sorted({r["category"] for r in rows})
     cell = {(r["category"], r["model"], r["lang"]): r for r in rows}
     values = np.full((len(cats), len(cols)), np.nan)

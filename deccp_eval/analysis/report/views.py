@@ -70,7 +70,8 @@ def answer_view(
     row: ResponseRow, judgments: dict[tuple[str, str], JudgmentRow], judges: Sequence[str], judge: str | None
 ) -> AnswerView:
     """A response row plus its judgments; `status` is the verdict of `judge`, or why there is none."""
-    views = [judgment_view(judgments[(row.key, j)]) for j in judges if (row.key, j) in judgments]
+    found = (judgments.get((row.key, j)) for j in judges)
+    views = [judgment_view(j) for j in found if j is not None]
     if row.error is not None:
         status = ERROR
     else:
