@@ -36,10 +36,11 @@ class Strings:
     def add(self, text: str | None, group: str | None = None) -> int:
         if not text:
             return -1
-        if text not in self.index:
-            self.index[text] = len(self.group)
+        i = self.index.get(text)
+        if i is None:
+            i = self.index[text] = len(self.group)
             self.group.append(group)
-        return self.index[text]
+        return i
 
     def values(self) -> list[str]:
         return list(self.index)

@@ -24,7 +24,7 @@ def lang_order(langs: Sequence[str]) -> list[str]:
     return sorted(set(langs), key=lambda lang: (rank.get(lang, 2), lang))
 
 
-@dataclass
+@dataclass(slots=True)  # slots: tens of thousands per report, built and read once each
 class JudgmentView:
     judge: str
     status: str
@@ -36,7 +36,7 @@ class JudgmentView:
     decided_by: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class AnswerView:
     """One stored response with its verdict under the report's judge and every judge's reasoning."""
 
