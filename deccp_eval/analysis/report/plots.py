@@ -24,6 +24,18 @@ HEATMAP_PNG = "censorship_heatmap.png"
 LANG_TITLES = {"en": "English", "zh": "Chinese"}  # ASCII: plot fonts may lack CJK glyphs
 
 
+def preload() -> None:
+    """Import matplotlib now (~0.5 s), e.g. while this process waits on other work anyway, so a
+    child forked later to draw (`base.forked`) starts drawing at once. Without matplotlib: nothing
+    (drawing raises MissingDependency as usual)."""
+    try:
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+        import matplotlib.ticker  # noqa: F401
+    except ImportError:
+        pass
+
+
 def _figure(width: float, height: float, layout: Literal["constrained", "tight"] | None = "constrained") -> Figure:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -43,6 +43,7 @@ def write_report(
     re-aligned, or the two models of a two-model store).
     """
     loaded = data.load(store, run_id)
+    plots.preload()  # while the answers' facts are matched apart, for the plots' child to inherit
     report = data.summarise(store, loaded, judge=judge, source=source)
     # The plots need only the summary: ~3 s of CPU on 100 models, drawn on the other core meanwhile.
     drawing = Forked(plots.make_all, report)
