@@ -31,8 +31,12 @@ class Forked(Generic[T]):
         if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
             ctx = multiprocessing.get_context("fork")
             self._conn, child_end = ctx.Pipe(duplex=False)
-            self._child = ctx.Process(target=_run, args=(fn, args, child_end), daemon=True)
-            self._child.start()
+            try:
+                self._child = ctx.Process(target=_run, args=(fn, args, child_end), daemon=True)
+                self._child.start()
+            except (AssertionError, OSError):  # a daemonic process may have no children; out of processes
+                self._conn.close()
+                self._conn = self._child = None
             child_end.close()
 
     def result(self) -> T:
