@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Literal
 
 from deccp_eval.analysis.report.data import Report
@@ -272,9 +273,15 @@ def _percent() -> Any:
     return PercentFormatter(xmax=1.0)
 
 
-def make_all(report: Report) -> dict[str, bytes]:
-    """File name -> PNG bytes, for embedding in the page and saving beside the CSVs."""
-    out = {VERDICTS_PNG: verdict_bars(report), HEATMAP_PNG: censorship_heatmap(report)}
+def drawers(report: Report) -> dict[str, Callable[[Report], bytes]]:
+    """The plots this report gets: file name -> the function drawing it, in display order."""
+    out: dict[str, Callable[[Report], bytes]] = {VERDICTS_PNG: verdict_bars, HEATMAP_PNG: censorship_heatmap}
     if report.language_gap:
-        out[GAP_PNG] = language_gap(report)
+        out[GAP_PNG] = language_gap
     return out
+
+
+def make_all(report: Report, only: Collection[str] | None = None) -> dict[str, bytes]:
+    """File name -> PNG bytes, for embedding in the page and saving beside the CSVs (`only`: those
+    of them, so two processes can share the drawing)."""
+    return {name: draw(report) for name, draw in drawers(report).items() if only is None or name in only}

@@ -15,6 +15,9 @@ from deccp_eval.analysis.report.compare import Comparison, Pairs
 from deccp_eval.base.forked import Forked
 from deccp_eval.store.db import Store
 
+# The plots drawn in a forked child while the page's data is built; the others are drawn here after it.
+APART = (plots.VERDICTS_PNG, plots.HEATMAP_PNG)
+
 
 @dataclass
 class ReportFiles:
@@ -45,8 +48,9 @@ def write_report(
     loaded = data.load(store, run_id)
     plots.preload()  # while the answers' facts are matched apart, for the plots' child to inherit
     report = data.summarise(store, loaded, judge=judge, source=source)
-    # The plots need only the summary: ~3 s of CPU on 100 models, drawn on the other core meanwhile.
-    drawing = Forked(plots.make_all, report)
+    # The plots need only the summary: ~3.5 s of CPU on 100 models. Two are drawn on the other core
+    # meanwhile, the rest here once the page's data is built (the two sides then take about as long).
+    drawing = Forked(plots.make_all, report, APART)
     data.add_pairs(report, loaded)
     if compare:
         pairs = compare_mod.as_pairs(compare)
@@ -54,7 +58,9 @@ def write_report(
         pairs = compare_mod.auto_pairs(report.models) if auto_compare else []
     report.comparisons = [compare_mod.compare(store, a, b, judge=report.judge, run_id=run_id) for a, b in pairs]
     data_json = render.browser_json(report)
-    images = drawing.result()
+    order = plots.drawers(report)
+    drawn = {**plots.make_all(report, only=[name for name in order if name not in APART]), **drawing.result()}
+    images = {name: drawn[name] for name in order}
     written: list[Path] = []
     if plots_dir is not None:
         plots_dir.mkdir(parents=True, exist_ok=True)
