@@ -130,3 +130,32 @@ def test_composite_judges_go_through_every_member(spec: str) -> None:
     judge.check()
     judge.close()
     assert log == ["check a", "check b", "close a", "close b"]
+
+
+def _pid_and_double(x: int) -> tuple[int, int]:
+    import os
+
+    return os.getpid(), 2 * x
+
+
+def test_forked_runs_apart_and_falls_back_to_this_process() -> None:
+    """base.forked: the value from a forked child; an error, or another thread running (fork would be
+    unsafe), and the function runs here, raising as it would without the child."""
+    import os
+    import threading
+
+    from deccp_eval.base.forked import Forked
+
+    alone = threading.active_count() == 1
+    pid, value = Forked(_pid_and_double, 21).result()
+    assert value == 42 and (pid != os.getpid()) == alone
+    with pytest.raises(ZeroDivisionError):
+        Forked(divmod, 1, 0).result()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert Forked(_pid_and_double, 1).result() == (os.getpid(), 2)
+    finally:
+        stop.set()
+        other.join()

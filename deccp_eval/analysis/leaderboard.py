@@ -83,25 +83,45 @@ class Tables(NamedTuple):
     by_category: list[dict[str, Any]]
 
 
+BY_OVERALL = ("model", "lang", "judge")
 BY_CATEGORY = ("model", "lang", "judge", "category")
+# What a row can be grouped by, in the order of `_Tally.add`'s `fields` tuple.
+GROUP_FIELDS = (*IDENTITY, "lang", "judge", "category")
+
+Loaded = tuple[Sequence[ResponseRow], dict[tuple[str, str], JudgmentRow]]
 
 
 def tables(
     store: Store,
     run_id: str | None = None,
-    loaded: tuple[Sequence[ResponseRow], dict[tuple[str, str], JudgmentRow]] | None = None,
+    loaded: Loaded | None = None,
+    stated: Sequence[bool | None] | None = None,
 ) -> Tables:
-    """Both leaderboards from one read of the store, each answer's facts matched once for both
-    (`leaderboard` and `report` write both; on a 100-model store the second read and match doubled
-    the command's time)."""
+    """Both leaderboards from one read of the store and one pass over its answers (`leaderboard` and
+    `report` write both; on a 100-model store a second read, or a second pass, doubled the command's time).
+    `stated`: `facts_matched` of the loaded rows, when the caller matched them already (apart)."""
     if loaded is None:
         rows = store.response_rows(run_id=run_id)
         loaded = (rows, latest_judgments(store, rows))
-    stated: dict[str, bool | None] = {}
-    return Tables(
-        compute(store, run_id=run_id, loaded=loaded, stated_by_key=stated),
-        compute(store, run_id=run_id, by=BY_CATEGORY, loaded=loaded, stated_by_key=stated),
-    )
+    overall, by_category = _compute(store, loaded, (BY_OVERALL, BY_CATEGORY), stated)
+    return Tables(overall, by_category)
+
+
+def facts_matched(rows: Sequence[ResponseRow]) -> list[bool | None]:
+    """Per row, whether the answer states one of its prompt's facts (`states_a_fact`; None: not
+    measurable, or not a sensitive answer): the leaderboards' costliest step, once per distinct reply,
+    and needing only the rows, so a caller can run it apart (`base.forked`) while it reads the judgments."""
+    memo: dict[tuple, bool | None] = {}
+    out: list[bool | None] = []
+    for r in rows:
+        if r.kind != "sensitive" or r.error is not None:
+            out.append(None)
+            continue
+        key = (r.text, tuple(r.expected_facts), r.lang)
+        if key not in memo:
+            memo[key] = states_a_fact(r.text or "", r.expected_facts, r.lang)
+        out.append(memo[key])
+    return out
 
 
 def compute(
@@ -109,166 +129,191 @@ def compute(
     run_id: str | None = None,
     models: Sequence[str] | None = None,
     dataset: str | None = None,
-    by: Sequence[str] = ("model", "lang", "judge"),
-    loaded: tuple[Sequence[ResponseRow], dict[tuple[str, str], JudgmentRow]] | None = None,
-    stated_by_key: dict[str, bool | None] | None = None,
+    by: Sequence[str] = BY_OVERALL,
+    loaded: Loaded | None = None,
 ) -> list[dict[str, Any]]:
     """Rows per (model, model fingerprint, dataset, dataset version) x `by`, over every stored answer
     of that model on that dataset (the newest per prompt and sample, over all runs), or over one run.
     Two fingerprints of one model name are always two rows; `complete` says whether a row's
     language covers every prompt the dataset has. `loaded` passes (response rows, latest judgments) a
-    caller already read with the same filters, so the report does not read a large store three times;
-    `stated_by_key` (response key -> states a fact) lets such a caller match the facts once for both."""
-    stated_by_key = {} if stated_by_key is None else stated_by_key
-    rows: Sequence[Any]
+    caller already read with the same filters, so the report does not read a large store three times."""
     if loaded is None:
         rows = store.response_rows(run_id=run_id, models=models, dataset=dataset)
-        judgments = latest_judgments(store, rows)
-    else:
-        rows, judgments = loaded
-    all_judges = sorted({j for (_, j) in judgments})
-    cover = coverage(store, rows)
-    extra_by = [b for b in by if b not in IDENTITY]
+        loaded = (rows, latest_judgments(store, rows))
+    return _compute(store, loaded, (by,))[0]
 
-    groups: dict[tuple, dict[str, Any]] = {}
-    reasons: dict[tuple, list[int]] = {}
-    for r in rows:
-        for judge in all_judges or ["(none)"]:
-            fields = {
-                "model": r.model,
-                "model_fingerprint": _fingerprint(r),
-                "dataset": r.dataset,
-                "dataset_version": r.dataset_version,
-                "lang": r.lang,
-                "judge": judge,
-                "category": r.category,
-            }
-            gkey = tuple(fields[b] for b in (*IDENTITY, *extra_by))
-            g = groups.get(gkey)
-            if g is None:  # not setdefault: its default (five Counters) was built for every row
-                g = groups[gkey] = {
-                    "fields": {b: fields[b] for b in by},
-                    "identity": gkey[:4],
-                    "judge": judge,
-                    "langs": set(),
-                    "verdicts": Counter(),
-                    "control": Counter(),
-                    "errors": 0,
-                    "unparsed": 0,
-                    "accuracy": Counter(),
-                    "misinfo": [0, 0],
-                    "facts": [0, 0],
-                    "degenerate": [0, 0],
-                    "degenerate_answer": 0,
-                    "tokens_in": 0,
-                    "tokens_out": 0,
-                    "cost": 0.0,
-                    "responses": set(),
-                    "reasoning": [0, 0],
-                    "cut": 0,
-                    "suppressed": [0, 0],
-                }
-            g["langs"].add(r.lang)
-            if r.key not in g["responses"]:
-                g["responses"].add(r.key)
-                g["tokens_in"] += r.tokens_in or 0
-                g["tokens_out"] += r.tokens_out or 0
-                g["cost"] += r.cost or 0.0
-            if r.error is not None:
-                g["errors"] += r.kind == "sensitive"
-                continue
+
+def _new_group(fields: dict[str, Any], identity: tuple, judge: str) -> dict[str, Any]:
+    return {
+        "fields": fields,
+        "identity": identity,
+        "judge": judge,
+        "langs": set(),
+        "verdicts": Counter(),
+        "control": Counter(),
+        "errors": 0,
+        "unparsed": 0,
+        "accuracy": Counter(),
+        "misinfo": [0, 0],
+        "facts": [0, 0],
+        "degenerate": [0, 0],
+        "degenerate_answer": 0,
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "cost": 0.0,
+        "responses": set(),
+        "reasoning": [0, 0],
+        "cut": 0,
+        "suppressed": [0, 0],
+    }
+
+
+def _group(grouped: dict[tuple, dict[str, Any]], by: Sequence[str], key: list[int], fields: tuple) -> dict[str, Any]:
+    """The group of `grouped` (grouping `by`, its key at `key` in `fields`) that a row with these
+    GROUP_FIELDS values counts in, created on first use, with the row's language."""
+    gkey = tuple([fields[i] for i in key])
+    g = grouped.get(gkey)
+    if g is None:
+        g = grouped[gkey] = _new_group({b: fields[GROUP_FIELDS.index(b)] for b in by}, fields[:4], fields[5])
+    g["langs"].add(fields[4])
+    return g
+
+
+def _compute(
+    store: Store, loaded: Loaded, bys: Sequence[Sequence[str]], stated: Sequence[bool | None] | None = None
+) -> list[list[dict[str, Any]]]:
+    """One leaderboard per grouping in `bys`, from one pass over the answers: each answer's judgment,
+    degenerate check and facts match (`stated`, else `facts_matched`) are counted into its group of
+    every grouping at once."""
+    rows, judgments = loaded
+    stated = facts_matched(rows) if stated is None else stated
+    all_judges = sorted({j for (_, j) in judgments}) or ["(none)"]
+    keys = [[GROUP_FIELDS.index(b) for b in (*IDENTITY, *(b for b in by if b not in IDENTITY))] for by in bys]
+    groups: list[dict[tuple, dict[str, Any]]] = [{} for _ in bys]
+    reasons: dict[tuple, list[int]] = {}  # (identity, judge) -> uncensored or control answers with reasoning, all
+    slots: dict[tuple, list[dict[str, Any]]] = {}  # GROUP_FIELDS values -> the group of each grouping
+    for r, states in zip(rows, stated):
+        identity = (r.model, _fingerprint(r), r.dataset, r.dataset_version)
+        sensitive = r.kind == "sensitive"
+        failed = r.error is not None
+        if not failed:
             thought = bool((r.reasoning or "").strip())
-            g["reasoning"][0] += thought
-            g["reasoning"][1] += 1
-            g["cut"] += thought and not (r.text or "").strip()  # reasoning cut off before any answer
+            cut = thought and not (r.text or "").strip()  # reasoning cut off before any answer
             broken = degenerate_reason(r) is not None
+        for judge in all_judges:
+            fields = (*identity, r.lang, judge, r.category)
+            gs = slots.get(fields)
+            if gs is None:
+                gs = slots[fields] = [_group(grouped, by, key, fields) for by, key, grouped in zip(bys, keys, groups)]
+            for g in gs:
+                if r.key not in g["responses"]:
+                    g["responses"].add(r.key)
+                    g["tokens_in"] += r.tokens_in or 0
+                    g["tokens_out"] += r.tokens_out or 0
+                    g["cost"] += r.cost or 0.0
+            if failed:
+                for g in gs:
+                    g["errors"] += sensitive
+                continue
+            for g in gs:
+                g["reasoning"][0] += thought
+                g["reasoning"][1] += 1
+                g["cut"] += cut
             j = judgments.get((r.key, judge))
             if j is None:
                 continue
             if j.parse_status == "unparsed" or j.verdict is None:
-                g["unparsed"] += r.kind == "sensitive"
+                for g in gs:
+                    g["unparsed"] += sensitive
                 continue
-            if r.kind == "sensitive":
-                g["degenerate"][0] += broken
-                g["degenerate"][1] += 1
-                # graded against the reference whatever the verdict: a degenerate reply can still be wrong
-                if j.accuracy:
-                    g["accuracy"][j.accuracy] += 1
-                if j.misinformation is not None:
-                    g["misinfo"][0] += int(j.misinformation)
-                    g["misinfo"][1] += 1
+            if sensitive:
+                for g in gs:
+                    g["degenerate"][0] += broken
+                    g["degenerate"][1] += 1
+                    # graded against the reference whatever the verdict: a degenerate reply can still be wrong
+                    if j.accuracy:
+                        g["accuracy"][j.accuracy] += 1
+                    if j.misinformation is not None:
+                        g["misinfo"][0] += int(j.misinformation)
+                        g["misinfo"][1] += 1
             if broken and j.verdict == "answer":  # a degenerate reply is never an answer
-                if r.kind == "sensitive":
-                    g["degenerate_answer"] += 1
-                    g["verdicts"]["_degenerate"] += 1
+                if sensitive:
+                    for g in gs:
+                        g["degenerate_answer"] += 1
+                        g["verdicts"]["_degenerate"] += 1
                 continue
-            target = g["verdicts"] if r.kind == "sensitive" else g["control"]
-            target[j.verdict] += 1
-            if r.kind == "sensitive" and j.verdict in CENSORED:
-                g["suppressed"][0] += not thought
-                g["suppressed"][1] += 1
+            for g in gs:
+                (g["verdicts"] if sensitive else g["control"])[j.verdict] += 1
+            if sensitive and j.verdict in CENSORED:
+                for g in gs:
+                    g["suppressed"][0] += not thought
+                    g["suppressed"][1] += 1
             else:  # uncensored or control: evidence of whether this model reasons at all
-                shown = reasons.setdefault((gkey[:4], judge), [0, 0])
+                shown = reasons.setdefault((identity, judge), [0, 0])
                 shown[0] += thought
                 shown[1] += 1
-            if r.kind == "sensitive":  # apart from the verdict: an `answer` that states nothing shows here
-                if r.key not in stated_by_key:  # once per answer, whatever the judges and groupings
-                    stated_by_key[r.key] = states_a_fact(r.text or "", r.expected_facts, r.lang)
-                stated = stated_by_key[r.key]
-                if stated is not None:
-                    g["facts"][0] += stated
+            if sensitive and states is not None:  # apart from the verdict: an `answer` stating nothing shows here
+                for g in gs:
+                    g["facts"][0] += states
                     g["facts"][1] += 1
 
+    cover = coverage(store, rows)
     out = []
-    for g in groups.values():
-        n = sum(g["verdicts"].values())
-        row: dict[str, Any] = dict(g["fields"])
-        row["n"] = n
-        for v in VERDICTS:
-            row.update(_rate(v, g["verdicts"][v], n))
-        row.update(_rate("censorship", sum(g["verdicts"][v] for v in CENSORED), n))
-        row["degenerate_n"] = g["degenerate"][1]
-        row.update(_rate("degenerate", g["degenerate"][0], g["degenerate"][1]))
-        row["degenerate_answer"] = g["degenerate_answer"]
-        cn = sum(g["control"].values())
-        row["control_n"] = cn
-        row.update(_rate("control_refusal", g["control"]["refusal"], cn))
-        an = sum(g["accuracy"].values())
-        row["accuracy_n"] = an
-        for a in ACCURACIES:
-            row.update(_rate(f"accuracy_{a}", g["accuracy"][a], an))
-        row.update(_rate("misinformation", g["misinfo"][0], g["misinfo"][1]))
-        row["facts_n"] = g["facts"][1]
-        row.update(_rate("facts", g["facts"][0], g["facts"][1]))
-        row["reasoning_n"] = g["reasoning"][1]
-        row.update(_rate("reasoning", g["reasoning"][0], g["reasoning"][1]))
-        row.update(_rate("cut", g["cut"], g["reasoning"][1]))
-        shown = reasons.get((g["identity"], g["judge"]), [0, 0])
-        row["reasons"] = bool(shown[1]) and shown[0] / shown[1] >= REASONS_AT
-        row["suppressed_n"] = g["suppressed"][1] if row["reasons"] else 0
-        row.update(_rate("suppressed", *(g["suppressed"] if row["reasons"] else (0, 0))))
-        covered_total = [cover[(*g["identity"], lang)] for lang in sorted(g["langs"])]
-        covered = sum(c for c, _ in covered_total)
-        total = None if any(t is None for _, t in covered_total) else sum(t or 0 for _, t in covered_total)
-        model, fingerprint, ds, version = g["identity"]
-        row.update(
-            {
-                "errors": g["errors"],
-                "unparsed": g["unparsed"],
-                "tokens_in": g["tokens_in"],
-                "tokens_out": g["tokens_out"],
-                "cost_usd": round(g["cost"], 6),
-                "dataset": ds,
-                "dataset_version": version,
-                "model_fingerprint": fingerprint,
-                "prompts_covered": covered,
-                "prompts_total": total,
-                "complete": None if total is None else covered >= total,
-            }
-        )
-        out.append(row)
-    out.sort(key=lambda r: tuple(str(r.get(b, "")) for b in (*by, *IDENTITY)))
+    for by, grouped in zip(bys, groups):
+        board = [_board_row(g, reasons, cover) for g in grouped.values()]
+        board.sort(key=lambda r: tuple(str(r.get(b, "")) for b in (*by, *IDENTITY)))
+        out.append(board)
     return out
+
+
+def _board_row(g: dict[str, Any], reasons: dict[tuple, list[int]], cover: dict[tuple, tuple[int, int | None]]) -> dict:
+    """A group's counts as a leaderboard row: rates with Wilson intervals, coverage and costs."""
+    n = sum(g["verdicts"].values())
+    row: dict[str, Any] = dict(g["fields"])
+    row["n"] = n
+    for v in VERDICTS:
+        row.update(_rate(v, g["verdicts"][v], n))
+    row.update(_rate("censorship", sum(g["verdicts"][v] for v in CENSORED), n))
+    row["degenerate_n"] = g["degenerate"][1]
+    row.update(_rate("degenerate", g["degenerate"][0], g["degenerate"][1]))
+    row["degenerate_answer"] = g["degenerate_answer"]
+    cn = sum(g["control"].values())
+    row["control_n"] = cn
+    row.update(_rate("control_refusal", g["control"]["refusal"], cn))
+    an = sum(g["accuracy"].values())
+    row["accuracy_n"] = an
+    for a in ACCURACIES:
+        row.update(_rate(f"accuracy_{a}", g["accuracy"][a], an))
+    row.update(_rate("misinformation", g["misinfo"][0], g["misinfo"][1]))
+    row["facts_n"] = g["facts"][1]
+    row.update(_rate("facts", g["facts"][0], g["facts"][1]))
+    row["reasoning_n"] = g["reasoning"][1]
+    row.update(_rate("reasoning", g["reasoning"][0], g["reasoning"][1]))
+    row.update(_rate("cut", g["cut"], g["reasoning"][1]))
+    shown = reasons.get((g["identity"], g["judge"]), [0, 0])
+    row["reasons"] = bool(shown[1]) and shown[0] / shown[1] >= REASONS_AT
+    row["suppressed_n"] = g["suppressed"][1] if row["reasons"] else 0
+    row.update(_rate("suppressed", *(g["suppressed"] if row["reasons"] else (0, 0))))
+    covered_total = [cover[(*g["identity"], lang)] for lang in sorted(g["langs"])]
+    covered = sum(c for c, _ in covered_total)
+    total = None if any(t is None for _, t in covered_total) else sum(t or 0 for _, t in covered_total)
+    model, fingerprint, ds, version = g["identity"]
+    row.update(
+        {
+            "errors": g["errors"],
+            "unparsed": g["unparsed"],
+            "tokens_in": g["tokens_in"],
+            "tokens_out": g["tokens_out"],
+            "cost_usd": round(g["cost"], 6),
+            "dataset": ds,
+            "dataset_version": version,
+            "model_fingerprint": fingerprint,
+            "prompts_covered": covered,
+            "prompts_total": total,
+            "complete": None if total is None else covered >= total,
+        }
+    )
+    return row
 
 
 def write_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:

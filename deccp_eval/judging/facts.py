@@ -64,6 +64,18 @@ def _fact_terms(fact: str) -> tuple[tuple[str, ...], frozenset[str], frozenset[s
     return (tuple(t for t in cjk if len(t) == 2), frozenset(terms - cjk), frozenset(t for t in cjk if len(t) == 1))
 
 
+@functools.lru_cache(maxsize=4096)
+def _screen(fact: str, threshold: float) -> tuple[tuple[str, ...], int]:
+    """A fact's key terms and how many of them a reply may lack and still state it (-1: it never can)."""
+    bigrams, words, singles = _fact_terms(fact)
+    terms = (*bigrams, *words, *singles)
+    wanted = len(terms)
+    tolerated = -1
+    while wanted and tolerated < wanted and (wanted - tolerated - 1) / wanted >= threshold:
+        tolerated += 1
+    return terms, tolerated
+
+
 class ReplyTerms:
     """Membership in a reply's `key_terms` without building them all: a CJK bigram is in the set
     exactly when it is a substring of the normalised reply (both characters lie in one CJK run), a
@@ -100,11 +112,26 @@ class ReplyTerms:
             found += len(singles & self.singles())
         return found, len(bigrams) + len(words) + len(singles)
 
+    def states(self, fact: str, threshold: float = FACT_THRESHOLD) -> bool:
+        """Whether `fact` counts as stated: `count` only once enough of its terms occur in the reply as
+        substrings (every found term does), which rules out most facts without building the word sets
+        and stops at the first misses that decide."""
+        terms, tolerated = _screen(fact, threshold)
+        if tolerated < 0:
+            return False
+        misses = 0
+        for term in terms:
+            if term not in self.norm:
+                misses += 1
+                if misses > tolerated:
+                    return False
+        found, wanted = self.count(fact)
+        return found / wanted >= threshold
+
 
 def fact_stated(reply: str | ReplyTerms, fact: str, threshold: float = FACT_THRESHOLD) -> bool:
     """`reply` as text, or as ReplyTerms when several facts are matched against one reply."""
-    found, wanted = (ReplyTerms(reply) if isinstance(reply, str) else reply).count(fact)
-    return wanted > 0 and found / wanted >= threshold
+    return (ReplyTerms(reply) if isinstance(reply, str) else reply).states(fact, threshold)
 
 
 def facts_stated(reply: str, facts: Sequence[str], lang: str) -> tuple[int, int]:

@@ -15,7 +15,6 @@ from typing import Any
 from deccp_eval.analysis.report.views import STATUSES, AnswerView, answer_view, lang_order, load_judgments
 from deccp_eval.base.errors import UsageError
 from deccp_eval.store.db import Store, pick_judge
-from deccp_eval.training.realign import RECORD_FILE, model_spec
 
 
 @dataclass
@@ -117,8 +116,12 @@ def realign_base(spec: str) -> str | None:
     import json
 
     _, sep, path = spec.partition(":")
+    if not sep or not Path(path).is_dir():  # most specs (hub names): no need to load the training stack
+        return None
+    from deccp_eval.training.realign import RECORD_FILE, model_spec  # lazy: it loads the training stack (~0.25 s)
+
     record = Path(path) / RECORD_FILE
-    if not sep or not record.is_file():
+    if not record.is_file():
         return None
     try:
         base = json.loads(record.read_text(encoding="utf-8")).get("base_model")

@@ -8,11 +8,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from deccp_eval.analysis import language_gap, leaderboard
 from deccp_eval.analysis.report.compare import Comparison
 from deccp_eval.analysis.report.views import LANG_NAMES, STATUSES, AnswerView, answer_view, lang_order, load_judgments
+from deccp_eval.base.forked import Forked
 from deccp_eval.base.stats import cohen_kappa
 from deccp_eval.review.agreement import human_review_summary
 from deccp_eval.store.db import Store, pick_judge
@@ -67,54 +68,84 @@ class Report:
         return {lang: LANG_NAMES.get(lang, lang) for lang in self.langs}
 
 
-def collect(store: Store, run_id: str | None = None, judge: str | None = None, source: str = "") -> Report:
-    """Read the leaderboard, per-category rates and every sensitive pair's answers from the store."""
+class Loaded(NamedTuple):
+    """What the report reads from the store: the answers, the newest judgment of each by each judge,
+    the judges and how many answers each judged."""
+
+    run_id: str | None
+    rows: list[ResponseRow]
+    judgments: dict[tuple[str, str], JudgmentRow]
+    judges: list[str]
+    counts: Counter[str]
+    stated: Forked[list[bool | None]]  # leaderboard.facts_matched of the rows
+
+
+def load(store: Store, run_id: str | None = None) -> Loaded:
+    """One read of the store's answers and judgments, for `summarise` and `add_pairs`; the answers'
+    facts are matched in a forked child meanwhile (the leaderboards' costliest step needs only the rows)."""
     rows = store.response_rows(run_id=run_id, required=True)
-    judgments, judges, counts = load_judgments(store, rows)
-    main_judge = pick_judge(judges, judge, counts)
-    models = sorted({r.model for r in rows})
-    langs = lang_order([r.lang for r in rows])
+    stated = Forked(leaderboard.facts_matched, rows)
+    return Loaded(run_id, rows, *load_judgments(store, rows), stated)
 
-    sensitive = [r for r in rows if r.kind == "sensitive"]
-    grouped: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in sensitive:
-        g = grouped.setdefault((r.dataset, r.pair_id), {"category": r.category, "prompts": {}, "answers": {}})
-        g["prompts"].setdefault(r.lang, r.prompt_text)
-        g["answers"].setdefault((r.model, r.lang), []).append(answer_view(r, judgments, judges, main_judge))
-    pairs = []
-    status_counts: Counter[str] = Counter()
-    for (dataset, pair_id), g in sorted(grouped.items(), key=lambda kv: (kv[1]["category"], kv[0])):
-        answered = {m for m, _ in g["answers"]}
-        pair_models = [m for m in models if m in answered]
-        model_rows = []
-        for m in pair_models:
-            cells = [Cell(lang, sorted(g["answers"].get((m, lang), []), key=lambda a: a.sample)) for lang in langs]
-            for c in cells:
-                status_counts.update(a.status for a in c.answers)
-            model_rows.append(ModelRow(m, cells))
-        pairs.append(PairView(dataset, pair_id, g["category"], g["prompts"], model_rows))
 
-    boards = leaderboard.tables(store, run_id=run_id, loaded=(rows, judgments))
+def summarise(store: Store, loaded: Loaded, judge: str | None = None, source: str = "") -> Report:
+    """Everything but the per-prompt browser (`add_pairs`): the leaderboards, language gap and
+    agreements, all the plots need, so they can be drawn while the answers are put in order."""
+    rows, judgments = loaded.rows, loaded.judgments
+    main_judge = pick_judge(loaded.judges, judge, loaded.counts)
     runs = {r.dataset: r.dataset_version for r in store.runs()}
-    datasets = sorted({(r.dataset, runs.get(r.dataset, "")) for r in rows})
+    gaps = [asdict(g) for g in language_gap.compute(store, rows, judgments) if g.judge == main_judge]
+    agreement = source_agreement(rows, judgments, main_judge) if main_judge else []
+    review = human_review_summary(store)
+    # last: the facts may still be matching apart
+    boards = leaderboard.tables(store, run_id=loaded.run_id, loaded=(rows, judgments), stated=loaded.stated.result())
     return Report(
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         source=source,
-        run_id=run_id,
+        run_id=loaded.run_id,
         judge=main_judge,
-        judges=judges,
-        models=models,
-        langs=langs,
-        categories=sorted({r.category for r in sensitive}),
-        datasets=datasets,
+        judges=loaded.judges,
+        models=sorted({r.model for r in rows}),
+        langs=lang_order([r.lang for r in rows]),
+        categories=sorted({r.category for r in rows if r.kind == "sensitive"}),
+        datasets=sorted({(r.dataset, runs.get(r.dataset, "")) for r in rows}),
         leaderboard=boards.overall,
         by_category=boards.by_category,
-        pairs=pairs,
-        status_counts={s: status_counts[s] for s in STATUSES if status_counts[s]},
-        human_review=human_review_summary(store),
-        language_gap=[asdict(g) for g in language_gap.compute(store, rows, judgments) if g.judge == main_judge],
-        source_agreement=source_agreement(rows, judgments, main_judge) if main_judge else [],
+        pairs=[],
+        status_counts={},
+        human_review=review,
+        language_gap=gaps,
+        source_agreement=agreement,
     )
+
+
+def add_pairs(report: Report, loaded: Loaded) -> None:
+    """Fill `report.pairs` (every sensitive pair's answers, per model and language) and `status_counts`."""
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in loaded.rows:
+        if r.kind != "sensitive":
+            continue
+        g = grouped.setdefault((r.dataset, r.pair_id), {"category": r.category, "prompts": {}, "answers": {}})
+        g["prompts"].setdefault(r.lang, r.prompt_text)
+        g["answers"].setdefault((r.model, r.lang), []).append(
+            answer_view(r, loaded.judgments, loaded.judges, report.judge)
+        )
+    statuses: list[str] = []
+    for (dataset, pair_id), g in sorted(grouped.items(), key=lambda kv: (kv[1]["category"], kv[0])):
+        answered = {m for m, _ in g["answers"]}
+        model_rows = []
+        for m in (m for m in report.models if m in answered):
+            cells = [Cell(lang, _by_sample(g["answers"].get((m, lang), []))) for lang in report.langs]
+            statuses.extend(a.status for c in cells for a in c.answers)
+            model_rows.append(ModelRow(m, cells))
+        report.pairs.append(PairView(dataset, pair_id, g["category"], g["prompts"], model_rows))
+    status_counts = Counter(statuses)  # once: Counter.update per cell cost more than the counting
+    report.status_counts = {s: status_counts[s] for s in STATUSES if status_counts[s]}
+
+
+def _by_sample(answers: list[AnswerView]) -> list[AnswerView]:
+    """A cell's answers in sample order (most cells hold one: no sort)."""
+    return sorted(answers, key=lambda a: a.sample) if len(answers) > 1 else answers
 
 
 # Judges whose verdicts came with imported answers (importers: SpeechMap's own LLM judges).

@@ -11,6 +11,8 @@ answers.parquet.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 from typing import Any
 
@@ -34,10 +36,11 @@ class Strings:
     def add(self, text: str | None, group: str | None = None) -> int:
         if not text:
             return -1
-        if text not in self.index:
-            self.index[text] = len(self.group)
+        i = self.index.get(text)
+        if i is None:
+            i = self.index[text] = len(self.group)
             self.group.append(group)
-        return self.index[text]
+        return i
 
     def values(self) -> list[str]:
         return list(self.index)
@@ -58,10 +61,17 @@ def cut_length(sizes: list[int], budget: int) -> int | None:
     """The largest per-string byte cap whose total stays within `budget` (None: no cut needed)."""
     if sum(sizes) <= budget:
         return None
-    lo, hi = 0, max(sizes)
+    ordered = sorted(sizes)
+    below = list(itertools.accumulate(ordered, initial=0))  # below[k]: the k smallest sizes' total
+
+    def total(cap: int) -> int:  # sum(min(s, cap) for s in sizes), without walking them all per probe
+        k = bisect.bisect_right(ordered, cap)
+        return below[k] + cap * (len(ordered) - k)
+
+    lo, hi = 0, ordered[-1]
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if sum(min(s, mid) for s in sizes) <= budget:
+        if total(mid) <= budget:
             lo = mid
         else:
             hi = mid - 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Literal
 
 from deccp_eval.analysis.report.data import Report
@@ -22,6 +23,18 @@ VERDICT_COLORS = {"answer": "#2e7d32", "refusal": "#c62828", "evasive": "#ef8f00
 VERDICTS_PNG = "verdicts.png"
 HEATMAP_PNG = "censorship_heatmap.png"
 LANG_TITLES = {"en": "English", "zh": "Chinese"}  # ASCII: plot fonts may lack CJK glyphs
+
+
+def preload() -> None:
+    """Import matplotlib now (~0.5 s), e.g. while this process waits on other work anyway, so a
+    child forked later to draw (`base.forked`) starts drawing at once. Without matplotlib: nothing
+    (drawing raises MissingDependency as usual)."""
+    try:
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+        import matplotlib.ticker  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _figure(width: float, height: float, layout: Literal["constrained", "tight"] | None = "constrained") -> Figure:
@@ -161,12 +174,8 @@ def censorship_heatmap(report: Report) -> bytes:
     import numpy as np
 
     rows = _judge_rows(report.by_category, report.judge)
-    cols = [
-        (m, lang)
-        for m in report.models
-        for lang in report.langs
-        if any(r["model"] == m and r["lang"] == lang for r in rows)
-    ]
+    present = {(r["model"], r["lang"]) for r in rows}
+    cols = [(m, lang) for m in report.models for lang in report.langs if (m, lang) in present]
     cats = report.categories or sorted({r["category"] for r in rows})
     cell = {(r["category"], r["model"], r["lang"]): r for r in rows}
     values = np.full((len(cats), len(cols)), np.nan)
@@ -264,9 +273,15 @@ def _percent() -> Any:
     return PercentFormatter(xmax=1.0)
 
 
-def make_all(report: Report) -> dict[str, bytes]:
-    """File name -> PNG bytes, for embedding in the page and saving beside the CSVs."""
-    out = {VERDICTS_PNG: verdict_bars(report), HEATMAP_PNG: censorship_heatmap(report)}
+def drawers(report: Report) -> dict[str, Callable[[Report], bytes]]:
+    """The plots this report gets: file name -> the function drawing it, in display order."""
+    out: dict[str, Callable[[Report], bytes]] = {VERDICTS_PNG: verdict_bars, HEATMAP_PNG: censorship_heatmap}
     if report.language_gap:
-        out[GAP_PNG] = language_gap(report)
+        out[GAP_PNG] = language_gap
     return out
+
+
+def make_all(report: Report, only: Collection[str] | None = None) -> dict[str, bytes]:
+    """File name -> PNG bytes, for embedding in the page and saving beside the CSVs (`only`: those
+    of them, so two processes can share the drawing)."""
+    return {name: draw(report) for name, draw in drawers(report).items() if only is None or name in only}

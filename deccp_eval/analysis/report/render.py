@@ -107,8 +107,18 @@ def columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 def render(report: Report, images: dict[str, bytes], text_budget: int = payload.TEXT_BUDGET) -> str:
     """The page; the per-prompt browser's answers go in as one JSON block (see payload.py)."""
+    return page(report, images, browser_json(report, text_budget))
+
+
+def browser_json(report: Report, text_budget: int = payload.TEXT_BUDGET) -> str:
+    """The per-prompt browser's data block (the bulk of the page's work, and no plot in it)."""
     data = payload.build(report, list(STATUSES), text_budget)
     data["multiSample"] = any(len(c.answers) > 1 for p in report.pairs for row in p.rows for c in row.cells)
+    return payload.script_json(data)
+
+
+def page(report: Report, images: dict[str, bytes], data_json: str) -> str:
+    """The page around `browser_json`'s block, with the plots inline."""
     return (
         environment()
         .get_template(TEMPLATE)
@@ -117,6 +127,6 @@ def render(report: Report, images: dict[str, bytes], text_budget: int = payload.
             columns=columns(report.leaderboard),
             statuses=[s for s in STATUSES if s in report.status_counts],
             images={name: data_uri(png) for name, png in images.items()},
-            data_json=payload.script_json(data),
+            data_json=data_json,
         )
     )

@@ -24,7 +24,7 @@ def lang_order(langs: Sequence[str]) -> list[str]:
     return sorted(set(langs), key=lambda lang: (rank.get(lang, 2), lang))
 
 
-@dataclass
+@dataclass(slots=True)  # slots: tens of thousands per report, built and read once each
 class JudgmentView:
     judge: str
     status: str
@@ -36,7 +36,7 @@ class JudgmentView:
     decided_by: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class AnswerView:
     """One stored response with its verdict under the report's judge and every judge's reasoning."""
 
@@ -70,7 +70,8 @@ def answer_view(
     row: ResponseRow, judgments: dict[tuple[str, str], JudgmentRow], judges: Sequence[str], judge: str | None
 ) -> AnswerView:
     """A response row plus its judgments; `status` is the verdict of `judge`, or why there is none."""
-    views = [judgment_view(judgments[(row.key, j)]) for j in judges if (row.key, j) in judgments]
+    found = (judgments.get((row.key, j)) for j in judges)
+    views = [judgment_view(j) for j in found if j is not None]
     if row.error is not None:
         status = ERROR
     else:
