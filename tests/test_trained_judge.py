@@ -4,6 +4,7 @@ train-judge command, calibrated confidence, and cache keys that follow the weigh
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -99,25 +100,24 @@ def test_train_judge_from_labels_is_reproducible_and_loads_as_clf_path(tmp_path)
     small.write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows if r["question_id"] in keep), encoding="utf-8"
     )
-    outs = []
-    for name in ("a.npz", "b.npz"):
-        proc = cli(
-            "train-judge",
-            "--from-labels",
-            str(small),
-            "--out",
-            str(tmp_path / name),
-            "--folds",
-            "2",  # the fewest the command takes: three fits a run instead of four
-            "--baseline",
-            "",
-            "--min-questions",
-            "2",
-            env=ONE_BLAS_THREAD,
+    outs = [tmp_path / "a.npz", tmp_path / "b.npz"]
+    # both at once, in two processes: the same bytes also show that two trainings do not share state
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-m", "deccp_eval.cli", "train-judge", "--from-labels", str(small), "--out", str(out)]
+            + ["--folds", "2", "--baseline", "", "--min-questions", "2"],  # 2 folds: the fewest the command takes
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **ONE_BLAS_THREAD},
         )
-        assert proc.returncode == 0, proc.stderr
-        outs.append(tmp_path / name)
-    assert "cross-validation grouped by question" in proc.stdout and "zh" in proc.stdout
+        for out in outs
+    ]
+    done = [(proc.communicate(timeout=600), proc.returncode) for proc in running]
+    for (_, err), code in done:
+        assert code == 0, err
+    stdout = done[1][0][0]
+    assert "cross-validation grouped by question" in stdout and "zh" in stdout
     assert outs[0].read_bytes() == outs[1].read_bytes()  # same data, same file
     card = json.loads((tmp_path / "b.npz.json").read_text(encoding="utf-8"))
     assert card["data"]["files"][0]["sha256"] and card["cv"]["en"]["n"] > 0
