@@ -7,9 +7,9 @@ Last line: `ratio_ray_vs_local=X.XX` (Ray wall time / local wall time; below 1 i
 On 2 shared cores the two replicas share the cores the local run uses, and each loads the model
 (about 20-60 s of imports) where the local run loads it once: this measures overhead and thread
 contention, not a speed-up; with N GPUs the generation part divides by N (see DEVELOPERS.md).
-Run: .venv/bin/python benchmarks/bench_ray.py [--prompts 256 --max-tokens 32 --batch-size 16]
+Run: .venv/bin/python benchmarks/bench_ray.py [--prompts 256 --max-tokens 32 --batch-size 16 --replicas 2]
 [--ray-address HOST:PORT] [--smoke]
-(`--smoke`: one model, 2 prompts; the same two executors and replicas. `--ray-address`: use a running
+(`--smoke`: one model, 2 prompts, one replica; the same two executors. `--ray-address`: use a running
 cluster, e.g. one with GPUs, instead of starting a local 2-CPU one; the suite passes its shared one.)
 """
 
@@ -64,8 +64,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--models", type=lambda v: v.split(","), default=MODELS, help="comma-separated model specs")
+    ap.add_argument("--replicas", type=int, default=2, help="single-CPU replicas per model on Ray")
     ap.add_argument("--ray-address", default=None, help="a running cluster to use (default: start a local one)")
-    args = parse(ap, prompts=2, max_tokens=4, batch_size=2, models=MODELS[:1])
+    args = parse(ap, prompts=2, max_tokens=4, batch_size=2, models=MODELS[:1], replicas=1)
     import ray
 
     toy_model()
@@ -86,10 +87,10 @@ def main() -> None:
             flush=True,
         )
         try:
-            on_ray = timed_run(ray_db, "ray", *runner_args, replicas=2, gpus_per_replica=0)
+            on_ray = timed_run(ray_db, "ray", *runner_args, replicas=args.replicas, gpus_per_replica=0)
         finally:
             ray.shutdown()
-        print(f"ray, 2 single-CPU replicas per model: {on_ray:.1f}s", flush=True)
+        print(f"ray, {args.replicas} single-CPU replicas per model: {on_ray:.1f}s", flush=True)
         same = texts(local_db) == texts(ray_db)
         print(f"stored answers identical: {same}")
     print(f"ratio_ray_vs_local={on_ray / local:.2f}")
