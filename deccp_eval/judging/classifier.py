@@ -26,7 +26,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -498,17 +498,7 @@ def augmented(
         if e.label in labels:
             head = opening(e.response)
             if head:
-                extra.append(
-                    Example(
-                        question=e.question,
-                        response=head,
-                        label=e.label,
-                        group=e.group,
-                        lang=e.lang,
-                        source=e.source,
-                        answer=e.answer,
-                    )
-                )
+                extra.append(replace(e, response=head))  # every other field kept, whatever fields come later
     return extra
 
 
