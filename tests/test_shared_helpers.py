@@ -4,6 +4,8 @@ and the composite judges still check, close and ask for references through their
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -149,6 +151,18 @@ def test_forked_runs_apart_and_falls_back_to_this_process() -> None:
     alone = threading.active_count() == 1
     pid, value = Forked(_pid_and_double, 21).result()
     assert value == 42 and (pid != os.getpid()) == alone
+    # a fresh interpreter has one thread, so the child is always used there, whatever this worker left running
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os; from deccp_eval.base.forked import Forked; print(Forked(os.getpid).result() != os.getpid())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip() == "True", child.stderr
     with pytest.raises(ZeroDivisionError):
         Forked(divmod, 1, 0).result()
     stop = threading.Event()
