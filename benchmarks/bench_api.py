@@ -80,7 +80,11 @@ def main() -> None:
             base_url=base_url, api_key_env="BENCH_API_KEY", max_concurrency=args.concurrency, timeout_s=30
         )
         # Start-up costs paid once per process whatever N is (a CLI run pays them before its first request):
-        import openai  # noqa: F401  - the SDK import (~0.5 s)
+        import openai  # the SDK import (~0.5 s)
+
+        # ...and its HTTP transport, imported when the first client is made (~0.25 s where trio is installed:
+        # the transport imports it when present; selenium, a test dependency, brings it).
+        openai.AsyncOpenAI(api_key="sk-warm", base_url=base_url)
 
         from deccp_eval.base import pluginmanager
 
