@@ -47,10 +47,11 @@ browser:
 # into ~/.cache/deccp-eval and fail, not skip, when they cannot; offline, add PYTEST_ARGS='-m "not realmodel"'.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
-# Bytecode caches on for the suite and the benchmarks: where PYTHONDONTWRITEBYTECODE=1 is set (it is on the
-# team's machines) every process they start (about 190 CLI runs, Ray actors, benchmark scripts) compiled the
-# package from source again and pytest rewrote every test module again in each worker; a CLI-heavy slice of
-# the suite used 17% less CPU with caches. __pycache__/ is ignored by git.
+# Bytecode caches on for the suite and the benchmarks, as a pip install has them. Where
+# PYTHONDONTWRITEBYTECODE=1 is set (it is on the team's machines), every process they start (about 190 CLI
+# runs, Ray actors, benchmark scripts) compiled the package from source again, and pytest rewrote every test
+# module again in each worker: a CLI-heavy slice of the suite used 17% less CPU with caches.
+# __pycache__/ is ignored by git.
 WITH_PYC := PYTHONDONTWRITEBYTECODE=
 
 # ruff (lint, then the formatter in check mode) and mypy; settings in pyproject.toml. mypy checks the core
@@ -86,7 +87,7 @@ $(INSPECT_VENV)/.installed:
 	touch $@
 
 bench-inspect: install $(INSPECT_VENV)/.installed
-	$(PY) benchmarks/bench_vs_inspect.py --inspect $(INSPECT_VENV)/bin/inspect
+	$(WITH_PYC) $(PY) benchmarks/bench_vs_inspect.py --inspect $(INSPECT_VENV)/bin/inspect
 
 # Every script in benchmarks/ at a tiny size (`--smoke`: the same code paths, numbers meaningless), one after
 # another, stopping at the first that fails. `make test` runs the same scripts as tests (tests/test_bench_smoke.py,
@@ -104,8 +105,8 @@ bench-smoke: install browser
 
 # The engine and report benchmarks (each prints its ratio on its last line); no timed assertions in tests.
 bench: install
-	$(PY) benchmarks/bench_api.py
-	$(PY) benchmarks/bench_report.py
+	$(WITH_PYC) $(PY) benchmarks/bench_api.py
+	$(WITH_PYC) $(PY) benchmarks/bench_report.py
 
 # The lists in docs/ARCHITECTURE.md (commands, backends, judges, datasets, modules per layer, cache keys),
 # regenerated from the code between its `<!-- generated:NAME -->` markers; tests/test_docs.py fails when stale.
