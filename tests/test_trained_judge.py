@@ -20,8 +20,9 @@ from deccp_eval.judging.label_scores import load_labels, validate
 DEV = DATA.parent.parent / "data" / "speechmap" / "speechmap_china_dev.jsonl"
 # Training is L-BFGS over the hashed columns that can get weight: much of its time goes to BLAS calls,
 # whose OpenBLAS threads spin against the other xdist worker on shared cores (a run took 82 s with 2
-# threads, 25 s with one, before the solver was given only those columns). Both runs of a reproducibility check use the same setting, so it still compares like
-# with like; the shipped model's bytes are not what these runs are checked against.
+# threads, 25 s with one, before the solver was given only those columns). Both runs of a
+# reproducibility check use the same setting, so it still compares like with like; the shipped model's
+# bytes are not what these runs are checked against.
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1"}
 
 
