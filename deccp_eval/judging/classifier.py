@@ -12,8 +12,10 @@ run offline at over a thousand long answers a second on one core, and load in a 
   plain arrays (`.npz`, no pickle: loading runs no code), scored with numpy;
 - beside it, a binary "answer view" for the decision that matters most (answer or not): character
   1-4-grams of the same text, counted (sublinear tf-idf, L2), trained where there is one on a second
-  labeller's agreed answer-vs-not verdict (SpeechMap's), else on ours. Its P(answer) is blended with
-  the four-class model's; the non-answer classes keep the four-class model's proportions. It reads
+  labeller's agreed answer-vs-not verdict (SpeechMap's), else on ours; it keeps only n-grams seen in
+  answers to `answer_min_questions` (7) questions, a stricter bar, as counts at a weak penalty learn
+  topics faster than presence does. Its P(answer) is blended with the four-class model's; the
+  non-answer classes keep the four-class model's proportions. It reads
   how much of a reply is made of what (an official-line essay repeats its phrases; a critique that
   quotes the line once does not), which presence-only n-grams cannot;
 - the confidence is the top probability mapped through an isotonic curve fitted on out-of-fold
@@ -49,7 +51,6 @@ _MULT = np.uint64(1000003)
 _DIGITS = re.compile(r"\d")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
-_LATIN_RUN = re.compile(r"[A-Za-z]+")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
@@ -152,14 +153,25 @@ def _lower(answer: str) -> str:
     return part.lower()
 
 
+def _script_shares(low: str) -> tuple[float, float]:
+    """Shares of `low`'s characters that are CJK (as `_CJK` reads them) and ASCII letters (`_LATIN`): one
+    vectorised pass over the code points, several times cheaper than collecting the regex runs."""
+    if not low:
+        return 0.0, 0.0
+    c = np.frombuffer(low.encode("utf-32-le"), dtype=np.uint32)
+    cjk = ((c >= 0x3400) & (c <= 0x9FFF)) | ((c >= 0xF900) & (c <= 0xFAFF))
+    folded = c | 32  # A-Z onto a-z; no other code point lands there
+    latin = (folded >= 0x61) & (folded <= 0x7A)
+    return int(np.count_nonzero(cjk)) / len(c), int(np.count_nonzero(latin)) / len(c)
+
+
 def dense(answer: str, question: str, lexicon: Lexicon, low: str | None = None) -> list[float]:
     """A handful of signals that say how a reply is built, independent of its topic: its length, script
     and layout, and phrase-group hits in its opening and its close (where refusals, official-line
     openers and sign-offs sit; the n-grams see the body)."""
     low = _lower(answer) if low is None else low
     head, tail = low[:HEAD_CHARS], low[-TAIL_CHARS:] if len(low) > HEAD_CHARS else ""
-    cjk_a = sum(map(len, _CJK_RUN.findall(low))) / max(len(low), 1)
-    latin_a = sum(map(len, _LATIN_RUN.findall(low))) / max(len(low), 1)
+    cjk_a, latin_a = _script_shares(low)
     q_cjk = bool(_CJK.search(question))
     # Length and layout help tell essays from refusals; so that "short" does not come to mean "refused"
     # (real answers to factual questions are often two sentences), training adds the openings of long
@@ -550,6 +562,9 @@ class Settings:
     seed: int = 0
     answer_c: float = 256.0  # the answer view's inverse regularisation (its rows are L2-normalised)
     answer_share: float = 0.7  # its share of P(answer); 0 trains no answer view
+    # the answer view keeps only n-grams seen in answers to this many questions: its counted n-grams and weak
+    # regularisation learn topics fast, so it needs a stricter bar than the four-class model (`_view_bar`)
+    answer_min_questions: int = 7
 
 
 def _recurring(x: Any, groups: Sequence[str], min_questions: int) -> np.ndarray:
@@ -560,6 +575,12 @@ def _recurring(x: Any, groups: Sequence[str], min_questions: int) -> np.ndarray:
     for one in np.unique(g):
         seen[np.unique(x[g == one].indices)] += 1
     return (seen >= min_questions).astype(np.float32)
+
+
+def _view_bar(s: Settings, groups: Sequence[str]) -> int:
+    """How many questions an n-gram must recur in for the answer view: `answer_min_questions`, but never
+    below `min_questions` nor above half the questions there are (a small training set keeps a view)."""
+    return min(s.answer_min_questions, max(s.min_questions, len(set(groups)) // 2))
 
 
 def _tfidf(a: Any, idf: np.ndarray) -> Any:
@@ -627,17 +648,18 @@ def fit_matrix(
     if s.answer_share and "answer" in model.classes and min(y.sum(), len(y) - y.sum()) >= 3:
         # smooth idf over the columns that recur across questions (the others get no weight and no norm)
         df = np.bincount(p.a.indices, minlength=p.a.shape[1])
-        idf = ((np.log((1 + p.a.shape[0]) / (1 + df)) + 1) * _recurring(p.a, groups, s.min_questions)).astype(
-            np.float32
-        )
+        recurring = _recurring(p.a, groups, _view_bar(s, groups))
+        idf = ((np.log((1 + p.a.shape[0]) / (1 + df)) + 1) * recurring).astype(np.float32)
         used = np.flatnonzero(idf)
-        view = LogisticRegression(C=s.answer_c, max_iter=1000, tol=1e-4, random_state=s.seed)
-        view.fit(csr_matrix(_tfidf(p.a, idf)[:, used]), y)
-        model.answer_weights = np.zeros(p.a.shape[1], dtype=np.float32)
-        model.answer_weights[used] = view.coef_[0]
-        model.answer_idf = idf
-        model.answer_bias = float(view.intercept_[0])
-        model.answer_share = s.answer_share
+        if len(used):  # else no view: nothing recurs enough to learn from
+            # solved to convergence: a loose tolerance stops L-BFGS early, where a small change in the data moves it
+            view = LogisticRegression(C=s.answer_c, max_iter=2000, tol=1e-6, random_state=s.seed)
+            view.fit(csr_matrix(_tfidf(p.a, idf)[:, used]), y)
+            model.answer_weights = np.zeros(p.a.shape[1], dtype=np.float32)
+            model.answer_weights[used] = view.coef_[0]
+            model.answer_idf = idf
+            model.answer_bias = float(view.intercept_[0])
+            model.answer_share = s.answer_share
     return model
 
 
@@ -795,6 +817,7 @@ def train(
                 "ngrams": list(ANSWER_NGRAMS),
                 "c": s.answer_c,
                 "share": s.answer_share,
+                "min_questions": _view_bar(s, [e.group for e in examples]),
                 "trained_on_second_labels": sum(e.answer is not None for e in examples),
             },
         },
