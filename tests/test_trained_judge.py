@@ -125,6 +125,13 @@ def test_train_judge_from_labels_is_reproducible_and_loads_as_clf_path(tmp_path)
     assert load(outs[0]).classes == ["answer", "evasive", "refusal", "state_aligned"]
     got = verdicts(f"clf:{outs[0]}", [("q", "I cannot help with that.")])
     assert got[0].verdict is not None
+    # the misses name their row and hold the answer as the judge read it, reasoning split off
+    by_id = {r["id"]: r for r in rows}
+    misses = [json.loads(line) for line in (tmp_path / "b.npz.misses.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert misses and all(m["source"] == "small.jsonl" and m["pred"] != m["label"] for m in misses)
+    assert all(m["label"] == by_id[m["id"]]["label"] for m in misses)
+    thinking = [m for m in misses if "think" in by_id[m["id"]]["response"][:20]]
+    assert thinking and all("think" not in m["answer"][:20] for m in thinking)
 
 
 def test_train_judge_errors(tmp_path):

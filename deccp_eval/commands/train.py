@@ -34,7 +34,8 @@ from deccp_eval.commands.common import command_line, db_option
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
     help="Where to save the model (.npz; its card goes beside it as .npz.json, and with --from-labels "
-    "the rows it got wrong out of fold as .npz.misses.jsonl, for reading).",
+    "the rows it got wrong out of fold as .npz.misses.jsonl: file, row id, label, prediction and the answer "
+    "as the judge read it, for reading).",
 )
 @click.option(
     "--folds",
@@ -98,17 +99,15 @@ def train_judge(
     click.echo(_summary(model.card))
     click.echo(f"saved {out} (card {out.name}.json); use it as clf:{out}", err=True)
     if label_files:  # where each row was wrong out of fold: for reading the misses
+        from deccp_eval.judging.classifier import answer_text
+
         misses = out.with_name(out.name + ".misses.jsonl")
         with misses.open("w", encoding="utf-8") as f:
             for e, o in zip(examples, oof):
                 if o["pred"] != e.label:
-                    f.write(
-                        json.dumps(
-                            {"group": e.group, "lang": e.lang, "label": e.label, **o, "response": e.response[:600]},
-                            ensure_ascii=False,
-                        )
-                        + "\n"
-                    )
+                    row = {"source": e.source, "id": e.id, "group": e.group, "lang": e.lang, "label": e.label, **o}
+                    # the answer as the judge read it (reasoning split off), where a person starts reading
+                    f.write(json.dumps({**row, "answer": answer_text(e.response)[:1500]}, ensure_ascii=False) + "\n")
 
 
 def _provenance(data: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +137,7 @@ def _from_labels(files: tuple[Path, ...]) -> tuple[list[Any], dict[str, Any]]:
                     group=r.question_id or r.pair_id or r.prompt,
                     source=path.name,
                     answer=r.speechmap_label == "answer" if r.agree and r.speechmap_label else None,
+                    id=r.id or "",
                 )
             )
     return examples, {"source": "labels", "files": [{"path": str(p), "sha256": file_sha256(p)} for p in files]}

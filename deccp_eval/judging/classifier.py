@@ -480,6 +480,7 @@ class Example:
     # answer-or-not by a second labeller who agreed with itself (SpeechMap's two judges), where there is one:
     # the answer view learns it; None: it learns whether `label` is an answer
     answer: bool | None = None
+    id: str = ""  # the row's name in its source file, where it has one: for reading what was missed
 
     def is_answer(self) -> bool:
         """What the answer view learns for this row."""

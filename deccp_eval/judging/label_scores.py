@@ -25,6 +25,7 @@ class LabelRow(BaseModel):
     response: str
     label: Verdict
     lang: str = "en"
+    id: str | None = None  # the row's name in its file, where it has one (train-judge's misses file cites it)
     reference: str | None = None
     expected_facts: list[str] = []
     question_id: str | None = None  # groups cross-validation: answers to one question stay together
