@@ -1,8 +1,8 @@
 """`clf`: the trained offline judge (the default). `clf` alone is the model shipped in
 `judges/models/` (trained on real models' answers with four-class labels, card beside it);
 `clf:PATH` is one you trained with `deccp-eval train-judge` (from a label file or from verdicts an LLM
-judge already stored). Files hold arrays only (no pickle); scoring is numpy, over a thousand answers
-a second. Every verdict carries a calibrated confidence and a rationale naming the n-grams and
+judge already stored). Files hold arrays only (no pickle); scoring is numpy, about a thousand long
+answers a second on one core. Every verdict carries a calibrated confidence and a rationale naming the n-grams and
 signals that decided it.
 """
 

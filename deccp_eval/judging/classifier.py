@@ -1,7 +1,7 @@
 """The trained verdict classifier: features, a linear model, calibration, and its file format.
 
 Why this shape: the judge must hold on answers from questions it never saw, in English and Chinese,
-run offline at over a thousand long answers a second on one core, and load in a blink. So:
+run offline at about a thousand long answers a second on one core, and load in a blink. So:
 - features are hashed character n-grams (2-4, no tokenizer, both scripts alike) of the answer's
   opening and of its whole text, plus a few dense signals (lexicon hits for refusals, the official
   line, attribution and deflection; length; script of answer vs question). The question is not a
