@@ -135,3 +135,25 @@ def test_fused_edit_never_copies_all_experts(tok, tmp_path):
     assert seen and all(len(s) == 2 for s in seen), seen  # never the [experts, hidden, inner] tensor
     d = d / d.norm()
     assert float((d @ fused.param.detach()).abs().max()) < 1e-5
+
+
+def test_a_residual_writer_the_name_rules_miss_is_reported(tok, tmp_path, monkeypatch, caplog):
+    """Writers are found by name; a layer whose write still carries a test direction once every found writer is
+    projected is named in a warning, so an unknown layout gives a partial edit that says so, never a silent one."""
+    import logging
+
+    from deccp_eval.backends.torch_utils import load_model
+    from deccp_eval.training.abliteration import writers
+    from deccp_eval.training.abliteration.direction import decoder_layers
+
+    model, _ = load_model(str(tiny_models.build("llama", tmp_path / "m", tok)), device="cpu")
+    layers = decoder_layers(model)
+    found = writers.find_writers(model)
+    assert writers.uncovered_layers(model, layers, found) == []
+    without = [w for w in found if not (w.layer == 1 and w.role == "mlp")]
+    assert [i for i, _ in writers.uncovered_layers(model, layers, without)] == [1]
+
+    monkeypatch.setattr(writers, "OUT_NAMES", writers.OUT_NAMES - {"down_proj"})  # as GPT-J's fc_out once was
+    with caplog.at_level(logging.WARNING, logger="deccp_eval"):
+        assert len(writers.find_writers(model)) == 2  # the two attention outputs only
+    assert "decoder layer(s) 0, 1 still add to the stream" in caplog.text and "not recognised" in caplog.text

@@ -100,6 +100,27 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "zero_expert_num": 2,
     },
     "dots1": {"moe": True},
+    # Other layouts: blocks in `h`, `decoder.layers` or `blocks`, GPT-2's Conv1D writers, attention and MLP
+    # side by side (GPT-J, CodeGen, Falcon), `fc_out` as the MLP's output.
+    "gpt2": {},
+    "gpt_neo": {"attention_types": [[["global", "local"], 1]], "num_layers": 2},
+    "gptj": {"rotary_dim": 8},
+    "codegen": {"rotary_dim": 8},
+    "opt": {},
+    "falcon": {},
+    "biogpt": {},
+    "xglm": {},
+    # More families of the Llama layout.
+    "olmo2": {},
+    "olmoe": {"moe": True},
+    "cohere": {},
+    "granite": {},
+    "stablelm": {},
+    "gpt_neox": {},
+    "smollm3": {},
+    "starcoder2": {},
+    "gemma": {},
+    "phi": {},
 }
 REQUIRED: tuple[str, ...] = tuple(list(FAMILIES)[:21])
 
@@ -153,7 +174,12 @@ def config(family: str, tok: Any, **extra: Any) -> Any:
     moe = over.pop("moe", False)
     wanted = {**BASE, **(MOE if moe else {}), **over}
     defaults = cls()
-    kw = {k: v for k, v in wanted.items() if hasattr(defaults, k) or k in over}
+
+    def settable(k: str) -> bool:  # a derived read-only property (Falcon's head_dim) cannot be given
+        prop = getattr(cls, k, None)
+        return not (isinstance(prop, property) and prop.fset is None)
+
+    kw = {k: v for k, v in wanted.items() if (hasattr(defaults, k) or k in over) and settable(k)}
     kw.update(bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     cfg = cls(**kw)
     if len(tok) > cfg.vocab_size:

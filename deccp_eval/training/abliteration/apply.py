@@ -162,8 +162,8 @@ def edit_writer_(writer: Writer, direction: Any, w: float, norm_preserve: bool =
         if writer.fused:
             for e in range(param.shape[0]):
                 param[e].copy_(_edit_matrix(param[e], d, w, writer.transposed, norm_preserve))
-        else:
-            param.copy_(_edit_matrix(param, d, w, False, norm_preserve))
+        else:  # a Linear [hidden, in], or a Conv1D [in, hidden] (transposed)
+            param.copy_(_edit_matrix(param, d, w, writer.transposed, norm_preserve))
         if bias is not None:  # [hidden] or, for fused experts, [experts, hidden]: each row is written
             rows = bias if bias.dim() == 2 else bias.unsqueeze(0)
             rows.copy_(_edit_vectors(rows, d.to(bias.device), w, norm_preserve))

@@ -36,15 +36,29 @@ def base_model(model: Any) -> Any:
 
 
 def decoder_layers(model: Any) -> Any:
+    """The decoder blocks in order: the base model's `layers` (Llama-style families), else the shallowest
+    module list holding exactly the config's number of layers (`h` in GPT-2, BLOOM and Falcon,
+    `decoder.layers` in OPT, `blocks` in MPT)."""
+    import torch
+
     base = base_model(model)
     layers = getattr(base, "layers", None)
-    if layers is None:
+    if isinstance(layers, torch.nn.ModuleList):
+        return layers
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    n = getattr(cfg, "num_hidden_layers", None)
+    lists = [
+        (path.count("."), path, mod)
+        for path, mod in base.named_modules()
+        if isinstance(mod, torch.nn.ModuleList) and n and len(mod) == n
+    ]
+    if not lists:
         raise UsageError(
-            f"{type(model).__name__}: no `layers` list of decoder layers found; abliteration supports "
-            "decoder-only models whose base model holds `layers` (every transformers LLM family "
-            "in README's list: Qwen, DeepSeek, GLM, ERNIE, Hunyuan, MiniMax, Llama, Gemma, ...)"
+            f"{type(model).__name__}: no list of {n} decoder layers found in its base model; abliteration "
+            "supports decoder-only models whose blocks sit in one module list (`layers`, `h`, `blocks`, "
+            "`decoder.layers`: Qwen, DeepSeek, GLM, Llama, Gemma, GPT-2, OPT, BLOOM, Falcon, MPT, ...)"
         )
-    return layers
+    return min(lists, key=lambda t: (t[0], t[1]))[2]
 
 
 def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

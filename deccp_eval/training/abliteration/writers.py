@@ -7,7 +7,8 @@ family (`o_proj`, `out_proj`, `dense`, `c_proj`, `wo`, `w2`, `down_proj`, `fc2`)
 families in transformers 5 store all experts of a layer as one fused 3-D tensor
 (`experts.down_proj` [experts, hidden, inner], or [experts, inner, hidden] when the experts
 module says `is_transposed`). A writer is either an `nn.Linear` with such a name whose output
-size is the hidden size, or such a 3-D expert tensor whose hidden axis is known.
+size is the hidden size (or GPT-2's `Conv1D`, a linear layer stored [in, out]), or such a 3-D
+expert tensor whose hidden axis is known.
 
 Some families (Gemma 2/3, GLM-4) normalise a block's output again before adding it (a
 "post-norm": x + g * rms(y)^-1 * y). Then d^T(write) = (g*d)^T y / rms(y), so the direction to
@@ -17,6 +18,7 @@ which norms read a block's output, and records their gain on the writers of that
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +26,10 @@ from deccp_eval.backends.torch_utils import input_device
 from deccp_eval.base.errors import UsageError
 from deccp_eval.training.abliteration.direction import base_model, decoder_layers
 
+log = logging.getLogger("deccp_eval")
+
 OUT_NAMES: frozenset[str] = frozenset(
-    {"o_proj", "out_proj", "dense", "c_proj", "wo", "w2", "down_proj", "fc2", "dense_4h_to_h"}
+    {"o_proj", "out_proj", "dense", "c_proj", "wo", "w2", "down_proj", "fc2", "fc_out", "dense_4h_to_h"}
 )
 FUSED_NAMES: frozenset[str] = frozenset({"down_proj", "w2"})
 MIXER_WORDS: tuple[str, ...] = ("attn", "attention", "mixer")
@@ -41,7 +45,7 @@ class Writer:
     module: Any
     weight: str = "weight"
     fused: bool = False  # [experts, ...] tensor, edited one expert at a time
-    transposed: bool = False  # the (per-expert) matrix is [inner, hidden]: rows are written vectors
+    transposed: bool = False  # the (per-expert) matrix is [inner, hidden] (or a Conv1D): rows are written vectors
     gain: Any = None  # [hidden] float32 on the CPU, or None
 
     @property
@@ -86,6 +90,17 @@ def _fused_orientation(module: Any, param: Any, hidden: int) -> bool | None:
     return None
 
 
+def _is_conv1d(mod: Any) -> bool:
+    """transformers' `Conv1D` (GPT-2 and its descendants), told by name and layout so no import is needed."""
+    weight = getattr(mod, "weight", None)
+    return (
+        type(mod).__name__ == "Conv1D"
+        and weight is not None
+        and weight.dim() == 2
+        and getattr(mod, "nf", None) == weight.shape[1]
+    )
+
+
 def layer_writers(layer: Any, index: int, hidden: int) -> list[Writer]:
     """Every writer inside one decoder layer (no tracing: names, shapes and module attributes)."""
     import torch
@@ -96,6 +111,10 @@ def layer_writers(layer: Any, index: int, hidden: int) -> list[Writer]:
         if isinstance(mod, torch.nn.Linear):
             if leaf in OUT_NAMES and mod.out_features == hidden:
                 found.append(Writer(index, f"layers.{index}.{path}", _role(path, False), mod))
+            continue
+        if _is_conv1d(mod):  # out = x @ W + b with W [in, out]: its rows are the written vectors
+            if leaf in OUT_NAMES and mod.weight.shape[1] == hidden:
+                found.append(Writer(index, f"layers.{index}.{path}", _role(path, False), mod, transposed=True))
             continue
         for pname, p in mod.named_parameters(recurse=False):
             if pname not in FUSED_NAMES or p.dim() != 3:
@@ -230,14 +249,75 @@ def find_writers(model: Any, trace: bool = True) -> list[Writer]:
         if not mine:
             raise UsageError(
                 f"{type(model).__name__} decoder layer {i}: no module writes the residual stream in a "
-                f"way deccp-eval recognises (an nn.Linear named {'/'.join(sorted(OUT_NAMES))} with "
+                f"way deccp-eval recognises (an nn.Linear or Conv1D named {'/'.join(sorted(OUT_NAMES))} with "
                 f"{hidden} outputs, or a fused 3-D expert {'/'.join(sorted(FUSED_NAMES))} tensor). "
                 f"Its modules:\n{module_tree(layer)}"
             )
         found += mine
     if trace:
         _trace_post_norms(model, layers, found)
+        uncovered = uncovered_layers(model, layers, found)
+        if uncovered:
+            log.warning(
+                "%s: with every recognised writer's output projected off a test direction, decoder layer(s) %s "
+                "still add to the stream along it (largest share %.2g): a residual writer is not recognised "
+                "(or the stream is re-normalised), so an edit there is partial",
+                type(model).__name__,
+                ", ".join(str(i) for i, _ in uncovered),
+                max(share for _, share in uncovered),
+            )
     return found
+
+
+def uncovered_layers(model: Any, layers: Any, found: list[Writer], tolerance: float = 1e-3) -> list[tuple[int, float]]:
+    """Layers that still write along a random unit d when every found writer's output has d (behind any
+    post-norm) projected off, with the share |d . write| / |write| of each: a writer the name rules missed
+    (GPT-J's `fc_out` was one) shows here instead of as an edit that silently leaves part of the direction."""
+    import torch
+
+    hidden = int(
+        model.config.get_text_config().hidden_size
+        if hasattr(model.config, "get_text_config")
+        else model.config.hidden_size
+    )
+    d = torch.randn(hidden, generator=torch.Generator().manual_seed(0))
+    d = d / d.norm()
+    shares: dict[int, float] = {}
+
+    def project(writer: Writer) -> Any:
+        def hook(_mod: Any, _inp: Any, out: Any) -> Any:
+            t = _first_tensor(out)
+            if t is None:
+                return out
+            v = writer.direction(d.to(t.device)).to(t.dtype)
+            t = t - (t @ v).unsqueeze(-1) * v
+            return t if isinstance(out, torch.Tensor) else (t, *out[1:])
+
+        return hook
+
+    def measure(index: int) -> Any:
+        def hook(_mod: Any, args: Any, kwargs: Any, out: Any) -> None:
+            x = args[0] if args else kwargs.get("hidden_states")
+            y = _first_tensor(out)
+            if x is None or y is None or x.shape != y.shape:
+                return
+            write = (y - x).to(torch.float32)
+            along = float((write @ d.to(write.device)).abs().max())
+            shares[index] = along / max(float(write.norm(dim=-1).max()), 1e-12)
+
+        return hook
+
+    handles = [w.module.register_forward_hook(project(w)) for w in found]
+    handles += [layer.register_forward_hook(measure(i), with_kwargs=True) for i, layer in enumerate(layers)]
+    try:
+        n_tokens = int(model.get_input_embeddings().num_embeddings)
+        ids = (torch.arange(1, 4, device=input_device(model)) % n_tokens)[None]
+        with torch.inference_mode():
+            base_model(model)(input_ids=ids, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return [(i, share) for i, share in sorted(shares.items()) if share > tolerance]
 
 
 _CACHE_ATTR = "_deccp_writers"
