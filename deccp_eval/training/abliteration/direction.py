@@ -43,7 +43,7 @@ def decoder_layers(model: Any) -> Any:
 
     base = base_model(model)
     layers = getattr(base, "layers", None)
-    if isinstance(layers, torch.nn.ModuleList):
+    if layers is not None:
         return layers
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     n = getattr(cfg, "num_hidden_layers", None)
