@@ -101,7 +101,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
     },
     "dots1": {"moe": True},
     # Other layouts: blocks in `h`, `decoder.layers` or `blocks`, GPT-2's Conv1D writers, attention and MLP
-    # side by side (GPT-J, CodeGen, Falcon), `fc_out` as the MLP's output.
+    # side by side (GPT-J, CodeGen, Falcon), `fc_out` as the MLP's output, modules that add the residual.
     "gpt2": {},
     "gpt_neo": {"attention_types": [[["global", "local"], 1]], "num_layers": 2},
     "gptj": {"rotary_dim": 8},
@@ -110,6 +110,8 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "falcon": {},
     "biogpt": {},
     "xglm": {},
+    "bloom": {},  # its attention module adds the residual itself: the norm after it is a pre-norm
+    "mpt": {},  # and its MLP module does
     # More families of the Llama layout.
     "olmo2": {},
     "olmoe": {"moe": True},

@@ -177,6 +177,8 @@ def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
     )
     outputs: dict[int, Any] = {}
     norm_inputs: dict[int, Any] = {}
+    norm_outputs: dict[int, Any] = {}
+    block_inputs: list[Any] = []  # what every other module of the layers reads: a pre-norm's output is among them
     handles = []
     by_layer: dict[int, list[Writer]] = {}
     for w in found:
@@ -211,10 +213,24 @@ def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
         if t is not None:
             norm_inputs.setdefault(id(mod), []).append(t.detach())
 
+    def norm_out_hook(mod: Any, _inp: Any, out: Any) -> None:
+        t = _first_tensor(out)
+        if t is not None:
+            norm_outputs.setdefault(id(mod), []).append(t.detach())
+
+    def input_hook(_mod: Any, args: Any, kwargs: Any) -> None:
+        t = _first_tensor(args) if args else _first_tensor(kwargs.get("hidden_states"))
+        if t is not None:
+            block_inputs.append(t.detach())
+
     for key in owners:
         handles.append(modules[key].register_forward_hook(out_hook))
     for _key, (_, mod) in norms.items():
         handles.append(mod.register_forward_pre_hook(norm_hook))
+        handles.append(mod.register_forward_hook(norm_out_hook))
+    for key, mod in modules.items():
+        if key not in norms and list(mod.children()):  # blocks (attention, MLP), not their leaf layers
+            handles.append(mod.register_forward_pre_hook(input_hook, with_kwargs=True))
     try:
         n_tokens = int(model.get_input_embeddings().num_embeddings)
         ids = (torch.arange(1, 4, device=input_device(model)) % n_tokens)[None]
@@ -225,6 +241,10 @@ def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
             h.remove()
     for key, ins in norm_inputs.items():
         layer_idx, norm = norms[key]
+        if any(a.shape == b.shape and torch.equal(a, b) for a in norm_outputs.get(key, []) for b in block_inputs):
+            # a block reads what this norm outputs: it is a pre-norm, reading a stream that some module
+            # already added its write to (BLOOM's attention, MPT's MLP), not a post-norm of the write
+            continue
         for owner, outs in outputs.items():
             if any(a.shape == b.shape and torch.equal(a, b) for a in ins for b in outs):
                 gain = _norm_gain(norm, hidden, ins[0].device, ins[0].dtype)
