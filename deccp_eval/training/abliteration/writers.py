@@ -13,7 +13,9 @@ expert tensor whose hidden axis is known.
 Some families (Gemma 2/3, GLM-4) normalise a block's output again before adding it (a
 "post-norm": x + g * rms(y)^-1 * y). Then d^T(write) = (g*d)^T y / rms(y), so the direction to
 remove from y is normalize(g * d), not d. `find_writers` traces one tiny forward pass to see
-which norms read a block's output, and records their gain on the writers of that block.
+which norms read a block's output, and records their gain on the writers of that block. A norm
+whose output a block reads is a pre-norm and is left alone, even when the module before it added
+the residual itself (BLOOM's attention, MPT's MLP), so that it reads that module's output.
 """
 
 from __future__ import annotations
