@@ -112,6 +112,18 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "xglm": {},
     "bloom": {},  # its attention module adds the residual itself: the norm after it is a pre-norm
     "mpt": {},  # and its MLP module does
+    # State-space and recurrent mixers (`mixer.out_proj`, RecurrentGemma's `temporal_block.linear_out`).
+    "mamba": {},
+    "falcon_mamba": {},
+    "jamba": {  # Mamba layers with one attention layer and one MoE layer
+        "attn_layer_period": 2,
+        "attn_layer_offset": 1,
+        "expert_layer_period": 2,
+        "expert_layer_offset": 1,
+        "use_mamba_kernels": False,
+        "mamba_d_state": 8,
+    },
+    "recurrent_gemma": {},
     # More families of the Llama layout.
     "olmo2": {},
     "olmoe": {"moe": True},

@@ -3,8 +3,8 @@
 A decoder layer adds to the stream what its token mixer (attention, linear attention) and its
 feed-forward part (dense MLP, routed experts, shared experts) output. Each of those ends in an
 output projection whose rows live in the hidden space; transformers names them differently per
-family (`o_proj`, `out_proj`, `dense`, `c_proj`, `wo`, `w2`, `down_proj`, `fc2`), and MoE
-families in transformers 5 store all experts of a layer as one fused 3-D tensor
+family (`o_proj`, `out_proj`, `dense`, `c_proj`, `wo`, `w2`, `down_proj`, `fc2`, `fc_out`,
+`linear_out`), and MoE families in transformers 5 store all experts of a layer as one fused 3-D tensor
 (`experts.down_proj` [experts, hidden, inner], or [experts, inner, hidden] when the experts
 module says `is_transposed`). A writer is either an `nn.Linear` with such a name whose output
 size is the hidden size (or GPT-2's `Conv1D`, a linear layer stored [in, out]), or such a 3-D
@@ -31,10 +31,10 @@ from deccp_eval.training.abliteration.direction import base_model, decoder_layer
 log = logging.getLogger("deccp_eval")
 
 OUT_NAMES: frozenset[str] = frozenset(
-    {"o_proj", "out_proj", "dense", "c_proj", "wo", "w2", "down_proj", "fc2", "fc_out", "dense_4h_to_h"}
+    {"o_proj", "out_proj", "dense", "c_proj", "wo", "w2", "down_proj", "fc2", "fc_out", "dense_4h_to_h", "linear_out"}
 )
 FUSED_NAMES: frozenset[str] = frozenset({"down_proj", "w2"})
-MIXER_WORDS: tuple[str, ...] = ("attn", "attention", "mixer")
+MIXER_WORDS: tuple[str, ...] = ("attn", "attention", "mixer", "temporal")  # RecurrentGemma: temporal_block
 
 
 @dataclass
