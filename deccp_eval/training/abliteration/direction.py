@@ -35,6 +35,11 @@ def base_model(model: Any) -> Any:
     return getattr(model, "base_model", model)
 
 
+def text_config(model: Any) -> Any:
+    """The config of the language model (the text part of a multimodal config)."""
+    return model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+
+
 def decoder_layers(model: Any) -> Any:
     """The decoder blocks in order: the base model's `layers` (Llama-style families), else the shallowest
     module list holding exactly the config's number of layers (`h` in GPT-2, BLOOM and Falcon,
@@ -45,8 +50,7 @@ def decoder_layers(model: Any) -> Any:
     layers = getattr(base, "layers", None)
     if layers is not None:
         return layers
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    n = getattr(cfg, "num_hidden_layers", None)
+    n = getattr(text_config(model), "num_hidden_layers", None)
     lists = [
         (path.count("."), path, mod)
         for path, mod in base.named_modules()

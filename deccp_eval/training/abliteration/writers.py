@@ -26,7 +26,7 @@ from typing import Any
 
 from deccp_eval.backends.torch_utils import input_device
 from deccp_eval.base.errors import UsageError
-from deccp_eval.training.abliteration.direction import base_model, decoder_layers
+from deccp_eval.training.abliteration.direction import base_model, decoder_layers, text_config
 
 log = logging.getLogger("deccp_eval")
 
@@ -168,15 +168,25 @@ def _norm_gain(norm: Any, hidden: int, device: Any, dtype: Any) -> Any:
     return g
 
 
+def _probe(model: Any, handles: list[Any]) -> None:
+    """One forward pass of three tokens through the decoder with `handles` (hooks) attached, then removed."""
+    import torch
+
+    try:
+        n_tokens = int(model.get_input_embeddings().num_embeddings)
+        ids = (torch.arange(1, 4, device=input_device(model)) % n_tokens)[None]
+        with torch.inference_mode():
+            base_model(model)(input_ids=ids, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
     """One short forward: a norm inside a layer whose input is a writer's (or its block's) output is a post-norm."""
     import torch
 
-    hidden = int(
-        model.config.get_text_config().hidden_size
-        if hasattr(model.config, "get_text_config")
-        else model.config.hidden_size
-    )
+    hidden = int(text_config(model).hidden_size)
     outputs: dict[int, Any] = {}
     norm_inputs: dict[int, Any] = {}
     norm_outputs: dict[int, Any] = {}
@@ -233,14 +243,7 @@ def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
     for key, mod in modules.items():
         if key not in norms and list(mod.children()):  # blocks (attention, MLP), not their leaf layers
             handles.append(mod.register_forward_pre_hook(input_hook, with_kwargs=True))
-    try:
-        n_tokens = int(model.get_input_embeddings().num_embeddings)
-        ids = (torch.arange(1, 4, device=input_device(model)) % n_tokens)[None]
-        with torch.inference_mode():
-            base_model(model)(input_ids=ids, use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
+    _probe(model, handles)
     for key, ins in norm_inputs.items():
         layer_idx, norm = norms[key]
         if any(a.shape == b.shape and torch.equal(a, b) for a in norm_outputs.get(key, []) for b in block_inputs):
@@ -263,8 +266,7 @@ def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
 def find_writers(model: Any, trace: bool = True) -> list[Writer]:
     """Every residual writer of every decoder layer, in order; a clear error when a layer has none."""
     layers = decoder_layers(model)
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    hidden = int(cfg.hidden_size)
+    hidden = int(text_config(model).hidden_size)
     found: list[Writer] = []
     for i, layer in enumerate(layers):
         mine = layer_writers(layer, i, hidden)
@@ -297,11 +299,7 @@ def uncovered_layers(model: Any, layers: Any, found: list[Writer], tolerance: fl
     (GPT-J's `fc_out` was one) shows here instead of as an edit that silently leaves part of the direction."""
     import torch
 
-    hidden = int(
-        model.config.get_text_config().hidden_size
-        if hasattr(model.config, "get_text_config")
-        else model.config.hidden_size
-    )
+    hidden = int(text_config(model).hidden_size)
     d = torch.randn(hidden, generator=torch.Generator().manual_seed(0))
     d = d / d.norm()
     shares: dict[int, float] = {}
@@ -331,14 +329,7 @@ def uncovered_layers(model: Any, layers: Any, found: list[Writer], tolerance: fl
 
     handles = [w.module.register_forward_hook(project(w)) for w in found]
     handles += [layer.register_forward_hook(measure(i), with_kwargs=True) for i, layer in enumerate(layers)]
-    try:
-        n_tokens = int(model.get_input_embeddings().num_embeddings)
-        ids = (torch.arange(1, 4, device=input_device(model)) % n_tokens)[None]
-        with torch.inference_mode():
-            base_model(model)(input_ids=ids, use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
+    _probe(model, handles)
     return [(i, share) for i, share in sorted(shares.items()) if share > tolerance]
 
 
