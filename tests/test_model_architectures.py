@@ -157,3 +157,21 @@ def test_a_residual_writer_the_name_rules_miss_is_reported(tok, tmp_path, monkey
     with caplog.at_level(logging.WARNING, logger="deccp_eval"):
         assert len(writers.find_writers(model)) == 2  # the two attention outputs only
     assert "decoder layer(s) 0, 1 still add to the stream" in caplog.text and "not recognised" in caplog.text
+
+
+def test_hyper_connection_streams_are_read_as_their_mean():
+    """DeepSeek V4 passes [batch, seq, streams, hidden] between layers, other layouts flatten the streams:
+    either way a direction and the probe read their mean; a width that is no multiple of hidden is an error."""
+    import torch
+
+    from deccp_eval.base.errors import UsageError
+    from deccp_eval.training.abliteration.direction import stream_mean
+
+    plain = torch.randn(2, 3, 8)
+    assert stream_mean(plain, 8, lead=2) is plain
+    streams = torch.randn(2, 3, 4, 8)
+    assert torch.equal(stream_mean(streams, 8, lead=2), streams.mean(dim=2))
+    assert torch.allclose(stream_mean(streams.flatten(-2), 8, lead=2), streams.mean(dim=2))
+    assert torch.equal(stream_mean(streams[:, -1], 8, lead=1), streams[:, -1].mean(dim=1))
+    with pytest.raises(UsageError, match="not a multiple of the hidden size 8"):
+        stream_mean(torch.randn(2, 3, 12), 8, lead=2)

@@ -56,6 +56,8 @@ MLA: dict[str, Any] = dict(
     head_dim=8,
 )
 
+DSA: dict[str, Any] = dict(index_n_heads=2, index_head_dim=16, index_topk=4)  # the sparse-attention indexer
+
 # family -> config overrides on top of BASE (+ MOE for the MoE families).
 FAMILIES: dict[str, dict[str, Any]] = {
     "qwen2": {},
@@ -100,6 +102,14 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "zero_expert_num": 2,
     },
     "dots1": {"moe": True},
+    # DeepSeek V3.2 and GLM's DSA model (sparse attention with an indexer), MiniCPM3 and Youtu (MLA), and
+    # DeepSeek V4: hyper-connections (several residual streams, mixed between layers) and a grouped
+    # low-rank attention output (`o_b_proj`)
+    "deepseek_v32": {"moe": True, **MLA, **DSA},
+    "glm_moe_dsa": {"moe": True, **MLA, **DSA},
+    "minicpm3": {**MLA},
+    "youtu": {**MLA},
+    "deepseek_v4": {"moe": True},
     # Other layouts: blocks in `h`, `decoder.layers` or `blocks`, GPT-2's Conv1D writers, attention and MLP
     # side by side (GPT-J, CodeGen, Falcon), `fc_out` as the MLP's output, modules that add the residual.
     "gpt2": {},

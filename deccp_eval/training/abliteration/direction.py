@@ -91,6 +91,20 @@ class RunningMeans:
         return self.sums / self.count
 
 
+def stream_mean(t: Any, hidden: int, lead: int) -> Any:
+    """`t` ([lead axes..., hidden]) as one residual stream. Models with hyper-connections (DeepSeek V4)
+    carry several streams between layers, [..., n, hidden] or flattened to
+    [..., n * hidden]: the mean of the streams is what a direction and a probe read (DeepSeek V4 mixes its
+    streams doubly stochastically, which moves a component among them but keeps their mean)."""
+    if t.shape[-1] != hidden:
+        if t.shape[-1] % hidden:
+            raise UsageError(
+                f"a decoder layer outputs {t.shape[-1]} features per token, not a multiple of the hidden size {hidden}"
+            )
+        t = t.unflatten(-1, (-1, hidden))
+    return t.mean(dim=-2) if t.dim() == lead + 2 else t
+
+
 def residual_means(
     model: Any,
     tokenizer: Any,
@@ -108,13 +122,13 @@ def residual_means(
 
     layers = decoder_layers(model)
     embed = model.get_input_embeddings()
-    hidden = int(model.config.hidden_size)
+    hidden = int(text_config(model).hidden_size)
     acc = RunningMeans(len(layers) + 1, hidden)
 
     def hook_for(index: int) -> Callable[..., None]:
         def hook(_mod: Any, _inp: Any, out: Any) -> None:
             hs = out[0] if isinstance(out, tuple) else out
-            acc.add(index, hs[:, -1, :])
+            acc.add(index, stream_mean(hs[:, -1], hidden, lead=1))
 
         return hook
 

@@ -3,7 +3,7 @@
 A decoder layer adds to the stream what its token mixer (attention, linear attention) and its
 feed-forward part (dense MLP, routed experts, shared experts) output. Each of those ends in an
 output projection whose rows live in the hidden space; transformers names them differently per
-family (`o_proj`, `out_proj`, `dense`, `c_proj`, `wo`, `w2`, `down_proj`, `fc2`, `fc_out`,
+family (`o_proj`, `o_b_proj`, `out_proj`, `dense`, `c_proj`, `wo`, `w2`, `down_proj`, `fc2`, `fc_out`,
 `linear_out`), and MoE families in transformers 5 store all experts of a layer as one fused 3-D tensor
 (`experts.down_proj` [experts, hidden, inner], or [experts, inner, hidden] when the experts
 module says `is_transposed`). A writer is either an `nn.Linear` with such a name whose output
@@ -26,12 +26,25 @@ from typing import Any
 
 from deccp_eval.backends.torch_utils import input_device
 from deccp_eval.base.errors import UsageError
-from deccp_eval.training.abliteration.direction import base_model, decoder_layers, text_config
+from deccp_eval.training.abliteration.direction import base_model, decoder_layers, stream_mean, text_config
 
 log = logging.getLogger("deccp_eval")
 
 OUT_NAMES: frozenset[str] = frozenset(
-    {"o_proj", "out_proj", "dense", "c_proj", "wo", "w2", "down_proj", "fc2", "fc_out", "dense_4h_to_h", "linear_out"}
+    {
+        "o_proj",
+        "o_b_proj",  # DeepSeek V4's grouped low-rank output (o_a_proj, then o_b_proj into the stream)
+        "out_proj",
+        "dense",
+        "c_proj",
+        "wo",
+        "w2",
+        "down_proj",
+        "fc2",
+        "fc_out",
+        "dense_4h_to_h",
+        "linear_out",
+    }
 )
 FUSED_NAMES: frozenset[str] = frozenset({"down_proj", "w2"})
 MIXER_WORDS: tuple[str, ...] = ("attn", "attention", "mixer", "temporal")  # RecurrentGemma: temporal_block
@@ -321,7 +334,7 @@ def uncovered_layers(model: Any, layers: Any, found: list[Writer], tolerance: fl
             y = _first_tensor(out)
             if x is None or y is None or x.shape != y.shape:
                 return
-            write = (y - x).to(torch.float32)
+            write = stream_mean((y - x).to(torch.float32), hidden, lead=2)  # hyper-connections: their mean
             along = float((write @ d.to(write.device)).abs().max())
             shares[index] = along / max(float(write.norm(dim=-1).max()), 1e-12)
 
