@@ -137,10 +137,14 @@ def test_fused_edit_never_copies_all_experts(tok, tmp_path):
     assert float((d @ fused.param.detach()).abs().max()) < 1e-5
 
 
-def test_a_residual_writer_the_name_rules_miss_is_reported(tok, tmp_path, monkeypatch, caplog):
+def test_a_residual_writer_the_name_rules_miss_is_found_by_its_effect_or_reported(tok, tmp_path, monkeypatch, caplog):
     """Writers are found by name; a layer whose write still carries a test direction once every found writer is
-    projected is named in a warning, so an unknown layout gives a partial edit that says so, never a silent one."""
+    projected gets the writers the names missed found by what they do (the hidden-sized linear maps whose
+    projection covers it; input projections are not kept), and what even that cannot cover is named in a
+    warning, so an unknown layout gives a partial edit that says so, never a silent one."""
     import logging
+
+    import torch
 
     from deccp_eval.backends.torch_utils import load_model
     from deccp_eval.training.abliteration import writers
@@ -154,9 +158,19 @@ def test_a_residual_writer_the_name_rules_miss_is_reported(tok, tmp_path, monkey
     assert [i for i, _ in writers.uncovered_layers(model, layers, without)] == [1]
 
     monkeypatch.setattr(writers, "OUT_NAMES", writers.OUT_NAMES - {"down_proj"})  # as GPT-J's fc_out once was
+    assert len(writers.layer_writers(layers[0], 0, model.config.hidden_size)) == 1  # the names find o_proj only
+    with caplog.at_level(logging.INFO, logger="deccp_eval"):
+        again = writers.find_writers(model)
+    assert sorted(w.name for w in again) == sorted(w.name for w in found)  # down_proj of both layers, nothing else
+    assert "found by their effect, not their name: mlp.down_proj" in caplog.text and "still add" not in caplog.text
+
+    # a write no linear map explains (a constant added to the MLP's output) is reported, not hidden
+    bias = torch.ones(model.config.hidden_size)
+    layers[1].mlp.register_forward_hook(lambda _m, _i, out: out + bias)
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="deccp_eval"):
-        assert len(writers.find_writers(model)) == 2  # the two attention outputs only
-    assert "decoder layer(s) 0, 1 still add to the stream" in caplog.text and "not recognised" in caplog.text
+        writers.find_writers(model)
+    assert "decoder layer(s) 1 still add to the stream" in caplog.text and "not recognised" in caplog.text
 
 
 def test_hyper_connection_streams_are_read_as_their_mean():

@@ -145,6 +145,11 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "starcoder2": {},
     "gemma": {},
     "phi": {},
+    # writers no name rule knows, found by their effect (`writers._discover`): CPM-Ant's `attention_out` and
+    # `w_out`, CTRL's `ffn.2`, Granite 4.0's shared MLP `output_linear` (beside Mamba layers)
+    "cpmant": {},
+    "ctrl": {},
+    "granitemoehybrid": {"moe": True, "layer_types": ["mamba", "attention"], "shared_intermediate_size": 48},
 }
 REQUIRED: tuple[str, ...] = tuple(list(FAMILIES)[:21])
 

@@ -16,6 +16,10 @@ remove from y is normalize(g * d), not d. `find_writers` traces one tiny forward
 which norms read a block's output, and records their gain on the writers of that block. A norm
 whose output a block reads is a pre-norm and is left alone, even when the module before it added
 the residual itself (BLOOM's attention, MPT's MLP), so that it reads that module's output.
+
+Names are a guess about an unknown family, so the same trace checks them: a layer whose write still
+carries a test direction with every found writer projected gets the writers the names missed found
+by their effect (`_discover`), and what that cannot cover is named in a warning.
 """
 
 from __future__ import annotations
@@ -276,34 +280,114 @@ def _trace_post_norms(model: Any, layers: Any, found: list[Writer]) -> None:
                         w.gain = gain
 
 
+def _no_writer(model: Any, layer: Any, index: int, hidden: int) -> UsageError:
+    return UsageError(
+        f"{type(model).__name__} decoder layer {index}: no module writes the residual stream in a "
+        f"way deccp-eval recognises (an nn.Linear or Conv1D named {'/'.join(sorted(OUT_NAMES))} with "
+        f"{hidden} outputs, or a fused 3-D expert {'/'.join(sorted(FUSED_NAMES))} tensor, or one whose output, "
+        f"projected off a test direction, takes the direction out of the layer's write). Its modules:\n"
+        f"{module_tree(layer)}"
+    )
+
+
 def find_writers(model: Any, trace: bool = True) -> list[Writer]:
-    """Every residual writer of every decoder layer, in order; a clear error when a layer has none."""
+    """Every residual writer of every decoder layer, in order; a clear error when a layer has none.
+
+    Writers are found by name (`layer_writers`); with `trace`, one tiny forward pass then finds the norms
+    that re-normalise a write (post-norms), and a layer whose write still carries a test direction gets
+    the writers the names missed found by what they do (`_discover`); what even that leaves is named in a
+    warning."""
     layers = decoder_layers(model)
     hidden = int(text_config(model).hidden_size)
     found: list[Writer] = []
+    empty: list[int] = []
     for i, layer in enumerate(layers):
         mine = layer_writers(layer, i, hidden)
         if not mine:
-            raise UsageError(
-                f"{type(model).__name__} decoder layer {i}: no module writes the residual stream in a "
-                f"way deccp-eval recognises (an nn.Linear or Conv1D named {'/'.join(sorted(OUT_NAMES))} with "
-                f"{hidden} outputs, or a fused 3-D expert {'/'.join(sorted(FUSED_NAMES))} tensor). "
-                f"Its modules:\n{module_tree(layer)}"
-            )
+            if not trace:
+                raise _no_writer(model, layer, i, hidden)
+            empty.append(i)
         found += mine
-    if trace:
+    if not trace:
+        return found
+    try:
         _trace_post_norms(model, layers, found)
         uncovered = uncovered_layers(model, layers, found)
         if uncovered:
-            log.warning(
-                "%s: with every recognised writer's output projected off a test direction, decoder layer(s) %s "
-                "still add to the stream along it (largest share %.2g): a residual writer is not recognised "
-                "(or the stream is re-normalised), so an edit there is partial",
-                type(model).__name__,
-                ", ".join(str(i) for i, _ in uncovered),
-                max(share for _, share in uncovered),
-            )
+            extra = _discover(model, layers, found, [i for i, _ in uncovered])
+            if extra:
+                found = sorted(found + extra, key=lambda w: w.layer)
+                uncovered = uncovered_layers(model, layers, found)
+    except Exception:
+        if empty:  # the probe could not run: the layer without a writer is the error to report
+            raise _no_writer(model, layers[empty[0]], empty[0], hidden) from None
+        raise
+    for i in empty:
+        if not any(w.layer == i for w in found):
+            raise _no_writer(model, layers[i], i, hidden)
+    if uncovered:
+        log.warning(
+            "%s: with every recognised writer's output projected off a test direction, decoder layer(s) %s "
+            "still add to the stream along it (largest share %.2g): a residual writer is not recognised "
+            "(or the stream is re-normalised), so an edit there is partial",
+            type(model).__name__,
+            ", ".join(str(i) for i, _ in uncovered),
+            max(share for _, share in uncovered),
+        )
     return found
+
+
+def _candidates(layer: Any, index: int, hidden: int, known: set[int]) -> list[Writer]:
+    """The layer's hidden-sized linear maps (nn.Linear, Conv1D) that are not writers already."""
+    import torch
+
+    out = []
+    for path, mod in layer.named_modules():
+        if id(mod) in known:
+            continue
+        if isinstance(mod, torch.nn.Linear) and mod.out_features == hidden:
+            out.append(Writer(index, f"layers.{index}.{path}", _role(path, False), mod))
+        elif _is_conv1d(mod) and mod.weight.shape[1] == hidden:
+            out.append(Writer(index, f"layers.{index}.{path}", _role(path, False), mod, transposed=True))
+    return out
+
+
+def _discover(model: Any, layers: Any, found: list[Writer], uncovered: list[int]) -> list[Writer]:
+    """Writers the name rules missed, found by what they do (CPM-Ant's `attention_out` and `w_out`, xLSTM's
+    `proj_down`, a shared MLP's `output_linear`): in each uncovered layer, every hidden-sized linear map's
+    output is projected off the test direction; if that covers the layer, each map is dropped in turn
+    (the k-th of every layer in the same pass) and kept only where the layer is uncovered without it.
+    Input projections that happen to be hidden-sized are dropped that way. A few tiny passes."""
+    hidden = int(text_config(model).hidden_size)
+    known = {id(w.module) for w in found}
+    trial = {i: c for i in uncovered if (c := _candidates(layers[i], i, hidden, known))}
+    if not trial:
+        return []
+    try:
+        _trace_post_norms(model, layers, [w for c in trial.values() for w in c])
+    except UsageError:  # a candidate's output is re-normalised in a way no edit accounts for
+        return []
+
+    def still_uncovered(active: dict[int, list[Writer]]) -> set[int]:
+        return {i for i, _ in uncovered_layers(model, layers, found + [w for c in active.values() for w in c])}
+
+    first = still_uncovered(trial)
+    active = {i: list(c) for i, c in trial.items() if i not in first}
+    for k in range(max((len(c) for c in trial.values()), default=0)):
+        dropped = {i: trial[i][k] for i in active if k < len(trial[i])}
+        if not dropped:
+            continue
+        test = {i: [w for w in c if w is not dropped.get(i)] for i, c in active.items()}
+        missing = still_uncovered(test)
+        active = {i: (active[i] if i in missing and i in dropped else test[i]) for i in active}
+    extra = [w for c in active.values() for w in c]
+    if extra:
+        log.info(
+            "%s: residual writers found by their effect, not their name: %s",
+            type(model).__name__,
+            ", ".join(sorted({w.name.split(".", 2)[2] for w in extra})),
+        )
+    return extra
 
 
 def uncovered_layers(model: Any, layers: Any, found: list[Writer], tolerance: float = 1e-3) -> list[tuple[int, float]]:
