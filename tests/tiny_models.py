@@ -56,6 +56,9 @@ MLA: dict[str, Any] = dict(
     head_dim=8,
 )
 
+LINEAR_ATTENTION: dict[str, Any] = dict(  # gated DeltaNet layers (Qwen3-Next, Qwen3.5)
+    linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=16, linear_value_head_dim=16
+)
 DSA: dict[str, Any] = dict(index_n_heads=2, index_head_dim=16, index_topk=4)  # the sparse-attention indexer
 
 # family -> config overrides on top of BASE (+ MOE for the MoE families).
@@ -67,10 +70,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "moe": True,
         "num_hidden_layers": 4,
         "layer_types": ["linear_attention", "full_attention"] * 2,
-        "linear_num_key_heads": 2,
-        "linear_num_value_heads": 4,
-        "linear_key_head_dim": 16,
-        "linear_value_head_dim": 16,
+        **LINEAR_ATTENTION,
     },
     "deepseek_v2": {"moe": True, **MLA},
     "deepseek_v3": {"moe": True, **MLA},
@@ -150,6 +150,31 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "cpmant": {},
     "ctrl": {},
     "granitemoehybrid": {"moe": True, "layer_types": ["mamba", "attention"], "shared_intermediate_size": 48},
+    # newer families; a hybrid gets one attention layer (a cache of linear-attention layers only cannot say
+    # how long the sequence is)
+    "qwen3_5_text": {"layer_types": ["linear_attention", "full_attention"], **LINEAR_ATTENTION},
+    "qwen3_5_moe_text": {"moe": True, "layer_types": ["linear_attention", "full_attention"], **LINEAR_ATTENTION},
+    "kimi_linear": {
+        "moe": True,
+        **MLA,
+        "linear_attn_config": {
+            "kda_layers": [1],
+            "full_attn_layers": [2],
+            "num_heads": 4,
+            "head_dim": 16,
+            "short_conv_kernel_size": 4,
+        },
+    },
+    "hy_v3": {},
+    "mimo_v2_flash": {},
+    "gemma4_text": {},
+    "llama4_text": {},
+    # each Nemotron-H layer is one block (Mamba, attention or MoE), every one of them called `mixer`
+    "nemotron_h": {"moe": True, "num_hidden_layers": 3, "layer_types": ["mamba", "attention", "moe"]},
+    "mamba2": {"num_heads": 8, "head_dim": 16, "expand": 2, "n_groups": 1, "state_size": 16},
+    # attention first: at the last prompt token a short-convolution layer sees only the chat template's
+    # closing tokens, the same for every prompt, so no direction could be read from its output
+    "lfm2_moe": {"moe": True, "layer_types": ["full_attention", "conv"], "num_dense_layers": 1},
 }
 REQUIRED: tuple[str, ...] = tuple(list(FAMILIES)[:21])
 
@@ -208,7 +233,13 @@ def config(family: str, tok: Any, **extra: Any) -> Any:
         prop = getattr(cls, k, None)
         return not (isinstance(prop, property) and prop.fset is None)
 
-    kw = {k: v for k, v in wanted.items() if (hasattr(defaults, k) or k in over) and settable(k)}
+    def known_key(k: str) -> bool:  # a per-layer attribute of a heterogeneous config (Gemma 4) raises on reading
+        try:
+            return hasattr(defaults, k)
+        except Exception:
+            return True
+
+    kw = {k: v for k, v in wanted.items() if (known_key(k) or k in over) and settable(k)}
     kw.update(bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     cfg = cls(**kw)
     if len(tok) > cfg.vocab_size:

@@ -127,7 +127,7 @@ def residual_means(
 
     def hook_for(index: int) -> Callable[..., None]:
         def hook(_mod: Any, _inp: Any, out: Any) -> None:
-            hs = out[0] if isinstance(out, tuple) else out
+            hs = out[0] if isinstance(out, (tuple, list)) else out  # GPT-1's blocks return a list
             acc.add(index, stream_mean(hs[:, -1], hidden, lead=1))
 
         return hook

@@ -87,13 +87,14 @@ class Writer:
 
 
 def _role(path: str, fused: bool) -> str:
+    """Experts first: Nemotron-H calls every block, its MoE blocks too, a `mixer`."""
     parts = path.lower().split(".")
-    if any(w in p for p in parts for w in MIXER_WORDS):
-        return "attention"
     if any("shared" in p for p in parts):
         return "shared_expert"
     if fused or any("expert" in p for p in parts):
         return "experts"
+    if any(w in p for p in parts for w in MIXER_WORDS):
+        return "attention"
     return "mlp"
 
 
