@@ -128,8 +128,9 @@ class Lexicon:
         out = []
         for literals, pattern, whole in self.compiled().values():
             n = sum(text.count(lit) for ch in chars.intersection(literals) for lit in literals[ch]) if chars else 0
-            if latin:
-                n += (len(pattern.findall(blanked)) if pattern else 0) + sum(len(p.findall(text)) for p in whole)
+            if latin and pattern:
+                n += len(pattern.findall(blanked))
+            n += sum(len(p.findall(text)) for p in whole)  # whole regexes, of either script (官方称 has no Latin)
             out.append(n)
         return out
 
