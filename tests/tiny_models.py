@@ -526,7 +526,7 @@ def matrix_markdown(rows: dict[str, dict[str, str]]) -> str:
     return "\n".join(head + body + ([""] + notes if notes else []))
 
 
-if __name__ == "__main__":  # python tests/tiny_models.py [--vllm] [FAMILY ...]: print the matrix
+if __name__ == "__main__":  # python tests/tiny_models.py [--vllm] [--all] [FAMILY ...]: print the matrix
     import sys
     import tempfile
     import time
@@ -535,10 +535,17 @@ if __name__ == "__main__":  # python tests/tiny_models.py [--vllm] [FAMILY ...]:
     import transformers
 
     torch.set_num_threads(1)
-    args = [a for a in sys.argv[1:] if a != "--vllm"]
+    args = [a for a in sys.argv[1:] if a not in ("--vllm", "--all")]
+    if "--all" in sys.argv:  # every causal-LM type the installed transformers has, to screen a new release:
+        # the ones without overrides here are built from their config's defaults, so a failure may be the
+        # tiny config's (an all-linear-attention hybrid, a missing MLA size), not abliteration's
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+        args = list(FAMILIES) + [f for f in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES if f not in FAMILIES]
     tok = tokenizer()
     rows: dict[str, dict[str, str]] = {}
     for fam in args or list(FAMILIES):
+        FAMILIES.setdefault(fam, {})
         if not known(fam):
             rows[fam] = {c: f"missing in transformers {transformers.__version__}" for c in CELLS}
             continue
