@@ -189,3 +189,21 @@ def test_hyper_connection_streams_are_read_as_their_mean():
     assert torch.equal(stream_mean(streams[:, -1], 8, lead=1), streams[:, -1].mean(dim=1))
     with pytest.raises(UsageError, match="not a multiple of the hidden size 8"):
         stream_mean(torch.randn(2, 3, 12), 8, lead=2)
+
+
+def test_a_residual_layout_it_does_not_know_is_an_error_not_a_wrong_direction(tok, tmp_path, monkeypatch):
+    """Gemma 3n passes its AltUp streams first ([streams, batch, sequence, hidden]), mixed by learned
+    coefficients: reading them as [batch, sequence, ...] would average the wrong axes into a direction
+    without a word, so the direction pass names the layout instead."""
+    from deccp_eval.backends.torch_utils import load_model
+    from deccp_eval.base.errors import UsageError
+    from deccp_eval.training.abliteration.direction import compute_directions
+
+    if not tiny_models.known("gemma3n_text"):
+        pytest.fail("transformers lacks gemma3n_text; pick another streams-first family for this test")
+    gemma3n = {"layer_types": ["sliding_attention", "full_attention"], "num_kv_shared_layers": 0}
+    monkeypatch.setitem(tiny_models.FAMILIES, "gemma3n_text", {**gemma3n, "tie_word_embeddings": True})
+    folder = tiny_models.build("gemma3n_text", tmp_path / "m", tok)
+    model, tokenizer = load_model(str(folder), device="cpu")
+    with pytest.raises(UsageError, match=r"decoder layer 0 output \(4, 2, \d+, 64\) .* residual layout"):
+        compute_directions(model, tokenizer, tiny_models.PROMPTS, tiny_models.HARMLESS)

@@ -124,10 +124,17 @@ def residual_means(
     embed = model.get_input_embeddings()
     hidden = int(text_config(model).hidden_size)
     acc = RunningMeans(len(layers) + 1, hidden)
+    batch: list[tuple[int, ...]] = [()]  # the [batch, sequence] shape of the forward pass under way
 
     def hook_for(index: int) -> Callable[..., None]:
         def hook(_mod: Any, _inp: Any, out: Any) -> None:
             hs = out[0] if isinstance(out, (tuple, list)) else out  # GPT-1's blocks return a list
+            if tuple(hs.shape[:2]) != batch[0]:  # streams first (Gemma 3n's AltUp), or another layout
+                where = "the embeddings" if index == 0 else f"decoder layer {index - 1}"
+                raise UsageError(
+                    f"{type(model).__name__}: {where} output {tuple(hs.shape)} for input {batch[0]}, not "
+                    "[batch, sequence, (streams,) hidden]: a residual layout abliteration does not know"
+                )
             acc.add(index, stream_mean(hs[:, -1], hidden, lead=1))
 
         return hook
@@ -144,6 +151,7 @@ def residual_means(
         for chunk in _batches(items, batch_size):
             texts = [chat_text(tokenizer, p, system_prompt) for p in chunk]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            batch[0] = tuple(enc["input_ids"].shape)
             with torch.inference_mode():
                 decoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False)
             acc.count += len(chunk)

@@ -186,13 +186,16 @@ def _norm_gain(norm: Any, hidden: int, device: Any, dtype: Any) -> Any:
     return g
 
 
+PROBE_TOKENS = 3
+
+
 def _probe(model: Any, handles: list[Any]) -> None:
-    """One forward pass of three tokens through the decoder with `handles` (hooks) attached, then removed."""
+    """One forward pass of PROBE_TOKENS tokens through the decoder with `handles` (hooks) attached, then removed."""
     import torch
 
     try:
         n_tokens = int(model.get_input_embeddings().num_embeddings)
-        ids = (torch.arange(1, 4, device=input_device(model)) % n_tokens)[None]
+        ids = (torch.arange(1, 1 + PROBE_TOKENS, device=input_device(model)) % n_tokens)[None]
         with torch.inference_mode():
             base_model(model)(input_ids=ids, use_cache=False)
     finally:
@@ -417,8 +420,8 @@ def uncovered_layers(model: Any, layers: Any, found: list[Writer], tolerance: fl
         def hook(_mod: Any, args: Any, kwargs: Any, out: Any) -> None:
             x = args[0] if args else kwargs.get("hidden_states")
             y = _first_tensor(out)
-            if x is None or y is None or x.shape != y.shape:
-                return
+            if x is None or y is None or x.shape != y.shape or tuple(y.shape[:2]) != (1, PROBE_TOKENS):
+                return  # not [batch, sequence, ...] (Gemma 3n's streams come first): the direction pass says so
             write = stream_mean((y - x).to(torch.float32), hidden, lead=2)  # hyper-connections: their mean
             along = float((write @ d.to(write.device)).abs().max())
             shares[index] = along / max(float(write.norm(dim=-1).max()), 1e-12)
