@@ -129,7 +129,9 @@ def residual_means(
     def hook_for(index: int) -> Callable[..., None]:
         def hook(_mod: Any, _inp: Any, out: Any) -> None:
             hs = out[0] if isinstance(out, (tuple, list)) else out  # GPT-1's blocks return a list
-            if tuple(hs.shape[:2]) != batch[0]:  # streams first (Gemma 3n's AltUp), or another layout
+            # [batch, sequence, ...], the sequence perhaps longer than the input (CPM-Ant prepends prompt
+            # tokens); not so when the streams come first (Gemma 3n's AltUp) or in another layout
+            if hs.dim() < 2 or hs.shape[0] != batch[0][0] or hs.shape[1] < batch[0][1]:
                 where = "the embeddings" if index == 0 else f"decoder layer {index - 1}"
                 raise UsageError(
                     f"{type(model).__name__}: {where} output {tuple(hs.shape)} for input {batch[0]}, not "

@@ -420,7 +420,7 @@ def uncovered_layers(model: Any, layers: Any, found: list[Writer], tolerance: fl
         def hook(_mod: Any, args: Any, kwargs: Any, out: Any) -> None:
             x = args[0] if args else kwargs.get("hidden_states")
             y = _first_tensor(out)
-            if x is None or y is None or x.shape != y.shape or tuple(y.shape[:2]) != (1, PROBE_TOKENS):
+            if x is None or y is None or x.shape != y.shape or y.shape[0] != 1 or y.shape[1] < PROBE_TOKENS:
                 return  # not [batch, sequence, ...] (Gemma 3n's streams come first): the direction pass says so
             write = stream_mean((y - x).to(torch.float32), hidden, lead=2)  # hyper-connections: their mean
             along = float((write @ d.to(write.device)).abs().max())
