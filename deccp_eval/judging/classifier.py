@@ -50,7 +50,6 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MULT = np.uint64(1000003)
 _DIGITS = re.compile(r"\d")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z]")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
@@ -119,10 +118,10 @@ class Lexicon:
         return self._compiled
 
     def counts(self, text: str, cjk: bool = True, latin: bool = True) -> list[int]:
-        """Hits of every group in `text`, in group order; a script the whole reply lacks is not searched for.
-        Chinese literals are counted only where their first character occurs; Latin entries read the text
-        with its CJK runs blanked (no CJK character is a word character for them), so a Chinese reply costs
-        them little."""
+        """Hits of every group in `text`, in group order. Literals and Latin entries of a script the whole
+        reply lacks are not searched for; `re:` entries (either script) always are. Chinese literals are
+        counted only where their first character occurs; Latin entries read the text with its CJK runs
+        blanked (no CJK character is a word character for them), so a Chinese reply costs them little."""
         chars = set(text) if cjk else set()
         blanked = _CJK_RUN.sub(" ", text) if cjk else text
         out = []
@@ -155,7 +154,7 @@ def _lower(answer: str) -> str:
 
 
 def _script_shares(low: str) -> tuple[float, float]:
-    """Shares of `low`'s characters that are CJK (as `_CJK` reads them) and ASCII letters (`_LATIN`): one
+    """Shares of `low`'s characters that are CJK (as `_CJK` reads them) and ASCII letters: one
     vectorised pass over the code points, several times cheaper than collecting the regex runs."""
     if not low:
         return 0.0, 0.0
@@ -300,8 +299,8 @@ class VerdictModel:
         """(the four-class model's logits, its per-bucket contributions, scaled dense features, the row)."""
         row = _row(answer, question, self.lexicon, self.bits, positions)
         x = 1.0 / np.sqrt(max(len(row.buckets), 1))
-        # gathered as (k, C) rows of the (buckets, C) weights, a quarter of the time of gathering (C, k) from a
-        # transposed copy; then laid out (C, k), so every sum below adds in the same order as before
+        # gathered as (k, C) rows of the (buckets, C) weights (a quarter of the time of gathering columns of a
+        # (C, buckets) copy), then laid out (C, k): each class's sum runs over contiguous memory
         contrib = np.ascontiguousarray(np.take(self.weights, row.buckets, axis=0).T) * x
         z = (np.asarray(row.dense) - self.dense_mean) / self.dense_scale
         logit = contrib.sum(axis=1) + z @ self.dense_weights + self.bias

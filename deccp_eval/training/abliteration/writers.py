@@ -121,20 +121,28 @@ def _is_conv1d(mod: Any) -> bool:
     )
 
 
+def _linear_writer(index: int, path: str, mod: Any, hidden: int) -> Writer | None:
+    """`mod` as a writer when it is a linear map into the hidden size (nn.Linear, or a Conv1D, whose
+    out = x @ W + b with W [in, out] makes its rows the written vectors), whatever its name; else None."""
+    import torch
+
+    if isinstance(mod, torch.nn.Linear) and mod.out_features == hidden:
+        return Writer(index, f"layers.{index}.{path}", _role(path, False), mod)
+    if _is_conv1d(mod) and mod.weight.shape[1] == hidden:
+        return Writer(index, f"layers.{index}.{path}", _role(path, False), mod, transposed=True)
+    return None
+
+
 def layer_writers(layer: Any, index: int, hidden: int) -> list[Writer]:
     """Every writer inside one decoder layer (no tracing: names, shapes and module attributes)."""
     import torch
 
     found: list[Writer] = []
     for path, mod in layer.named_modules():
-        leaf = path.rsplit(".", 1)[-1]
-        if isinstance(mod, torch.nn.Linear):
-            if leaf in OUT_NAMES and mod.out_features == hidden:
-                found.append(Writer(index, f"layers.{index}.{path}", _role(path, False), mod))
-            continue
-        if _is_conv1d(mod):  # out = x @ W + b with W [in, out]: its rows are the written vectors
-            if leaf in OUT_NAMES and mod.weight.shape[1] == hidden:
-                found.append(Writer(index, f"layers.{index}.{path}", _role(path, False), mod, transposed=True))
+        if isinstance(mod, torch.nn.Linear) or _is_conv1d(mod):
+            writer = _linear_writer(index, path, mod, hidden)
+            if writer is not None and path.rsplit(".", 1)[-1] in OUT_NAMES:
+                found.append(writer)
             continue
         for pname, p in mod.named_parameters(recurse=False):
             if pname not in FUSED_NAMES or p.dim() != 3:
@@ -342,18 +350,9 @@ def find_writers(model: Any, trace: bool = True) -> list[Writer]:
 
 
 def _candidates(layer: Any, index: int, hidden: int, known: set[int]) -> list[Writer]:
-    """The layer's hidden-sized linear maps (nn.Linear, Conv1D) that are not writers already."""
-    import torch
-
-    out = []
-    for path, mod in layer.named_modules():
-        if id(mod) in known:
-            continue
-        if isinstance(mod, torch.nn.Linear) and mod.out_features == hidden:
-            out.append(Writer(index, f"layers.{index}.{path}", _role(path, False), mod))
-        elif _is_conv1d(mod) and mod.weight.shape[1] == hidden:
-            out.append(Writer(index, f"layers.{index}.{path}", _role(path, False), mod, transposed=True))
-    return out
+    """The layer's hidden-sized linear maps, whatever their names, that are not writers already."""
+    found = (_linear_writer(index, path, mod, hidden) for path, mod in layer.named_modules() if id(mod) not in known)
+    return [w for w in found if w is not None]
 
 
 def _discover(model: Any, layers: Any, found: list[Writer], uncovered: list[int]) -> list[Writer]:
@@ -382,8 +381,8 @@ def _discover(model: Any, layers: Any, found: list[Writer], uncovered: list[int]
         if not dropped:
             continue
         test = {i: [w for w in c if w is not dropped.get(i)] for i, c in active.items()}
-        missing = still_uncovered(test)
-        active = {i: (active[i] if i in missing and i in dropped else test[i]) for i in active}
+        missing = still_uncovered(test)  # a layer uncovered without its k-th map keeps it
+        active = {i: (active[i] if i in missing else test[i]) for i in active}
     extra = [w for c in active.values() for w in c]
     if extra:
         log.info(
