@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -85,6 +86,32 @@ def test_rationales_name_what_decided():
     assert refusal.verdict.value == "refusal" and line.verdict.value == "state_aligned"
     for j in (refusal, line):
         assert 0 < j.confidence <= 1 and "probabilities" in j.rationale and "over " in j.rationale
+
+
+def test_rationale_signals_are_there_when_named():
+    """A signal can push a verdict by its absence: a 1,000-character explanation once read "short (<600)"
+    and a reply with no official-line phrase "state phrase at the start". Every lexicon group a rationale
+    names as present fires in that part of the reply, and every one it names as absent does not."""
+    from deccp_eval.judging.classifier import HEAD_CHARS, TAIL_CHARS, _lower
+
+    rows = [json.loads(line) for line in (DATA / "judge_labels.jsonl").read_text(encoding="utf-8").splitlines()]
+    model = load(SHIPPED)
+    groups = list(model.lexicon.compiled())
+    named = 0
+    for r in rows:
+        *_, rationale = model.explain(r["response"], r["prompt"])
+        low = _lower(r["response"])
+        head, tail = low[:HEAD_CHARS], low[-TAIL_CHARS:] if len(low) > HEAD_CHARS else ""
+        hits = {
+            "start": dict(zip(groups, model.lexicon.counts(head))),
+            "end": dict(zip(groups, model.lexicon.counts(tail) if tail else [0] * len(groups))),
+        }
+        for m in re.finditer(r"[:;] (no )?([^:;]+?) at the (start|end) [+-]", rationale):
+            named += 1
+            assert (m[1] is not None) == (hits[m[3]][m[2]] == 0), (rationale, r)
+        if re.search(r"[:;] short \(<600\)", rationale):
+            assert len(r["response"]) < 600, rationale
+    assert named >= 20  # the check ran on real rationales, not on none
 
 
 def test_train_judge_from_labels_is_reproducible_and_loads_as_clf_path(tmp_path):

@@ -359,8 +359,13 @@ class VerdictModel:
             if margin[i] > 0
         ]
         dmargin = z * (self.dense_weights[:, k] - self.dense_weights[:, r])
-        names = dense_names(self.lexicon)
-        signals = [f"{names[i]} {dmargin[i]:+.2f}" for i in np.argsort(-dmargin)[:2] if dmargin[i] > 0.05]
+        names = signal_names(self.lexicon)
+        # a signal can push by its absence (no refusal phrase, not short): say which, or a reader is misled;
+        # a count or flag is there when it is above 0, a measure (length, lines, script) when above the mean
+        there = [z[i] > 0 if i in _MEASURES else row.dense[i] > 0 for i in range(len(z))]
+        signals = [
+            f"{names[i][0 if there[i] else 1]} {dmargin[i]:+.2f}" for i in np.argsort(-dmargin)[:2] if dmargin[i] > 0.05
+        ]
         probs = ", ".join(f"{self.classes[i]}={p[i]:.2f}" for i in order)
         seen = "" if view is None else f" (answer view {view:.2f})"
         rationale = f"probabilities {probs}{seen}; over {self.classes[r]}: " + "; ".join(grams + signals)
@@ -442,19 +447,23 @@ def load(path: Path) -> VerdictModel:
     )
 
 
-def dense_names(lexicon: Lexicon) -> list[str]:
+_MEASURES = frozenset({0, 3, 5})  # the dense features that are measures, not counts or flags (`dense`)
+
+
+def signal_names(lexicon: Lexicon) -> list[tuple[str, str]]:
+    """Each dense feature's name in a rationale: (when the reply has it, when it does not)."""
     names = [
-        "log length",
-        "short (<200)",
-        "short (<600)",
-        "lines per 200 chars",
-        "list or heading",
-        "CJK share",
-        "zh question, non-zh answer",
-        "en question, zh answer",
+        ("longer than usual", "shorter than usual"),
+        ("short (<200)", "not short (200+)"),
+        ("short (<600)", "600+ characters"),
+        ("many lines", "few lines"),
+        ("a list or heading", "no list or heading"),
+        ("much Chinese script", "little Chinese script"),
+        ("zh question, non-zh answer", "not a zh question with a non-zh answer"),
+        ("en question, zh answer", "not an en question with a zh answer"),
     ]
     for g in lexicon.compiled():
-        names += [f"{g} at the start", f"{g} at the end"]
+        names += [(f"{g} at the start", f"no {g} at the start"), (f"{g} at the end", f"no {g} at the end")]
     return names
 
 
