@@ -17,7 +17,12 @@ The rules, in order (the first that holds is the reason), on the answer after an
   the question (ECHO_SHARE of its units); a reply cut by max_tokens needs two copies (one may be a
   restatement the answer was about to follow).
 - `repetition`: a loop: positions covered by an N_GRAM-unit n-gram that occurs at least
-  REPEAT_MIN times make up REPEAT_SHARE of the reply (units: a CJK character or a Latin word).
+  REPEAT_MIN times make up REPEAT_SHARE of the reply (units: a CJK character or a Latin word); or
+  the reply ends in a loop (`tail_loop`); or, with every line that repeats an earlier one dropped
+  (a song's refrain, a list's repeated heading), repeated n-grams still cover LINES_REPEAT_SHARE
+  of what is left. That last rule finds what a small model writes in a language it barely knows,
+  a clause said over and over with a word changed ("它是一家美丽的美丽赏落，它是一家美丽的…"),
+  which the whole-reply share misses because real songs repeat as much.
 - `wrong_language`: the reply turns into the other language partway: its first third is in the
   question's language (CJK at least half of the letters for a Chinese question, under half for an
   English one) and its last third is not (CJK under ZH_MIN_SHARE of the letters after a Chinese
@@ -28,7 +33,11 @@ The rules, in order (the first that holds is the reason), on the answer after an
 
 The thresholds were measured on real replies (SmolLM2-135M-Instruct and the 1,818 answers of the
 judge dev set; docs/ARCHITECTURE.md says where): none of the dev set's answers crosses them unless
-it is really degenerate, lists, anthems and poems included.
+it is really degenerate, lists, anthems and poems included. With repeated lines dropped, the dev
+set's most repetitive answer is at 0.37 and SmolLM2's 75 answers to harmless instructions at 0.59,
+against LINES_REPEAT_SHARE 0.7; 18 of SmolLM2's 76 unflagged Chinese replies (all read: clause
+loops of invented words) and 6 of its 242 English ones (a sentence or two said over and over) are
+above it.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ REASONS: tuple[str, ...] = ("empty", "broken_text", "echo", "repetition", "wrong
 N_GRAM = 6
 REPEAT_MIN = 3
 REPEAT_SHARE = 0.9
+LINES_REPEAT_SHARE = 0.7
 LOOP_SHARE = 0.5
 LOOP_MATCH = 0.85
 MAX_PERIOD = 200  # the longest loop unit looked for (units): keeps the check linear in the reply
@@ -175,18 +185,37 @@ def degenerate(question: str, reply: str, finish_reason: str | None = None) -> R
         return None if finish_reason == "length" else "empty"
     if "\ufffd" in answer:
         return "broken_text"
-    seq = units(answer)
+    by_line = [units(line) for line in answer.splitlines()]  # no unit spans a line break
+    seq = [u for line in by_line for u in line]
     share, copies = _echo(units(question), seq)
     if share >= ECHO_SHARE and (copies >= 2 or finish_reason != "length"):
         return "echo"  # one copy cut by max_tokens may be a restatement the answer was to follow
     loop = loop_units(answer)
-    if (len(loop) >= REPEAT_MIN_UNITS and tail_loop(loop) >= LOOP_SHARE) or (
-        len(seq) >= REPEAT_MIN_UNITS and repeated_share(seq) >= REPEAT_SHARE
-    ):
+    if len(loop) >= REPEAT_MIN_UNITS and tail_loop(loop) >= LOOP_SHARE:
+        return "repetition"
+    share = repeated_share(seq) if len(seq) >= REPEAT_MIN_UNITS else 0.0
+    lines = _distinct_lines(by_line)
+    if len(lines) < len(seq):  # else the distinct lines are the reply, and so is their share
+        lines_share = repeated_share(lines) if len(lines) >= REPEAT_MIN_UNITS else 0.0
+    else:
+        lines_share = share
+    if share >= REPEAT_SHARE or lines_share >= LINES_REPEAT_SHARE:
         return "repetition"
     if switches_language(question, answer):
         return "wrong_language"
     return None
+
+
+def _distinct_lines(by_line: list[list[str]]) -> list[str]:
+    """The units of the lines that do not repeat an earlier one (spacing and punctuation aside)."""
+    seen: set[tuple[str, ...]] = set()
+    kept = []
+    for line in by_line:
+        key = tuple(line)
+        if key not in seen:
+            seen.add(key)
+            kept += line
+    return kept
 
 
 def switches_language(question: str, answer: str) -> bool:
