@@ -232,6 +232,30 @@ def test_rows_stored_before_the_check_are_checked_when_read(tmp_path) -> None:
     assert row["degenerate_rate"] == 0.5 and row["answer_rate"] == 0.5
 
 
+def test_a_rule_change_reaches_the_answers_already_stored(tmp_path) -> None:
+    """Each reason is stored with the rules that decided it; a store opened under other rules checks
+    those answers again, once, and keeps a row another process stored under today's rules."""
+    from deccp_eval.analysis import leaderboard
+    from deccp_eval.base.degenerate import rules_version
+    from deccp_eval.store.db import Store
+
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        keys = _fill(store, [(SMOL_ZH, "answer"), (FINE, "answer"), (SMOL_ZH, "answer")])
+        assert {r[0] for r in store.conn.execute("SELECT degenerate_rules FROM responses")} == {rules_version()}
+        # as older rules, which passed a clause loop, left them; the third row a newer process re-stored
+        store.conn.execute(
+            "UPDATE responses SET degenerate = '', degenerate_rules = 'older' WHERE key != ?", (keys[2],)
+        )
+        store.conn.execute("UPDATE responses SET degenerate = 'echo' WHERE key = ?", (keys[2],))
+        store.conn.commit()
+    with Store(db) as store:
+        assert [store.get_response(k).degenerate for k in keys] == ["repetition", "", "echo"]
+        assert store.recheck_degenerate() == 0  # once
+        (row,) = leaderboard.compute(store)
+    assert row["degenerate_rate"] == 2 / 3 and row["answer_rate"] == 1 / 3
+
+
 def test_one_copy_cut_by_max_tokens_is_not_an_echo() -> None:
     """A reply that restates the question and is cut before the answer is a cut; two copies are an echo."""
     assert degenerate(Q_ZH, Q_ZH, "length") is None

@@ -217,7 +217,7 @@ def _v4_store(path: Path, *parts: str) -> Path:
 def test_a_version_4_store_opens_migrated_with_its_rows_typed(tmp_path: Path, parts: tuple[str, ...]) -> None:
     db = _v4_store(tmp_path / "v4.db", *parts)
     with Store(db) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 5
+        assert store.schema_version() == SCHEMA_VERSION == 6
         (row,) = store.response_rows()
         assert isinstance(row, ResponseRow) and row.expected_facts == ("Troops fired on protesters in Beijing",)
         assert (row.text, row.dataset_version, row.run_id) == ("I cannot discuss that.", "1.0.0", "run1")

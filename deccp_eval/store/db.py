@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deccp_eval.base.degenerate import degenerate
+from deccp_eval.base.degenerate import degenerate, rules_version
 from deccp_eval.base.errors import StoreError, UsageError
 from deccp_eval.base.schema import GoldReference, Judgment, Prompt, Request, Response
 from deccp_eval.store.migrations import migrate, schema_version
@@ -41,15 +41,16 @@ LEGACY_FINGERPRINT = "unknown (stored before fingerprints)"
 
 RESPONSE_FIELDS = (
     "key, model, dataset, prompt_id, sample, request, text, reasoning, finish_reason, tokens_in, tokens_out, "
-    "latency_s, cost, error, created, fingerprint, provider_model, system_fingerprint, degenerate"
+    "latency_s, cost, error, created, fingerprint, provider_model, system_fingerprint, degenerate, degenerate_rules"
 )
 INSERT_RESPONSE = (
-    f"INSERT INTO responses ({RESPONSE_FIELDS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO responses ({RESPONSE_FIELDS}) VALUES ({','.join('?' * 20)}) "
     "ON CONFLICT(key) DO UPDATE SET text=excluded.text, reasoning=excluded.reasoning, "
     "finish_reason=excluded.finish_reason, tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, "
     "latency_s=excluded.latency_s, cost=excluded.cost, error=excluded.error, created=excluded.created, "
     "fingerprint=excluded.fingerprint, provider_model=excluded.provider_model, "
-    "system_fingerprint=excluded.system_fingerprint, degenerate=excluded.degenerate"
+    "system_fingerprint=excluded.system_fingerprint, degenerate=excluded.degenerate, "
+    "degenerate_rules=excluded.degenerate_rules"
 )
 PROMPT_COLUMNS = "dataset, id, pair_id, lang, text, category, kind, source, expected_facts"
 
@@ -71,10 +72,13 @@ def prompt_row(dataset: str, p: Prompt) -> tuple[Any, ...]:
 
 def response_row(request: Request, dataset: str, response: Response, created: str | None = None) -> tuple[Any, ...]:
     """One `responses` row, in RESPONSE_FIELDS' order (`created`: now unless given). The degenerate
-    check (`deccp_eval.base.degenerate`) runs here, so every stored answer has it before any judge."""
-    broken = response.degenerate
-    if response.error is None and broken is None:
+    check (`deccp_eval.base.degenerate`) runs here, so every stored answer has it before any judge; it
+    runs again even where `response` carries a reason (one read from a store), as that may be older
+    rules' (the row keeps the rules it was decided under)."""
+    broken = rules = None
+    if response.error is None:
         broken = degenerate(request.text, response.text, response.finish_reason) or ""
+        rules = rules_version()
     return (
         response.key,
         request.model,
@@ -95,6 +99,7 @@ def response_row(request: Request, dataset: str, response: Response, created: st
         response.provider_model,
         response.system_fingerprint,
         broken,
+        rules,
     )
 
 
@@ -143,8 +148,42 @@ class Store:
             raise StoreError(_explain_open(self.path, exc)) from None
 
     def _open_schema(self) -> None:
-        """Create a fresh store, migrate an older one, or refuse a newer or foreign file (`migrations`)."""
+        """Create a fresh store, migrate an older one, or refuse a newer or foreign file (`migrations`);
+        then check again the answers whose degenerate reason older rules decided."""
         migrate(self.conn, self.path)
+        self.recheck_degenerate()
+
+    def recheck_degenerate(self) -> int:
+        """Answers whose degenerate reason was decided under other rules than today's (or before there
+        was a check) are checked again and stored with today's rules: a rule change reaches every stored
+        answer, once, the next time the store is opened. Returns how many were checked."""
+        rules = rules_version()
+        stale = "error IS NULL AND (degenerate_rules IS NULL OR degenerate_rules != ?)"
+        (count,) = self.conn.execute(f"SELECT COUNT(*) FROM responses WHERE {stale}", (rules,)).fetchone()
+        if not count:
+            return 0
+        from deccp_eval.base.progress import bar
+
+        rows = self.conn.execute(f"SELECT key, request, text, finish_reason FROM responses WHERE {stale}", (rules,))
+        updates = []
+        # a few rows take no time: a bar only where it takes a while (about 2.5 ms a long answer)
+        with bar(
+            f"checking {count} stored answers under new degenerate rules", count if count >= 2000 else 0, unit="answers"
+        ) as advance:
+            for key, request, text, finish in rows:
+                question = json.loads(request).get("text", "")
+                updates.append((degenerate(question, text, finish) or "", rules, key, rules))
+                advance()
+        try:
+            with self.immediate() as conn:  # a row another process stored meanwhile, under today's rules, is kept
+                conn.executemany(
+                    f"UPDATE responses SET degenerate=?, degenerate_rules=? WHERE key=? AND {stale}", updates
+                )
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc):
+                raise
+            return 0  # a read-only copy keeps its flags (the leaderboard reads them as stored)
+        return count
 
     def schema_version(self) -> int:
         """0 for an empty file, 1 for a store made before versioning; StoreError for a foreign file."""
@@ -321,7 +360,9 @@ class Store:
                     continue  # importing a file again writes nothing
                 row = response_row(request, dataset, r, created or stamp)
                 if r.key in unchecked:  # stored by an import made before the degenerate check: checked now
-                    conn.execute("UPDATE responses SET degenerate=? WHERE key=?", (row[-1], r.key))
+                    conn.execute(
+                        "UPDATE responses SET degenerate=?, degenerate_rules=? WHERE key=?", (row[-2], row[-1], r.key)
+                    )
                 else:
                     counts[1] += conn.execute(
                         f"INSERT OR IGNORE INTO responses ({RESPONSE_FIELDS}) VALUES ({','.join('?' * len(row))})", row

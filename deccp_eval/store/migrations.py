@@ -15,7 +15,7 @@ from pathlib import Path
 
 from deccp_eval.base.errors import StoreError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The whole schema at SCHEMA_VERSION (SCHEMA, below): what a fresh store is created with.
 CORE_TABLES = """
@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, model TEXT NOT NULL, dataset TEXT NOT NULL, prompt_id TEXT NOT NULL,
     sample INTEGER NOT NULL, request TEXT NOT NULL, text TEXT, reasoning TEXT, finish_reason TEXT,
     tokens_in INTEGER, tokens_out INTEGER, latency_s REAL, cost REAL, error TEXT, created TEXT NOT NULL,
-    fingerprint TEXT NOT NULL DEFAULT '', provider_model TEXT, system_fingerprint TEXT, degenerate TEXT
+    fingerprint TEXT NOT NULL DEFAULT '', provider_model TEXT, system_fingerprint TEXT, degenerate TEXT,
+    degenerate_rules TEXT
 );
 CREATE INDEX IF NOT EXISTS responses_model ON responses (model, dataset);
 CREATE TABLE IF NOT EXISTS run_items (
@@ -122,6 +123,12 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     # provider batches and human review under this path; before, each module created its own tables on
     # use (IF NOT EXISTS: a store that already has them keeps their rows)
     (5, _statements(BATCH_TABLES) + _statements(REVIEW_TABLES)),
+    (
+        6,
+        [  # the rules `degenerate` was decided under (`degenerate.rules_version`); NULL: before this column
+            "ALTER TABLE responses ADD COLUMN degenerate_rules TEXT",
+        ],
+    ),
 ]
 assert [v for v, _ in MIGRATIONS] == list(range(2, SCHEMA_VERSION + 1)), "MIGRATIONS: one step per version, in order"
 
