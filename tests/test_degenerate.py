@@ -256,6 +256,27 @@ def test_a_rule_change_reaches_the_answers_already_stored(tmp_path) -> None:
     assert row["degenerate_rate"] == 2 / 3 and row["answer_rate"] == 1 / 3
 
 
+def test_a_store_that_cannot_be_written_keeps_its_flags(tmp_path, monkeypatch) -> None:
+    """A read-only copy (a shared results file) still opens: its answers keep the reasons they were stored
+    with. Simulated: tests run as root here, and root writes a chmod 444 file."""
+    import sqlite3
+
+    from deccp_eval.store.db import Store
+
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        keys = _fill(store, [(SMOL_ZH, "answer")])
+        store.conn.execute("UPDATE responses SET degenerate = '', degenerate_rules = 'older'")
+        store.conn.commit()
+
+    def readonly(self):  # what SQLite raises on a write to a read-only file
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(Store, "immediate", readonly)
+    with Store(db) as store:
+        assert store.get_response(keys[0]).degenerate == ""
+
+
 def test_one_copy_cut_by_max_tokens_is_not_an_echo() -> None:
     """A reply that restates the question and is cut before the answer is a cut; two copies are an echo."""
     assert degenerate(Q_ZH, Q_ZH, "length") is None
