@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS responses (
     degenerate_rules TEXT
 );
 CREATE INDEX IF NOT EXISTS responses_model ON responses (model, dataset);
+CREATE INDEX IF NOT EXISTS responses_degenerate_rules ON responses (degenerate_rules);
 CREATE TABLE IF NOT EXISTS run_items (
     run_id TEXT NOT NULL, response_key TEXT NOT NULL, PRIMARY KEY (run_id, response_key)
 );
@@ -127,6 +128,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         6,
         [  # the rules `degenerate` was decided under (`degenerate.rules_version`); NULL: before this column
             "ALTER TABLE responses ADD COLUMN degenerate_rules TEXT",
+            # opening a store asks which answers other rules decided: an index answers without a table scan
+            "CREATE INDEX IF NOT EXISTS responses_degenerate_rules ON responses (degenerate_rules)",
         ],
     ),
 ]
