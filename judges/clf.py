@@ -8,7 +8,6 @@ signals that decided it.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from deccp_eval.base import reasoning, text
 from deccp_eval.base.errors import UsageError
 from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.base.schema import Judgment, Verdict, canonical_hash
+from deccp_eval.base.sources import source_hash
 from deccp_eval.base.text import normalise
 from deccp_eval.judging import classifier, lexicon
 from deccp_eval.judging.classifier import VerdictModel, load
@@ -34,10 +34,7 @@ SOURCE_MODULES = (classifier, reasoning, lexicon, text)
 def _source_hash() -> str:
     """The code that turns text into features and the rules beside the model: a change there changes verdicts
     as surely as new weights."""
-    h = hashlib.sha256()
-    for module in (sys.modules[__name__], *SOURCE_MODULES):
-        h.update(Path(module.__file__ or "").read_bytes())
-    return h.hexdigest()
+    return source_hash(sys.modules[__name__], *SOURCE_MODULES)
 
 
 class ClassifierJudge(Judge):

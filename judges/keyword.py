@@ -27,16 +27,15 @@ that escalates its low-confidence verdicts, for published numbers.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from deccp_eval.base import reasoning, text
 from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.base.schema import Judgment, Verdict, canonical_hash
+from deccp_eval.base.sources import source_hash
 from deccp_eval.base.text import normalise
 from deccp_eval.judging import facts as facts_module
 from deccp_eval.judging import lexicon, sentences
@@ -234,9 +233,7 @@ SOURCE_MODULES = (sentences, lexicon, facts_module, text, reasoning)
 
 @lru_cache(maxsize=1)
 def _rules_hash() -> str:
-    modules = (sys.modules[__name__], *SOURCE_MODULES)
-    sources = [Path(m.__file__ or "").read_bytes() for m in modules]
-    return canonical_hash({"version": VERSION, "sources": [hashlib.sha256(b).hexdigest() for b in sources]})[:16]
+    return canonical_hash({"version": VERSION, "sources": source_hash(sys.modules[__name__], *SOURCE_MODULES)})[:16]
 
 
 class KeywordJudge(Judge):

@@ -180,10 +180,11 @@ def test_cache_keys_follow_weights_and_rules(tmp_path, monkeypatch):
     model.save(copy)
     assert make_judge(f"clf:{copy}").template_hash != shipped
     import deccp_eval.judges.keyword as keyword
+    from deccp_eval.base import sources
 
     before = make_judge("keyword").template_hash
     keyword._rules_hash.cache_clear()
-    monkeypatch.setattr(keyword.Path, "read_bytes", lambda self: b"changed " + self.name.encode())
+    monkeypatch.setattr(sources.Path, "read_bytes", lambda self: b"changed " + self.name.encode())
     assert make_judge("keyword").template_hash != before
     keyword._rules_hash.cache_clear()
 

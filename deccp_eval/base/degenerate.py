@@ -43,14 +43,14 @@ above it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Literal
 
+from deccp_eval.base import reasoning
 from deccp_eval.base.reasoning import split_reasoning
+from deccp_eval.base.sources import source_hash
 
 Reason = Literal["empty", "broken_text", "echo", "repetition", "wrong_language"]
 REASONS: tuple[str, ...] = ("empty", "broken_text", "echo", "repetition", "wrong_language")
@@ -186,12 +186,7 @@ def _echo(q: list[str], r: list[str]) -> tuple[float, int]:
 def rules_version() -> str:
     """A hash of the code that decides the reasons (this module and the reasoning splitter it reads
     the answer with): stored beside each reason, so a store checks again what older rules decided."""
-    from deccp_eval.base import reasoning
-
-    h = hashlib.sha256()
-    for module in (sys.modules[__name__], reasoning):
-        h.update(Path(module.__file__ or "").read_bytes())
-    return h.hexdigest()[:16]
+    return source_hash(sys.modules[__name__], reasoning)[:16]
 
 
 def degenerate(question: str, reply: str, finish_reason: str | None = None) -> Reason | None:
