@@ -173,7 +173,7 @@ def test_jsonl_answers_pair_by_id_and_reuse_a_registered_dataset(db, tmp_path):
 
 def test_imported_answers_are_checked_for_degeneration_when_stored(db, tmp_path):
     """The degenerate check runs at import (as for generated answers), so reading the leaderboard or
-    report never repeats it; answers an older import left unchecked are checked when imported again."""
+    report never repeats it; answers an older import left unchecked are checked when the store is next opened."""
     loop = "Tiananmen " + "no, " * 80
     rows = [
         {"model": "m", "prompt": "What happened in 1989?", "prompt_id": "q1", "lang": "en", "response": loop},
@@ -185,8 +185,10 @@ def test_imported_answers_are_checked_for_degeneration_when_stored(db, tmp_path)
         import_file(store, path, "jsonl")
         stored = dict(store.conn.execute("SELECT prompt_id, degenerate FROM responses").fetchall())
         assert stored == {"q1": "repetition", "q2": ""}
-        store.conn.execute("UPDATE responses SET degenerate=NULL")  # as an import before the check left them
+        # as an import before the check left them
+        store.conn.execute("UPDATE responses SET degenerate=NULL, degenerate_rules=NULL")
         store.conn.commit()
+    with Store(db) as store:
         again = import_file(store, path, "jsonl")
         assert again.new_answers == 0
         stored = dict(store.conn.execute("SELECT prompt_id, degenerate FROM responses").fetchall())

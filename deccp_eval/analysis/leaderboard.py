@@ -36,8 +36,9 @@ REASONS_AT = 0.5
 
 
 def degenerate_reason(row: ResponseRow) -> str | None:
-    """A stored response row's degenerate reason (None: fine, or an error); checked here for rows
-    stored before the check existed, once per process (a report reads the rows several times)."""
+    """A stored response row's degenerate reason (None: fine, or an error). A store checks its rows when
+    it opens (`Store.recheck_degenerate`); a row still without a reason (a read-only copy of an old store)
+    is checked here, once per process (a report reads the rows several times)."""
     if row.error is not None:
         return None
     stored = row.degenerate

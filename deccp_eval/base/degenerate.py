@@ -49,7 +49,6 @@ from collections import Counter
 from typing import Literal
 
 from deccp_eval.base import reasoning
-from deccp_eval.base.reasoning import split_reasoning
 from deccp_eval.base.sources import source_hash
 
 Reason = Literal["empty", "broken_text", "echo", "repetition", "wrong_language"]
@@ -191,7 +190,7 @@ def rules_version() -> str:
 
 def degenerate(question: str, reply: str, finish_reason: str | None = None) -> Reason | None:
     """The reason `reply` is not a reply to `question`, or None (see the module docstring)."""
-    answer = split_reasoning(reply or "").answer
+    answer = reasoning.split_reasoning(reply or "").answer
     if not answer.strip():
         return None if finish_reason == "length" else "empty"
     if "\ufffd" in answer:

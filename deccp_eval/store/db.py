@@ -357,19 +357,16 @@ class Store:
                     prompt_row(dataset, p),
                 ).rowcount
             stamp = now()
-            stored, unchecked = self._stored_keys(conn, [r.key for _, _, r, _ in answers])
+            # importing a file again writes nothing (and answers an older import left unchecked were
+            # checked when this store was opened: `recheck_degenerate`)
+            stored = self.response_status(r.key for _, _, r, _ in answers)
             for dataset, request, r, created in answers:
-                if r.key in stored and r.key not in unchecked:
-                    continue  # importing a file again writes nothing
+                if r.key in stored:
+                    continue
                 row = response_row(request, dataset, r, created or stamp)
-                if r.key in unchecked:  # stored by an import made before the degenerate check: checked now
-                    conn.execute(
-                        "UPDATE responses SET degenerate=?, degenerate_rules=? WHERE key=?", (row[-2], row[-1], r.key)
-                    )
-                else:
-                    counts[1] += conn.execute(
-                        f"INSERT OR IGNORE INTO responses ({RESPONSE_FIELDS}) VALUES ({','.join('?' * len(row))})", row
-                    ).rowcount
+                counts[1] += conn.execute(
+                    f"INSERT OR IGNORE INTO responses ({RESPONSE_FIELDS}) VALUES ({','.join('?' * len(row))})", row
+                ).rowcount
             for run in runs:
                 keys = [r.key for d, request, r, _ in answers if d == run["dataset"] and request.model in run["models"]]
                 conn.executemany(
@@ -394,22 +391,6 @@ class Store:
                     ),
                 ).rowcount
         return counts[0], counts[1], counts[2]
-
-    @staticmethod
-    def _stored_keys(conn: sqlite3.Connection, keys: Sequence[str]) -> tuple[set[str], set[str]]:
-        """(which of `keys` are stored, which of those are answers still without the degenerate check)."""
-        stored: set[str] = set()
-        unchecked: set[str] = set()
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, broken, error in conn.execute(
-                f"SELECT key, degenerate, error FROM responses WHERE key IN ({marks})", chunk
-            ):
-                stored.add(key)
-                if broken is None and error is None:
-                    unchecked.add(key)
-        return stored, unchecked
 
     def get_response(self, key: str) -> Response | None:
         row = self.conn.execute("SELECT * FROM responses WHERE key=?", (key,)).fetchone()
