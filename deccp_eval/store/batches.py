@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from deccp_eval.base.schema import Request, Response
 from deccp_eval.store.migrations import migrate
-from deccp_eval.store.sql import in_chunks, now
+from deccp_eval.store.sql import in_chunks, now, use_wal
 
 
 class BatchRow(BaseModel):
@@ -62,7 +62,7 @@ class BatchState:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(path), timeout=30.0)
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(self.conn, 30.0)
         migrate(self.conn, path)
 
     def close(self) -> None:

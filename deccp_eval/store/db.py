@@ -33,7 +33,7 @@ from deccp_eval.store.rows import (
     run_row,
 )
 from deccp_eval.store.rows import response_row as typed_response_row
-from deccp_eval.store.sql import in_chunks, now
+from deccp_eval.store.sql import in_chunks, now, use_wal
 
 DEFAULT_DB = Path("results") / "deccp.db"
 LEGACY_FINGERPRINT = "unknown (stored before fingerprints)"
@@ -140,7 +140,7 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
         self.conn.row_factory = sqlite3.Row
         try:
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            use_wal(self.conn, timeout_s)
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self._open_schema()
         except sqlite3.DatabaseError as exc:
