@@ -2,8 +2,8 @@
 `judges/models/` (trained on real models' answers with four-class labels, card beside it);
 `clf:PATH` is one you trained with `deccp-eval train-judge` (from a label file or from verdicts an LLM
 judge already stored). Files hold arrays only (no pickle); scoring is numpy, about a thousand long
-answers a second on one core. Every verdict carries a calibrated confidence and a rationale naming the n-grams and
-signals that decided it.
+answers a second on one core. Every verdict carries a calibrated confidence and a rationale quoting the reply's
+phrases where the evidence sits, and the signals that decided it.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from deccp_eval.base.hookspecs import hookimpl
 from deccp_eval.base.schema import Judgment, Verdict, canonical_hash
 from deccp_eval.base.sources import source_hash
 from deccp_eval.base.text import normalise
-from deccp_eval.judging import classifier, lexicon
+from deccp_eval.judging import classifier, lexicon, spans
 from deccp_eval.judging.classifier import VerdictModel, load
 from deccp_eval.judging.contract import Judge, JudgeItem, OnJudgment
 from deccp_eval.judging.lexicon import says_nothing
 
 SHIPPED = Path(__file__).resolve().parent / "models" / "deccp-clf.npz"
 # The modules whose source, besides this one's, is hashed into template_hash (docs/ARCHITECTURE.md lists them).
-SOURCE_MODULES = (classifier, reasoning, lexicon, text)
+SOURCE_MODULES = (classifier, spans, reasoning, lexicon, text)
 
 
 def _source_hash() -> str:
@@ -41,7 +41,7 @@ class ClassifierJudge(Judge):
     name = "clf"
     description = (
         "trained offline judge (default): the shipped model, or clf:PATH from `deccp-eval train-judge`; "
-        "calibrated confidence, n-gram rationale"
+        "calibrated confidence, rationale quoting the phrases that decided"
     )
 
     def __init__(

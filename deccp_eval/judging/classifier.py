@@ -30,13 +30,14 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from deccp_eval.backends.fingerprint import file_sha256
 from deccp_eval.base.errors import MissingDependency, UsageError
 from deccp_eval.base.reasoning import split_reasoning
+from deccp_eval.judging import spans
 from deccp_eval.judging.label_scores import calibration_summary, metrics
 
 FORMAT = "deccp-eval-clf/2"
@@ -207,8 +208,10 @@ class Row:
     hashed: np.ndarray | None  # every one of them in text order, when asked (for rationales)
     dense: list[float]
     clean: str  # the text hashed
+    low: str  # the text read, normalised and lower-cased (`_lower`), before `_clean`
     answer_buckets: np.ndarray  # distinct buckets of the answer view's n-grams
     answer_tf: np.ndarray  # and their sublinear counts, 1 + log(count)
+    answer_hashed: np.ndarray | None = None  # the answer view's n-grams in text order, when asked
 
 
 def _row(answer: str, question: str, lexicon: Lexicon, bits: int, positions: bool = False) -> Row:
@@ -221,8 +224,10 @@ def _row(answer: str, question: str, lexicon: Lexicon, bits: int, positions: boo
         hashed=hashed if positions else None,
         dense=dense(answer, question, lexicon, low),
         clean=clean,
+        low=low,
         answer_buckets=buckets,
         answer_tf=1.0 + np.log(counts),
+        answer_hashed=answer_hashed if positions else None,
     )
 
 
@@ -253,20 +258,31 @@ def _blend(p: np.ndarray, p_view: np.ndarray, k: int, share: float) -> np.ndarra
     return out
 
 
-def _ngram_at(clean: str, pos: int) -> str:
-    """The n-gram behind a hashed position (for rationales): positions index the concatenated hashes."""
-    head, body = clean[:HEAD_CHARS], clean[:BODY_CHARS]
-    for seg, where in ((head, "start"), (body, "text")):
-        span = 0
-        for n in NGRAMS:
-            if n > len(seg):
+class _AnswerTable(NamedTuple):
+    idf: np.ndarray
+    push: np.ndarray  # idf * weight
+    rows: np.ndarray  # (idf, push) per bucket
+
+
+class _Quoter:
+    """Quotes the reply's own phrases where a view's evidence sits (`spans`)."""
+
+    def __init__(self, answer: str, row: Row) -> None:
+        self.clean = row.clean
+        self.width = spans.width_for(row.clean)
+        self.reading = spans.Reading(answer[:BODY_CHARS], row.low, row.clean)
+
+    def spans(self, values: np.ndarray, head: int, ngrams: Sequence[int], top: int) -> list[str]:
+        """Up to `top` quoted phrases where the n-grams' `values` (one per occurrence, in hashing order) sum
+        highest, strongest first, each with its sum."""
+        scores = spans.char_scores(len(self.clean), values, ngrams, head)
+        out: dict[str, float] = {}
+        for a, b, s in spans.best_windows(scores, self.width, floor=0.01):  # a refrain is quoted once
+            if len(out) == top:
                 break
-            count = len(seg) - n + 1
-            if pos < span + count:
-                return f"{seg[pos - span : pos - span + n]!r} ({where})"
-            span += count
-        pos -= span
-    return "?"
+            phrase = self.reading.quote(a, b)
+            out.setdefault(phrase, s)
+        return [f"{phrase!r} {s:+.2f}" for phrase, s in out.items()]
 
 
 # -- the model ----------------------------------------------------------------------------------------
@@ -291,7 +307,7 @@ class VerdictModel:
     answer_bias: float = 0.0
     answer_share: float = 0.0
     card: dict[str, Any] = field(default_factory=dict)
-    _answer_table: np.ndarray | None = field(default=None, repr=False)
+    _answer_table: _AnswerTable | None = field(default=None, repr=False)
 
     def logits(
         self, answer: str, question: str, positions: bool = False
@@ -306,17 +322,18 @@ class VerdictModel:
         logit = contrib.sum(axis=1) + z @ self.dense_weights + self.bias
         return logit, contrib, z, row
 
-    def answer_table(self) -> np.ndarray:
-        """The answer view's (idf, idf * weight) per bucket as rows: a reply's buckets are gathered in one
-        pass."""
+    def answer_table(self) -> _AnswerTable:
+        """The answer view's idf and idf * weight per bucket, each alone (rationales gather one) and as the
+        rows of one table (scoring gathers a reply's buckets in one pass)."""
         if self._answer_table is None:
-            table = np.stack([self.answer_idf, self.answer_idf * self.answer_weights], axis=1)
-            self._answer_table = table.astype(np.float32)
+            idf = self.answer_idf.astype(np.float32)
+            push = (self.answer_idf * self.answer_weights).astype(np.float32)
+            self._answer_table = _AnswerTable(idf, push, np.stack([idf, push], axis=1))
         return self._answer_table
 
     def answer_view(self, row: Row) -> float:
         """The answer view's P(answer) for a reply: its tf-idf vector, L2-normalised, through the weights."""
-        idf = np.take(self.answer_table(), row.answer_buckets, axis=0)  # np.take: far faster than indexing
+        idf = np.take(self.answer_table().rows, row.answer_buckets, axis=0)  # np.take: far faster than indexing
         v = row.answer_tf * idf[:, 0]
         norm = float(np.sqrt(v @ v))
         score = float(row.answer_tf @ idf[:, 1]) / norm if norm else 0.0
@@ -341,23 +358,25 @@ class VerdictModel:
     def calibrate(self, top: float) -> float:
         return float(np.interp(top, self.calibration_x, self.calibration_y))
 
-    def explain(self, answer: str, question: str = "", top: int = 4) -> tuple[str, np.ndarray, float, str]:
-        """(class, probabilities, confidence, rationale): the n-grams and signals that pushed the verdict
-        hardest against the runner-up class."""
+    def explain(self, answer: str, question: str = "", top: int = 2) -> tuple[str, np.ndarray, float, str]:
+        """(class, probabilities, confidence, rationale): the reply's phrases that decided (`spans`) and the
+        signals that pushed the verdict hardest against the runner-up class. An answer verdict quotes the
+        answer view, which holds most of P(answer); any other quotes the four-class model against the
+        runner-up. One view's phrases, not both: quoting costs about as much as a third of the verdict."""
         logit, contrib, z, row = self.logits(answer, question, positions=True)
-        assert row.hashed is not None
-        hashed, buckets = row.hashed, row.buckets
         p, view = self.probabilities(logit, row)
         order = np.argsort(-p)
         k, r = int(order[0]), int(order[1])
-        margin = contrib[k] - contrib[r]
-        best = np.argpartition(-margin, min(top, len(margin) - 1))[:top] if len(margin) else np.zeros(0, dtype=int)
-        best = best[np.argsort(-margin[best])]
-        grams = [
-            f"{_ngram_at(row.clean, int(np.flatnonzero(hashed == buckets[i])[0]))} {margin[i]:+.2f}"
-            for i in best
-            if margin[i] > 0
-        ]
+        quoted = _Quoter(answer, row)
+        phrases: list[str] = []
+        seen = "" if view is None else f" (answer view {view:.2f})"
+        if view is not None and self.classes[k] == "answer":
+            found = self._view_spans(quoted, row, top)
+            seen = f" (answer view {view:.2f}: {'; '.join(found)})" if found else seen
+        elif row.hashed is not None and len(row.hashed):
+            # every occurrence of an n-gram counts as the evidence its bucket is (the model counts presence)
+            w = np.take(self.weights, row.hashed, axis=0)
+            phrases = quoted.spans((w[:, k] - w[:, r]) / np.sqrt(len(row.buckets)), HEAD_CHARS, NGRAMS, top)
         dmargin = z * (self.dense_weights[:, k] - self.dense_weights[:, r])
         names = signal_names(self.lexicon)
         # a signal can push by its absence (no refusal phrase, not short): say which, or a reader is misled;
@@ -367,9 +386,16 @@ class VerdictModel:
             f"{names[i][0 if there[i] else 1]} {dmargin[i]:+.2f}" for i in np.argsort(-dmargin)[:2] if dmargin[i] > 0.05
         ]
         probs = ", ".join(f"{self.classes[i]}={p[i]:.2f}" for i in order)
-        seen = "" if view is None else f" (answer view {view:.2f})"
-        rationale = f"probabilities {probs}{seen}; over {self.classes[r]}: " + "; ".join(grams + signals)
+        rationale = f"probabilities {probs}{seen}; over {self.classes[r]}: " + "; ".join(phrases + signals)
         return self.classes[k], p, self.calibrate(float(p[k])), rationale
+
+    def _view_spans(self, quoted: _Quoter, row: Row, top: int) -> list[str]:
+        """The phrases that pushed the answer view's P(answer) up most."""
+        if row.answer_hashed is None or not len(row.answer_buckets):
+            return []
+        v = row.answer_tf * np.take(self.answer_table().idf, row.answer_buckets)
+        norm = float(np.sqrt(v @ v)) or 1.0
+        return quoted.spans(np.take(self.answer_table().push, row.answer_hashed) / norm, 0, ANSWER_NGRAMS, top)
 
     # -- file format ---------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
