@@ -5,7 +5,8 @@ characters) on one core and prints answers per second for each judge and their r
 see the same items, reasoning already split off (as in a run).
 
     .venv/bin/python benchmarks/bench_judge.py [--limit N] [--keyword-limit N] [--smoke]
-    # last lines: cpu_answers_per_s=X (steadier on a busy machine), answers_per_s=X (wall), ratio_to_keyword=Y
+    # last lines: cpu_answers_per_s=X (steadier on a busy machine), answers_per_s=X (wall), ratio_to_keyword=Y,
+    # ratio_to_verdicts_only=Z (the same model's verdicts without rationales: what the rationales cost)
 """
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ def rate(spec: str, items: list) -> tuple[float, float]:
     return len(items) / elapsed, len(items) / cpu
 
 
+def verdicts_only_rate(items: list) -> float:
+    """Answers per CPU second of the default model's verdicts alone (`predict`, no rationale): the baseline
+    that shows what quoting the reply in every rationale costs."""
+    from deccp_eval.base.schema import DEFAULT_JUDGE
+    from deccp_eval.judging.contract import make_judge
+
+    model = make_judge(DEFAULT_JUDGE).model()  # type: ignore[attr-defined]
+    c0 = time.process_time()
+    for item in items:
+        model.predict(item.response, item.prompt)
+    return len(items) / (time.process_time() - c0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=0, help="answers for the default judge (0: all)")
@@ -58,12 +72,15 @@ def main() -> None:
     make_judge(DEFAULT_JUDGE).model()  # type: ignore[attr-defined]
     print(f"load_s={time.perf_counter() - t0:.3f}")
     fast, fast_cpu = rate(DEFAULT_JUDGE, ours)
+    bare_cpu = verdicts_only_rate(ours)
     slow, _ = rate("keyword", items[: args.keyword_limit])
     print(f"{len(ours)} answers, mean {chars:.0f} characters after reasoning is split off")
     print(f"keyword_answers_per_s={slow:.1f}")
     print(f"cpu_answers_per_s={fast_cpu:.1f}")
     print(f"answers_per_s={fast:.1f}")
+    print(f"verdicts_only_cpu_answers_per_s={bare_cpu:.1f}")
     print(f"ratio_to_keyword={fast / slow:.1f}")
+    print(f"ratio_to_verdicts_only={fast_cpu / bare_cpu:.2f}")
 
 
 if __name__ == "__main__":

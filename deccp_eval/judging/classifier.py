@@ -459,10 +459,12 @@ def load(path: Path) -> VerdictModel:
         ) from None
     card_path = path.with_name(path.name + ".json")
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    lexicon = Lexicon(dict(meta["lexicon"]))
+    lexicon.compiled()  # its regexes (about 40 ms) belong to loading, not to the first verdicts
     return VerdictModel(
         classes=list(meta["classes"]),
         weights=weights,
-        lexicon=Lexicon(dict(meta["lexicon"])),
+        lexicon=lexicon,
         bits=bits,
         answer_weights=answer_weights,
         answer_idf=answer_idf,
