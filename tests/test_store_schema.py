@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import DATA, cli
@@ -114,30 +114,44 @@ def test_locked_store_is_a_clear_error(tmp_path: Path) -> None:
         assert store.schema_version() == SCHEMA_VERSION
 
 
-def _open_store_five_times(path: str, barrier: Any) -> None:
+# Run in a fresh interpreter: forking the test worker itself could copy a lock held by a thread another
+# test left running, and hang a child.
+OPEN_TOGETHER = """
+import multiprocessing, sys
+from deccp_eval.store.batches import BatchState
+from deccp_eval.store.db import Store
+
+def open_five_times(path, barrier):
     barrier.wait()
     for _ in range(5):
         Store(path).close()
         BatchState(path).close()
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("fork")
+    failed = 0
+    for i in range(int(sys.argv[2])):
+        barrier = ctx.Barrier(6)
+        procs = [ctx.Process(target=open_five_times, args=(f"{sys.argv[1]}/{i}.db", barrier)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        failed += sum(p.exitcode != 0 for p in procs)
+    print(f"failed={failed}")
+"""
 
 
 def test_processes_opening_one_fresh_store_together_all_get_in(tmp_path: Path) -> None:
     """Six processes opening a new store at once: SQLite refuses WAL at once ("database is locked",
     no busy wait) to one that collides with another creating or closing the file. Before the store
     waited that out, 4 to 5 of 20 rounds lost a process (3 `run` workers failed the same way in CI)."""
-    ctx = multiprocessing.get_context("fork")
-    failed = 0
-    for i in range(60):
-        barrier = ctx.Barrier(6)
-        procs = [
-            ctx.Process(target=_open_store_five_times, args=(str(tmp_path / f"{i}.db"), barrier)) for _ in range(6)
-        ]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(timeout=120)
-        failed += sum(p.exitcode != 0 for p in procs)
-    assert failed == 0
+    script = tmp_path / "open_together.py"
+    script.write_text(OPEN_TOGETHER)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), "60"], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0 and "failed=0" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
     with Store(tmp_path / "0.db") as store:
         assert store.schema_version() == SCHEMA_VERSION
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
