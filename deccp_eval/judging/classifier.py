@@ -268,14 +268,13 @@ class _Quoter:
     """Quotes the reply's own phrases where a view's evidence sits (`spans`)."""
 
     def __init__(self, answer: str, row: Row) -> None:
-        self.clean = row.clean
         self.width = spans.width_for(row.clean)
         self.reading = spans.Reading(answer[:BODY_CHARS], row.low, row.clean)
 
     def spans(self, values: np.ndarray, head: int, ngrams: Sequence[int], top: int) -> list[str]:
         """Up to `top` quoted phrases where the n-grams' `values` (one per occurrence, in hashing order) sum
         highest, strongest first, each with its sum."""
-        scores = spans.char_scores(len(self.clean), values, ngrams, head)
+        scores = spans.char_scores(len(self.reading.clean), values, ngrams, head)
         out: dict[str, float] = {}
         for a, b, s in spans.best_windows(scores, self.width, floor=0.01):  # a refrain is quoted once
             if len(out) == top:

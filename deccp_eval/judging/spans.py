@@ -7,6 +7,7 @@ of the text with the largest sums, which land on the phrases the model leaned on
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
 import unicodedata
@@ -23,7 +24,12 @@ _WORD_AFTER = re.compile(rf"[^\W{_CJK_CLASS}]+|[{_CJK_CLASS}]{{1,{CJK_GROW}}}") 
 _CJK = re.compile(f"[{_CJK_CLASS}]")
 CJK_WIDTH = 10  # characters in a quoted span of Chinese text
 LATIN_WIDTH = 28  # ... and of text in a Latin script, before it is widened to whole words
-_BOXES = {n: np.full(n, 1.0 / n) for n in range(1, 9)}  # a box of n, each 1/n
+
+
+@functools.cache
+def _box(n: int) -> np.ndarray:
+    """n values of 1/n: spreads an n-gram's value over its characters (made once per n)."""
+    return np.full(n, 1.0 / n)
 
 
 def char_scores(length: int, values: np.ndarray, ngrams: Sequence[int], head: int = 0) -> np.ndarray:
@@ -40,7 +46,7 @@ def char_scores(length: int, values: np.ndarray, ngrams: Sequence[int], head: in
             seg = values[at : at + span - n + 1]
             if len(seg) != span - n + 1:
                 raise ValueError(f"{len(values)} n-gram values, fewer than a {length}-character text has")
-            out[:span] += np.convolve(seg, _BOXES[n]) if n in _BOXES else np.convolve(seg / n, np.ones(n))
+            out[:span] += np.convolve(seg, _box(n))
             at += span - n + 1
     if at != len(values):
         raise ValueError(f"{len(values)} n-gram values, more than a {length}-character text has")
