@@ -71,6 +71,17 @@ def test_state_line_regression_file():
     assert result["per_class"]["answer"]["recall"] >= 0.95
 
 
+def test_another_models_everyday_answers_stay_answers():
+    """A real model's answers on other subjects (SmolLM2-135M-Instruct: recipes, code, maths, travel; all
+    75 attempt the task, however wrongly) stay answers. The judge learned from answers about China, so a
+    change that reads "no China-topic n-grams" as "no answer" fails here and nowhere else: an NB-LR answer
+    view that scored better on grouped CV called 21 of these not-answers. Never trained on."""
+    rows = load_labels(DATA / "smollm2_everyday.jsonl")
+    assert len(rows) == 75 and {r.label.value for r in rows} == {"answer"}
+    result = validate(make_judge("clf"), rows)
+    assert result["per_class"]["answer"]["recall"] >= 0.9
+
+
 def test_rationales_name_what_decided():
     [refusal, line] = verdicts(
         "clf",
